@@ -1,0 +1,204 @@
+"""The database tables (SQLAlchemy Core), shared by the store, the runtime and the views.
+
+Core tables rather than ORM classes: the runtime's hot path issues one or two plain
+statements per step, and every layer reads rows as plain mappings.
+Schema changes go through Alembic migrations in `migrations/versions`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean, Column, Date, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+    UniqueConstraint,
+)
+
+from .types import JSONData, UTCDateTime
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+# --- workflows -----------------------------------------------------------------------
+
+workflows = Table(
+    "workflows", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("draft", JSONData, nullable=False),          # the pydantic model's to_dict()
+    Column("enabled", Boolean, nullable=False, default=False),
+    Column("archived", Boolean, nullable=False, default=False),
+    Column("webhook_token", String(128)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),  # any change, draft or state
+)
+
+workflow_versions = Table(
+    "workflow_versions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workflow_id", Integer, ForeignKey("workflows.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("definition", JSONData, nullable=False),
+    Column("published_at", UTCDateTime, nullable=False),
+    Column("published_by", String(200), nullable=False),
+    Column("note", Text),
+    UniqueConstraint("workflow_id", "number"),
+)
+
+# --- practice records ----------------------------------------------------------------
+
+patients = Table(
+    "patients", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("first_name", String(200), nullable=False),
+    Column("last_name", String(200), nullable=False),
+    Column("date_of_birth", Date),
+    Column("email", String(320)),
+    Column("mobile", String(64)),
+    Column("notes", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+appointments = Table(
+    "appointments", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("patient_id", Integer, ForeignKey("patients.id"), nullable=False, index=True),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime),
+    Column("practitioner", String(200)),
+    Column("reason", String(500)),
+    Column("status", String(16), nullable=False, default="booked"),
+)
+
+tasks = Table(
+    "tasks", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("title", String(500), nullable=False),
+    Column("description", Text),
+    Column("patient_id", Integer, ForeignKey("patients.id"), index=True),
+    Column("assignee", String(200)),
+    Column("due_at", UTCDateTime),
+    Column("status", String(16), nullable=False, default="open"),
+    Column("created_by_run", Integer),
+)
+
+recalls = Table(
+    "recalls", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("patient_id", Integer, ForeignKey("patients.id"), nullable=False, index=True),
+    Column("recall_type", String(200), nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("status", String(16), nullable=False, default="due"),
+)
+
+RECORD_TABLES: dict[str, Table] = {
+    "patient": patients, "appointment": appointments, "task": tasks, "recall": recalls,
+}
+
+# Every change to a record is written with one of these, in the same transaction; the
+# runtime turns them into runs (at most one per event and workflow: see runs below).
+record_events = Table(
+    "record_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("record_type", String(16), nullable=False),
+    Column("record_id", Integer, nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("changes", JSONData),
+    Column("actor", String(200), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("dispatched", Boolean, nullable=False, default=False),
+    Index("ix_record_events_pending", "dispatched", "id"),
+)
+
+# Who did what and when: publish, enable, disable, record changes, cancel, retry.
+history = Table(
+    "history", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("subject", String(64), nullable=False),  # "workflow:3", "patient:12", "run:7"
+    Column("detail", JSONData),
+    Index("ix_history_subject", "subject", "id"),
+)
+
+# Practice-wide settings shared by every workstation: default limits, integrations.
+settings = Table(
+    "settings", metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", JSONData, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# --- runs ------------------------------------------------------------------------------
+
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workflow_id", Integer, ForeignKey("workflows.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # running waiting completed failed cancelled
+    Column("trigger_kind", String(16), nullable=False),  # manual record_event schedule webhook
+    Column("record_type", String(16)),
+    Column("record_id", Integer),
+    Column("trigger_data", JSONData),  # webhook payload, schedule fire time
+    Column("event_id", Integer),
+    Column("started_by", String(200)),
+    Column("triggered_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("deadline_at", UTCDateTime),  # max runtime, from the trigger or latest retry
+    Column("due_at", UTCDateTime),  # when a runtime should next work on it (resume time)
+    Column("lease_owner", String(200)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("error_type", String(64)),
+    Column("error_message", Text),
+    Column("state", JSONData),  # the engine's durable cursor
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("workflow_id", "event_id"),
+    Index("ix_runs_workflow_status", "workflow_id", "status", "id"),
+    Index("ix_runs_status_id", "status", "id"),
+    Index("ix_runs_due", "status", "due_at"),
+    Index("ix_runs_updated", "updated_at"),
+    Index("ix_runs_record", "record_type", "record_id"),
+)
+
+steps = Table(
+    "steps", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("seq", Integer, nullable=False),  # order of execution within the run
+    Column("node_id", String(64), nullable=False),
+    Column("node_type", String(40), nullable=False),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("status", String(16), nullable=False),  # running waiting completed failed skipped cancelled
+    Column("input", JSONData),
+    Column("output", JSONData),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("error_type", String(64)),
+    Column("error_message", Text),
+    Column("error_detail", Text),
+    Index("ix_steps_run", "run_id", "seq", "attempt"),
+)
+
+# One row per (workflow, fire time): the runtime that inserts it owns that tick.
+schedule_fires = Table(
+    "schedule_fires", metadata,
+    Column("workflow_id", Integer, ForeignKey("workflows.id"), primary_key=True),
+    Column("fire_time", UTCDateTime, primary_key=True),
+    Column("runtime", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Runtimes announce themselves so the app can show who is executing runs.
+runtimes = Table(
+    "runtimes", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("host", String(200)),
+    Column("pid", Integer),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+)

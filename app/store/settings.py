@@ -1,0 +1,53 @@
+"""Practice-wide settings kept in the database, so every workstation shares them."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .schema import settings
+from .timeutil import utcnow
+
+# DESIGN section 6: defaults of the safety limits; a workflow may set its own.
+DEFAULT_LIMITS: Final = {"max_runtime_seconds": 30 * 86400, "max_actions_per_run": 25, "max_nodes": 100}
+LIMITS_KEY: Final = "limits"
+
+
+def get_setting(conn: Connection, key: str, default: Any = None) -> Any:
+    value = conn.execute(select(settings.c.value).where(settings.c.key == key)).scalar()
+    return default if value is None else value
+
+
+def set_setting(conn: Connection, key: str, value: Any) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(settings).values(key=key, value=value, updated_at=utcnow())
+    conn.execute(stmt.on_conflict_do_update(index_elements=[settings.c.key],
+                                            set_={"value": value, "updated_at": utcnow()}))
+
+
+def default_limits(conn: Connection) -> dict[str, int]:
+    """The practice's default safety limits (DESIGN section 6 unless changed)."""
+    stored = get_setting(conn, LIMITS_KEY, {}) or {}
+    return {key: int(stored.get(key, fallback)) for key, fallback in DEFAULT_LIMITS.items()}
+
+
+def set_default_limits(conn: Connection, limits: dict[str, int]) -> None:
+    for key, value in limits.items():
+        if key not in DEFAULT_LIMITS:
+            raise KeyError(key)
+        if int(value) < 1:
+            raise ValueError(f"{key} must be at least 1")
+    set_setting(conn, LIMITS_KEY, {**default_limits(conn), **{k: int(v) for k, v in limits.items()}})
+
+
+def effective_limits(conn: Connection, workflow_limits: dict[str, Any] | None) -> dict[str, int]:
+    """A workflow's limits with the practice defaults filled in."""
+    limits = default_limits(conn)
+    for key, value in (workflow_limits or {}).items():
+        if value is not None:
+            limits[key] = int(value)
+    return limits
+
+

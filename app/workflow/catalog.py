@@ -1,0 +1,222 @@
+"""The node catalog: every node type a workflow may use, its ports and its typed config.
+
+Config models accept a half-finished draft (most fields optional); what must be filled in
+before publishing is listed in each model's `REQUIRED` and checked by `validation`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .records import RECORD_EVENTS
+
+RecordType = Literal["patient", "appointment", "task", "recall"]
+TimeUnit = Literal["seconds", "minutes", "hours", "days"]
+RuleOp = Literal[
+    "equals", "not_equals", "contains", "is_set", "is_not_set",
+    "greater_than", "less_than", "before", "after",
+]
+ALL_EVENTS = Literal["created", "updated", "booked", "cancelled", "completed", "no_show", "due"]
+
+UNIT_SECONDS: Final = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+OPS_WITHOUT_VALUE: Final = frozenset({"is_set", "is_not_set"})
+
+
+class NodeConfig(BaseModel):
+    """Base of every node's config: unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # Fields that must be present before the workflow can be published.
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+    # Fields holding Jinja2 templates, rendered against the run's context.
+    TEMPLATES: ClassVar[tuple[str, ...]] = ()
+    # Template a missing field falls back to when the step runs.
+    DEFAULTS: ClassVar[dict[str, str]] = {}
+
+
+class Rule(NodeConfig):
+    field: str | None = None
+    op: RuleOp | None = None
+    value: str | int | float | bool | None = None
+
+
+class ManualTriggerConfig(NodeConfig):
+    REQUIRED = ("record_type",)
+    record_type: RecordType | None = None
+
+
+class RecordEventTriggerConfig(NodeConfig):
+    REQUIRED = ("record_type", "event")
+    record_type: RecordType | None = None
+    event: ALL_EVENTS | None = None
+
+    @model_validator(mode="after")
+    def _event_fits_record_type(self) -> RecordEventTriggerConfig:
+        if self.record_type and self.event and self.event not in RECORD_EVENTS[self.record_type]:
+            allowed = ", ".join(RECORD_EVENTS[self.record_type])
+            raise ValueError(
+                f"event '{self.event}' does not happen to a {self.record_type} (choose {allowed})"
+            )
+        return self
+
+
+class ForEach(NodeConfig):
+    record_type: RecordType
+    rules: list[Rule] = Field(default_factory=list)
+
+
+class ScheduleTriggerConfig(NodeConfig):
+    cron: str | None = None
+    every_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
+    for_each: ForEach | None = None
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> ScheduleTriggerConfig:
+        if self.cron is not None and self.every_seconds is not None:
+            raise ValueError("give either 'cron' or 'every_seconds', not both")
+        if self.cron is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            if len(self.cron.split()) != 5:
+                raise ValueError(f"cron '{self.cron}' must have 5 fields (minute hour day month weekday)")
+            try:
+                CronTrigger.from_crontab(self.cron)
+            except ValueError as exc:
+                raise ValueError(f"cron '{self.cron}' is not valid: {exc}") from None
+        return self
+
+
+class WebhookTriggerConfig(NodeConfig):
+    record_type: RecordType | None = None
+
+
+class ConditionConfig(NodeConfig):
+    REQUIRED = ("rules",)
+    match: Literal["all", "any"] = "all"
+    rules: list[Rule] = Field(default_factory=list)
+
+
+class WaitConfig(NodeConfig):
+    TEMPLATES = ("until",)
+    amount: int | None = Field(default=None, ge=0, le=3650 * 86400)
+    unit: TimeUnit | None = None
+    until: str | None = None
+    offset_amount: int | None = Field(default=None, ge=-3650 * 86400, le=3650 * 86400)
+    offset_unit: TimeUnit | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> WaitConfig:
+        if self.until is not None and self.amount is not None:
+            raise ValueError("give either 'amount' + 'unit' or 'until', not both")
+        if self.offset_amount is not None and self.until is None:
+            raise ValueError("'offset_amount' only goes with 'until'")
+        return self
+
+
+class ActionConfig(NodeConfig):
+    retries: int = Field(default=3, ge=0, le=10)
+
+
+class SendEmailConfig(ActionConfig):
+    REQUIRED = ("subject", "body")
+    TEMPLATES = ("to", "subject", "body")
+    DEFAULTS = {"to": "{{ patient.email }}"}
+    to: str | None = None
+    subject: str | None = None
+    body: str | None = None
+
+
+class SendSmsConfig(ActionConfig):
+    REQUIRED = ("body",)
+    TEMPLATES = ("to", "body")
+    DEFAULTS = {"to": "{{ patient.mobile }}"}
+    to: str | None = None
+    body: str | None = None
+
+
+class CreateTaskConfig(ActionConfig):
+    REQUIRED = ("title",)
+    TEMPLATES = ("title", "description", "assignee")
+    title: str | None = None
+    description: str | None = None
+    assignee: str | None = None
+    due_in_days: int | None = Field(default=None, ge=0, le=3650)
+
+
+class UpdateRecordConfig(ActionConfig):
+    REQUIRED = ("record", "field", "value")
+    TEMPLATES = ("value",)
+    record: RecordType | None = None
+    field: str | None = None
+    value: str | None = None
+
+
+class AddNoteConfig(ActionConfig):
+    REQUIRED = ("text",)
+    TEMPLATES = ("text",)
+    text: str | None = None
+
+
+Kind = Literal["trigger", "logic", "action"]
+
+
+@dataclass(frozen=True)
+class NodeType:
+    type: str
+    kind: Kind
+    title: str
+    description: str
+    ports_out: tuple[str, ...]
+    config_model: type[NodeConfig]
+
+    @property
+    def has_input(self) -> bool:
+        return self.kind != "trigger"
+
+    def parse_config(self, config: dict[str, Any]) -> NodeConfig:
+        return self.config_model.model_validate(config)
+
+
+CATALOG: Final[dict[str, NodeType]] = {
+    t.type: t
+    for t in (
+        NodeType("trigger.manual", "trigger", "Manual trigger",
+                 "Started by a person from a record's Actions menu.", ("out",), ManualTriggerConfig),
+        NodeType("trigger.record_event", "trigger", "Record event",
+                 "Starts when a record is created, updated or changes status.", ("out",),
+                 RecordEventTriggerConfig),
+        NodeType("trigger.schedule", "trigger", "Schedule",
+                 "Starts on a timetable, optionally once per matching record.", ("out",),
+                 ScheduleTriggerConfig),
+        NodeType("trigger.webhook", "trigger", "Webhook",
+                 "Started by another system on the clinic's network.", ("out",),
+                 WebhookTriggerConfig),
+        NodeType("logic.condition", "logic", "Condition",
+                 "Takes the true or false branch depending on the record.", ("true", "false"),
+                 ConditionConfig),
+        NodeType("logic.wait", "logic", "Wait",
+                 "Pauses the run for a while or until a date.", ("out",), WaitConfig),
+        NodeType("action.send_email", "action", "Send email",
+                 "Sends an email through the practice's SMTP server.", ("out",), SendEmailConfig),
+        NodeType("action.send_sms", "action", "Send SMS",
+                 "Sends a text message through the SMS gateway.", ("out",), SendSmsConfig),
+        NodeType("action.create_task", "action", "Create task",
+                 "Creates a task for staff, linked to the patient.", ("out",), CreateTaskConfig),
+        NodeType("action.update_record", "action", "Update record",
+                 "Changes one field of a record in the run's context.", ("out",),
+                 UpdateRecordConfig),
+        NodeType("action.add_note", "action", "Add note",
+                 "Appends a note to the patient's record.", ("out",), AddNoteConfig),
+    )
+}
+
+TRIGGER_TYPES: Final = tuple(t for t, spec in CATALOG.items() if spec.kind == "trigger")
+
+
+def node_type(type_name: str) -> NodeType:
+    """The catalog entry for a type; KeyError for an unknown one."""
+    return CATALOG[type_name]

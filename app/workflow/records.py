@@ -1,0 +1,104 @@
+"""The shape of the practice's records (patient, appointment, task, recall).
+
+Pure data: the store builds its tables from it, the workflow validator checks condition
+fields and template variables against it, and the command line parses values with it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+
+class FieldKind(str, enum.Enum):
+    TEXT = "text"
+    INTEGER = "integer"
+    DATE = "date"
+    DATETIME = "datetime"
+    CHOICE = "choice"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: FieldKind
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    editable: bool = True  # false for ids and bookkeeping timestamps
+    references: str | None = None  # record type an integer field points at
+
+
+RECORD_TYPES: Final = ("patient", "appointment", "task", "recall")
+
+APPOINTMENT_STATUSES: Final = ("booked", "cancelled", "completed", "no_show")
+TASK_STATUSES: Final = ("open", "done")
+RECALL_STATUSES: Final = ("due", "booked", "done")
+
+_ID = FieldSpec("id", FieldKind.INTEGER, editable=False)
+
+RECORD_FIELDS: Final[dict[str, tuple[FieldSpec, ...]]] = {
+    "patient": (
+        _ID,
+        FieldSpec("first_name", FieldKind.TEXT, required=True),
+        FieldSpec("last_name", FieldKind.TEXT, required=True),
+        FieldSpec("date_of_birth", FieldKind.DATE),
+        FieldSpec("email", FieldKind.TEXT),
+        FieldSpec("mobile", FieldKind.TEXT),
+        FieldSpec("notes", FieldKind.TEXT),
+        FieldSpec("created_at", FieldKind.DATETIME, editable=False),
+        FieldSpec("updated_at", FieldKind.DATETIME, editable=False),
+    ),
+    "appointment": (
+        _ID,
+        FieldSpec("patient_id", FieldKind.INTEGER, required=True, references="patient"),
+        FieldSpec("starts_at", FieldKind.DATETIME, required=True),
+        FieldSpec("ends_at", FieldKind.DATETIME),
+        FieldSpec("practitioner", FieldKind.TEXT),
+        FieldSpec("reason", FieldKind.TEXT),
+        FieldSpec("status", FieldKind.CHOICE, choices=APPOINTMENT_STATUSES),
+    ),
+    "task": (
+        _ID,
+        FieldSpec("title", FieldKind.TEXT, required=True),
+        FieldSpec("description", FieldKind.TEXT),
+        FieldSpec("patient_id", FieldKind.INTEGER, references="patient"),
+        FieldSpec("assignee", FieldKind.TEXT),
+        FieldSpec("due_at", FieldKind.DATETIME),
+        FieldSpec("status", FieldKind.CHOICE, choices=TASK_STATUSES),
+        FieldSpec("created_by_run", FieldKind.INTEGER, editable=False),
+    ),
+    "recall": (
+        _ID,
+        FieldSpec("patient_id", FieldKind.INTEGER, required=True, references="patient"),
+        FieldSpec("recall_type", FieldKind.TEXT, required=True),
+        FieldSpec("due_date", FieldKind.DATE, required=True),
+        FieldSpec("status", FieldKind.CHOICE, choices=RECALL_STATUSES),
+    ),
+}
+
+DEFAULT_STATUS: Final = {"appointment": "booked", "task": "open", "recall": "due"}
+
+# Events a `trigger.record_event` may listen for, per record type.
+RECORD_EVENTS: Final[dict[str, tuple[str, ...]]] = {
+    "patient": ("created", "updated"),
+    "appointment": ("created", "updated", "booked", "cancelled", "completed", "no_show"),
+    "task": ("created", "updated"),
+    "recall": ("created", "updated", "due"),
+}
+
+
+def field_spec(record_type: str, name: str) -> FieldSpec | None:
+    for spec in RECORD_FIELDS.get(record_type, ()):
+        if spec.name == name:
+            return spec
+    return None
+
+
+def field_names(record_type: str) -> tuple[str, ...]:
+    return tuple(spec.name for spec in RECORD_FIELDS[record_type])
+
+
+def has_patient(record_type: str) -> bool:
+    """Whether a record of this type carries a patient into a run's context."""
+    return record_type == "patient" or field_spec(record_type, "patient_id") is not None

@@ -1,0 +1,160 @@
+"""Publish-level checks: what a draft must satisfy before it can become a live version.
+
+A draft may be saved with any of these problems; `publish_problems` lists them all at
+once so the editor can mark every node that needs attention.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Final
+
+from .catalog import OPS_WITHOUT_VALUE, ConditionConfig, Rule, ScheduleTriggerConfig, UpdateRecordConfig, WaitConfig, node_type
+from .context import context_record_types, unknown_variable_reason
+from .errors import Problem, TemplateError, WorkflowNotPublishable
+from .model import Workflow
+from .records import field_spec
+from .templates import check_syntax, variables
+
+DEFAULT_MAX_NODES: Final = 100
+
+
+def publish_problems(workflow: Workflow, default_max_nodes: int = DEFAULT_MAX_NODES) -> list[Problem]:
+    """Every reason this workflow cannot be published; empty when it can."""
+    problems: list[Problem] = []
+    problems += _structure(workflow)
+    max_nodes = (workflow.limits.max_nodes if workflow.limits and workflow.limits.max_nodes else default_max_nodes)
+    if len(workflow.nodes) > max_nodes:
+        problems.append(Problem(f"the workflow has {len(workflow.nodes)} nodes; the limit is {max_nodes}"))
+    for node in workflow.nodes:
+        problems += _node_config(workflow, node.id)
+    return problems
+
+
+def check_publishable(workflow: Workflow, default_max_nodes: int = DEFAULT_MAX_NODES) -> None:
+    problems = publish_problems(workflow, default_max_nodes)
+    if problems:
+        raise WorkflowNotPublishable(problems)
+
+
+def _structure(workflow: Workflow) -> list[Problem]:
+    problems: list[Problem] = []
+    triggers = [n for n in workflow.nodes if n.kind == "trigger"]
+    if not triggers:
+        problems.append(Problem("the workflow needs a trigger node"))
+        return problems
+    if len(triggers) > 1:
+        for extra in triggers[1:]:
+            problems.append(Problem(f"a workflow has exactly one trigger; '{triggers[0].id}' is already one", extra.id))
+        return problems
+
+    children: dict[str, list[str]] = {n.id: [] for n in workflow.nodes}
+    for edge in workflow.edges:
+        children[edge.source].append(edge.target)
+
+    reached = {triggers[0].id}
+    queue = deque([triggers[0].id])
+    while queue:
+        for child in children[queue.popleft()]:
+            if child not in reached:
+                reached.add(child)
+                queue.append(child)
+    for node in workflow.nodes:
+        if node.id not in reached:
+            problems.append(Problem(f"cannot be reached from the trigger '{triggers[0].id}'", node.id))
+
+    # Colour-marking depth-first search; report each cycle once, at the edge closing it.
+    state: dict[str, int] = {}
+    for start in children:
+        if start in state:
+            continue
+        stack = [(start, iter(children[start]))]
+        state[start] = 1
+        while stack:
+            current, it = stack[-1]
+            child = next(it, None)
+            if child is None:
+                state[current] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                problems.append(Problem(f"the edge to '{child}' closes a loop; workflows cannot loop", current))
+            elif child not in state:
+                state[child] = 1
+                stack.append((child, iter(children[child])))
+    return problems
+
+
+def _node_config(workflow: Workflow, node_id: str) -> list[Problem]:
+    node = workflow.node(node_id)
+    config = node.config
+    problems: list[Problem] = []
+    for name in type(config).REQUIRED:
+        value = getattr(config, name)
+        if value is None or value == "" or value == []:
+            problems.append(Problem("is required", node.id, name))
+    for name in type(config).TEMPLATES:
+        source = getattr(config, name)
+        if not source:
+            continue
+        try:
+            check_syntax(source, name)
+        except TemplateError as exc:
+            problems.append(Problem(f"template error: {exc.reason}", node.id, name))
+            continue
+        for path in sorted(variables(source)):
+            reason = unknown_variable_reason(workflow, path)
+            if reason:
+                problems.append(Problem(f"template uses {reason}", node.id, name))
+
+    if isinstance(config, ConditionConfig):
+        for index, rule in enumerate(config.rules):
+            problems += _rule(workflow, node.id, f"rules.{index}", rule)
+    elif isinstance(config, ScheduleTriggerConfig):
+        if config.cron is None and config.every_seconds is None:
+            problems.append(Problem("a schedule needs 'cron' or 'every_seconds'", node.id, "cron"))
+        if config.for_each is not None:
+            for index, rule in enumerate(config.for_each.rules):
+                problems += _rule(workflow, node.id, f"for_each.rules.{index}", rule)
+    elif isinstance(config, WaitConfig):
+        if config.until is None and config.amount is None:
+            problems.append(Problem("a wait needs 'amount' and 'unit', or 'until'", node.id, "amount"))
+        if config.amount is not None and config.unit is None:
+            problems.append(Problem("is required with 'amount'", node.id, "unit"))
+        if config.offset_amount is not None and config.offset_unit is None:
+            problems.append(Problem("is required with 'offset_amount'", node.id, "offset_unit"))
+    elif isinstance(config, UpdateRecordConfig) and config.record and config.field:
+        in_context = context_record_types(workflow)
+        if config.record not in in_context:
+            problems.append(Problem(
+                f"runs of this workflow have no {config.record} "
+                f"(available: {', '.join(in_context) or 'none'})", node.id, "record"))
+        else:
+            spec = field_spec(config.record, config.field)
+            if spec is None:
+                problems.append(Problem(f"a {config.record} has no field '{config.field}'", node.id, "field"))
+            elif not spec.editable:
+                problems.append(Problem(f"'{config.field}' cannot be changed", node.id, "field"))
+    if node_type(node.type).kind == "action" and node.type in ("action.send_email", "action.send_sms", "action.add_note") \
+            and "patient" not in context_record_types(workflow):
+        to_set = getattr(config, "to", None)
+        if node.type == "action.add_note" or not to_set:
+            problems.append(Problem("needs a patient, but runs of this workflow are not started for one", node.id))
+    return problems
+
+
+def _rule(workflow: Workflow, node_id: str, where: str, rule: Rule) -> list[Problem]:
+    problems: list[Problem] = []
+    if not rule.field:
+        problems.append(Problem("is required", node_id, f"{where}.field"))
+    else:
+        parts = rule.field.split(".")
+        reason = unknown_variable_reason(workflow, rule.field)
+        if reason is None and len(parts) == 1 and parts[0] != "now":
+            reason = f"'{rule.field}' names a whole record; name a field such as '{parts[0]}.id'"
+        if reason:
+            problems.append(Problem(reason, node_id, f"{where}.field"))
+    if rule.op is None:
+        problems.append(Problem("is required", node_id, f"{where}.op"))
+    elif rule.op not in OPS_WITHOUT_VALUE and rule.value is None:
+        problems.append(Problem(f"is required for '{rule.op}'", node_id, f"{where}.value"))
+    return problems

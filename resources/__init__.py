@@ -1,0 +1,1 @@
+"""Icons, styles and demo workflows, installed as `app.resources` (see pyproject.toml)."""
