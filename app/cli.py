@@ -118,6 +118,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, ctx)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `clinicflow record list patient | head`: the reader left; not an error of ours.
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - every refusal becomes one line on stderr
         message = refusal_message(exc)
         if message is None:

@@ -145,12 +145,13 @@ def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], acto
     Returns the changes as {field: [old, new]} (JSON-ready).
     """
     table = check_record_type(ref.type)
-    if not values:
-        raise InvalidRecord("nothing to change: give field=value")
-    typed = {name: parse_value(ref.type, name, raw) for name, raw in values.items()}
+    # A missing record is the first thing to say: its fields are moot.
     current = conn.execute(select(table).where(table.c.id == ref.id)).mappings().first()
     if current is None:
         raise NotFound(f"there is no {ref}")
+    if not values:
+        raise InvalidRecord("nothing to change: give field=value")
+    typed = {name: parse_value(ref.type, name, raw) for name, raw in values.items()}
     _check_references(conn, ref.type, typed)
     changes = {k: [_jsonable(current[k]), _jsonable(v)] for k, v in typed.items() if current[k] != v}
     if not changes:
