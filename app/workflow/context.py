@@ -20,6 +20,11 @@ BUILTINS: dict[str, tuple[str, ...]] = {
 }
 
 
+def with_article(record_type: str) -> str:
+    """'a patient', 'an appointment'."""
+    return f"{'an' if record_type[:1] in 'aeiou' else 'a'} {record_type}"
+
+
 def trigger_record_type(workflow: Workflow) -> str | None:
     """The record type a run of this workflow is started for, if any."""
     trigger = workflow.trigger
@@ -67,11 +72,11 @@ def unknown_variable_reason(workflow: Workflow, path: str) -> str | None:
         if len(parts) == 1:
             return None
         if parts[1] not in field_names(root) or len(parts) > 2:
-            return f"'{path}' is not a field of a {root}"
+            return f"'{path}' is not a field of {with_article(root)}"
         return None
     if root in ("patient", "appointment", "task", "recall"):
         what = trigger_record_type(workflow)
-        started = f"a {what}" if what else "no record"
+        started = with_article(what) if what else "no record"
         return f"'{path}' is not available: runs of this workflow are started for {started}"
     if root in BUILTINS:
         if len(parts) == 1 or (len(parts) == 2 and parts[1] in BUILTINS[root]):

@@ -110,14 +110,38 @@ def _problems_from(exc: ValidationError, node_id: str | None, prefix: str) -> li
     for err in exc.errors(include_url=False):
         field = _loc(tuple(err["loc"]))
         field = f"{prefix}.{field}" if prefix and field else (prefix or field)
-        message = err["msg"]
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif err["type"] == "missing":
-            message = "is required"
-        message = message.removeprefix("Value error, ")
-        problems.append(Problem(message, node_id, field or None))
+        problems.append(Problem(_message(err), node_id, field or None))
     return problems
+
+
+def _shown(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _message(err: Any) -> str:
+    """Pydantic's error in a designer's words, with the value that was given."""
+    kind, ctx, given = err["type"], err.get("ctx") or {}, err.get("input")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "is required"
+    if kind in ("less_than_equal", "less_than"):
+        return f"must be at most {ctx.get('le', ctx.get('lt'))}, not {_shown(given)}"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"must be at least {ctx.get('ge', ctx.get('gt'))}, not {_shown(given)}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"must be a whole number, not {_shown(given)}"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected')}, not {_shown(given)}"
+    if kind == "string_type":
+        return f"must be text, not {_shown(given)}"
+    if kind == "string_pattern_mismatch" and err["loc"][-1:] == ("id",):
+        return (f"{_shown(given)} is not a node id: start with a letter or '_' and use only "
+                "letters, digits and '_' (at most 64)")
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def load_workflow(source: str | bytes | dict[str, Any]) -> Workflow:

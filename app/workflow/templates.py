@@ -8,10 +8,12 @@ time are bounded so a template cannot stall the runtime.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, Final
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -19,6 +21,39 @@ from .errors import TemplateError
 
 MAX_OUTPUT_CHARS: Final = 100_000
 MAX_RENDER_SECONDS: Final = 2.0
+MAX_RANGE: Final = 10_000
+
+# When the template being rendered on this thread must stop (monotonic seconds).
+_deadline: ContextVar[float | None] = ContextVar("template_deadline", default=None)
+
+
+class _TooSlow(Exception):
+    pass
+
+
+def _check_deadline() -> None:
+    deadline = _deadline.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise _TooSlow
+
+
+class _TimedRange:
+    """`range()` in templates: bounded in size, and loops over it stop at the deadline,
+    also nested loops that print nothing (which the output check alone would not see)."""
+
+    def __init__(self, *args: int) -> None:
+        self._numbers = range(*args)
+        if len(self._numbers) > MAX_RANGE:
+            raise OverflowError(f"range() is limited to {MAX_RANGE} numbers")
+
+    def __len__(self) -> int:
+        return len(self._numbers)
+
+    def __iter__(self) -> Iterator[int]:
+        for index, number in enumerate(self._numbers):
+            if index % 256 == 0:
+                _check_deadline()
+            yield number
 
 
 class Scope(dict[str, Any]):
@@ -34,7 +69,22 @@ class Scope(dict[str, Any]):
 class _Environment(ImmutableSandboxedEnvironment):
     """Attribute access means key lookup in the context data, and nothing else."""
 
+    # `'x' * 10**9` would build the whole string before the output check sees it.
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) \
+                        and len(seq) * times > MAX_OUTPUT_CHARS:
+                    raise SecurityError(f"repeating a value {times} times would exceed {MAX_OUTPUT_CHARS} characters")
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
+            raise SecurityError("exponents above 64 are not allowed")
+        return super().call_binop(context, operator, left, right)
+
     def _lookup(self, obj: Any, key: Any) -> Any:
+        if isinstance(obj, Undefined):
+            return obj  # report the first missing name, not a follow-on one
         if isinstance(obj, dict):
             path = obj.path if isinstance(obj, Scope) else "value"
             if isinstance(key, str) and key in obj:
@@ -53,6 +103,7 @@ class _Environment(ImmutableSandboxedEnvironment):
 
 
 _ENV: Final = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_ENV.globals["range"] = _TimedRange
 
 
 @lru_cache(maxsize=2048)
@@ -73,6 +124,8 @@ def render(source: str, context: dict[str, Any], field: str) -> str:
     check_syntax(source, field)
     scoped = {k: Scope(v, k) if isinstance(v, dict) else v for k, v in context.items()}
     started = time.monotonic()
+    too_slow = TemplateError(field, f"rendering took longer than {MAX_RENDER_SECONDS:g} s")
+    token = _deadline.set(started + MAX_RENDER_SECONDS)
     parts: list[str] = []
     size = 0
     try:
@@ -81,8 +134,9 @@ def render(source: str, context: dict[str, Any], field: str) -> str:
             size += len(chunk)
             if size > MAX_OUTPUT_CHARS:
                 raise TemplateError(field, f"output is longer than {MAX_OUTPUT_CHARS} characters")
-            if time.monotonic() - started > MAX_RENDER_SECONDS:
-                raise TemplateError(field, f"rendering took longer than {MAX_RENDER_SECONDS:g} s")
+            _check_deadline()
+    except _TooSlow:
+        raise too_slow from None
     except UndefinedError as exc:
         raise TemplateError(field, str(exc)) from None
     except SecurityError as exc:
@@ -91,6 +145,8 @@ def render(source: str, context: dict[str, Any], field: str) -> str:
         raise
     except Exception as exc:  # a filter given the wrong kind of value, a division by zero...
         raise TemplateError(field, f"{type(exc).__name__}: {exc}") from None
+    finally:
+        _deadline.reset(token)
     return "".join(parts)
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Final
 
-from .catalog import OPS_WITHOUT_VALUE, ConditionConfig, Rule, ScheduleTriggerConfig, UpdateRecordConfig, WaitConfig, node_type
-from .context import context_record_types, unknown_variable_reason
+from .catalog import OPS_WITHOUT_VALUE, ConditionConfig, Rule, ScheduleTriggerConfig, UpdateRecordConfig, WaitConfig
+from .context import context_record_types, unknown_variable_reason, with_article
 from .errors import Problem, TemplateError, WorkflowNotPublishable
 from .model import Workflow
 from .records import field_spec
@@ -26,8 +26,11 @@ def publish_problems(workflow: Workflow, default_max_nodes: int = DEFAULT_MAX_NO
     max_nodes = (workflow.limits.max_nodes if workflow.limits and workflow.limits.max_nodes else default_max_nodes)
     if len(workflow.nodes) > max_nodes:
         problems.append(Problem(f"the workflow has {len(workflow.nodes)} nodes; the limit is {max_nodes}"))
+    # Without exactly one trigger the run's context is unknown; checking variables against
+    # it would only bury the real problem under follow-on ones.
+    context_known = workflow.trigger is not None
     for node in workflow.nodes:
-        problems += _node_config(workflow, node.id)
+        problems += _node_config(workflow, node.id, context_known)
     return problems
 
 
@@ -84,7 +87,7 @@ def _structure(workflow: Workflow) -> list[Problem]:
     return problems
 
 
-def _node_config(workflow: Workflow, node_id: str) -> list[Problem]:
+def _node_config(workflow: Workflow, node_id: str, context_known: bool) -> list[Problem]:
     node = workflow.node(node_id)
     config = node.config
     problems: list[Problem] = []
@@ -101,20 +104,20 @@ def _node_config(workflow: Workflow, node_id: str) -> list[Problem]:
         except TemplateError as exc:
             problems.append(Problem(f"template error: {exc.reason}", node.id, name))
             continue
-        for path in sorted(variables(source)):
+        for path in sorted(variables(source)) if context_known else ():
             reason = unknown_variable_reason(workflow, path)
             if reason:
-                problems.append(Problem(f"template uses {reason}", node.id, name))
+                problems.append(Problem(f"undefined template variable: {reason}", node.id, name))
 
     if isinstance(config, ConditionConfig):
         for index, rule in enumerate(config.rules):
-            problems += _rule(workflow, node.id, f"rules.{index}", rule)
+            problems += _rule(workflow, node.id, f"rules.{index}", rule, context_known)
     elif isinstance(config, ScheduleTriggerConfig):
         if config.cron is None and config.every_seconds is None:
             problems.append(Problem("a schedule needs 'cron' or 'every_seconds'", node.id, "cron"))
         if config.for_each is not None:
             for index, rule in enumerate(config.for_each.rules):
-                problems += _rule(workflow, node.id, f"for_each.rules.{index}", rule)
+                problems += _rule(workflow, node.id, f"for_each.rules.{index}", rule, context_known)
     elif isinstance(config, WaitConfig):
         if config.until is None and config.amount is None:
             problems.append(Problem("a wait needs 'amount' and 'unit', or 'until'", node.id, "amount"))
@@ -122,7 +125,7 @@ def _node_config(workflow: Workflow, node_id: str) -> list[Problem]:
             problems.append(Problem("is required with 'amount'", node.id, "unit"))
         if config.offset_amount is not None and config.offset_unit is None:
             problems.append(Problem("is required with 'offset_amount'", node.id, "offset_unit"))
-    elif isinstance(config, UpdateRecordConfig) and config.record and config.field:
+    elif isinstance(config, UpdateRecordConfig) and config.record and config.field and context_known:
         in_context = context_record_types(workflow)
         if config.record not in in_context:
             problems.append(Problem(
@@ -131,10 +134,10 @@ def _node_config(workflow: Workflow, node_id: str) -> list[Problem]:
         else:
             spec = field_spec(config.record, config.field)
             if spec is None:
-                problems.append(Problem(f"a {config.record} has no field '{config.field}'", node.id, "field"))
+                problems.append(Problem(f"{with_article(config.record)} has no field '{config.field}'", node.id, "field"))
             elif not spec.editable:
                 problems.append(Problem(f"'{config.field}' cannot be changed", node.id, "field"))
-    if node_type(node.type).kind == "action" and node.type in ("action.send_email", "action.send_sms", "action.add_note") \
+    if context_known and node.type in ("action.send_email", "action.send_sms", "action.add_note") \
             and "patient" not in context_record_types(workflow):
         to_set = getattr(config, "to", None)
         if node.type == "action.add_note" or not to_set:
@@ -142,11 +145,11 @@ def _node_config(workflow: Workflow, node_id: str) -> list[Problem]:
     return problems
 
 
-def _rule(workflow: Workflow, node_id: str, where: str, rule: Rule) -> list[Problem]:
+def _rule(workflow: Workflow, node_id: str, where: str, rule: Rule, context_known: bool) -> list[Problem]:
     problems: list[Problem] = []
     if not rule.field:
         problems.append(Problem("is required", node_id, f"{where}.field"))
-    else:
+    elif context_known:
         parts = rule.field.split(".")
         reason = unknown_variable_reason(workflow, rule.field)
         if reason is None and len(parts) == 1 and parts[0] != "now":
