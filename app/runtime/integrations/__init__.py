@@ -1,0 +1,15 @@
+"""Integrations with the outside world: email over SMTP, SMS through a gateway, webhook
+triggers, and the pre-flight checks Publish shows. No Qt."""
+
+from .email import check_smtp, message_id, send_email
+from .errors import DeliveryError, IntegrationSettingError
+from .masking import MASK, SecretMaskingFilter, mask_secrets, mask_text
+from .preflight import preflight
+from .settings import last_test_result, load_sms, load_smtp, record_test_result, set_integration
+from .sms import check_sms, send_sms
+
+__all__ = [
+    "MASK", "DeliveryError", "IntegrationSettingError", "SecretMaskingFilter", "check_sms", "check_smtp",
+    "last_test_result", "load_sms", "load_smtp", "mask_secrets", "mask_text", "message_id", "preflight",
+    "record_test_result", "send_email", "send_sms", "set_integration",
+]

@@ -1,0 +1,84 @@
+"""Pre-flight warnings shown before publishing: integrations the workflow needs but cannot
+use, and how many records of its trigger's type lack the address its messages go to."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.store.schema import RECORD_TABLES, patients
+from app.workflow import Workflow
+from app.workflow.context import trigger_record_type
+
+from .settings import last_test_result, load_sms, load_smtp
+
+# node type -> (integration, the patient field its default recipient reads, in words)
+MESSAGE_NODES: Final = {
+    "action.send_email": ("smtp", "email", "email address"),
+    "action.send_sms": ("sms", "mobile", "mobile number"),
+}
+NOT_CONFIGURED: Final = {
+    "smtp": "Email integration is not connected: no SMTP server configured "
+            "(clinicflow integration set smtp host=... from=...)",
+    "sms": "SMS integration is not connected: no SMS gateway configured "
+           "(clinicflow integration set sms url=... token=...)",
+}
+TITLES: Final = {"smtp": "Email integration", "sms": "SMS integration"}
+PLURALS: Final = {"patient": "patients", "appointment": "appointments", "task": "tasks", "recall": "recalls"}
+
+
+def _uses_default_recipient(config: object, field: str) -> bool:
+    to = getattr(config, "to", None)
+    return to is None or "".join(to.split()) == f"{{{{patient.{field}}}}}"
+
+
+def _missing(column: ColumnElement) -> ColumnElement:
+    return or_(column.is_(None), func.trim(column) == "")
+
+
+def _count_missing(conn: Connection, record_type: str, field: str) -> tuple[int, int]:
+    """(records lacking the patient's field, all records) of one type."""
+    table = RECORD_TABLES[record_type]
+    total = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+    if record_type == "patient":
+        lacking = select(func.count()).select_from(patients).where(_missing(patients.c[field]))
+    else:
+        # A record without a patient (a task may have none) has no address either.
+        lacking = (select(func.count()).select_from(table.outerjoin(patients, patients.c.id == table.c.patient_id))
+                   .where(or_(patients.c.id.is_(None), and_(_missing(patients.c[field])))))
+    return int(conn.execute(lacking).scalar_one()), total
+
+
+def preflight(conn: Connection, workflow: Workflow) -> list[str]:
+    """Warnings for Publish: integration problems, then records missing an address."""
+    warnings: list[str] = []
+    used = [MESSAGE_NODES[n.type] for n in workflow.nodes if n.type in MESSAGE_NODES]
+    for kind in dict.fromkeys(kind for kind, _field, _words in used):
+        settings = load_smtp(conn) if kind == "smtp" else load_sms(conn)
+        if settings is None:
+            warnings.append(NOT_CONFIGURED[kind])
+            continue
+        result = last_test_result(conn, kind)
+        if result is not None and not result["ok"]:
+            when = f" ({result['at'][:16].replace('T', ' ')} UTC)" if result.get("at") else ""
+            warnings.append(f"{TITLES[kind]}: the last connection test failed{when}: {result.get('reason')}")
+
+    record_type = trigger_record_type(workflow)
+    if record_type is None:
+        return warnings
+    fields = dict.fromkeys((field, words) for n in workflow.nodes if n.type in MESSAGE_NODES
+                           for _kind, field, words in [MESSAGE_NODES[n.type]]
+                           if _uses_default_recipient(n.config, field))
+    for field, words in fields:
+        lacking, total = _count_missing(conn, record_type, field)
+        if not lacking:
+            continue
+        if record_type == "patient":
+            warnings.append(f"{lacking} of {total} patients {'has' if lacking == 1 else 'have'} no {words}")
+        elif lacking == 1:
+            warnings.append(f"1 of {total} {PLURALS[record_type]} is for a patient with no {words}")
+        else:
+            warnings.append(f"{lacking} of {total} {PLURALS[record_type]} are for patients with no {words}")
+    return warnings
