@@ -1,0 +1,189 @@
+"""File-level validation: what `workflow import/update` refuses, each problem naming its node and field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from app.workflow import FORMAT, WorkflowFileError, load_workflow
+
+TRIGGER = {"id": "start", "type": "trigger.manual", "config": {"record_type": "patient"}}
+NOTE = {"id": "note", "type": "action.add_note", "config": {"text": "Called about recall"}}
+
+
+def doc(*nodes: dict[str, Any], edges: list[dict[str, Any]] | None = None, **top: Any) -> str:
+    return json.dumps({"format": FORMAT, "name": "Test", "nodes": list(nodes), "edges": edges or [], **top})
+
+
+def refusal(source: str) -> tuple[str, list[str]]:
+    with pytest.raises(WorkflowFileError) as caught:
+        load_workflow(source)
+    return str(caught.value), [str(p) for p in caught.value.problems]
+
+
+def test_a_valid_file_loads_and_round_trips() -> None:
+    source = doc(TRIGGER, NOTE, edges=[{"from": "start", "to": "note"}])
+    workflow = load_workflow(source)
+    assert [n.id for n in workflow.nodes] == ["start", "note"]
+    assert load_workflow(workflow.to_json()) == workflow
+
+
+def test_broken_json_is_refused_with_line_and_column() -> None:
+    message, _ = refusal('{"format": "clinicflow.workflow/1",\n "name": }')
+    assert message.startswith("Invalid workflow file: not valid JSON")
+    assert "line 2" in message
+
+
+def test_a_json_list_is_not_a_workflow() -> None:
+    message, _ = refusal("[1, 2]")
+    assert "a workflow file must be a JSON object" in message
+
+
+@pytest.mark.parametrize("fmt", ["clinicflow.workflow/2", None, 1])
+def test_wrong_or_missing_format_is_refused(fmt: Any) -> None:
+    data = json.loads(doc(TRIGGER))
+    if fmt is None:
+        del data["format"]
+    else:
+        data["format"] = fmt
+    _, problems = refusal(json.dumps(data))
+    assert problems == [f"field 'format': must be 'clinicflow.workflow/1', not {json.dumps(fmt)}"]
+
+
+def test_unknown_top_level_key_is_refused() -> None:
+    _, problems = refusal(doc(TRIGGER, colour="red"))
+    assert problems == ["field 'colour': unknown key"]
+
+
+def test_unknown_node_key_names_the_node() -> None:
+    _, problems = refusal(doc({**TRIGGER, "colour": "red"}))
+    assert problems == ["node 'start', field 'colour': unknown key"]
+
+
+def test_unknown_config_key_names_node_and_field() -> None:
+    _, problems = refusal(doc({**TRIGGER, "config": {"record_type": "patient", "recrod": 1}}))
+    assert problems == ["node 'start', field 'config.recrod': unknown key"]
+
+
+def test_unknown_node_type_is_refused_listing_the_known_ones() -> None:
+    _, problems = refusal(doc(TRIGGER, {"id": "fax", "type": "action.send_fax", "config": {}}))
+    assert len(problems) == 1
+    assert problems[0].startswith("node 'fax', field 'type': unknown node type \"action.send_fax\" (known: trigger.manual")
+    assert "action.add_note" in problems[0]
+
+
+def test_retries_above_ten_are_out_of_range() -> None:
+    _, problems = refusal(doc(TRIGGER, {**NOTE, "config": {"text": "x", "retries": 11}}))
+    assert problems == ["node 'note', field 'config.retries': must be at most 10, not 11"]
+
+
+def test_negative_retries_are_out_of_range() -> None:
+    _, problems = refusal(doc(TRIGGER, {**NOTE, "config": {"text": "x", "retries": -1}}))
+    assert problems == ["node 'note', field 'config.retries': must be at least 0, not -1"]
+
+
+def test_config_of_the_wrong_type_is_refused() -> None:
+    _, problems = refusal(doc(TRIGGER, {**NOTE, "config": {"text": "x", "retries": "many"}}))
+    assert problems == ["node 'note', field 'config.retries': must be a whole number, not \"many\""]
+
+
+def test_record_type_outside_the_catalog_is_refused() -> None:
+    _, problems = refusal(doc({**TRIGGER, "config": {"record_type": "invoice"}}))
+    assert problems == ["node 'start', field 'config.record_type': "
+                        "must be 'patient', 'appointment', 'task' or 'recall', not \"invoice\""]
+
+
+def test_record_event_must_happen_to_that_record_type() -> None:
+    trigger = {"id": "start", "type": "trigger.record_event", "config": {"record_type": "patient", "event": "booked"}}
+    _, problems = refusal(doc(trigger))
+    assert problems == ["node 'start', field 'config': event 'booked' does not happen to a patient (choose created, updated)"]
+
+
+def test_cron_needs_five_valid_fields() -> None:
+    short = {"id": "tick", "type": "trigger.schedule", "config": {"cron": "0 9 *"}}
+    _, problems = refusal(doc(short))
+    assert problems == ["node 'tick', field 'config': cron '0 9 *' must have 5 fields (minute hour day month weekday)"]
+    bad = {"id": "tick", "type": "trigger.schedule", "config": {"cron": "99 9 * * *"}}
+    _, problems = refusal(doc(bad))
+    assert problems[0].startswith("node 'tick', field 'config': cron '99 9 * * *' is not valid")
+
+
+def test_wait_cannot_have_both_amount_and_until() -> None:
+    wait = {"id": "wait", "type": "logic.wait", "config": {"amount": 1, "unit": "days", "until": "{{ now }}"}}
+    _, problems = refusal(doc(TRIGGER, wait))
+    assert problems == ["node 'wait', field 'config': give either 'amount' + 'unit' or 'until', not both"]
+
+
+def test_node_id_must_be_a_plain_name() -> None:
+    _, problems = refusal(doc({**TRIGGER, "id": "send email"}))
+    assert len(problems) == 1
+    assert problems[0].startswith("node 'send email', field 'id': \"send email\" is not a node id")
+
+
+def test_duplicate_node_ids_are_refused() -> None:
+    _, problems = refusal(doc(TRIGGER, NOTE, NOTE))
+    assert problems == ["node 'note', field 'id': duplicate node id"]
+
+
+def test_edge_to_a_missing_node_is_refused() -> None:
+    _, problems = refusal(doc(TRIGGER, edges=[{"from": "start", "to": "ghost"}]))
+    assert problems == ["field 'edges.0.to': edge 0 goes to missing node 'ghost'"]
+
+
+def test_edge_from_a_missing_node_is_refused() -> None:
+    _, problems = refusal(doc(TRIGGER, NOTE, edges=[{"from": "ghost", "to": "note"}]))
+    assert problems == ["field 'edges.0.from': edge 0 starts at missing node 'ghost'"]
+
+
+def test_edge_from_a_port_the_node_does_not_have_is_refused() -> None:
+    _, problems = refusal(doc(TRIGGER, NOTE, edges=[{"from": "start", "port": "true", "to": "note"}]))
+    assert problems == ["node 'start', field 'edges.0.port': has no port 'true' (ports: out)"]
+
+
+def test_condition_has_only_true_and_false_ports() -> None:
+    condition = {"id": "check", "type": "logic.condition",
+                 "config": {"rules": [{"field": "patient.email", "op": "is_set"}]}}
+    _, problems = refusal(doc(TRIGGER, condition, NOTE, edges=[
+        {"from": "start", "to": "check"}, {"from": "check", "to": "note"}]))
+    assert problems == ["node 'check', field 'edges.1.port': has no port 'out' (ports: true, false)"]
+
+
+def test_edge_into_a_trigger_is_refused() -> None:
+    _, problems = refusal(doc(TRIGGER, NOTE, edges=[{"from": "start", "to": "note"}, {"from": "note", "to": "start"}]))
+    assert problems == ["node 'start', field 'edges.1.to': a trigger has no input; no edge may go to it"]
+
+
+def test_unknown_edge_key_is_refused() -> None:
+    _, problems = refusal(doc(TRIGGER, NOTE, edges=[{"from": "start", "to": "note", "label": "yes"}]))
+    assert problems == ["field 'edges.0.label': unknown key"]
+
+
+def test_a_workflow_needs_a_name() -> None:
+    data = json.loads(doc(TRIGGER))
+    del data["name"]
+    _, problems = refusal(json.dumps(data))
+    assert problems == ["field 'name': is required"]
+
+
+def test_limits_must_be_positive() -> None:
+    _, problems = refusal(doc(TRIGGER, limits={"max_nodes": 0}))
+    assert problems == ["field 'limits.max_nodes': must be at least 1, not 0"]
+
+
+def test_every_file_problem_is_reported_at_once() -> None:
+    message, problems = refusal(doc(
+        {**TRIGGER, "config": {"record_type": "invoice"}},
+        {**NOTE, "config": {"text": "x", "retries": 11}},
+        edges=[{"from": "start", "to": "ghost"}]))
+    assert len(problems) == 3
+    assert "node 'start'" in problems[0] and "node 'note'" in problems[1] and "ghost" in problems[2]
+    assert "\n" not in message  # one line for stderr
+
+
+def test_a_half_finished_draft_still_loads() -> None:
+    """File-level checks only: required config and reachability wait until publish."""
+    email = {"id": "mail", "type": "action.send_email", "config": {}}
+    workflow = load_workflow(doc(TRIGGER, email, NOTE))
+    assert len(workflow.nodes) == 3
