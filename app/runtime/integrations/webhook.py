@@ -1,0 +1,257 @@
+"""Webhook triggers: another system on the clinic's network starts a workflow over HTTP.
+
+`POST /hooks/<workflow_id>` with `Authorization: Bearer <the workflow's token>` and a JSON
+object body (at most 1 MiB), which becomes `payload.*` in the run's context; `"record":
+"patient:12"` names the record when the trigger has a record type. Answers 202
+`{"run_id": N}` only once the run is durably created; 401 bad token, 404 unknown or
+disabled workflow, 400 bad body, 413 too large. Served by a ThreadingHTTPServer on a
+background thread (`clinicflow runtime --http HOST:PORT`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.store.database import Database
+from app.store.errors import InvalidRecord, NotFound, Refused, WrongState
+from app.store.records import RecordRef, find_record
+from app.store.schema import workflows
+from app.store.workflows import get_version, live_version_number
+
+log = logging.getLogger(__name__)
+
+MAX_BODY: Final = 1024 * 1024
+# A too-large body is read and dropped up to this size so the client sees the 413 rather
+# than a reset connection; beyond it the connection is simply closed.
+MAX_DISCARD: Final = 16 * 1024 * 1024
+_PATH: Final = re.compile(r"^/hooks/(\d{1,12})/?$")
+# Compared against when a workflow has no token yet, so timing does not reveal that.
+_NO_TOKEN: Final = "\x00" * 43
+
+
+class WebhookRefused(Exception):
+    """A request answered with an HTTP error; the message goes into the JSON answer."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class WebhookServer(ThreadingHTTPServer):
+    """The webhook endpoint; serves on its own thread until `shutdown()`."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, db: Database, address: tuple[str, int]) -> None:
+        super().__init__(address, _WebhookHandler)
+        self.db = db
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def shutdown(self) -> None:
+        """Stop serving, close the socket and wait for the serving thread."""
+        super().shutdown()
+        self.server_close()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout=10)
+
+
+def serve_webhooks(db: Database, host: str = "127.0.0.1", port: int = 0) -> WebhookServer:
+    """Start serving `POST /hooks/<workflow_id>` on a background thread; port 0 picks a free one."""
+    server = WebhookServer(db, (host, port))
+    server.thread = threading.Thread(target=server.serve_forever, name=f"webhooks-{host}:{server.server_address[1]}",
+                                     daemon=True)
+    server.thread.start()
+    log.info("serving webhook triggers on %s", server.url)
+    return server
+
+
+def _bearer(header: str | None) -> str:
+    if not header:
+        return ""
+    scheme, _, value = header.strip().partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+def _webhook_workflow(db: Database, workflow_id: int) -> tuple[str | None, str | None]:
+    """(token, trigger record type) of an enabled workflow whose live trigger is a webhook."""
+    with db.read() as conn:
+        row = conn.execute(select(workflows.c.enabled, workflows.c.archived, workflows.c.webhook_token)
+                           .where(workflows.c.id == workflow_id)).first()
+        unknown = WebhookRefused(HTTPStatus.NOT_FOUND, f"there is no enabled webhook workflow {workflow_id}")
+        if row is None or not row.enabled or row.archived:
+            raise unknown
+        number = live_version_number(conn, workflow_id)
+        if number is None:
+            raise unknown
+        trigger = get_version(conn, workflow_id, number).trigger
+        if trigger is None or trigger.type != "trigger.webhook":
+            raise unknown
+        return row.webhook_token, getattr(trigger.config, "record_type", None)
+
+
+def _parse_body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise WebhookRefused(HTTPStatus.BAD_REQUEST, "the body must be UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
+        raise WebhookRefused(HTTPStatus.BAD_REQUEST,
+                             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(body, dict):
+        raise WebhookRefused(HTTPStatus.BAD_REQUEST, "the body must be a JSON object, e.g. {\"record\": \"patient:12\"}")
+    return body
+
+
+def _record(db: Database, body: dict[str, Any], record_type: str | None) -> RecordRef | None:
+    """The record the body names, checked against the trigger's record type and the database."""
+    if record_type is None:
+        return None  # a "record" key is then ordinary payload
+    named = body.get("record")
+    if named is None:
+        raise WebhookRefused(HTTPStatus.BAD_REQUEST, f"this workflow runs for a {record_type}: name it in the body, "
+                             f"e.g. {{\"record\": \"{record_type}:12\"}}")
+    if not isinstance(named, str):
+        raise WebhookRefused(HTTPStatus.BAD_REQUEST, "\"record\" must be a text like \"patient:12\"")
+    try:
+        ref = RecordRef.parse(named)
+    except InvalidRecord as exc:
+        raise WebhookRefused(HTTPStatus.BAD_REQUEST, f"\"record\": {exc}") from None
+    if ref.type != record_type:
+        raise WebhookRefused(HTTPStatus.BAD_REQUEST, f"\"record\": this workflow runs for a {record_type}, "
+                             f"not a {ref.type}")
+    with db.read() as conn:
+        if find_record(conn, ref) is None:
+            raise WebhookRefused(HTTPStatus.BAD_REQUEST, f"\"record\": there is no {ref}")
+    return ref
+
+
+class _WebhookHandler(BaseHTTPRequestHandler):
+    server: WebhookServer
+    server_version = "clinicflow"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        try:
+            status, answer = HTTPStatus.ACCEPTED, {"run_id": self._start_run()}
+        except WebhookRefused as exc:
+            status, answer = exc.status, {"error": str(exc)}
+        except SQLAlchemyError as exc:
+            log.error("webhook %s: database unavailable: %s", self.path, type(exc).__name__)
+            status, answer = HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the practice database is unavailable; try again"}
+        self._answer(status, answer)
+
+    def do_GET(self) -> None:
+        self.close_connection = True
+        self._answer(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "use POST"}, {"Allow": "POST"})
+
+    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
+
+    def _start_run(self) -> int:
+        match = _PATH.match(self.path.split("?", 1)[0])
+        if match is None:
+            self._discard_body()
+            raise WebhookRefused(HTTPStatus.NOT_FOUND, "webhooks are at /hooks/<workflow_id>")
+        workflow_id = int(match.group(1))
+        raw = self._read_body()
+        token, record_type = _webhook_workflow(self.server.db, workflow_id)
+        given = _bearer(self.headers.get("Authorization"))
+        expected = token or _NO_TOKEN
+        if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")) or token is None:
+            raise WebhookRefused(HTTPStatus.UNAUTHORIZED, "missing or wrong token (Authorization: Bearer <token>; "
+                                 f"see clinicflow workflow webhook {workflow_id})")
+        body = _parse_body(raw)
+        record = _record(self.server.db, body, record_type)
+        from app.runtime.control import start_run
+
+        try:
+            run_id = start_run(self.server.db, workflow_id, record=record, actor="webhook",
+                               trigger_kind="webhook", payload=body)
+        except InvalidRecord as exc:
+            raise WebhookRefused(HTTPStatus.BAD_REQUEST, " ".join(str(exc).split())) from None
+        except (NotFound, WrongState) as exc:
+            # Checked above; this is a workflow disabled or deleted a moment ago.
+            raise WebhookRefused(HTTPStatus.NOT_FOUND, " ".join(str(exc).split())) from None
+        except Refused as exc:
+            raise WebhookRefused(HTTPStatus.BAD_REQUEST, " ".join(str(exc).split())) from None
+        log.info("webhook started run %s of workflow %s", run_id, workflow_id)
+        return int(run_id)
+
+    def _length(self) -> int | None:
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return None
+        try:
+            length = int(raw)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            raise WebhookRefused(HTTPStatus.BAD_REQUEST, "Content-Length is not a number")
+        return length
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            raise WebhookRefused(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length")
+        length = self._length()
+        if length is None:
+            raise WebhookRefused(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length")
+        if length > MAX_BODY:
+            self._discard_body()
+            raise WebhookRefused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                 f"the body is {length} bytes; the limit is {MAX_BODY} bytes (1 MiB)")
+        return self.rfile.read(length)
+
+    def _discard_body(self) -> None:
+        """Read and drop the body so the answer reaches the client, then close the connection."""
+        self.close_connection = True
+        try:
+            remaining = self._length() or 0
+        except WebhookRefused:
+            return
+        if remaining > MAX_DISCARD:
+            return
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 64 * 1024))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+
+    def _answer(self, status: HTTPStatus, answer: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(answer).encode("utf-8")
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if status == HTTPStatus.UNAUTHORIZED:
+                self.send_header("WWW-Authenticate", "Bearer")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except OSError:
+            self.close_connection = True  # the client went away; nothing to tell it
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The request line holds no secret (the token travels in a header, never logged).
+        log.debug("%s %s", self.address_string(), format % args)
