@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Table, func, insert, or_, select, update
 
+from app.workflow.context import with_article
 from app.workflow.records import (
     DEFAULT_STATUS, RECORD_FIELDS, RECORD_TYPES, FieldKind, FieldSpec, field_spec,
 )
@@ -59,7 +60,7 @@ def parse_value(record_type: str, name: str, raw: Any) -> Any:
     spec = field_spec(record_type, name)
     if spec is None:
         known = ", ".join(s.name for s in RECORD_FIELDS[record_type] if s.editable)
-        raise InvalidRecord(f"a {record_type} has no field '{name}' (fields: {known})")
+        raise InvalidRecord(f"{with_article(record_type)} has no field '{name}' (fields: {known})")
     if not spec.editable:
         raise InvalidRecord(f"{record_type} field '{name}' cannot be set")
     return _typed(record_type, spec, raw)
@@ -121,7 +122,7 @@ def add_record(conn: Connection, record_type: str, values: dict[str, Any], actor
     typed = {name: parse_value(record_type, name, raw) for name, raw in values.items()}
     missing = [s.name for s in RECORD_FIELDS[record_type] if s.required and typed.get(s.name) is None]
     if missing:
-        raise InvalidRecord(f"a {record_type} needs {', '.join(missing)}")
+        raise InvalidRecord(f"{with_article(record_type)} needs {', '.join(missing)}")
     if record_type in DEFAULT_STATUS and typed.get("status") is None:
         typed["status"] = DEFAULT_STATUS[record_type]
     _check_references(conn, record_type, typed)
