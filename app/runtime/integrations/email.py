@@ -66,6 +66,10 @@ def _connection_error(settings: SmtpSettings, exc: BaseException) -> DeliveryErr
         return DeliveryError("AuthenticationFailed", f"{where} rejected the login of '{settings.username}': "
                              f"{_reply_text(exc.smtp_code, exc.smtp_error)}", transient=False)
     if isinstance(exc, smtplib.SMTPServerDisconnected):
+        # smtplib reports a read timeout as a disconnect "Connection unexpectedly closed: timed out".
+        if "timed out" in str(exc):
+            return DeliveryError("Timeout", f"{where} did not answer within {settings.timeout:g} seconds",
+                                 transient=True)
         return DeliveryError("ConnectionRefused", f"{where} closed the connection", transient=True)
     if isinstance(exc, smtplib.SMTPResponseException):
         transient = 400 <= exc.smtp_code < 500
@@ -180,7 +184,7 @@ def send_email(conn: Connection, *, to: str, subject: str, body: str, key: str) 
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, (socket.timeout, TimeoutError)):
+    if isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in str(exc):
         return "timed out"
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return "server disconnected"
