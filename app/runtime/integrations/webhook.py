@@ -74,7 +74,7 @@ class WebhookServer(ThreadingHTTPServer):
 def serve_webhooks(db: Database, host: str = "127.0.0.1", port: int = 0) -> WebhookServer:
     """Start serving `POST /hooks/<workflow_id>` on a background thread; port 0 picks a free one."""
     server = WebhookServer(db, (host, port))
-    server.thread = threading.Thread(target=server.serve_forever, name=f"webhooks-{host}:{server.server_address[1]}",
+    server.thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"webhooks-{host}:{server.server_address[1]}",
                                      daemon=True)
     server.thread.start()
     log.info("serving webhook triggers on %s", server.url)
