@@ -1,0 +1,330 @@
+"""The properties dock: a form for the selected node's config, or the workflow's settings.
+
+Every field gets an editor chosen from the config model's types: choices (pydantic
+`Literal`s) as combo boxes, numbers as spin boxes with the model's bounds, templates as
+text with variable insertion, condition rules as a table. A change is checked against the
+config model before it reaches the graph, where it becomes one undoable step.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Callable
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+from PySide6.QtCore import QRegularExpression, Qt, Signal
+from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QFormLayout, QFrame, QGroupBox, QLabel, QLineEdit, QScrollArea,
+    QSpinBox, QVBoxLayout, QWidget,
+)
+
+from app.workflow import CATALOG, Problem, Workflow
+from app.workflow.catalog import ForEach, Rule
+from app.workflow.model import ID_PATTERN
+from app.workflow.records import RECORD_FIELDS
+
+from .fields import RulesEditor, TemplateEdit
+from .nodes import ClinicNode
+
+MULTILINE_FIELDS = frozenset({"body", "text", "description"})
+PLACEHOLDERS = {
+    "cron": "e.g. 0 9 * * 1-5 (minute hour day month weekday)",
+    "until": "e.g. {{ appointment.starts_at }}",
+    "to": "default: {{ patient.email }}",
+}
+INT32_MAX = 2_147_483_647
+
+
+def label_for(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def _unwrap(annotation: Any) -> tuple[list[Any], bool]:
+    """The non-None members of a type and whether None is allowed."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = list(get_args(annotation))
+        return [a for a in args if a is not type(None)], type(None) in args
+    return [annotation], False
+
+
+def _bounds(info: FieldInfo) -> tuple[int, int]:
+    low, high = -INT32_MAX + 1, INT32_MAX
+    for item in info.metadata:
+        if getattr(item, "ge", None) is not None:
+            low = int(item.ge)
+        if getattr(item, "le", None) is not None:
+            high = int(item.le)
+    return low, high
+
+
+class PropertiesPanel(QWidget):
+    """Shows and edits one node, or the workflow when no single node is selected."""
+
+    configEdited = Signal(object, dict)     # node, new config
+    titleEdited = Signal(object, str)       # node, new title ("" for the catalog's)
+    idEdited = Signal(object, str)          # node, new id
+    workflowEdited = Signal(dict)           # changed workflow fields: name, description, limits
+
+    def __init__(self, variables: Callable[[], list[str]], record_fields: Callable[[], list[str]],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("propertiesForm")
+        self._variables = variables
+        self._record_fields = record_fields
+        self._node: ClinicNode | None = None
+        self._config: dict[str, Any] = {}
+        self._read_only = False
+        self._scroll = QScrollArea(self)
+        self._scroll.setWidgetResizable(True)
+        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setMinimumWidth(340)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._scroll)
+        self.error_label = QLabel()
+        self.error_label.setObjectName("configError")
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #d13b3b;")
+        self.error_label.hide()
+        self.editors: dict[str, QWidget] = {}
+
+    # -- building -------------------------------------------------------------------
+
+    def _new_form(self) -> tuple[QWidget, QVBoxLayout]:
+        old = self._scroll.takeWidget()
+        if old is not None:
+            self.error_label.setParent(None)
+            old.deleteLater()
+        body = QWidget()
+        body.setObjectName("propertiesBody")
+        box = QVBoxLayout(body)
+        box.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self._scroll.setWidget(body)
+        self.editors = {}
+        self.error_label.hide()
+        return body, box
+
+    def set_read_only(self, read_only: bool) -> None:
+        self._read_only = read_only
+
+    def current_node(self) -> ClinicNode | None:
+        return self._node
+
+    def show_node(self, node: ClinicNode, problems: list[Problem]) -> None:
+        self._node = node
+        self._config = json.loads(node.get_property("config"))
+        spec = node.catalog_type
+        body, box = self._new_form()
+        heading = QLabel(f"<b>{spec.title}</b><br><span style='color: gray'>{spec.description}</span>")
+        heading.setWordWrap(True)
+        heading.setObjectName("nodeHeading")
+        box.addWidget(heading)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        title = QLineEdit(node.name())
+        title.setObjectName("nodeTitle")
+        title.setPlaceholderText(spec.title)
+        title.editingFinished.connect(lambda: self.titleEdited.emit(node, title.text().strip()))
+        form.addRow("Node name", title)
+        node_id = QLineEdit(node.get_property("node_id"))
+        node_id.setObjectName("nodeId")
+        node_id.setValidator(QRegularExpressionValidator(QRegularExpression(ID_PATTERN.strip("^$")), node_id))
+        node_id.setToolTip("Templates refer to this node's output as steps.<id>.output")
+        node_id.editingFinished.connect(lambda: node_id.text() != node.get_property("node_id")
+                                        and self.idEdited.emit(node, node_id.text()))
+        form.addRow("Id", node_id)
+        self.editors["node_title"], self.editors["node_id"] = title, node_id
+        model = spec.config_model
+        for name, info in model.model_fields.items():
+            editor = self._field_editor(name, info, name in model.TEMPLATES)
+            if editor is None:
+                continue
+            self.editors[name] = editor
+            label = label_for(name) + (" *" if name in model.REQUIRED else "")
+            form.addRow(label, editor)
+            if info.description:
+                editor.setToolTip(info.description)
+        box.addLayout(form)
+        box.addWidget(self.error_label)
+        mine = [p for p in problems if p.node_id == node.get_property("node_id")]
+        if mine:
+            text = "\n".join(f"• {p.field + ': ' if p.field else ''}{p.message}" for p in mine)
+            problems_label = QLabel(text)
+            problems_label.setObjectName("nodeProblems")
+            problems_label.setWordWrap(True)
+            problems_label.setStyleSheet("color: #d13b3b;")
+            box.addWidget(problems_label)
+        body.setEnabled(not self._read_only)
+
+    def show_workflow(self, workflow: Workflow, node_count: int, max_nodes: int) -> None:
+        self._node = None
+        body, box = self._new_form()
+        heading = QLabel("<b>Workflow</b><br><span style='color: gray'>Select a node to edit its settings.</span>")
+        heading.setWordWrap(True)
+        box.addWidget(heading)
+        form = QFormLayout()
+        name = QLineEdit(workflow.name)
+        name.setObjectName("workflowName")
+        name.editingFinished.connect(lambda: name.text().strip() and name.text().strip() != workflow.name
+                                     and self.workflowEdited.emit({"name": name.text().strip()}))
+        form.addRow("Name", name)
+        description = TemplateEdit("workflowDescription", lambda: [], lines=3)
+        description.setObjectName("workflowDescription")
+        description.insert_button.hide()
+        description.set_value(workflow.description)
+        description.edited.connect(lambda text: self.workflowEdited.emit({"description": text}))
+        form.addRow("Description", description)
+        limits = workflow.limits.model_dump() if workflow.limits else {}
+        for key, label, scale, high in (("max_nodes", "Max nodes", 1, 10_000),
+                                        ("max_actions_per_run", "Max actions per run", 1, 10_000),
+                                        ("max_runtime_seconds", "Max runtime (days)", 86400, 366)):
+            spin = QSpinBox()
+            spin.setObjectName(f"limit_{key}")
+            spin.setRange(0, high)
+            spin.setSpecialValueText("practice default")
+            current = limits.get(key)
+            spin.setValue(0 if current is None else max(1, round(current / scale)))
+
+            def commit(spin: QSpinBox = spin, key: str = key, scale: int = scale) -> None:
+                new = dict(limits)
+                new[key] = spin.value() * scale or None
+                if new != limits:
+                    self.workflowEdited.emit({"limits": {k: v for k, v in new.items() if v is not None} or None})
+            spin.editingFinished.connect(commit)
+            form.addRow(label, spin)
+        box.addLayout(form)
+        count = QLabel(f"{node_count} of at most {max_nodes} nodes")
+        count.setObjectName("workflowNodeCount")
+        box.addWidget(count)
+        body.setEnabled(not self._read_only)
+
+    def clear(self) -> None:
+        self._node = None
+        self._new_form()
+
+    # -- one editor per field ------------------------------------------------------
+
+    def _field_editor(self, name: str, info: FieldInfo, template: bool) -> QWidget | None:
+        members, optional = _unwrap(info.annotation)
+        kind = members[0] if len(members) == 1 else None
+        current = self._config.get(name, info.default if info.default is not None else None)
+        if get_origin(kind) is Literal:
+            box = QComboBox()
+            box.setObjectName(f"field_{name}")
+            if optional:
+                box.addItem("(choose)", None)
+            for choice in get_args(kind):
+                box.addItem(str(choice).replace("_", " "), choice)
+            box.setCurrentIndex(max(0, box.findData(current)))
+            box.currentIndexChanged.connect(lambda _i: self._set(name, box.currentData()))
+            return box
+        if kind is int:
+            low, high = _bounds(info)
+            spin = QSpinBox()
+            spin.setObjectName(f"field_{name}")
+            if optional:
+                spin.setRange(low - 1, high)
+                spin.setSpecialValueText("not set")
+                spin.setValue(low - 1 if current is None else int(current))
+            else:
+                spin.setRange(low, high)
+                spin.setValue(int(current if current is not None else low))
+
+            def spin_value() -> int | None:
+                return None if optional and spin.value() == spin.minimum() else spin.value()
+            spin.editingFinished.connect(lambda: self._set(name, spin_value()))
+            spin.valueChanged.connect(lambda _v: not spin.hasFocus() and self._set(name, spin_value()))
+            return spin
+        if kind is str and template:
+            edit = TemplateEdit(name, self._variables, lines=5 if name in MULTILINE_FIELDS else 1,
+                                placeholder=PLACEHOLDERS.get(name, ""))
+            edit.set_value(current or "")
+            edit.edited.connect(lambda text: self._set(name, text or None))
+            return edit
+        if kind is str and name == "field" and self._node is not None \
+                and self._node.CATALOG_TYPE == "action.update_record":
+            box = QComboBox()
+            box.setObjectName(f"field_{name}")
+            box.setEditable(True)
+            record = self._config.get("record")
+            if record in RECORD_FIELDS:
+                box.addItems([s.name for s in RECORD_FIELDS[record] if s.editable])
+            box.setCurrentText(current or "")
+            box.lineEdit().editingFinished.connect(lambda: self._set(name, box.currentText().strip() or None))
+            box.activated.connect(lambda _i: self._set(name, box.currentText().strip() or None))
+            return box
+        if kind is str:
+            line = QLineEdit(current or "")
+            line.setObjectName(f"field_{name}")
+            line.setPlaceholderText(PLACEHOLDERS.get(name, ""))
+            line.editingFinished.connect(lambda: self._set(name, line.text().strip() or None))
+            return line
+        if get_origin(kind) is list and get_args(kind) == (Rule,):
+            rules = RulesEditor(name, self._record_fields)
+            rules.set_rules(list(current or []))
+            rules.edited.connect(lambda value: self._set(name, value))
+            return rules
+        if kind is ForEach:
+            return self._for_each_editor(name, current)
+        return None
+
+    def _for_each_editor(self, name: str, current: dict[str, Any] | None) -> QWidget:
+        group = QGroupBox("Once per matching record")
+        group.setObjectName(f"field_{name}")
+        group.setCheckable(True)
+        group.setChecked(current is not None)
+        inner = QFormLayout(group)
+        record_type = QComboBox()
+        record_type.setObjectName(f"field_{name}_record_type")
+        for choice in get_args(ForEach.model_fields["record_type"].annotation):
+            record_type.addItem(choice, choice)
+        record_type.setCurrentIndex(max(0, record_type.findData((current or {}).get("record_type"))))
+        rules = RulesEditor(f"{name}_rules", self._record_fields)
+        rules.set_rules(list((current or {}).get("rules", [])))
+        inner.addRow("Record type", record_type)
+        inner.addRow("Rules", rules)
+
+        def commit() -> None:
+            if not group.isChecked():
+                self._set(name, None)
+                return
+            value: dict[str, Any] = {"record_type": record_type.currentData()}
+            if rules.rules():
+                value["rules"] = rules.rules()
+            self._set(name, value)
+        group.toggled.connect(lambda _c: commit())
+        record_type.currentIndexChanged.connect(lambda _i: commit())
+        rules.edited.connect(lambda _r: commit())
+        return group
+
+    # -- applying ------------------------------------------------------------------
+
+    def _set(self, name: str, value: Any) -> None:
+        node = self._node
+        if node is None or self._read_only:
+            return
+        config = dict(self._config)
+        if value is None or value == []:
+            config.pop(name, None)
+        else:
+            config[name] = value
+        if config == self._config:
+            return
+        try:
+            CATALOG[node.CATALOG_TYPE].parse_config(config)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"]) or name
+            self.error_label.setText(f"Not applied: {where}: {first['msg'].removeprefix('Value error, ')}")
+            self.error_label.show()
+            return
+        self.error_label.hide()
+        self._config = config
+        self.configEdited.emit(node, config)

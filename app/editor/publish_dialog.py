@@ -1,0 +1,173 @@
+"""The Publish dialog: what changed since the live version, pre-flight warnings, a note.
+
+Publishing is refused (the button disabled, with the reason) while the draft has problems.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QThreadPool
+from PySide6.QtWidgets import (
+    QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget,
+)
+
+from app.store import Database, Refused
+from app.store import workflows as store_workflows
+from app.workflow import Problem, Workflow, WorkflowError
+
+from .background import run_in_background
+
+
+@dataclass
+class DraftChanges:
+    """How a draft differs from the live version (positions do not count)."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    connections_changed: bool = False
+    settings_changed: bool = False
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.removed or self.changed or self.connections_changed or self.settings_changed)
+
+
+def _node_key(node: Any) -> tuple[Any, ...]:
+    return (node.type, node.title, node.config.model_dump(exclude_none=True, exclude_unset=True, mode="json"))
+
+
+def changes_since(live: Workflow | None, draft: Workflow) -> DraftChanges:
+    if live is None:
+        return DraftChanges(added=[n.id for n in draft.nodes], connections_changed=bool(draft.edges))
+    old = {n.id: n for n in live.nodes}
+    new = {n.id: n for n in draft.nodes}
+    return DraftChanges(
+        added=[i for i in new if i not in old],
+        removed=[i for i in old if i not in new],
+        changed=[i for i in new if i in old and _node_key(new[i]) != _node_key(old[i])],
+        connections_changed={(e.source, e.port, e.target) for e in live.edges}
+        != {(e.source, e.port, e.target) for e in draft.edges},
+        settings_changed=(live.name, live.description, live.limits) != (draft.name, draft.description, draft.limits),
+    )
+
+
+def _names(ids: list[str]) -> str:
+    shown = ", ".join(ids[:12])
+    return shown + (f" and {len(ids) - 12} more" if len(ids) > 12 else "")
+
+
+def describe_changes(changes: DraftChanges, live_number: int | None) -> str:
+    if live_number is None:
+        return f"First version: {len(changes.added)} node{'s' if len(changes.added) != 1 else ''}."
+    if not changes.any:
+        return f"No changes since version {live_number}."
+    lines = [f"Changes since version {live_number}:"]
+    if changes.added:
+        lines.append(f"• Added: {_names(changes.added)}")
+    if changes.removed:
+        lines.append(f"• Removed: {_names(changes.removed)}")
+    if changes.changed:
+        lines.append(f"• Changed: {_names(changes.changed)}")
+    if changes.connections_changed:
+        lines.append("• Connections changed")
+    if changes.settings_changed:
+        lines.append("• Name, description or limits changed")
+    return "\n".join(lines)
+
+
+def load_preflight(db: Database, workflow: Workflow) -> list[str] | None:
+    """Pre-flight warnings, or None when this build has no integrations module."""
+    try:
+        from app.runtime.integrations import preflight
+    except ImportError:
+        return None
+    with db.read() as conn:
+        return list(preflight(conn, workflow))
+
+
+class PublishDialog(QDialog):
+    """Shows the changes and warnings, takes a note, and publishes the next version."""
+
+    def __init__(self, db: Database, workflow_id: int, draft: Workflow, problems: list[Problem],
+                 live: Workflow | None, live_number: int | None, actor: str,
+                 pool: QThreadPool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("publishDialog")
+        self.setWindowTitle(f"Publish “{draft.name}”")
+        self.setMinimumWidth(520)
+        self._db, self._workflow_id, self._actor = db, workflow_id, actor
+        self.version: int | None = None
+        layout = QVBoxLayout(self)
+        self.changes_label = QLabel(describe_changes(changes_since(live, draft), live_number))
+        self.changes_label.setObjectName("publishChanges")
+        self.changes_label.setWordWrap(True)
+        layout.addWidget(self.changes_label)
+        self.warnings_label = QLabel("Checking integrations and records…")
+        self.warnings_label.setObjectName("publishWarnings")
+        self.warnings_label.setWordWrap(True)
+        layout.addWidget(self.warnings_label)
+        self.problems_label = QLabel()
+        self.problems_label.setObjectName("publishProblems")
+        self.problems_label.setWordWrap(True)
+        self.problems_label.setStyleSheet("color: #d13b3b;")
+        layout.addWidget(self.problems_label)
+        form = QFormLayout()
+        self.note_edit = QLineEdit()
+        self.note_edit.setObjectName("publishNote")
+        self.note_edit.setPlaceholderText("Optional: what this version changes, for the history")
+        form.addRow("Note", self.note_edit)
+        layout.addLayout(form)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.publish_button = QPushButton(f"Publish version {(live_number or 0) + 1}")
+        self.publish_button.setObjectName("publishConfirm")
+        self.publish_button.setDefault(True)
+        buttons.addButton(self.publish_button, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.publish_button.clicked.connect(self.publish_version)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.set_problems(problems)
+        run_in_background(pool, lambda: load_preflight(db, draft), self._show_warnings,
+                          self._preflight_failed, receiver=self)
+
+    def set_problems(self, problems: list[Problem]) -> None:
+        if problems:
+            shown = "\n".join(f"• {p}" for p in problems[:8])
+            more = f"\n… and {len(problems) - 8} more (see the Problems panel)" if len(problems) > 8 else ""
+            self.problems_label.setText(
+                f"Cannot publish: fix {len(problems)} problem{'s' if len(problems) != 1 else ''} first.\n{shown}{more}")
+        self.problems_label.setVisible(bool(problems))
+        self.publish_button.setEnabled(not problems)
+        self.adjustSize()
+        self.publish_button.setToolTip("Fix the problems listed above first" if problems else "")
+
+    def _show_warnings(self, warnings: list[str] | None) -> None:
+        if warnings is None:
+            self.warnings_label.setText(
+                "Pre-flight checks are not available in this build (app.runtime.integrations is missing).")
+        elif warnings:
+            self.warnings_label.setText("Before you publish:\n" + "\n".join(f"⚠ {w}" for w in warnings))
+            self.warnings_label.setStyleSheet("color: #b07d2b;")
+        else:
+            self.warnings_label.setText("Pre-flight checks: integrations connected, records complete.")
+        self.adjustSize()
+
+    def _preflight_failed(self, message: str) -> None:
+        self.warnings_label.setText(f"Pre-flight checks could not run: {message}")
+        self.adjustSize()
+
+    def publish_version(self) -> None:
+        note = self.note_edit.text().strip() or None
+        try:
+            with self._db.write() as conn:
+                self.version = store_workflows.publish(conn, self._workflow_id, self._actor, note)
+        except WorkflowError as exc:
+            self.set_problems(getattr(exc, "problems", []) or [Problem(str(exc))])
+            return
+        except Refused as exc:
+            self.problems_label.setText(f"Cannot publish: {exc}")
+            self.problems_label.show()
+            return
+        self.accept()

@@ -1,0 +1,275 @@
+"""The Test run dialog: run the draft against a chosen record with no side effects.
+
+The dry run (app.runtime.dry_run) executes on a pool thread inside a transaction that is
+rolled back; messages are rendered, not sent, and waits are shown, not waited. The dialog
+shows the path taken, each step's input and output, and the rendered messages.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any, Final
+
+from PySide6.QtCore import QThreadPool, QTimer, Signal
+from PySide6.QtWidgets import (
+    QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+    QPlainTextEdit, QPushButton, QSplitter, QTabWidget, QTextBrowser, QTreeWidget, QTreeWidgetItem,
+    QVBoxLayout, QWidget,
+)
+from PySide6.QtCore import Qt
+
+from app.store import Database, RecordRef
+from app.store.records import list_records, patient_name
+from app.workflow import CATALOG, Workflow, trigger_record_type
+
+from .background import run_in_background
+
+RECORD_ROLE: Final = Qt.ItemDataRole.UserRole + 1
+PAGE: Final = 200
+MESSAGE_TYPES: Final = ("action.send_email", "action.send_sms")
+
+
+def record_label(record_type: str, record: dict[str, Any], patient: str) -> str:
+    """One line of the record picker: who, what, when, and the reference."""
+    ref = f"{record_type}:{record['id']}"
+    if record_type == "patient":
+        extra = ", ".join(str(record[k]) for k in ("email", "mobile") if record.get(k))
+        return f"{patient_name(record)} ({ref}){' — ' + extra if extra else ''}"
+    if record_type == "appointment":
+        when = record["starts_at"].astimezone().strftime("%Y-%m-%d %H:%M")
+        return f"{patient}, {when} {record.get('reason') or ''} ({ref})"
+    if record_type == "task":
+        return f"{record['title']}{' for ' + patient if patient else ''} ({ref})"
+    return f"{patient}: {record.get('recall_type')} due {record.get('due_date')} ({ref})"
+
+
+def patient_names(conn: Any, rows: list[dict[str, Any]]) -> dict[int, str]:
+    from sqlalchemy import select
+
+    from app.store.schema import patients
+
+    ids = {r["patient_id"] for r in rows if r.get("patient_id") is not None}
+    if not ids:
+        return {}
+    found = conn.execute(select(patients).where(patients.c.id.in_(ids))).mappings()
+    return {p["id"]: patient_name(p) for p in found}
+
+
+def fill_tree(parent: QTreeWidgetItem, value: Any) -> None:
+    """A JSON-like value as tree rows: dicts and lists expand, scalars show inline."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = QTreeWidgetItem(parent, [str(key), "" if isinstance(item, (dict, list)) else _scalar(item)])
+            fill_tree(child, item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            child = QTreeWidgetItem(parent, [str(index), "" if isinstance(item, (dict, list)) else _scalar(item)])
+            fill_tree(child, item)
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
+def run_dry(db: Database, workflow: Workflow, record: RecordRef | None, payload: dict[str, Any] | None) -> Any:
+    from app.runtime.dry_run import dry_run
+
+    return dry_run(db, workflow, record, payload)
+
+
+def dry_run_available() -> bool:
+    try:
+        import app.runtime.dry_run  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class TestRunDialog(QDialog):
+    """Pick a record, run the draft against it, see what would happen."""
+
+    pathChanged = Signal(list)   # node ids on the path taken; [] when cleared
+
+    def __init__(self, db: Database, workflow: Workflow, pool: QThreadPool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("testRunDialog")
+        self.setWindowTitle(f"Test run — {workflow.name}")
+        self.resize(900, 620)
+        self._db, self._workflow, self._pool = db, workflow, pool
+        self.result: Any = None
+        self.record_type = trigger_record_type(workflow)
+        trigger = workflow.trigger
+        layout = QVBoxLayout(self)
+        intro = QLabel("Runs the current draft with no side effects: messages are rendered but not sent, "
+                       "record changes are rolled back, waits are shown but not waited.")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+
+        picker = QWidget()
+        picker_layout = QVBoxLayout(picker)
+        picker_layout.setContentsMargins(0, 0, 0, 0)
+        self.search_edit = QLineEdit()
+        self.search_edit.setObjectName("testRunSearch")
+        self.records_list = QListWidget()
+        self.records_list.setObjectName("testRunRecords")
+        self.payload_edit = QPlainTextEdit()
+        self.payload_edit.setObjectName("testRunPayload")
+        self.payload_edit.setPlaceholderText('Webhook body (JSON), e.g. {"source": "lab"}')
+        if self.record_type:
+            self.search_edit.setPlaceholderText(f"Search {self.record_type}s…")
+            picker_layout.addWidget(QLabel(f"Run for which {self.record_type}?"))
+            picker_layout.addWidget(self.search_edit)
+            picker_layout.addWidget(self.records_list)
+        else:
+            picker_layout.addWidget(QLabel("Runs of this workflow are not started for a record."))
+            self.search_edit.hide()
+            self.records_list.hide()
+        if trigger is not None and trigger.type == "trigger.webhook":
+            picker_layout.addWidget(QLabel("Payload"))
+            picker_layout.addWidget(self.payload_edit)
+        else:
+            self.payload_edit.hide()
+        self.run_button = QPushButton("Run test")
+        self.run_button.setObjectName("testRunButton")
+        self.run_button.clicked.connect(self.start)
+        picker_layout.addWidget(self.run_button)
+
+        results = QWidget()
+        results_layout = QVBoxLayout(results)
+        results_layout.setContentsMargins(0, 0, 0, 0)
+        self.status_label = QLabel("Choose a record and press Run test.")
+        self.status_label.setObjectName("testRunStatus")
+        self.status_label.setWordWrap(True)
+        results_layout.addWidget(self.status_label)
+        self.tabs = QTabWidget()
+        self.steps_tree = QTreeWidget()
+        self.steps_tree.setObjectName("testRunSteps")
+        self.steps_tree.setHeaderLabels(["Step", "Value"])
+        self.steps_tree.setColumnWidth(0, 260)
+        self.messages_view = QTextBrowser()
+        self.messages_view.setObjectName("testRunMessages")
+        self.tabs.addTab(self.messages_view, "Messages")
+        self.tabs.addTab(self.steps_tree, "Steps")
+        results_layout.addWidget(self.tabs)
+
+        splitter = QSplitter()
+        splitter.addWidget(picker)
+        splitter.addWidget(results)
+        splitter.setSizes([300, 600])
+        layout.addWidget(splitter, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+        self._search_timer = QTimer(self, singleShot=True, interval=250)
+        self._search_timer.timeout.connect(self.load_records)
+        self.search_edit.textChanged.connect(self._search_timer.start)
+        self.records_list.itemDoubleClicked.connect(lambda _i: self.start())
+        if not dry_run_available():
+            self.run_button.setEnabled(False)
+            self.status_label.setText("Test runs are not available in this build (app.runtime.dry_run is missing).")
+        self.load_records()
+
+    def load_records(self) -> None:
+        if not self.record_type:
+            return
+        text = self.search_edit.text().strip() or None
+        record_type = self.record_type
+        with self._db.read() as conn:
+            rows = list_records(conn, record_type, search=text, limit=PAGE)
+            names = patient_names(conn, rows)
+        self.records_list.clear()
+        for row in rows:
+            item = QListWidgetItem(record_label(record_type, row, names.get(row.get("patient_id"), "")))
+            item.setData(RECORD_ROLE, row["id"])
+            self.records_list.addItem(item)
+        if rows:
+            self.records_list.setCurrentRow(0)
+
+    def select_record(self, ref: RecordRef) -> None:
+        for index in range(self.records_list.count()):
+            if self.records_list.item(index).data(RECORD_ROLE) == ref.id:
+                self.records_list.setCurrentRow(index)
+                return
+        raise KeyError(str(ref))
+
+    def start(self) -> None:
+        record: RecordRef | None = None
+        if self.record_type:
+            item = self.records_list.currentItem()
+            if item is None:
+                self.status_label.setText(f"Choose a {self.record_type} first.")
+                return
+            record = RecordRef(self.record_type, int(item.data(RECORD_ROLE)))
+        payload: dict[str, Any] | None = None
+        if self.payload_edit.isVisible() and self.payload_edit.toPlainText().strip():
+            try:
+                payload = json.loads(self.payload_edit.toPlainText())
+            except json.JSONDecodeError as exc:
+                self.status_label.setText(f"The payload is not valid JSON: {exc.msg} at line {exc.lineno}")
+                return
+        self.run_button.setEnabled(False)
+        self.status_label.setText("Running…")
+        db, workflow = self._db, self._workflow
+        run_in_background(self._pool, lambda: run_dry(db, workflow, record, payload),
+                          self.show_result, self.show_error, receiver=self)
+
+    def show_error(self, message: str) -> None:
+        self.run_button.setEnabled(True)
+        self.status_label.setText(f"The test run could not run: {message}")
+
+    def show_result(self, result: Any) -> None:
+        self.run_button.setEnabled(True)
+        self.result = result
+        titles = {n.id: (n.title or CATALOG[n.type].title) for n in self._workflow.nodes}
+        failed = [s for s in result.steps if s.error]
+        summary = " → ".join(titles.get(i, i) for i in result.path) or "(nothing ran)"
+        self.status_label.setText(
+            f"Path taken: {summary}" + (f"\nStopped with an error at {titles.get(failed[0].node_id, failed[0].node_id)}: "
+                                        f"{failed[0].error.get('message')}" if failed else ""))
+        self.steps_tree.clear()
+        for number, step in enumerate(result.steps, 1):
+            top = QTreeWidgetItem(self.steps_tree, [f"{number}. {titles.get(step.node_id, step.node_id)}",
+                                                    f"{step.status} ({step.type})"])
+            top.setData(0, RECORD_ROLE, step.node_id)
+            for label, value in (("input", step.input), ("output", step.output), ("error", step.error)):
+                if value is None:
+                    continue
+                child = QTreeWidgetItem(top, [label, "" if isinstance(value, (dict, list)) else _scalar(value)])
+                fill_tree(child, value)
+            top.setExpanded(True)
+        self.steps_tree.expandToDepth(1)
+        self.messages_view.setHtml(self._messages_html(result, titles))
+        self.tabs.setCurrentWidget(self.messages_view)
+        self.pathChanged.emit(list(result.path))
+
+    @staticmethod
+    def _messages_html(result: Any, titles: dict[str, str]) -> str:
+        parts: list[str] = []
+        for step in result.steps:
+            output = step.output or {}
+            if step.type in MESSAGE_TYPES and output:
+                kind = "Email" if step.type == "action.send_email" else "SMS"
+                rows = [f"<b>To:</b> {escape(str(output.get('to', '')))}"]
+                if "subject" in output:
+                    rows.append(f"<b>Subject:</b> {escape(str(output['subject']))}")
+                body = escape(str(output.get("body", ""))).replace("\n", "<br>")
+                parts.append(f"<h3>{kind} — {escape(titles.get(step.node_id, step.node_id))} (not sent)</h3>"
+                             f"<p>{'<br>'.join(rows)}</p><div style='border:1px solid #999; padding:8px'>{body}</div>")
+            elif step.type == "logic.wait":
+                when = output.get("resume_at") or output.get("until") or json.dumps(output, default=str)
+                parts.append(f"<h3>Wait — {escape(titles.get(step.node_id, step.node_id))}</h3>"
+                             f"<p>A real run would wait until {escape(str(when))}; the test run went on at once.</p>")
+            elif step.error:
+                parts.append(f"<h3 style='color:#d13b3b'>{escape(titles.get(step.node_id, step.node_id))} failed</h3>"
+                             f"<p>{escape(str(step.error.get('message')))}</p>")
+        return "".join(parts) or "<p>This run would send no messages.</p>"
+
+    def done(self, code: int) -> None:
+        self.pathChanged.emit([])
+        super().done(code)

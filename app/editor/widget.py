@@ -1,0 +1,633 @@
+"""The workflow editor: canvas, palette, properties, problems, versions, publish and test run.
+
+The graph on the canvas is a picture of the draft. Every change goes through
+NodeGraphQt's undo stack; a change restarts two timers: validation (problems listed and
+marked on nodes) and autosave, which writes the pydantic workflow to the database on a
+worker thread, at most about a second behind the designer.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Final
+
+os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
+
+from NodeGraphQt import NodeGraph  # noqa: E402
+from PySide6.QtCore import QThreadPool, QTimer, Qt, Signal  # noqa: E402
+from PySide6.QtGui import QAction, QIcon, QKeySequence, QUndoCommand  # noqa: E402
+from PySide6.QtWidgets import (  # noqa: E402
+    QDockWidget, QLabel, QMainWindow, QToolBar, QToolButton, QVBoxLayout, QWidget,
+)
+
+from app.store import Database, Refused  # noqa: E402
+from app.store import workflows as store_workflows  # noqa: E402
+from app.store.settings import default_limits  # noqa: E402
+from app.workflow import (  # noqa: E402
+    CATALOG, Problem, Workflow, available_variables, context_record_types, publish_problems,
+)
+from app.workflow.model import ID_PATTERN  # noqa: E402
+from app.workflow.records import field_names  # noqa: E402
+
+from .background import run_in_background  # noqa: E402
+from .mapping import GraphReader, add_workflow_nodes, config_json, new_node_id  # noqa: E402
+from .nodes import NODE_CLASSES, ClinicNode, icon_path  # noqa: E402
+from .palette import NodePalette  # noqa: E402
+from .panels import ProblemsPanel, VersionsPanel  # noqa: E402
+from .properties import PropertiesPanel  # noqa: E402
+
+AUTOSAVE_DELAY_MS: Final = 800
+VALIDATE_DELAY_MS: Final = 250
+
+
+class WorkflowSettingsCommand(QUndoCommand):
+    """An undoable change of the workflow's name, description or limits."""
+
+    def __init__(self, editor: EditorWidget, before: Workflow, after: Workflow, text: str) -> None:
+        super().__init__(text)
+        self._editor, self._before, self._after = editor, before, after
+
+    def redo(self) -> None:
+        self._editor._set_base(self._after)
+
+    def undo(self) -> None:
+        self._editor._set_base(self._before)
+
+
+class EditorWidget(QWidget):
+    """Edits one workflow's draft (or shows one published version, read-only)."""
+
+    draftSaved = Signal()
+    published = Signal(int)
+    enabledChanged = Signal(bool)
+    problemsChanged = Signal(int)
+
+    def __init__(self, db: Database, workflow_id: int, actor: str, parent: QWidget | None = None,
+                 *, read_only_version: int | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("editorWidget")
+        self.db, self.workflow_id, self.actor = db, workflow_id, actor
+        self.read_only = read_only_version is not None
+        self.version_number = read_only_version
+        with db.read() as conn:
+            if read_only_version is not None:
+                workflow = store_workflows.get_version(conn, workflow_id, read_only_version)
+            else:
+                workflow = store_workflows.get_draft(conn, workflow_id)
+            self._default_max_nodes = int(default_limits(conn)["max_nodes"])
+        self._base = workflow
+        self._name_edited = False
+        self._order: dict[str, int] = {n.id: i for i, n in enumerate(workflow.nodes)}
+        self._reader = GraphReader()
+        self._saved: dict[str, Any] | None = workflow.to_dict()
+        self._problems: list[Problem] = []
+        self._problem_count: int | None = None
+        self._applying = False
+        self._shown: tuple[Any, ...] | None = None
+        self._info: store_workflows.WorkflowInfo | None = None
+        self._version_windows: list[QMainWindow] = []
+        self._dialogs: list[QWidget] = []
+        self._save_pool = QThreadPool(self)
+        self._save_pool.setMaxThreadCount(1)  # saves land in the order they were made
+        self._work_pool = QThreadPool(self)
+        self._work_pool.setMaxThreadCount(2)
+
+        self.graph = NodeGraph(self)
+        self.graph.register_nodes(list(NODE_CLASSES.values()))
+        canvas = self.graph.widget
+        canvas.setObjectName("graphEditor")
+        canvas.tabBar().hide()
+        self.graph.viewer().setObjectName("graphViewer")
+        add_workflow_nodes(self.graph, workflow)
+        self.graph.clear_undo_stack()
+
+        self.status_label = QLabel()
+        self.status_label.setObjectName("editorStatus")
+        self.status_label.setContentsMargins(6, 2, 6, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(canvas, 1)
+        layout.addWidget(self.status_label)
+
+        self._build_docks()
+        self._build_actions()
+        self._build_toolbar()
+
+        self._save_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
+        self._save_timer.timeout.connect(self._autosave)
+        self._check_timer = QTimer(self, singleShot=True, interval=VALIDATE_DELAY_MS)
+        self._check_timer.timeout.connect(self._validate)
+        self._selection_timer = QTimer(self, singleShot=True, interval=0)
+        self._selection_timer.timeout.connect(self._show_selection)
+
+        self.graph.undo_stack().indexChanged.connect(self._on_graph_changed)
+        self.graph.node_created.connect(self._on_node_created)
+        self.graph.node_selection_changed.connect(lambda *_: self._selection_timer.start())
+        self.graph.node_selected.connect(lambda *_: self._selection_timer.start())
+        if self.read_only:
+            self._lock_canvas()
+            self.status_label.setText(f"Version {read_only_version} of “{workflow.name}” — read-only")
+        self.refresh_state()
+        self._validate()
+        self._show_selection()
+        QTimer.singleShot(0, self.graph.fit_to_selection)
+
+    # -- public API ----------------------------------------------------------------
+
+    def docks(self) -> list[QDockWidget]:
+        if self.read_only:
+            return [self._properties_dock]
+        return [self._palette_dock, self._properties_dock, self._problems_dock, self._versions_dock]
+
+    def toolbar(self) -> QToolBar:
+        return self._toolbar
+
+    def graph_widget(self) -> QWidget:
+        return self.graph.widget
+
+    def flush(self) -> None:
+        """Save the pending draft now and wait until it is in the database."""
+        if self.read_only:
+            return
+        self._save_timer.stop()
+        self._save_pool.waitForDone()
+        workflow = self.current_workflow()
+        data = workflow.to_dict()
+        if data != self._saved:
+            self._write_draft(workflow)
+            self._saved = data
+            self._saved_ok()
+
+    def current_workflow(self) -> Workflow:
+        """The workflow as it is on the canvas now."""
+        self._repair_ids()
+        return self._reader.read(self.graph, self._base, self._order)
+
+    def problems(self) -> list[Problem]:
+        return list(self._problems)
+
+    def node(self, node_id: str) -> ClinicNode:
+        for node in self.graph.all_nodes():
+            if isinstance(node, ClinicNode) and node.get_property("node_id") == node_id:
+                return node
+        raise KeyError(node_id)
+
+    def refresh_state(self) -> None:
+        """Reload enabled state and versions from the database (e.g. after the workflows
+        list enabled or disabled this workflow)."""
+        with self.db.read() as conn:
+            self._info = store_workflows.get_info(conn, self.workflow_id)
+            versions = store_workflows.list_versions(conn, self.workflow_id)
+        self.versions_panel.set_versions(versions)
+        has_version = self._info.published_version is not None
+        self.enabled_action.blockSignals(True)
+        self.enabled_action.setChecked(self._info.enabled)
+        self.enabled_action.blockSignals(False)
+        self.enabled_action.setEnabled(has_version and not self.read_only)
+        self.enabled_action.setToolTip(
+            "Only enabled workflows respond to their trigger" if has_version
+            else "Publish a version before enabling this workflow")
+
+    # -- building ------------------------------------------------------------------
+
+    def _dock(self, name: str, title: str, widget: QWidget) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        # Docks move to the main window; they go when the editor goes.
+        self.destroyed.connect(dock.deleteLater)
+        return dock
+
+    def _build_docks(self) -> None:
+        self.palette = NodePalette(self.add_node_at_centre)
+        self._palette_dock = self._dock("nodePalette", "Nodes", self.palette)
+        self.properties = PropertiesPanel(self._variables, self._rule_fields)
+        self.properties.set_read_only(self.read_only)
+        self.properties.configEdited.connect(self._apply_config)
+        self.properties.titleEdited.connect(self._apply_title)
+        self.properties.idEdited.connect(self._apply_id)
+        self.properties.workflowEdited.connect(self._apply_workflow_settings)
+        self._properties_dock = self._dock("propertiesPanel", "Properties", self.properties)
+        self.problems_panel = ProblemsPanel()
+        self.problems_panel.nodeChosen.connect(self.select_node)
+        self._problems_dock = self._dock("problemsPanel", "Problems", self.problems_panel)
+        self.versions_panel = VersionsPanel()
+        self.versions_panel.set_read_only(self.read_only)
+        self.versions_panel.openRequested.connect(self.open_version)
+        self.versions_panel.restoreRequested.connect(self.restore_version)
+        self._versions_dock = self._dock("versionsPanel", "Versions", self.versions_panel)
+
+    def _action(self, text: str, slot: Any, shortcut: Any = None, *, canvas_only: bool = False,
+                name: str = "", tip: str = "") -> QAction:
+        action = QAction(text, self)
+        action.setObjectName(name)
+        if shortcut is not None:
+            shortcuts = shortcut if isinstance(shortcut, list) else [shortcut]
+            action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        if canvas_only:
+            # Keys like Del and F must not fire while typing in the properties dock.
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.graph.widget.addAction(action)
+        keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in action.shortcuts())
+        action.setToolTip(f"{tip or text}{f' ({keys})' if keys else ''}")
+        action.triggered.connect(lambda _checked=False: slot())
+        return action
+
+    def _build_actions(self) -> None:
+        stack = self.graph.undo_stack()
+        self.save_action = self._action("Save", self.save_now, QKeySequence.StandardKey.Save, name="saveAction",
+                                        tip="Save the draft now (it is also saved automatically)")
+        self.undo_action = stack.createUndoAction(self, "Undo")
+        self.undo_action.setObjectName("undoAction")
+        self.undo_action.setShortcuts([QKeySequence("Ctrl+Z")])
+        self.redo_action = stack.createRedoAction(self, "Redo")
+        self.redo_action.setObjectName("redoAction")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.copy_action = self._action("Copy", self.copy_selection, "Ctrl+C", canvas_only=True, name="copyAction")
+        self.paste_action = self._action("Paste", self.paste, "Ctrl+V", canvas_only=True, name="pasteAction")
+        self.delete_action = self._action("Delete", self.delete_selection, ["Del", "Backspace"],
+                                          canvas_only=True, name="deleteAction")
+        self.select_all_action = self._action("Select all", self.select_all, "Ctrl+A", canvas_only=True,
+                                              name="selectAllAction")
+        self.layout_action = self._action("Auto-layout", self.auto_layout, "Ctrl+L", canvas_only=True,
+                                          name="layoutAction", tip="Arrange the nodes from the trigger onwards")
+        self.fit_action = self._action("Fit", self.fit_to_view, "F", canvas_only=True, name="fitAction",
+                                       tip="Fit the selection (or the whole workflow) in view")
+        self.publish_action = self._action("Publish…", self.open_publish_dialog, name="publishAction",
+                                           tip="Publish the draft as the next live version")
+        self.test_run_action = self._action("Test run…", self.open_test_run, name="testRunAction",
+                                            tip="Run the draft against a record without side effects")
+        self.enabled_action = QAction("Enabled", self)
+        self.enabled_action.setObjectName("enabledAction")
+        self.enabled_action.setCheckable(True)
+        self.enabled_action.toggled.connect(self._enabled_toggled)
+        for action, icon in ((self.publish_action, "kind-trigger"),):
+            action.setIcon(QIcon(icon_path(icon)))
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Editor", self)
+        bar.setObjectName("editorToolbar")
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        if not self.read_only:
+            for action in (self.save_action, self.undo_action, self.redo_action):
+                bar.addAction(action)
+            bar.addSeparator()
+            bar.addAction(self.layout_action)
+        bar.addAction(self.fit_action)
+        bar.addSeparator()
+        self.node_count_label = QLabel()
+        self.node_count_label.setObjectName("nodeCount")
+        self.node_count_label.setContentsMargins(8, 0, 8, 0)
+        bar.addWidget(self.node_count_label)
+        bar.addSeparator()
+        bar.addAction(self.test_run_action)
+        if not self.read_only:
+            self.publish_button = QToolButton()
+            self.publish_button.setObjectName("publishButton")
+            self.publish_button.setDefaultAction(self.publish_action)
+            self.publish_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            bar.addWidget(self.publish_button)
+            self.enabled_toggle = QToolButton()
+            self.enabled_toggle.setObjectName("enabledToggle")
+            self.enabled_toggle.setDefaultAction(self.enabled_action)
+            self.enabled_toggle.setCheckable(True)
+            bar.addWidget(self.enabled_toggle)
+        self._toolbar = bar
+
+    def _lock_canvas(self) -> None:
+        viewer = self.graph.viewer()
+        viewer.setAcceptDrops(False)
+        for node in self.graph.all_nodes():
+            node.view.setFlag(node.view.GraphicsItemFlag.ItemIsMovable, False)
+            for port in node.input_ports() + node.output_ports():
+                port.model.locked = True
+                port.view.locked = True
+        self.palette.setEnabled(False)
+
+    # -- reacting to graph changes -------------------------------------------------
+
+    def _on_graph_changed(self, _index: int = 0) -> None:
+        if self.read_only:
+            return
+        self._check_timer.start()
+        self._save_timer.start()
+        if not self._applying:
+            self._selection_timer.start()
+
+    def _on_node_created(self, node: Any) -> None:
+        if isinstance(node, ClinicNode) and not node.get_property("node_id"):
+            node.model.set_property("node_id", new_node_id(node.CATALOG_TYPE, self._taken_ids()))
+            self._order.setdefault(node.get_property("node_id"), len(self._order))
+
+    def _taken_ids(self) -> set[str]:
+        return {n.get_property("node_id") for n in self.graph.all_nodes() if isinstance(n, ClinicNode)}
+
+    def _repair_ids(self) -> None:
+        """Give every node a unique id (a paste or a library path may bring duplicates)."""
+        seen: set[str] = set()
+        for node in self.graph.all_nodes():
+            if not isinstance(node, ClinicNode):
+                continue
+            node_id = node.get_property("node_id")
+            if not node_id or node_id in seen:
+                node_id = new_node_id(node.CATALOG_TYPE, seen | self._taken_ids())
+                node.model.set_property("node_id", node_id)
+            seen.add(node_id)
+
+    def _variables(self) -> list[str]:
+        return available_variables(self.current_workflow())
+
+    def _rule_fields(self) -> list[str]:
+        workflow = self.current_workflow()
+        return [f"{t}.{f}" for t in context_record_types(workflow) for f in field_names(t)] + ["now"]
+
+    def _selected(self) -> list[ClinicNode]:
+        return [n for n in self.graph.selected_nodes() if isinstance(n, ClinicNode)]
+
+    def _show_selection(self) -> None:
+        selected = self._selected()
+        if len(selected) == 1:
+            node = selected[0]
+            key = ("node", node.id, node.get_property("config"), node.name(), node.get_property("node_id"),
+                   tuple(p for p in self._problems if p.node_id == node.get_property("node_id")))
+            if key != self._shown:
+                self._shown = key
+                self.properties.show_node(node, self._problems)
+        else:
+            workflow = self._base
+            key = ("workflow", workflow.name, workflow.description, workflow.limits, self._node_count())
+            if key != self._shown:
+                self._shown = key
+                self.properties.show_workflow(workflow, self._node_count(), self._max_nodes())
+
+    def _node_count(self) -> int:
+        return sum(1 for n in self.graph.all_nodes() if isinstance(n, ClinicNode))
+
+    def _max_nodes(self) -> int:
+        limits = self._base.limits
+        return limits.max_nodes if limits and limits.max_nodes else self._default_max_nodes
+
+    def _validate(self) -> None:
+        workflow = self.current_workflow()
+        self._problems = publish_problems(workflow, self._default_max_nodes)
+        self.problems_panel.set_problems(self._problems)
+        by_node: dict[str, list[Problem]] = {}
+        for problem in self._problems:
+            if problem.node_id:
+                by_node.setdefault(problem.node_id, []).append(problem)
+        for node in self.graph.all_nodes():
+            if isinstance(node, ClinicNode):
+                mine = by_node.get(node.get_property("node_id"))
+                node.item.set_problems(
+                    "\n".join(f"{p.field + ': ' if p.field else ''}{p.message}" for p in mine) if mine else None)
+        count, limit = len(workflow.nodes), self._max_nodes()
+        self.node_count_label.setText(f"{count} / {limit} nodes")
+        self.node_count_label.setStyleSheet("color: #d13b3b; font-weight: bold;" if count > limit else "")
+        self.node_count_label.setToolTip(f"This workflow has {count} nodes; it may have at most {limit}")
+        if not self.read_only:
+            self.publish_action.setToolTip(
+                f"Publish the draft — {len(self._problems)} problem(s) to fix first" if self._problems
+                else "Publish the draft as the next live version")
+        if len(self._problems) != self._problem_count:
+            self._problem_count = len(self._problems)
+            self.problemsChanged.emit(self._problem_count)
+        self._shown = None if self._shown and self._shown[0] == "node" else self._shown
+        self._show_selection()
+
+    # -- saving ------------------------------------------------------------------------
+
+    def _write_draft(self, workflow: Workflow) -> None:
+        with self.db.write() as conn:
+            if not self._name_edited:
+                # A rename made elsewhere (the workflows list) wins over the name we loaded.
+                workflow = workflow.model_copy(update={"name": store_workflows.get_info(conn, self.workflow_id).name})
+            store_workflows.update_draft(conn, self.workflow_id, workflow)
+
+    def _autosave(self) -> None:
+        if self.read_only:
+            return
+        workflow = self.current_workflow()
+        data = workflow.to_dict()
+        if data == self._saved:
+            return
+        self._saved = data
+        run_in_background(self._save_pool, lambda: self._write_draft(workflow),
+                          lambda _r: self._saved_ok(), self._save_failed, receiver=self)
+
+    def _saved_ok(self) -> None:
+        from datetime import datetime
+
+        self.status_label.setText(f"Draft saved at {datetime.now():%H:%M:%S}")
+        self.draftSaved.emit()
+
+    def _save_failed(self, message: str) -> None:
+        self._saved = None  # try again with the next change or flush
+        self.status_label.setText(f"The draft could not be saved: {message}")
+
+    def save_now(self) -> None:
+        self.flush()
+        if not self.status_label.text().startswith("Draft saved"):
+            self._saved_ok()
+
+    # -- edits from the properties dock -----------------------------------------------
+
+    def _apply_config(self, node: ClinicNode, config: dict[str, Any]) -> None:
+        self._applying = True
+        try:
+            node.set_property("config", config_json(config))
+        finally:
+            self._applying = False
+
+    def _apply_title(self, node: ClinicNode, title: str) -> None:
+        name = title or CATALOG[node.CATALOG_TYPE].title
+        if name != node.name():
+            node.set_name(name)
+
+    def _apply_id(self, node: ClinicNode, new_id: str) -> None:
+        import re
+
+        old = node.get_property("node_id")
+        if not re.fullmatch(ID_PATTERN, new_id):
+            self.status_label.setText(f"'{new_id}' is not a valid id (letters, digits and _; not starting with a digit)")
+            return
+        if new_id in self._taken_ids():
+            self.status_label.setText(f"Another node already has the id '{new_id}'")
+            return
+        self._order[new_id] = self._order.get(old, len(self._order))
+        node.set_property("node_id", new_id)
+
+    def _apply_workflow_settings(self, changes: dict[str, Any]) -> None:
+        if "name" in changes:
+            self._name_edited = True
+        after = self._base.model_copy(update=changes)
+        if "limits" in changes and changes["limits"] is not None:
+            from app.workflow import Limits
+
+            after = self._base.model_copy(update={**changes, "limits": Limits(**changes["limits"])})
+        self.graph.undo_stack().push(WorkflowSettingsCommand(self, self._base, after, "change workflow settings"))
+
+    def _set_base(self, workflow: Workflow) -> None:
+        self._base = workflow
+        self._shown = None
+
+    # -- canvas commands -------------------------------------------------------------
+
+    def add_node(self, type_name: str, pos: tuple[float, float]) -> ClinicNode:
+        """Create a node of a catalog type at a scene position (as a palette drop does)."""
+        from .nodes import GRAPH_TYPES
+
+        return self.graph.create_node(GRAPH_TYPES[type_name], pos=(float(pos[0]), float(pos[1])))
+
+    def add_node_at_centre(self, type_name: str) -> None:
+        if self.read_only:
+            return
+        centre = self.graph.viewer().mapToScene(self.graph.viewer().viewport().rect().center())
+        self.add_node(type_name, (centre.x(), centre.y()))
+
+    def copy_selection(self) -> None:
+        self.graph.copy_nodes(self._selected())
+
+    def paste(self) -> None:
+        if self.read_only:
+            return
+        stack = self.graph.undo_stack()
+        stack.beginMacro("paste nodes")
+        try:
+            pasted = self.graph.paste_nodes(adjust_graph_style=False) or []
+            for node in pasted:
+                if isinstance(node, ClinicNode):
+                    taken = {n.get_property("node_id") for n in self.graph.all_nodes()
+                             if isinstance(n, ClinicNode) and n is not node}
+                    if node.get_property("node_id") in taken or not node.get_property("node_id"):
+                        node.set_property("node_id", new_node_id(node.CATALOG_TYPE, taken))
+        finally:
+            stack.endMacro()
+
+    def delete_selection(self) -> None:
+        if not self.read_only:
+            self.graph.delete_nodes(self._selected())
+
+    def select_all(self) -> None:
+        for node in self.graph.all_nodes():
+            node.view.setSelected(True)
+
+    def auto_layout(self) -> None:
+        nodes = self.graph.all_nodes()
+        if self.read_only or not nodes:
+            return
+        triggers = [n for n in nodes if isinstance(n, ClinicNode) and n.catalog_type.kind == "trigger"]
+        self.graph.auto_layout_nodes(start_nodes=triggers[:1])
+        self.fit_to_view()
+
+    def fit_to_view(self) -> None:
+        self.graph.fit_to_selection()
+
+    def select_node(self, node_id: str) -> None:
+        """Select one node and centre the view on it."""
+        node = self.node(node_id)
+        self.graph.viewer().scene().clearSelection()
+        node.view.setSelected(True)
+        self.graph.center_on([node])
+        self._selection_timer.start()
+
+    def highlight_path(self, node_ids: list[str]) -> None:
+        on_path = set(node_ids)
+        for node in self.graph.all_nodes():
+            if isinstance(node, ClinicNode):
+                node.item.set_on_path(node.get_property("node_id") in on_path)
+
+    # -- publish, enable, versions, test run ---------------------------------------
+
+    def open_publish_dialog(self) -> Any:
+        from .publish_dialog import PublishDialog
+
+        self.flush()
+        self._validate()
+        with self.db.read() as conn:
+            live_number = store_workflows.live_version_number(conn, self.workflow_id)
+            live = store_workflows.get_version(conn, self.workflow_id, live_number) if live_number else None
+        dialog = PublishDialog(self.db, self.workflow_id, self.current_workflow(), self._problems, live,
+                               live_number, self.actor, self._work_pool, self)
+        dialog.accepted.connect(lambda: self._after_publish(dialog.version))
+        dialog.finished.connect(lambda _r: self._forget(dialog))
+        self._dialogs.append(dialog)
+        dialog.open()
+        return dialog
+
+    def _forget(self, dialog: QWidget) -> None:
+        if dialog in self._dialogs:
+            self._dialogs.remove(dialog)
+        dialog.deleteLater()
+
+    def _after_publish(self, version: int | None) -> None:
+        if version is None:
+            return
+        self.refresh_state()
+        self.status_label.setText(f"Published version {version}")
+        self.published.emit(version)
+
+    def _enabled_toggled(self, enabled: bool) -> None:
+        try:
+            with self.db.write() as conn:
+                store_workflows.set_enabled(conn, self.workflow_id, enabled, self.actor)
+        except Refused as exc:
+            self.status_label.setText(f"Cannot {'enable' if enabled else 'disable'}: {exc}")
+            self.refresh_state()
+            return
+        self.status_label.setText("Enabled: runs start when the trigger fires" if enabled
+                                  else "Disabled: no new runs start; runs in progress go on")
+        self.enabledChanged.emit(enabled)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Enable or disable the workflow as the Enabled switch does."""
+        self.enabled_action.setChecked(enabled)
+
+    def open_version(self, number: int) -> QMainWindow:
+        """A window showing one published version, read-only."""
+        window = QMainWindow(self)
+        window.setObjectName("versionWindow")
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        viewer = EditorWidget(self.db, self.workflow_id, self.actor, window, read_only_version=number)
+        window.setWindowTitle(f"{viewer._base.name} — version {number} (read-only)")
+        window.setCentralWidget(viewer)
+        window.addToolBar(viewer.toolbar())
+        for dock in viewer.docks():
+            window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        window.resize(1100, 700)
+        self._version_windows.append(window)
+        window.destroyed.connect(lambda *_: self._version_windows.remove(window)
+                                 if window in self._version_windows else None)
+        window.show()
+        return window
+
+    def restore_version(self, number: int) -> None:
+        """Replace the draft with a published version, as one undoable step."""
+        if self.read_only:
+            return
+        with self.db.read() as conn:
+            version = store_workflows.get_version(conn, self.workflow_id, number)
+        stack = self.graph.undo_stack()
+        stack.beginMacro(f"restore version {number}")
+        try:
+            self.graph.delete_nodes(self.graph.all_nodes())
+            for index, node in enumerate(version.nodes):
+                self._order[node.id] = -len(version.nodes) + index
+            add_workflow_nodes(self.graph, version, push_undo=True)
+            stack.push(WorkflowSettingsCommand(self, self._base, self._base.model_copy(update={
+                "description": version.description, "limits": version.limits}), "restore settings"))
+        finally:
+            stack.endMacro()
+        self.graph.viewer().scene().clearSelection()
+        self.fit_to_view()
+        self.status_label.setText(f"Restored version {number} into the draft (Undo brings the previous draft back)")
+
+    def open_test_run(self) -> Any:
+        from .test_run import TestRunDialog
+
+        dialog = TestRunDialog(self.db, self.current_workflow(), self._work_pool, self)
+        dialog.pathChanged.connect(self.highlight_path)
+        dialog.finished.connect(lambda _r: self._forget(dialog))
+        self._dialogs.append(dialog)
+        dialog.open()
+        return dialog
