@@ -1,0 +1,511 @@
+"""The main window: workflows, records and step inspector docks, a central page per workflow
+(Editor and Runs tabs) or All runs, the status bar, and the in-app runtime's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication, QDockWidget, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
+    QStackedWidget, QSystemTrayIcon, QToolBar, QToolButton, QVBoxLayout, QWidget,
+)
+from sqlalchemy import func, select
+
+from app.store import Database
+from app.store.schema import patients, workflows
+
+from .background import run_in_background
+from .records_view import RecordsView
+from .runs_view import RunsView
+from .runtime_bridge import DatabaseChange, DatabaseWatcher, RuntimeBridge
+from .step_inspector import StepInspector
+from .theme import icon
+from .welcome import WelcomePanel
+from .workflow_list import WorkflowList
+from .workflow_page import WorkflowPage
+
+STATE_VERSION = 1
+RUNTIME_WORDS = {"running": "Runtime running", "stopped": "Runtime stopped",
+                 "database unreachable": "Runtime: database unreachable", "off": "Runtime off on this workstation",
+                 "unavailable": "Runtime unavailable"}
+
+
+def app_settings() -> QSettings:
+    """This workstation's preferences (window layout, database choice, team member)."""
+    return QSettings("Clinicflow", "Clinicflow")
+
+
+class AttentionBanner(QFrame):
+    """A non-modal banner for a run that failed while the app is open."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("attentionBanner")
+        self.label = QLabel(objectName="attentionText", wordWrap=True)
+        self.open_button = QPushButton("Open run", objectName="attentionOpenRun")
+        self.close_button = QToolButton(objectName="attentionClose", text="✕")
+        self.close_button.setAutoRaise(True)
+        self.close_button.clicked.connect(self.hide)
+        mark = QLabel()
+        mark.setPixmap(icon("status-failed").pixmap(18, 18))
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 4, 4)
+        layout.addWidget(mark)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.open_button)
+        layout.addWidget(self.close_button)
+        self.run: tuple[int, int] | None = None
+        self.hide()
+
+    def show_failure(self, failures: list[dict[str, Any]]) -> None:
+        last = failures[-1]
+        self.run = (int(last["id"]), int(last["workflow_id"]))
+        text = f"Run {last['id']} of “{last['name']}” failed: {last['error_message'] or 'see the step inspector'}"
+        if len(failures) > 1:
+            text += f" (and {len(failures) - 1} more)"
+        self.label.setText(text)
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, db: Database, actor: str, *, start_runtime: bool = True,
+                 settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("Clinicflow")
+        self.setWindowIcon(icon("app"))
+        self.db = db
+        self.settings = settings or app_settings()
+        self._default_actor = actor
+        self.page: WorkflowPage | None = None
+        self._page_docks: list[QDockWidget] = []
+        self._closing = False
+        self.failed_total = 0
+        self.live_runtimes = 0
+
+        # --- central: banner over a stack of pages -------------------------------------------
+        self.banner = AttentionBanner(self)
+        self.banner.open_button.clicked.connect(self._open_banner_run)
+        self.stack = QStackedWidget(objectName="pages")
+        self.welcome = WelcomePanel(db.display_name)
+        self.home = QLabel("Choose a workflow in the Workflows list to open its editor and runs,\n"
+                           "or open All runs (Ctrl+R) to see every run.",
+                           objectName="emptyState", alignment=Qt.AlignmentFlag.AlignCenter)
+        self.all_runs = RunsView(db, None)
+        self.page_holder = QWidget(objectName="pageHolder")
+        QVBoxLayout(self.page_holder).setContentsMargins(0, 0, 0, 0)
+        for widget in (self.welcome, self.home, self.all_runs, self.page_holder):
+            self.stack.addWidget(widget)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        # --- docks -----------------------------------------------------------------------------
+        self.workflows = WorkflowList(db, self.actor)
+        self.workflows_dock = self._dock("Workflows", "workflowsDock", self.workflows, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.records = RecordsView(db, self.actor)
+        self.records_dock = self._dock("Records", "recordsDock", self.records, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.inspector = StepInspector(db, self.actor)
+        self.inspector_dock = self._dock("Run viewer", "stepInspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.workflows_dock, self.records_dock)
+        self.workflows_dock.raise_()
+        self.resize(1280, 800)
+        self.resizeDocks([self.workflows_dock, self.inspector_dock], [360, 460], Qt.Orientation.Horizontal)
+
+        # --- runtime and the database watcher ------------------------------------------------------
+        self.bridge = RuntimeBridge(db, self)
+        self.watcher = DatabaseWatcher(db, self)
+        self.runtime_state = "off"
+        self._build_actions()
+        self._build_status_bar()
+        self._connect()
+        self._restore_layout()
+        self._show_start_page()
+        self.watcher.changed.connect(self._on_database_change)
+        self.watcher.unreachable.connect(self._on_unreachable)
+        self.watcher.reachable.connect(lambda: self._set_database_state(True))
+        self.watcher.start()
+        self._tray: QSystemTrayIcon | None = None
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self._tray = QSystemTrayIcon(icon("app"), self)
+            self._tray.setToolTip("Clinicflow")
+            self._tray.show()
+        if start_runtime and self.settings.value("runtime/enabled", True, type=bool):
+            self.start_runtime()
+        else:
+            self._set_runtime_state("off")
+
+    # --- construction ---------------------------------------------------------------------------
+
+    def actor(self) -> str:
+        from app.cli import default_actor
+
+        if self._default_actor != default_actor():
+            return self._default_actor  # an explicit --as wins
+        name = str(self.settings.value("team/member", "") or "").strip()
+        return name or self._default_actor
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_actions(self) -> None:
+        def action(text: str, slot: Callable[[], object], shortcut: str | QKeySequence.StandardKey | None = None,
+                   name: str = "") -> QAction:
+            act = QAction(text, self)
+            if shortcut is not None:
+                act.setShortcut(QKeySequence(shortcut))
+            if name:
+                act.setObjectName(name)
+            act.triggered.connect(slot)
+            return act
+
+        self.all_runs_action = action("All runs", self.show_all_runs, "Ctrl+R", "allRunsAction")
+        self.all_runs_action.setIcon(icon("status-running"))
+        self.failed_runs_action = action("Failed runs", lambda: self.show_all_runs("failed"), "Ctrl+Shift+F",
+                                         "failedRunsAction")
+        self.failed_runs_action.setIcon(icon("status-failed"))
+        self.records_action = action("Records", self.show_records, "Ctrl+2", "recordsAction")
+        self.records_action.setIcon(icon("record"))
+        self.workflows_action = action("Workflows", self.show_workflows, "Ctrl+1", "workflowsAction")
+        self.workflows_action.setIcon(icon("workflow"))
+        self.settings_action = action("Settings…", self.open_settings, QKeySequence.StandardKey.Preferences,
+                                      "settingsAction")
+        if self.settings_action.shortcut().isEmpty():
+            self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.refresh_action = action("Refresh", self.watcher.poke, QKeySequence.StandardKey.Refresh, "refreshAction")
+        self.demo_action = action("Load demo practice", self.load_demo, None, "loadDemoAction")
+        self.reset_layout_action = action("Reset layout", self.reset_layout, None, "resetLayoutAction")
+        self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit, "quitAction")
+
+        toolbar = QToolBar("Main", objectName="mainToolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for act in (self.workflows_action, self.records_action, self.all_runs_action, self.failed_runs_action):
+            toolbar.addAction(act)
+        toolbar.addSeparator()
+        toolbar.addAction(self.settings_action)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
+        self.main_toolbar = toolbar
+
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        for act in (self.workflows.new_action, self.workflows.import_action, self.workflows.export_action):
+            file_menu.addAction(act)
+        file_menu.addSeparator()
+        file_menu.addAction(self.demo_action)
+        file_menu.addAction(self.settings_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        view_menu = menu.addMenu("&View")
+        for act in (self.workflows_action, self.records_action, self.all_runs_action, self.failed_runs_action):
+            view_menu.addAction(act)
+        view_menu.addAction(self.refresh_action)
+        view_menu.addSeparator()
+        for dock in (self.workflows_dock, self.records_dock, self.inspector_dock):
+            view_menu.addAction(dock.toggleViewAction())
+        view_menu.addAction(self.main_toolbar.toggleViewAction())
+        view_menu.addSeparator()
+        view_menu.addAction(self.reset_layout_action)
+        self.view_menu = view_menu
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction("About Clinicflow", self._about)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.runtime_icon = QLabel()
+        self.runtime_label = QLabel(objectName="runtimeStatus")
+        self.failed_button = QToolButton(objectName="failedRunsStatus")
+        self.failed_button.setAutoRaise(True)
+        self.failed_button.setIcon(icon("status-failed"))
+        self.failed_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.failed_button.clicked.connect(lambda: self.show_all_runs("failed"))
+        self.failed_button.hide()
+        self.database_label = QLabel(self.db.display_name, objectName="databaseStatus")
+        self.database_label.setToolTip("The practice database this app works on")
+        bar.addPermanentWidget(self.failed_button)
+        bar.addPermanentWidget(self.runtime_icon)
+        bar.addPermanentWidget(self.runtime_label)
+        bar.addPermanentWidget(self.database_label)
+
+    def _connect(self) -> None:
+        self.workflows.workflowOpened.connect(self.open_workflow)
+        self.workflows.message.connect(self.notify)
+        self.workflows.workflowsChanged.connect(self.watcher.poke)
+        self.welcome.demoRequested.connect(self.load_demo)
+        self.welcome.newWorkflowRequested.connect(self.workflows.new)
+        self.welcome.importRequested.connect(lambda: self.workflows.import_file())
+        self.all_runs.runSelected.connect(self.show_run)
+        self.records.runStarted.connect(lambda *_: self.watcher.poke())
+        self.records.openRunRequested.connect(self.open_run)
+        self.records.recordChanged.connect(lambda ref: (self.watcher.poke(), self.notify(f"Saved {ref}")))
+        self.inspector.actionDone.connect(lambda text: (self.watcher.poke(), self.notify(text)))
+        self.bridge.stateChanged.connect(self._set_runtime_state)
+        self.bridge.runChanged.connect(lambda *_: self.watcher.poke())
+        self.bridge.stepChanged.connect(lambda *_: self.watcher.poke())
+        # The runtime's state is a plain attribute; look at it now and then as well as on events.
+        self._state_timer = QTimer(self, interval=1000)
+        self._state_timer.timeout.connect(self._poll_runtime_state)
+        self._state_timer.start()
+
+    # --- layout ------------------------------------------------------------------------------------
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        self._default_state = self.saveState(STATE_VERSION)
+        if isinstance(geometry, (QByteArray, bytes)) and geometry:
+            self.restoreGeometry(geometry)
+        if isinstance(state, (QByteArray, bytes)) and state:
+            self.restoreState(state, STATE_VERSION)
+
+    def save_layout(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState(STATE_VERSION))
+        self.settings.sync()
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state, STATE_VERSION)
+        for dock in (self.workflows_dock, self.records_dock, self.inspector_dock):
+            dock.show()
+
+    # --- pages ---------------------------------------------------------------------------------------
+
+    def _show_start_page(self) -> None:
+        with self.db.read() as conn:
+            empty = (conn.execute(select(func.count()).select_from(workflows)).scalar_one() == 0
+                     and conn.execute(select(func.count()).select_from(patients)).scalar_one() == 0)
+        self.stack.setCurrentWidget(self.welcome if empty else self.home)
+
+    def show_workflows(self) -> None:
+        self.workflows_dock.show()
+        self.workflows_dock.raise_()
+        self.workflows.tree.setFocus()
+
+    def show_records(self) -> None:
+        self.records_dock.show()
+        self.records_dock.raise_()
+        self.records.search.setFocus()
+
+    def show_all_runs(self, status: str | None = None) -> None:
+        self._close_page()
+        self.all_runs.set_status(status)
+        self.stack.setCurrentWidget(self.all_runs)
+        self.all_runs.refresh()
+
+    def open_workflow(self, workflow_id: int) -> WorkflowPage:
+        if self.page is not None and self.page.workflow_id == workflow_id:
+            self.stack.setCurrentWidget(self.page_holder)
+            return self.page
+        self._close_page()
+        page = WorkflowPage(self.db, workflow_id, self.actor(), self.page_holder)
+        page.workflowChanged.connect(self.watcher.poke)
+        page.runs.runSelected.connect(self.show_run)
+        self.page_holder.layout().addWidget(page)
+        areas = {"nodePalette": Qt.DockWidgetArea.LeftDockWidgetArea,
+                 "propertiesPanel": Qt.DockWidgetArea.RightDockWidgetArea,
+                 "problems": Qt.DockWidgetArea.BottomDockWidgetArea,
+                 "versions": Qt.DockWidgetArea.RightDockWidgetArea}
+        for dock in page.docks():
+            name = dock.objectName() or dock.windowTitle()
+            self.addDockWidget(areas.get(name, Qt.DockWidgetArea.RightDockWidgetArea), dock)
+            self.restoreDockWidget(dock)
+            self._page_docks.append(dock)
+        self.page = page
+        self.stack.setCurrentWidget(self.page_holder)
+        self.workflows.select(workflow_id)
+        info = self.workflows.info(workflow_id)
+        self.setWindowTitle(f"{info.name} — Clinicflow" if info else "Clinicflow")
+        return page
+
+    def _close_page(self) -> None:
+        if self.page is None:
+            return
+        self.page.flush()
+        for dock in self._page_docks:
+            self.removeDockWidget(dock)
+            dock.deleteLater()
+        self._page_docks.clear()
+        self.page.hide()
+        self.page.deleteLater()
+        self.page = None
+        self.setWindowTitle("Clinicflow")
+
+    def show_run(self, run_id: int) -> None:
+        self.inspector_dock.show()
+        self.inspector_dock.raise_()
+        self.inspector.show_run(run_id)
+
+    def open_run(self, run_id: int, workflow_id: int) -> None:
+        """Show a run: its workflow's Runs tab with the run selected, and the step inspector."""
+        page = self.open_workflow(workflow_id)
+        page.show_runs()
+        page.runs.refresh()
+        page.runs.select_run(run_id, emit=False)
+        self.show_run(run_id)
+
+    def _open_banner_run(self) -> None:
+        if self.banner.run is not None:
+            self.open_run(*self.banner.run)
+        self.banner.hide()
+
+    # --- live updates ------------------------------------------------------------------------------
+
+    def _on_database_change(self, change: DatabaseChange) -> None:
+        if self._closing:
+            return
+        self._set_database_state(True)
+        if change.workflows is not None:
+            self.workflows.set_infos(change.workflows)
+            if self.stack.currentWidget() is self.welcome and change.workflows:
+                self.stack.setCurrentWidget(self.home)
+        if change.runs_changed:
+            self.failed_total = change.failed_total
+            self.failed_button.setText(f"{self.failed_total} failed run{'s' if self.failed_total != 1 else ''}")
+            self.failed_button.setToolTip("Failed runs need attention: open them, fix the cause, then Retry")
+            self.failed_button.setVisible(self.failed_total > 0)
+            if self.page is not None:
+                self.page.runs.refresh()
+            if self.stack.currentWidget() is self.all_runs:
+                self.all_runs.refresh()
+            self.inspector.refresh()
+        if change.newly_failed:
+            self.banner.show_failure(change.newly_failed)
+            if self._tray is not None:
+                self._tray.showMessage("Run failed", self.banner.label.text(), QSystemTrayIcon.MessageIcon.Warning)
+        self.live_runtimes = change.live_runtimes
+        self._show_runtime()
+
+    def _on_unreachable(self, reason: str) -> None:
+        self._set_database_state(False, reason)
+
+    def _set_database_state(self, ok: bool, reason: str = "") -> None:
+        if ok:
+            self.database_label.setText(self.db.display_name)
+            self.database_label.setStyleSheet("")
+            self.database_label.setToolTip("The practice database this app works on")
+        else:
+            self.database_label.setText(f"{self.db.display_name} — unreachable")
+            self.database_label.setStyleSheet("color: #e04848;")
+            self.database_label.setToolTip(reason)
+
+    # --- runtime ------------------------------------------------------------------------------------
+
+    def start_runtime(self) -> None:
+        try:
+            self.bridge.start()
+        except ImportError as exc:
+            self._set_runtime_state("unavailable")
+            self.runtime_label.setToolTip(f"The runtime could not be loaded: {exc}")
+            return
+        self._set_runtime_state(self.bridge.state)
+
+    def _poll_runtime_state(self) -> None:
+        if self.bridge.runtime is not None and self.bridge.state != self.runtime_state:
+            self._set_runtime_state(self.bridge.state)
+
+    def _set_runtime_state(self, state: str) -> None:
+        self.runtime_state = state
+        self._show_runtime()
+
+    def _show_runtime(self) -> None:
+        state = self.runtime_state
+        words = RUNTIME_WORDS.get(state, f"Runtime {state}")
+        name = self.bridge.name
+        if name and state in ("running", "stopped", "database unreachable"):
+            words += f" ({name})"
+        others = self.live_runtimes - (1 if state == "running" else 0)
+        if others > 0:
+            words += f" · {others} other runtime{'s' if others != 1 else ''} active"
+        self.runtime_label.setText(words)
+        icon_name = {"running": "runtime-running", "database unreachable": "runtime-unreachable"}.get(state, "runtime-stopped")
+        self.runtime_icon.setPixmap(icon(icon_name).pixmap(12, 12))
+
+    # --- actions ------------------------------------------------------------------------------------
+
+    def notify(self, message: str) -> None:
+        self.statusBar().showMessage(message, 6000)
+
+    def load_demo(self) -> None:
+        db, actor = self.db, self.actor()
+        self.welcome.set_busy("Loading the demo practice…")
+        self.statusBar().showMessage("Loading the demo practice…")
+
+        def work() -> str:
+            from app.store.demo import load_demo
+
+            return load_demo(db, actor)
+
+        def done(summary: str) -> None:
+            self.welcome.set_busy("")
+            self.workflows.reload()
+            self.records.refresh()
+            self.watcher.poke()
+            if self.stack.currentWidget() is self.welcome:
+                self.stack.setCurrentWidget(self.home)
+            self.notify(summary)
+
+        def failed(exc: Exception) -> None:
+            self.welcome.set_busy("")
+            QMessageBox.warning(self, "Demo practice", " ".join(str(exc).split()))
+
+        run_in_background(work, done, failed, context=self)
+
+    def open_settings(self) -> None:
+        from .settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.db, self.settings, self.actor(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.runtimeSettingChanged.connect(self._runtime_setting_changed)
+        dialog.open()
+        self.settings_dialog = dialog
+
+    def _runtime_setting_changed(self, enabled: bool) -> None:
+        if enabled and self.bridge.runtime is None:
+            self.start_runtime()
+        elif not enabled and self.bridge.runtime is not None:
+            self.statusBar().showMessage("Stopping the runtime after the current step…")
+            bridge = self.bridge
+
+            def stopped(_: object) -> None:
+                bridge.runtime = None
+                self._set_runtime_state("off")
+
+            run_in_background(bridge.stop, stopped, context=self)
+
+    def _about(self) -> None:
+        from app import __version__
+
+        QMessageBox.about(self, "About Clinicflow",
+                          f"<b>Clinicflow {__version__}</b><p>Workflow automation for clinics.</p>"
+                          f"<p>Database: {self.db.display_name}<br>Team member: {self.actor()}</p>")
+
+    # --- closing -----------------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if self._closing:
+            event.accept()
+            return
+        self._closing = True
+        if self.page is not None:
+            self.page.flush()
+        self.save_layout()
+        self.statusBar().showMessage("Finishing the current step…")
+        QApplication.processEvents()
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Stop the watcher and the runtime (the runtime finishes its current step first)."""
+        self._closing = True
+        self._state_timer.stop()
+        self.watcher.stop()
+        self.bridge.stop()

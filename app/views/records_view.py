@@ -1,0 +1,441 @@
+"""The records browser (`recordsView`): patients, appointments, tasks and recalls.
+
+Search, add and edit (through the store, so every change writes its record event and
+event-triggered workflows fire), and the Actions menu (`recordActionsMenu`) that starts an
+enabled workflow with a manual trigger for the selected record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, Final
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
+    QLineEdit, QMenu, QMessageBox, QPushButton, QTableView, QToolButton, QVBoxLayout, QWidget,
+)
+from sqlalchemy import select
+
+from app.store import Database, RecordRef
+from app.store.records import add_record, describe, list_records, patient_name, update_record
+from app.store.schema import patients, workflow_versions, workflows
+from app.workflow.records import RECORD_FIELDS, RECORD_TYPES, FieldKind, FieldSpec
+
+from .background import run_in_background
+from .display import local_time
+from .theme import icon
+
+TYPE_TITLES: Final = {"patient": "Patients", "appointment": "Appointments", "task": "Tasks", "recall": "Recalls"}
+ROW_LIMIT: Final = 2000
+Index = QModelIndex | QPersistentModelIndex
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, datetime):
+        return local_time(value, seconds=False)
+    if isinstance(value, date):
+        return value.isoformat()
+    return "" if value is None else str(value)
+
+
+def manual_workflows(db: Database, record_type: str) -> list[tuple[int, str]]:
+    """Enabled workflows whose live version starts by hand from a record of this type."""
+    latest = (select(workflow_versions.c.workflow_id, workflow_versions.c.number)
+              .order_by(workflow_versions.c.workflow_id, workflow_versions.c.number.desc()))
+    result: list[tuple[int, str]] = []
+    with db.read() as conn:
+        enabled = {r.id: r.name for r in conn.execute(
+            select(workflows.c.id, workflows.c.name).where(workflows.c.enabled.is_(True),
+                                                           workflows.c.archived.is_(False)))}
+        if not enabled:
+            return []
+        newest: dict[int, int] = {}
+        for row in conn.execute(latest.where(workflow_versions.c.workflow_id.in_(enabled))):
+            newest.setdefault(row.workflow_id, row.number)
+        for workflow_id, number in newest.items():
+            definition = conn.execute(select(workflow_versions.c.definition).where(
+                workflow_versions.c.workflow_id == workflow_id, workflow_versions.c.number == number)).scalar()
+            for node in (definition or {}).get("nodes", []):
+                if node.get("type") == "trigger.manual" and node.get("config", {}).get("record_type") == record_type:
+                    result.append((workflow_id, enabled[workflow_id]))
+    return sorted(result, key=lambda item: item[1].lower())
+
+
+class RecordsModel(QAbstractTableModel):
+    """Records of one type (a clinic has thousands, not millions: one read of up to ROW_LIMIT)."""
+
+    def __init__(self, db: Database, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._db = db
+        self.record_type = "patient"
+        self.search = ""
+        self.fields: list[FieldSpec] = []
+        self.rows: list[dict[str, Any]] = []
+        self.patient_names: dict[int, str] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        self.beginResetModel()
+        self.fields = [s for s in RECORD_FIELDS[self.record_type] if s.name not in ("created_at", "updated_at")]
+        with self._db.read() as conn:
+            self.rows = list_records(conn, self.record_type, self.search or None, limit=ROW_LIMIT)
+            wanted = {r["patient_id"] for r in self.rows if r.get("patient_id")}
+            if self.record_type != "patient" and self.search:
+                # Searching appointments by the patient's name is what people expect.
+                pattern = f"%{self.search.lower()}%"
+                from sqlalchemy import func, or_
+
+                from app.store.schema import RECORD_TABLES
+
+                table = RECORD_TABLES[self.record_type]
+                name = func.lower(patients.c.first_name + " " + patients.c.last_name)
+                extra = conn.execute(select(table).join(patients, patients.c.id == table.c.patient_id)
+                                     .where(or_(name.like(pattern))).order_by(table.c.id).limit(ROW_LIMIT)).mappings()
+                seen = {r["id"] for r in self.rows}
+                self.rows += [dict(r) for r in extra if r["id"] not in seen]
+                self.rows.sort(key=lambda r: r["id"])
+                wanted |= {r["patient_id"] for r in self.rows if r.get("patient_id")}
+            self.patient_names = {r.id: patient_name(r._mapping) for r in conn.execute(
+                select(patients.c.id, patients.c.first_name, patients.c.last_name).where(patients.c.id.in_(wanted)))}
+        self.endResetModel()
+
+    def ref_at(self, row: int) -> RecordRef | None:
+        if 0 <= row < len(self.rows):
+            return RecordRef(self.record_type, int(self.rows[row]["id"]))
+        return None
+
+    def row_of(self, record_id: int) -> int | None:
+        return next((i for i, r in enumerate(self.rows) if r["id"] == record_id), None)
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.fields)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            name = self.fields[section].name
+            return {"patient_id": "Patient", "id": "Id"}.get(name, name.replace("_", " ").capitalize())
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        record = self.rows[index.row()]
+        spec = self.fields[index.column()]
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            value = record.get(spec.name)
+            if spec.name == "patient_id" and value is not None:
+                return f"{self.patient_names.get(value, '?')} (patient:{value})"
+            return _shown(value)
+        if role == Qt.ItemDataRole.UserRole:
+            return record["id"]
+        return None
+
+
+class RecordDialog(QDialog):
+    """Add or edit one record: a field per editable attribute, errors shown in the dialog."""
+
+    saved = Signal(object)  # RecordRef
+
+    def __init__(self, db: Database, record_type: str, actor: str, record: dict[str, Any] | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("recordDialog")
+        self._db = db
+        self._type = record_type
+        self._actor = actor
+        self._record = record
+        ref = RecordRef(record_type, record["id"]) if record else None
+        self.setWindowTitle(f"Edit {ref}" if ref else f"New {record_type}")
+        self.editors: dict[str, QLineEdit | QComboBox] = {}
+        form = QFormLayout()
+        for spec in RECORD_FIELDS[record_type]:
+            if not spec.editable:
+                continue
+            current = record.get(spec.name) if record else None
+            editor: QLineEdit | QComboBox
+            if spec.kind is FieldKind.CHOICE:
+                editor = QComboBox()
+                editor.addItems(list(spec.choices))
+                if current:
+                    editor.setCurrentText(str(current))
+            else:
+                editor = QLineEdit(_shown(current))
+                editor.setPlaceholderText({FieldKind.DATE: "YYYY-MM-DD", FieldKind.DATETIME: "YYYY-MM-DD HH:MM (local time)",
+                                           FieldKind.INTEGER: "number"}.get(spec.kind, ""))
+                if spec.name == "patient_id":
+                    editor.setPlaceholderText("patient number, e.g. 12")
+            editor.setObjectName(f"field_{spec.name}")
+            label = spec.name.replace("_", " ").capitalize() + (" *" if spec.required else "")
+            form.addRow(label, editor)
+            self.editors[spec.name] = editor
+        self.error = QLabel(objectName="recordError", wordWrap=True)
+        self.error.setStyleSheet("color: #e04848;")
+        self.error.hide()
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.save)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        layout.addWidget(self.buttons)
+
+    def values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, editor in self.editors.items():
+            values[name] = editor.currentText() if isinstance(editor, QComboBox) else editor.text().strip()
+        if self._record is not None:
+            # Only what changed: an untouched date-time must not be re-read in another zone.
+            values = {k: v for k, v in values.items() if v != _shown(self._record.get(k))}
+        return values
+
+    def save(self) -> None:
+        values = self.values()
+        if self._record is not None and not values:
+            self.accept()
+            return
+        db, record_type, actor, record = self._db, self._type, self._actor, self._record
+
+        def write() -> RecordRef:
+            with db.write() as conn:
+                if record is None:
+                    return add_record(conn, record_type, values, actor)
+                ref = RecordRef(record_type, int(record["id"]))
+                update_record(conn, ref, values, actor)
+                return ref
+
+        def done(ref: RecordRef) -> None:
+            self.saved.emit(ref)
+            self.accept()
+
+        def failed(exc: Exception) -> None:
+            self.buttons.setEnabled(True)
+            self.error.setText(" ".join(str(exc).split()))
+            self.error.show()
+
+        self.buttons.setEnabled(False)
+        run_in_background(write, done, failed, context=self)
+
+
+class RecordsView(QWidget):
+    """Browse, search, add and edit records; start manual workflows from a record."""
+
+    runStarted = Signal(int, int)        # run id, workflow id
+    openRunRequested = Signal(int, int)  # run id, workflow id
+    recordChanged = Signal(object)       # RecordRef
+
+    def __init__(self, db: Database, actor: Callable[[], str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("recordsView")
+        self._db = db
+        self._actor = actor
+        self.type_box = QComboBox(objectName="recordType")
+        for record_type in RECORD_TYPES:
+            self.type_box.addItem(TYPE_TITLES[record_type], record_type)
+        self.search = QLineEdit(objectName="recordSearch", placeholderText="Search names, emails, reasons…")
+        self.search.setClearButtonEnabled(True)
+        self.add_button = QPushButton("Add", objectName="addRecordButton")
+        self.edit_button = QPushButton("Edit", objectName="editRecordButton")
+        self.actions_menu = QMenu("Actions", self)
+        self.actions_menu.setObjectName("recordActionsMenu")
+        self.actions_menu.aboutToShow.connect(self._fill_actions)
+        self.actions_button = QToolButton(objectName="recordActionsButton", text="Actions")
+        self.actions_button.setIcon(icon("workflow"))
+        self.actions_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.actions_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.actions_button.setMenu(self.actions_menu)
+
+        self.model = RecordsModel(db, self)
+        self.table = QTableView(objectName="recordsTable")
+        self.table.setModel(self.model)
+        self.table.verticalHeader().hide()
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        self.table.doubleClicked.connect(lambda *_: self.edit_current())
+        self.empty = QLabel(objectName="emptyState", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.type_box)
+        bar.addWidget(self.search, 1)
+        bar.addWidget(self.add_button)
+        bar.addWidget(self.edit_button)
+        bar.addWidget(self.actions_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(bar)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.empty, 1)
+
+        self._search_timer = QTimer(self, singleShot=True, interval=250)
+        self._search_timer.timeout.connect(self._apply_search)
+        self.search.textChanged.connect(self._search_timer.start)
+        self.type_box.currentIndexChanged.connect(self._apply_search)
+        self.add_button.clicked.connect(self.add_new)
+        self.edit_button.clicked.connect(self.edit_current)
+        self.table.selectionModel().currentRowChanged.connect(lambda *_: self._update_buttons())
+        edit = QAction("Edit record", self, shortcut=QKeySequence(Qt.Key.Key_F2))
+        edit.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        edit.triggered.connect(self.edit_current)
+        self.addAction(edit)
+        self.dialog: RecordDialog | None = None
+        self.started_message: QMessageBox | None = None
+        self._after_empty()
+
+    # --- browsing ---------------------------------------------------------------------------
+
+    @property
+    def record_type(self) -> str:
+        return str(self.type_box.currentData())
+
+    def set_record_type(self, record_type: str) -> None:
+        self.type_box.setCurrentIndex(self.type_box.findData(record_type))
+
+    def _apply_search(self) -> None:
+        self.model.record_type = self.record_type
+        self.model.search = self.search.text().strip()
+        self.model.reload()
+        self.table.resizeColumnsToContents()
+        self._after_empty()
+
+    def refresh(self) -> None:
+        ref = self.current_ref()
+        self.model.reload()
+        if ref is not None:
+            self.select(ref)
+        self._after_empty()
+
+    def _after_empty(self) -> None:
+        empty = self.model.rowCount() == 0
+        if empty:
+            if self.model.search:
+                self.empty.setText(f"No {TYPE_TITLES[self.record_type].lower()} match “{self.model.search}”.")
+            else:
+                self.empty.setText(f"No {TYPE_TITLES[self.record_type].lower()} yet. Use Add to create one.")
+        self.empty.setVisible(empty)
+        self.table.setVisible(not empty)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        has = self.current_ref() is not None
+        self.edit_button.setEnabled(has)
+        self.actions_button.setEnabled(has)
+
+    def current_ref(self) -> RecordRef | None:
+        index = self.table.currentIndex()
+        return self.model.ref_at(index.row()) if index.isValid() else None
+
+    def select(self, ref: RecordRef) -> bool:
+        if ref.type != self.record_type:
+            self.set_record_type(ref.type)
+        row = self.model.row_of(ref.id)
+        if row is None and self.model.search:
+            self.search.clear()
+            self._apply_search()
+            row = self.model.row_of(ref.id)
+        if row is None:
+            return False
+        self.table.selectRow(row)
+        self.table.setCurrentIndex(self.model.index(row, 0))
+        self.table.scrollTo(self.model.index(row, 0))
+        return True
+
+    # --- add / edit ------------------------------------------------------------------------------
+
+    def add_new(self) -> RecordDialog:
+        return self._open_dialog(None)
+
+    def edit_current(self) -> RecordDialog | None:
+        ref = self.current_ref()
+        if ref is None:
+            return None
+        row = self.model.rows[self.model.row_of(ref.id) or 0]
+        return self._open_dialog(row)
+
+    def _open_dialog(self, record: dict[str, Any] | None) -> RecordDialog:
+        dialog = RecordDialog(self._db, self.record_type, self._actor(), record, self)
+        dialog.saved.connect(self._after_save)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _after_save(self, ref: RecordRef) -> None:
+        self.model.reload()
+        self.select(ref)
+        self._after_empty()
+        self.recordChanged.emit(ref)
+
+    # --- Actions menu ------------------------------------------------------------------------------
+
+    def _context_menu(self, point: QPoint) -> None:
+        index = self.table.indexAt(point)
+        if not index.isValid():
+            return
+        self.table.setCurrentIndex(index)
+        self.actions_menu.popup(self.table.viewport().mapToGlobal(point))
+
+    def _fill_actions(self) -> None:
+        menu = self.actions_menu
+        menu.clear()
+        ref = self.current_ref()
+        if ref is None:
+            menu.addAction("Select a record first").setEnabled(False)
+            return
+        choices = manual_workflows(self._db, ref.type)
+        if not choices:
+            menu.addAction(f"No enabled workflow starts by hand from a {ref.type}").setEnabled(False)
+        for workflow_id, name in choices:
+            action = menu.addAction(icon("workflow"), f"Run “{name}”")
+            action.setObjectName(f"runWorkflow{workflow_id}")
+            action.setData(workflow_id)
+            action.triggered.connect(lambda _=False, w=workflow_id, n=name, r=ref: self.start_workflow(w, n, r))
+        menu.addSeparator()
+        menu.addAction("Edit record…", self.edit_current)
+
+    def start_workflow(self, workflow_id: int, name: str, ref: RecordRef) -> None:
+        db, actor = self._db, self._actor()
+
+        def start() -> tuple[int, str]:
+            from app.runtime import control
+
+            run_id = control.start_run(db, workflow_id, record=ref, actor=actor)
+            with db.read() as conn:
+                return run_id, describe(conn, ref)
+
+        def done(result: tuple[int, str]) -> None:
+            run_id, words = result
+            self.runStarted.emit(run_id, workflow_id)
+            self._offer_to_open(run_id, workflow_id, name, words)
+
+        def failed(exc: Exception) -> None:
+            QMessageBox.warning(self, "Workflow not started", f"“{name}” was not started: {' '.join(str(exc).split())}")
+
+        run_in_background(start, done, failed, context=self)
+
+    def _offer_to_open(self, run_id: int, workflow_id: int, name: str, words: str) -> None:
+        if self.started_message is not None:
+            self.started_message.close()
+        box = QMessageBox(QMessageBox.Icon.Information, "Workflow started",
+                          f"Run {run_id} of “{name}” started for {words}.", parent=self)
+        box.setObjectName("runStartedMessage")
+        open_button = box.addButton("Open run", QMessageBox.ButtonRole.AcceptRole)
+        open_button.setObjectName("openStartedRun")
+        box.addButton(QMessageBox.StandardButton.Close)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        open_button.clicked.connect(lambda: self.openRunRequested.emit(run_id, workflow_id))
+        box.destroyed.connect(lambda *_: setattr(self, "started_message", None))
+        self.started_message = box
+        box.show()

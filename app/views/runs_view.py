@@ -1,0 +1,181 @@
+"""The Runs tab (`runsTable`): filters by status, date range and record over a paged model."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from PySide6.QtCore import QDate, QItemSelectionModel, QTimer, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView, QComboBox, QDateEdit, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QTableView,
+    QVBoxLayout, QWidget,
+)
+
+from app.store import Database
+
+from .runs_model import Column, RunFilter, RunsModel
+from .theme import RUN_STATUSES, STATUS_LABELS, status_icon
+
+_NO_DATE = QDate(2000, 1, 1)
+
+
+class RunsView(QWidget):
+    """Runs of one workflow (or all), newest first, updating live."""
+
+    runSelected = Signal(int)       # run id
+    runActivated = Signal(int)      # double-click / Enter
+
+    def __init__(self, db: Database, workflow_id: int | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("runsView" if workflow_id is not None else "allRunsView")
+        self._db = db
+        self.status_filter = QComboBox(objectName="runStatusFilter")
+        self.status_filter.addItem("All statuses", None)
+        for status in RUN_STATUSES:
+            self.status_filter.addItem(status_icon(status), STATUS_LABELS[status], status)
+        self.since_edit = self._date_edit("runsSince", "From: any day")
+        self.until_edit = self._date_edit("runsUntil", "To: any day")
+        self.search = QLineEdit(objectName="runRecordSearch", placeholderText="Search by record: patient:12 or a name…")
+        self.search.setClearButtonEnabled(True)
+        self.count_label = QLabel(objectName="runsCount")
+
+        self.model = RunsModel(db, RunFilter(workflow_id=workflow_id), self)
+        self.table = QTableView(objectName="runsTable")
+        self.table.setModel(self.model)
+        self.table.verticalHeader().hide()
+        # Fixed row heights: the view never asks every row for its size (a million rows stay cheap).
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setHighlightSections(False)
+        for column, width in ((Column.STATUS, 110), (Column.RUN, 70), (Column.WORKFLOW, 170),
+                              (Column.TRIGGERED, 150), (Column.DURATION, 90), (Column.TRIGGER, 300),
+                              (Column.VERSION, 60)):
+            header.resizeSection(column, width)
+        header.setStretchLastSection(True)
+        self.table.setColumnHidden(Column.WORKFLOW, workflow_id is not None)
+
+        self.empty = QLabel(objectName="emptyState", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.status_filter)
+        bar.addWidget(self.since_edit)
+        bar.addWidget(self.until_edit)
+        bar.addWidget(self.search, 1)
+        bar.addWidget(self.count_label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(bar)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.empty, 1)
+
+        self._search_timer = QTimer(self, singleShot=True, interval=300)
+        self._search_timer.timeout.connect(self._apply_filter)
+        self.search.textChanged.connect(self._search_timer.start)
+        self.status_filter.currentIndexChanged.connect(self._apply_filter)
+        self.since_edit.dateChanged.connect(self._apply_filter)
+        self.until_edit.dateChanged.connect(self._apply_filter)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        self.table.doubleClicked.connect(lambda index: self.runActivated.emit(index.data(Qt.ItemDataRole.UserRole)))
+        # Durations of Running and Waiting runs count up while visible.
+        self._ticker = QTimer(self, interval=1000)
+        self._ticker.timeout.connect(self._tick)
+        self._ticker.start()
+        self._stale = False
+        self._update_counts()
+
+    def _date_edit(self, name: str, empty_text: str) -> QDateEdit:
+        edit = QDateEdit(objectName=name, calendarPopup=True)
+        edit.setMinimumDate(_NO_DATE)
+        edit.setSpecialValueText(empty_text)
+        edit.setDate(_NO_DATE)
+        edit.setDisplayFormat("yyyy-MM-dd")
+        return edit
+
+    # --- filters -----------------------------------------------------------------------------
+
+    def set_status(self, status: str | None) -> None:
+        self.status_filter.setCurrentIndex(max(self.status_filter.findData(status), 0))
+
+    def _date(self, edit: QDateEdit, *, next_day: bool = False) -> datetime | None:
+        day = edit.date()
+        if day == _NO_DATE:
+            return None
+        moment = datetime.combine(day.toPython(), time()).astimezone()  # local midnight
+        return moment + timedelta(days=1) if next_day else moment
+
+    def _apply_filter(self) -> None:
+        flt = self.model.run_filter.with_(status=self.status_filter.currentData(), since=self._date(self.since_edit),
+                                          until=self._date(self.until_edit, next_day=True),
+                                          record=self.search.text().strip())
+        self.model.set_filter(flt)
+        self._update_counts()
+
+    def _update_counts(self) -> None:
+        count = self.model.rowCount()
+        self.count_label.setText(f"{count:,} run{'s' if count != 1 else ''}")
+        flt = self.model.run_filter
+        filtered = bool(flt.status or flt.since or flt.until or flt.record)
+        if count == 0:
+            self.empty.setText("No runs match these filters." if filtered else
+                               "No runs yet. Runs appear here as soon as the workflow is started — by hand "
+                               "from a record's Actions menu, by a record event, a schedule or a webhook.")
+        self.empty.setVisible(count == 0)
+        self.table.setVisible(count > 0)
+
+    # --- live updates --------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """The database changed: show it, keeping the selected run selected."""
+        if not self.isVisible():
+            self._stale = True
+            return
+        self._stale = False
+        selected = self.current_run_id()
+        scroll = self.table.verticalScrollBar().value()
+        if self.model.refresh():
+            self.table.verticalScrollBar().setValue(scroll)
+            if selected is not None:
+                self.select_run(selected, emit=False)
+        self._update_counts()
+
+    def showEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)  # type: ignore[arg-type]
+        if getattr(self, "_stale", False):
+            self.refresh()
+
+    def _tick(self) -> None:
+        if not self.table.isVisible():
+            return
+        first = self.table.rowAt(0)
+        last = self.table.rowAt(self.table.viewport().height() - 1)
+        if first < 0:
+            return
+        self.model.tick(first, last if last >= 0 else first + 60)
+
+    # --- selection ---------------------------------------------------------------------------
+
+    def current_run_id(self) -> int | None:
+        index = self.table.currentIndex()
+        return index.data(Qt.ItemDataRole.UserRole) if index.isValid() else None
+
+    def select_run(self, run_id: int, *, emit: bool = True) -> bool:
+        row = self.model.row_of(run_id)
+        if row is None:
+            return False
+        index = self.model.index(row, 0)
+        self.table.selectionModel().blockSignals(not emit)
+        self.table.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        self.table.selectionModel().blockSignals(False)
+        self.table.scrollTo(index)
+        return True
+
+    def _on_current(self, current: object, _previous: object) -> None:
+        run_id = current.data(Qt.ItemDataRole.UserRole) if current.isValid() else None  # type: ignore[attr-defined]
+        if run_id is not None:
+            self.runSelected.emit(int(run_id))

@@ -1,0 +1,169 @@
+"""The thin adapter between the Qt-free runtime and the widgets.
+
+The runtime calls its subscribers on its own threads with ids only; `RuntimeBridge` turns each
+event into a Qt signal of an object living on the GUI thread, so Qt queues it there.
+`DatabaseWatcher` notices what other processes and workstations change: a worker thread polls
+`max(runs.updated_at)` (indexed, one B-tree probe) twice a second and reports a change.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal
+from sqlalchemy import func, select
+
+from app.store import Database
+from app.store.schema import runs, runtimes, workflows, workflow_versions
+from app.store.timeutil import utcnow
+from app.store.workflows import list_workflows
+
+POLL_SECONDS = 0.5
+
+
+class RuntimeBridge(QObject):
+    """Owns the in-app runtime (when this workstation runs one) and re-emits its events."""
+
+    runChanged = Signal(int, int)      # run id, workflow id (0 when unknown)
+    stepChanged = Signal(int)          # run id
+    stateChanged = Signal(str)         # "running" | "stopped" | "database unreachable"
+
+    def __init__(self, db: Database, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._db = db
+        self.runtime: Any = None
+        self._unsubscribe: Any = None
+
+    @property
+    def name(self) -> str | None:
+        return getattr(self.runtime, "name", None)
+
+    @property
+    def state(self) -> str:
+        return getattr(self.runtime, "state", "stopped") if self.runtime is not None else "off"
+
+    def start(self) -> None:
+        from app.runtime import Runtime
+
+        self.runtime = Runtime(self._db)
+        self._unsubscribe = self.runtime.subscribe(self._on_event)
+        self.runtime.start()
+        self.stateChanged.emit(self.state)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the current step and stop; safe to call twice."""
+        if self.runtime is None:
+            return
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self.runtime.stop(timeout)
+        self.stateChanged.emit("stopped")
+
+    def _on_event(self, event: Any) -> None:
+        # Called on a runtime thread: only emit (queued to the GUI thread), never touch widgets.
+        if event.kind == "run_changed" and event.run_id is not None:
+            self.runChanged.emit(int(event.run_id), int(event.workflow_id or 0))
+        elif event.kind == "step_changed" and event.run_id is not None:
+            self.stepChanged.emit(int(event.run_id))
+        elif event.kind == "runtime_state" and event.state:
+            self.stateChanged.emit(str(event.state))
+
+
+@dataclass(frozen=True)
+class DatabaseChange:
+    """What the watcher saw changed since its last look."""
+
+    runs_changed: bool
+    workflows_changed: bool
+    failed_total: int   # meaningful when runs_changed
+    newly_failed: list[dict[str, Any]] = field(default_factory=list)
+    live_runtimes: int = 0
+    workflows: list[Any] | None = None   # WorkflowInfo list, read when anything changed
+
+
+class DatabaseWatcher(QThread):
+    """Polls the database for changes made by anyone (this app, a CLI, another workstation)."""
+
+    changed = Signal(object)       # DatabaseChange
+    unreachable = Signal(str)      # the reason, once per outage
+    reachable = Signal()
+
+    def __init__(self, db: Database, parent: QObject | None = None, interval: float = POLL_SECONDS) -> None:
+        super().__init__(parent)
+        self.setObjectName("databaseWatcher")
+        self._db = db
+        self._interval = interval
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._runs_mark: Any = None
+        self._workflows_mark: Any = None
+        self._seen_failed: set[int] = set()
+        self._down = False
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self.wait(5000)
+
+    def poke(self) -> None:
+        """Look now instead of at the next tick (after this app changed something)."""
+        self._wake.set()
+
+    def run(self) -> None:
+        first = True
+        while not self._stop.is_set():
+            try:
+                change = self._look(first)
+            except Exception as exc:  # noqa: BLE001 - a database outage is shown, not fatal
+                if not self._down:
+                    self._down = True
+                    self.unreachable.emit(" ".join(str(exc).split())[:200])
+            else:
+                if self._down:
+                    self._down = False
+                    self.reachable.emit()
+                if change is not None:
+                    self.changed.emit(change)
+                first = False
+            self._wake.wait(self._interval)
+            self._wake.clear()
+
+    def _look(self, first: bool) -> DatabaseChange | None:
+        with self._db.read() as conn:
+            runs_mark = conn.execute(select(func.max(runs.c.updated_at))).scalar()
+            workflows_mark = conn.execute(select(func.max(workflows.c.updated_at), func.count(workflows.c.id),
+                                                 select(func.count()).select_from(workflow_versions)
+                                                 .scalar_subquery())).one()
+            runs_changed = first or runs_mark != self._runs_mark
+            workflows_changed = first or tuple(workflows_mark) != self._workflows_mark
+            if not runs_changed and not workflows_changed:
+                return None
+            newly_failed: list[dict[str, Any]] = []
+            failed_total = 0
+            if runs_changed:
+                failed_total = int(conn.execute(select(func.count()).select_from(runs)
+                                                .where(runs.c.status == "failed")).scalar_one())
+                since = self._runs_mark
+                if since is not None:
+                    query = (select(runs.c.id, runs.c.workflow_id, runs.c.error_message, workflows.c.name)
+                             .join(workflows, workflows.c.id == runs.c.workflow_id)
+                             .where(runs.c.updated_at > since, runs.c.status == "failed")
+                             .order_by(runs.c.id).limit(50))
+                    for row in conn.execute(query).mappings():
+                        if row["id"] not in self._seen_failed and not first:
+                            newly_failed.append(dict(row))
+                        self._seen_failed.add(row["id"])
+            infos = list_workflows(conn)
+            cutoff = utcnow() - timedelta(seconds=90)
+            live = int(conn.execute(select(func.count()).select_from(runtimes)
+                                    .where(runtimes.c.heartbeat_at > cutoff)).scalar_one())
+        self._runs_mark = runs_mark
+        self._workflows_mark = tuple(workflows_mark)
+        return DatabaseChange(runs_changed=runs_changed, workflows_changed=workflows_changed,
+                              failed_total=failed_total, newly_failed=newly_failed, live_runtimes=live,
+                              workflows=infos)
+

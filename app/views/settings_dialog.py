@@ -1,0 +1,319 @@
+"""The Settings dialog: database, in-app runtime, integrations (SMTP, SMS), safety limits, team member.
+
+The database choice and the team member are this workstation's (QSettings); integrations and
+default limits are the practice's (the database's `settings` table, shared by every workstation).
+Tests of connections run off the GUI thread and show "connected" or the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import (
+    QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+    QLineEdit, QMessageBox, QPushButton, QRadioButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget,
+)
+
+from app.store import Database
+from app.store.database import create_database, default_database_url
+from app.store.settings import DEFAULT_LIMITS, default_limits, set_default_limits
+
+from .background import run_in_background
+
+OK_COLOUR = "#27ae60"
+BAD_COLOUR = "#e04848"
+
+
+def _result_label(name: str) -> QLabel:
+    label = QLabel(objectName=name, wordWrap=True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+def _show_result(label: QLabel, ok: bool, text: str) -> None:
+    label.setStyleSheet(f"color: {OK_COLOUR if ok else BAD_COLOUR};")
+    label.setText(("✓ " if ok else "✗ ") + text)
+
+
+def check_database(url: str) -> str:
+    """Connect to a database URL and say what answered; raises with the reason otherwise."""
+    from sqlalchemy import text
+
+    db = create_database(url)
+    try:
+        with db.read() as conn:
+            conn.execute(text("SELECT 1"))
+        return f"connected to {db.display_name}"
+    finally:
+        db.dispose()
+
+
+class SettingsDialog(QDialog):
+    runtimeSettingChanged = Signal(bool)
+
+    def __init__(self, db: Database, settings: QSettings, actor: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("settingsDialog")
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(560)
+        self._db = db
+        self._settings = settings
+        self._actor = actor
+        self.tabs = QTabWidget(objectName="settingsTabs")
+        self.tabs.addTab(self._database_tab(), "Database")
+        self.tabs.addTab(self._integrations_tab(), "Integrations")
+        self.tabs.addTab(self._limits_tab(), "Safety limits")
+        self.tabs.addTab(self._team_tab(), "Team member")
+        self.error = QLabel(objectName="settingsError", wordWrap=True)
+        self.error.setStyleSheet(f"color: {BAD_COLOUR};")
+        self.error.hide()
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        self.buttons = buttons
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addWidget(self.error)
+        layout.addWidget(buttons)
+        self._load_practice_settings()
+
+    # --- tabs ------------------------------------------------------------------------------------
+
+    def _database_tab(self) -> QWidget:
+        tab = QWidget()
+        stored = str(self._settings.value("database/url", "") or "")
+        self.local_db = QRadioButton("This computer's database file", objectName="databaseLocal")
+        self.local_db.setToolTip(default_database_url())
+        self.shared_db = QRadioButton("A shared PostgreSQL database (several workstations)", objectName="databaseShared")
+        group = QButtonGroup(tab)
+        group.addButton(self.local_db)
+        group.addButton(self.shared_db)
+        self.db_url = QLineEdit(stored, objectName="databaseUrl",
+                                placeholderText="postgresql+psycopg://user:password@server/clinicflow")
+        (self.shared_db if stored else self.local_db).setChecked(True)
+        self.db_url.setEnabled(bool(stored))
+        self.shared_db.toggled.connect(self.db_url.setEnabled)
+        self.db_test = QPushButton("Test connection", objectName="testDatabaseButton")
+        self.db_test.clicked.connect(self._test_database)
+        self.db_result = _result_label("databaseTestResult")
+        self.runtime_enabled = QCheckBox("Run workflows on this workstation (the in-app runtime)",
+                                         objectName="runtimeEnabled")
+        self.runtime_enabled.setChecked(self._settings.value("runtime/enabled", True, type=bool))
+        self.runtime_enabled.setToolTip("Turn off on workstations that should only watch runs, not execute them")
+        local_path = QLabel(f"File: {default_database_url().removeprefix('sqlite:///')}", wordWrap=True)
+        local_path.setObjectName("emptyState")
+        layout = QVBoxLayout(tab)
+        layout.addWidget(QLabel(f"Now open: {self._db.display_name}"))
+        layout.addWidget(self.local_db)
+        layout.addWidget(local_path)
+        layout.addWidget(self.shared_db)
+        row = QHBoxLayout()
+        row.addWidget(self.db_url, 1)
+        row.addWidget(self.db_test)
+        layout.addLayout(row)
+        layout.addWidget(self.db_result)
+        note = QLabel("A change of database takes effect when Clinicflow is started again.", wordWrap=True)
+        layout.addWidget(note)
+        layout.addSpacing(12)
+        layout.addWidget(self.runtime_enabled)
+        layout.addStretch(1)
+        return tab
+
+    def _integrations_tab(self) -> QWidget:
+        tab = QWidget()
+        smtp = QGroupBox("Email (SMTP server)")
+        self.smtp: dict[str, QLineEdit | QComboBox] = {
+            "host": QLineEdit(placeholderText="mail.example.org"),
+            "port": QLineEdit(placeholderText="587"),
+            "security": QComboBox(),
+            "username": QLineEdit(),
+            "password": QLineEdit(echoMode=QLineEdit.EchoMode.Password),
+            "from": QLineEdit(placeholderText="Reception <reception@example.org>"),
+        }
+        self.smtp["security"].addItems(["starttls", "ssl", "none"])  # type: ignore[union-attr]
+        form = QFormLayout(smtp)
+        for key, editor in self.smtp.items():
+            editor.setObjectName(f"smtp_{key}")
+            form.addRow(key.capitalize() if key != "from" else "From address", editor)
+        self.smtp_test = QPushButton("Test", objectName="testSmtpButton")
+        self.smtp_test.clicked.connect(lambda: self._test_integration("smtp"))
+        self.smtp_result = _result_label("smtpTestResult")
+        form.addRow(self.smtp_test, self.smtp_result)
+
+        sms = QGroupBox("SMS gateway")
+        self.sms: dict[str, QLineEdit] = {
+            "url": QLineEdit(placeholderText="https://sms.example.org/send"),
+            "token": QLineEdit(echoMode=QLineEdit.EchoMode.Password),
+            "sender": QLineEdit(placeholderText="Clinic"),
+        }
+        form = QFormLayout(sms)
+        for key, editor in self.sms.items():
+            editor.setObjectName(f"sms_{key}")
+            form.addRow({"url": "Gateway URL", "token": "Token", "sender": "Sender"}[key], editor)
+        self.sms_test = QPushButton("Test", objectName="testSmsButton")
+        self.sms_test.clicked.connect(lambda: self._test_integration("sms"))
+        self.sms_result = _result_label("smsTestResult")
+        form.addRow(self.sms_test, self.sms_result)
+        layout = QVBoxLayout(tab)
+        layout.addWidget(smtp)
+        layout.addWidget(sms)
+        layout.addWidget(QLabel("Integrations are shared by every workstation on this database. "
+                                "Test saves the form first.", wordWrap=True))
+        layout.addStretch(1)
+        return tab
+
+    def _limits_tab(self) -> QWidget:
+        tab = QWidget()
+        self.max_runtime_days = QSpinBox(objectName="maxRuntimeDays", minimum=1, maximum=366, suffix=" days")
+        self.max_actions = QSpinBox(objectName="maxActionsPerRun", minimum=1, maximum=10_000)
+        self.max_nodes = QSpinBox(objectName="maxNodes", minimum=1, maximum=10_000)
+        form = QFormLayout(tab)
+        form.addRow("Max runtime of a run", self.max_runtime_days)
+        form.addRow("Max actions per run", self.max_actions)
+        form.addRow("Max nodes per workflow", self.max_nodes)
+        form.addRow(QLabel(f"Defaults: {DEFAULT_LIMITS['max_runtime_seconds'] // 86400} days, "
+                           f"{DEFAULT_LIMITS['max_actions_per_run']} actions, {DEFAULT_LIMITS['max_nodes']} nodes. "
+                           "A workflow may set its own limits.", wordWrap=True))
+        return tab
+
+    def _team_tab(self) -> QWidget:
+        tab = QWidget()
+        self.member = QLineEdit(str(self._settings.value("team/member", "") or ""), objectName="teamMemberName",
+                                placeholderText=self._actor)
+        form = QFormLayout(tab)
+        form.addRow("Your name", self.member)
+        form.addRow(QLabel("Recorded as who published, enabled, started, cancelled or retried. "
+                           "Empty: your login name.", wordWrap=True))
+        return tab
+
+    # --- loading and saving -------------------------------------------------------------------------
+
+    def _load_practice_settings(self) -> None:
+        with self._db.read() as conn:
+            limits = default_limits(conn)
+            stored: dict[str, dict[str, Any]] = {}
+            try:
+                from app.runtime.integrations.settings import stored_values
+
+                stored = {kind: stored_values(conn, kind) for kind in ("smtp", "sms")}
+            except ImportError:
+                self.tabs.setTabEnabled(1, False)
+        self.max_runtime_days.setValue(max(1, limits["max_runtime_seconds"] // 86400))
+        self.max_actions.setValue(limits["max_actions_per_run"])
+        self.max_nodes.setValue(limits["max_nodes"])
+        for kind, editors in (("smtp", self.smtp), ("sms", self.sms)):
+            for key, editor in editors.items():
+                value = stored.get(kind, {}).get(key)
+                if isinstance(editor, QComboBox):
+                    if value:
+                        editor.setCurrentText(str(value))
+                else:
+                    editor.setText("" if value is None else str(value))
+
+    def _integration_values(self, kind: str) -> dict[str, Any]:
+        editors = self.smtp if kind == "smtp" else self.sms
+        values: dict[str, Any] = {}
+        for key, editor in editors.items():
+            values[key] = editor.currentText() if isinstance(editor, QComboBox) else editor.text()
+        if kind == "smtp" and not values.get("host", "").strip():
+            values = {k: "" for k in values}  # an empty host clears the integration
+        return values
+
+    def _write_practice(self, conn: Any) -> None:
+        set_default_limits(conn, {"max_runtime_seconds": self.max_runtime_days.value() * 86400,
+                                  "max_actions_per_run": self.max_actions.value(),
+                                  "max_nodes": self.max_nodes.value()})
+        from app.runtime.integrations.settings import set_integration, stored_values
+
+        for kind in ("smtp", "sms"):
+            values = self._integration_values(kind)
+            current = {k: str(v) for k, v in stored_values(conn, kind).items() if k in values}
+            wanted = {k: v for k, v in values.items() if v.strip()}
+            if current != wanted:  # only a real change is written (and recorded in history)
+                set_integration(conn, kind, values, self._actor)
+
+    def save(self) -> None:
+        url = self.db_url.text().strip() if self.shared_db.isChecked() else ""
+        if self.shared_db.isChecked() and not url:
+            self._fail("Give the PostgreSQL URL, or choose this computer's database file.")
+            return
+        db = self._db
+
+        def write() -> None:
+            with db.write() as conn:
+                self._write_practice(conn)
+
+        def done(_: object) -> None:
+            old_url = str(self._settings.value("database/url", "") or "")
+            self._settings.setValue("database/url", url)
+            self._settings.setValue("team/member", self.member.text().strip())
+            runtime = self.runtime_enabled.isChecked()
+            changed = runtime != self._settings.value("runtime/enabled", True, type=bool)
+            self._settings.setValue("runtime/enabled", runtime)
+            self._settings.sync()
+            if changed:
+                self.runtimeSettingChanged.emit(runtime)
+            if url != old_url:
+                QMessageBox.information(self, "Database", "The new database is used when Clinicflow is started again.")
+            self.accept()
+
+        self.buttons.setEnabled(False)
+        run_in_background(write, done, lambda exc: self._fail(" ".join(str(exc).split())), context=self)
+
+    def _fail(self, message: str) -> None:
+        self.buttons.setEnabled(True)
+        self.error.setText(message)
+        self.error.show()
+
+    # --- tests of connections -----------------------------------------------------------------------
+
+    def _test_database(self) -> None:
+        url = self.db_url.text().strip() if self.shared_db.isChecked() else default_database_url()
+        if not url:
+            _show_result(self.db_result, False, "give a PostgreSQL URL first")
+            return
+        self._run_test(self.db_test, self.db_result, lambda: check_database(url))
+
+    def _test_integration(self, kind: str) -> None:
+        db, actor, values = self._db, self._actor, self._integration_values(kind)
+
+        def check() -> str:
+            from app.runtime.integrations import check_sms, check_smtp, record_test_result
+            from app.runtime.integrations.errors import DeliveryError
+            from app.runtime.integrations.settings import set_integration
+
+            with db.write() as conn:
+                set_integration(conn, kind, values, actor)
+            with db.read() as conn:
+                try:
+                    outcome = check_smtp(conn) if kind == "smtp" else check_sms(conn)
+                except DeliveryError as exc:
+                    failure: DeliveryError | None = exc
+                else:
+                    failure = None
+            with db.write() as conn:
+                record_test_result(conn, kind, failure is None, str(failure) if failure else None)
+            if failure is not None:
+                raise failure
+            return outcome
+
+        button = self.smtp_test if kind == "smtp" else self.sms_test
+        label = self.smtp_result if kind == "smtp" else self.sms_result
+        self._run_test(button, label, check)
+
+    def _run_test(self, button: QPushButton, label: QLabel, check: Callable[[], str]) -> None:
+        button.setEnabled(False)
+        label.setStyleSheet("")
+        label.setText("Testing…")
+
+        def done(text: str) -> None:
+            button.setEnabled(True)
+            _show_result(label, True, text)
+
+        def failed(exc: Exception) -> None:
+            button.setEnabled(True)
+            _show_result(label, False, " ".join(str(exc).split()))
+
+        run_in_background(check, done, failed, context=self)

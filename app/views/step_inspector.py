@@ -1,0 +1,410 @@
+"""The run viewer / step inspector dock (`stepInspector`).
+
+Shows one run: its steps in order, the selected step's input and output as a copyable tree,
+error details, when a Waiting run resumes and why, the version's graph with the path taken,
+and the Retry Run / Retry Step / Cancel Run buttons (person-initiated, through the runtime's
+control API, off the GUI thread).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMenu, QMessageBox, QPlainTextEdit, QPushButton,
+    QSplitter, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
+)
+from sqlalchemy import select
+
+from app.store import Database, RecordRef
+from app.store.errors import NotFound
+from app.store.records import describe
+from app.store.schema import runs, steps, workflows
+from app.store.workflows import get_version
+from app.workflow import Workflow, node_type
+
+from .background import run_in_background
+from .display import TRIGGER_KIND_WORDS, as_text, duration, local_time
+from .run_graph import RunGraphView
+from .theme import STATUS_LABELS, status_colour, status_icon
+
+
+@dataclass
+class RunView:
+    """What the inspector shows of one run, read in one short transaction."""
+
+    run: dict[str, Any]
+    workflow_name: str
+    steps: list[dict[str, Any]]
+    trigger_words: str
+    version: Workflow | None
+
+
+def load_run(db: Database, run_id: int) -> RunView:
+    with db.read() as conn:
+        run = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
+        if run is None:
+            raise NotFound(f"there is no run {run_id}")
+        name = conn.execute(select(workflows.c.name).where(workflows.c.id == run["workflow_id"])).scalar() or ""
+        rows = [dict(r) for r in conn.execute(
+            select(steps).where(steps.c.run_id == run_id).order_by(steps.c.seq, steps.c.attempt, steps.c.id)).mappings()]
+        if run["record_type"] and run["record_id"] is not None:
+            words = describe(conn, RecordRef(run["record_type"], run["record_id"]))
+        else:
+            words = TRIGGER_KIND_WORDS.get(run["trigger_kind"], run["trigger_kind"])
+        try:
+            version = get_version(conn, run["workflow_id"], run["version"])
+        except NotFound:
+            version = None
+    return RunView(dict(run), name, rows, words, version)
+
+
+def _wait_reason(workflow: Workflow | None, node_id: str) -> str:
+    """Why a Waiting run waits, in words, from its wait node's settings."""
+    if workflow is None:
+        return ""
+    try:
+        node = workflow.node(node_id)
+    except KeyError:
+        return ""
+    config = node.config.model_dump(exclude_none=True)
+    if config.get("until"):
+        text = f"until {config['until']}"
+        if config.get("offset_amount"):
+            text += f" {int(config['offset_amount']):+d} {config.get('offset_unit', '')}"
+        return text
+    if config.get("amount") is not None:
+        return f"for {config['amount']} {config.get('unit', '')}"
+    return ""
+
+
+class JsonTree(QTreeWidget):
+    """A JSON value as an expandable tree; Ctrl+C or the context menu copies it."""
+
+    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(name)
+        self.setHeaderLabels(["Field", "Value"])
+        self.setColumnCount(2)
+        self.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._menu)
+        self.value: Any = None
+        copy = QAction("Copy", self, shortcut=QKeySequence.StandardKey.Copy)
+        copy.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        copy.triggered.connect(self.copy_selected)
+        self.addAction(copy)
+
+    def show_value(self, value: Any) -> None:
+        self.clear()
+        self.value = value
+        if value is None:
+            QTreeWidgetItem(self, ["(nothing)", ""])
+            return
+        self._add(self.invisibleRootItem(), value)
+        self.expandToDepth(1)
+
+    def _add(self, parent: QTreeWidgetItem, value: Any) -> None:
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in items:
+            if isinstance(child, (dict, list)) and child:
+                item = QTreeWidgetItem(parent, [str(key), f"{len(child)} item{'s' if len(child) != 1 else ''}"])
+                self._add(item, child)
+            else:
+                shown = as_text(child) if not isinstance(child, (dict, list)) else ("{}" if isinstance(child, dict) else "[]")
+                item = QTreeWidgetItem(parent, [str(key), shown])
+                item.setToolTip(1, shown)
+            item.setData(0, Qt.ItemDataRole.UserRole, child)
+
+    def copy_selected(self) -> None:
+        item = self.currentItem()
+        value = item.data(0, Qt.ItemDataRole.UserRole) if item is not None else self.value
+        QGuiApplication.clipboard().setText(as_text(value))
+
+    def copy_all(self) -> None:
+        QGuiApplication.clipboard().setText(as_text(self.value))
+
+    def _menu(self, point: Any) -> None:
+        menu = QMenu(self)
+        menu.addAction("Copy value", self.copy_selected)
+        menu.addAction("Copy everything as JSON", self.copy_all)
+        menu.addSeparator()
+        menu.addAction("Expand all", self.expandAll)
+        menu.addAction("Collapse all", self.collapseAll)
+        menu.exec(self.viewport().mapToGlobal(point))
+
+
+class StepInspector(QWidget):
+    """One run in detail. `show_run(run_id)`; `refresh()` when the database changed."""
+
+    actionDone = Signal(str)        # a message for the status bar
+    openWorkflowRequested = Signal(int)
+
+    def __init__(self, db: Database, actor: Callable[[], str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("stepInspectorPanel")
+        self._db = db
+        self._actor = actor
+        self.run_id: int | None = None
+        self.view: RunView | None = None
+        self._steps_signature: Any = None
+
+        self.title = QLabel(objectName="runTitle", wordWrap=True, textFormat=Qt.TextFormat.RichText)
+        self.trigger_label = QLabel(objectName="runTrigger", wordWrap=True)
+        self.trigger_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status_note = QLabel(objectName="runStatusNote", wordWrap=True)
+        self.status_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.retry_run = QPushButton(status_icon("running"), "Retry Run", objectName="retryRunButton")
+        self.retry_run.setToolTip("Walk the whole workflow again with fresh record data; completed steps are not repeated")
+        self.retry_step = QPushButton(status_icon("running"), "Retry Step", objectName="retryStepButton")
+        self.retry_step.setToolTip("Run the failed step again with fresh record data, then continue")
+        self.cancel = QPushButton(status_icon("cancelled"), "Cancel Run", objectName="cancelRunButton")
+        self.cancel.setToolTip("Stop this run: nothing further executes, a waiting run never resumes")
+        self.retry_run.clicked.connect(lambda: self._control("retry_run", "Retry Run"))
+        self.retry_step.clicked.connect(lambda: self._control("retry_step", "Retry Step"))
+        self.cancel.clicked.connect(self._confirm_cancel)
+        buttons = QHBoxLayout()
+        for button in (self.retry_run, self.retry_step, self.cancel):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+
+        self.graph = RunGraphView(self)
+        self.steps_tree = QTreeWidget(objectName="runSteps")
+        self.steps_tree.setHeaderLabels(["Step", "Status", "Attempt", "Started", "Finished", "Duration"])
+        self.steps_tree.setRootIsDecorated(False)
+        self.steps_tree.setAlternatingRowColors(True)
+        self.steps_tree.setUniformRowHeights(True)
+        self.steps_tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.steps_tree.currentItemChanged.connect(lambda *_: self._show_step())
+
+        self.input_tree = JsonTree("stepInput")
+        self.output_tree = JsonTree("stepOutput")
+        self.error_text = QPlainTextEdit(objectName="stepError", readOnly=True)
+        self.detail_tabs = QTabWidget(objectName="stepDetailTabs")
+        self.detail_tabs.addTab(self.input_tree, "Input")
+        self.detail_tabs.addTab(self.output_tree, "Output")
+        self.detail_tabs.addTab(self.error_text, "Error")
+
+        splitter = QSplitter(Qt.Orientation.Vertical, objectName="inspectorSplitter")
+        splitter.addWidget(self.graph)
+        splitter.addWidget(self.steps_tree)
+        splitter.addWidget(self.detail_tabs)
+        splitter.setSizes([180, 160, 220])
+
+        self.empty = QLabel("Select a run in a Runs tab to see its steps here.", objectName="emptyState",
+                            alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
+        self.body = QWidget()
+        body = QVBoxLayout(self.body)
+        body.setContentsMargins(0, 0, 0, 0)
+        body.addWidget(self.title)
+        body.addWidget(self.trigger_label)
+        body.addWidget(self.status_note)
+        body.addLayout(buttons)
+        body.addWidget(splitter, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.empty, 1)
+        layout.addWidget(self.body, 1)
+        self.body.hide()
+        self._busy = False
+        self._update_buttons()
+
+    # --- showing a run ------------------------------------------------------------------------
+
+    def show_run(self, run_id: int) -> None:
+        self.run_id = run_id
+        self._steps_signature = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self.run_id is None:
+            return
+        try:
+            view = load_run(self._db, self.run_id)
+        except NotFound:
+            self.run_id = None
+            self.view = None
+            self.empty.setText("That run no longer exists.")
+            self.body.hide()
+            self.empty.show()
+            return
+        signature = (view.run["status"], view.run["updated_at"], len(view.steps),
+                     tuple((s["id"], s["status"], s["finished_at"]) for s in view.steps))
+        if signature == self._steps_signature and self.view is not None:
+            self._show_header(view)  # durations still count up
+            return
+        self._steps_signature = signature
+        self.view = view
+        self.empty.hide()
+        self.body.show()
+        self._show_header(view)
+        self._show_steps(view)
+        latest: dict[str, str] = {}
+        for step in view.steps:
+            latest[step["node_id"]] = step["status"]
+        path: list[str] = []
+        for step in view.steps:
+            if not path or path[-1] != step["node_id"]:
+                path.append(step["node_id"])
+        if view.version is not None:
+            self.graph.show_run(view.version, latest, path)
+        else:
+            self.graph.clear()
+        self._update_buttons()
+
+    def _show_header(self, view: RunView) -> None:
+        run = view.run
+        status = run["status"]
+        colour = status_colour(status).name()
+        self.title.setText(
+            f"<b>Run {run['id']}</b> · {view.workflow_name} v{run['version']} · "
+            f"<span style='color:{colour}; font-weight:600'>{STATUS_LABELS.get(status, status)}</span>")
+        started_by = run["started_by"] or "automatic"
+        self.trigger_label.setText(
+            f"{view.trigger_words} — triggered {local_time(run['triggered_at'])} by {started_by}; "
+            f"duration {duration(run['triggered_at'], run['finished_at'], running=status in ('running', 'waiting'))}")
+        note = ""
+        if status == "failed":
+            note = f"Failed: {run['error_message'] or 'see the failed step'}"
+            if run["error_type"]:
+                note += f" ({run['error_type']})"
+        elif status == "waiting":
+            waiting = next((s for s in reversed(view.steps) if s["status"] == "waiting"), None)
+            resume = run["due_at"]
+            why = _wait_reason(view.version, waiting["node_id"]) if waiting else ""
+            where = f" at step '{waiting['node_id']}'" if waiting else ""
+            note = f"Waiting{where}{' ' + why if why else ''}."
+            if resume:
+                note += f" Resumes at {local_time(resume)} ({_until(resume)})."
+        elif status == "cancelled" and run["error_message"]:
+            note = run["error_message"]
+        self.status_note.setText(note)
+        self.status_note.setVisible(bool(note))
+        self.status_note.setStyleSheet(f"color: {colour};" if status in ("failed", "waiting") else "")
+
+    def _show_steps(self, view: RunView) -> None:
+        previous = self.steps_tree.currentItem()
+        keep = previous.data(0, Qt.ItemDataRole.UserRole) if previous is not None else None
+        self.steps_tree.blockSignals(True)
+        self.steps_tree.clear()
+        select_item: QTreeWidgetItem | None = None
+        failed_item: QTreeWidgetItem | None = None
+        for step in view.steps:
+            try:
+                title = node_type(step["node_type"]).title
+            except KeyError:
+                title = step["node_type"]
+            item = QTreeWidgetItem(self.steps_tree, [
+                f"{step['node_id']} ({title})", STATUS_LABELS.get(step["status"], step["status"]),
+                str(step["attempt"]), local_time(step["started_at"]), local_time(step["finished_at"]),
+                duration(step["started_at"], step["finished_at"], running=step["status"] in ("running", "waiting")),
+            ])
+            item.setIcon(1, status_icon(step["status"]))
+            item.setForeground(1, status_colour(step["status"]))
+            item.setData(0, Qt.ItemDataRole.UserRole, step["id"])
+            if step["id"] == keep:
+                select_item = item
+            if step["status"] == "failed":
+                failed_item = item
+        self.steps_tree.blockSignals(False)
+        chosen = select_item or failed_item or self.steps_tree.topLevelItem(self.steps_tree.topLevelItemCount() - 1)
+        if chosen is not None:
+            self.steps_tree.setCurrentItem(chosen)
+        self._show_step()
+
+    def select_step(self, node_id: str, attempt: int | None = None) -> bool:
+        for i in range(self.steps_tree.topLevelItemCount()):
+            item = self.steps_tree.topLevelItem(i)
+            step = self._step(item.data(0, Qt.ItemDataRole.UserRole))
+            if step and step["node_id"] == node_id and (attempt is None or step["attempt"] == attempt):
+                self.steps_tree.setCurrentItem(item)
+                return True
+        return False
+
+    def _step(self, step_id: Any) -> dict[str, Any] | None:
+        if self.view is None:
+            return None
+        return next((s for s in self.view.steps if s["id"] == step_id), None)
+
+    def current_step(self) -> dict[str, Any] | None:
+        item = self.steps_tree.currentItem()
+        return self._step(item.data(0, Qt.ItemDataRole.UserRole)) if item is not None else None
+
+    def _show_step(self) -> None:
+        step = self.current_step()
+        if step is None:
+            self.input_tree.show_value(None)
+            self.output_tree.show_value(None)
+            self.error_text.setPlainText("")
+            return
+        self.input_tree.show_value(step["input"])
+        self.output_tree.show_value(step["output"])
+        if step["error_type"] or step["error_message"]:
+            parts = [f"Type: {step['error_type'] or 'unknown'}", f"Message: {step['error_message'] or ''}"]
+            if step["error_detail"]:
+                parts += ["", "Detail:", step["error_detail"]]
+            self.error_text.setPlainText("\n".join(parts))
+            self.detail_tabs.setTabText(2, "Error ●")
+        else:
+            self.error_text.setPlainText("No error.")
+            self.detail_tabs.setTabText(2, "Error")
+
+    # --- Retry / Cancel ---------------------------------------------------------------------------
+
+    def _update_buttons(self) -> None:
+        status = self.view.run["status"] if self.view is not None else None
+        self.retry_run.setEnabled(status == "failed" and not self._busy)
+        self.retry_step.setEnabled(status == "failed" and not self._busy)
+        self.cancel.setEnabled(status in ("running", "waiting") and not self._busy)
+
+    def _confirm_cancel(self) -> None:
+        if self.run_id is None:
+            return
+        answer = QMessageBox.question(
+            self, "Cancel run", f"Cancel run {self.run_id}? Nothing further will execute"
+            f"{' and it will never resume' if self.view and self.view.run['status'] == 'waiting' else ''}.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        if answer == QMessageBox.StandardButton.Yes:
+            self._control("cancel_run", "Cancel Run")
+
+    def _control(self, action: str, label: str) -> None:
+        run_id = self.run_id
+        if run_id is None:
+            return
+        actor = self._actor()
+        db = self._db
+
+        def act() -> None:
+            from app.runtime import control
+
+            getattr(control, action)(db, run_id, actor)
+
+        def done(_: object) -> None:
+            self._busy = False
+            self.actionDone.emit(f"{label}: run {run_id}")
+            self._steps_signature = None
+            self.refresh()
+
+        def failed(exc: Exception) -> None:
+            self._busy = False
+            self._update_buttons()
+            QMessageBox.warning(self, label, f"{label} refused: {' '.join(str(exc).split())}")
+
+        self._busy = True
+        self._update_buttons()
+        run_in_background(act, done, failed, context=self)
+
+
+def _until(moment: datetime) -> str:
+    from app.store.timeutil import utcnow
+
+    now = utcnow()
+    if moment <= now:
+        return "due now"
+    return "in " + duration(now, moment)
