@@ -56,6 +56,7 @@ class MailHandler:
     received: list[Received] = field(default_factory=list)
     recipient_reply: str | None = None  # e.g. "451 4.3.0 try again later" for every recipient
     data_delay: float = 0.0  # keep the message but answer late (past the client's timeout)
+    data_reply: str = "250 2.0.0 Ok: queued as ABC123"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
@@ -70,7 +71,7 @@ class MailHandler:
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content)))
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
-        return "250 2.0.0 Ok: queued as ABC123"
+        return self.data_reply
 
 
 def password_checker(users: dict[str, str]) -> Any:

@@ -146,6 +146,17 @@ def test_a_4xx_reply_is_transient(mail_db: Database) -> None:
     assert handler.received == []
 
 
+@pytest.mark.parametrize(("reply", "transient"), [
+    ("554 5.7.1 Message rejected as spam", False), ("452 4.3.1 Insufficient system storage", True)])
+def test_a_refusal_of_the_message_itself_is_reported_with_the_servers_text(
+        mail_db: Database, reply: str, transient: bool) -> None:
+    with smtp_server(MailHandler(data_reply=reply)) as (server, handler):
+        configure(mail_db, port=server.port)
+        error = failure(mail_db)
+    assert error.transient is transient
+    assert reply in str(error) and "did not accept the message" in str(error)
+
+
 def test_no_confirmation_after_handing_over_is_delivery_uncertain_not_retried(mail_db: Database) -> None:
     with smtp_server(MailHandler(data_delay=2.0)) as (server, handler):
         configure(mail_db, port=server.port, timeout="0.5")

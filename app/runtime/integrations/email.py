@@ -171,6 +171,12 @@ def send_email(conn: Connection, *, to: str, subject: str, body: str, key: str) 
                 raise DeliveryError("DeliveryUncertain", f"Delivery uncertain: the connection to {where} was lost "
                                     f"while handing over the message ({_describe(exc)}); it may or may not "
                                     "have been delivered", transient=False) from None
+            if code != 250:
+                # An explicit refusal of the message itself: the server did not take it.
+                transient = 400 <= code < 500
+                raise DeliveryError("ServerError" if transient else "MessageRejected",
+                                    f"{where} did not accept the message: {_reply_text(code, reply)}",
+                                    transient=transient)
             return {"to": to, "subject": message["Subject"], "message_id": message["Message-ID"],
                     "server": settings.server, "reply": _reply_text(code, reply)}
     except DeliveryError:
