@@ -85,7 +85,8 @@ def _update(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def _export(args: argparse.Namespace, ctx: CliContext) -> int:
     with ctx.db.read() as conn:
-        workflow = store.get_version(conn, args.id, args.version) if args.version else store.get_draft(conn, args.id)
+        workflow = (store.get_draft(conn, args.id) if args.version is None
+                    else store.get_version(conn, args.id, args.version))
     sys.stdout.write(workflow.to_json())
     return EXIT_OK
 

@@ -104,6 +104,7 @@ def test_invalid_update_leaves_the_draft_alone(cli, tmp_path: Path) -> None:
     (("workflow", "enable", "1"), "workflow 1 has no published version; publish it before enabling it"),
     (("workflow", "publish", "7"), "there is no workflow 7"),
     (("workflow", "export", "1", "--version", "3"), "workflow 1 has no version 3"),
+    (("workflow", "export", "1", "--version", "0"), "workflow 1 has no version 0"),
     (("workflow", "versions", "7"), "there is no workflow 7"),
     (("workflow", "disable", "7"), "there is no workflow 7"),
 ])
