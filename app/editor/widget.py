@@ -159,6 +159,12 @@ class EditorWidget(QWidget):
             self._saved = data
             self._saved_ok()
 
+    def closeEvent(self, event: Any) -> None:
+        # Nothing the designer did is lost, and no save or test run outlives the editor.
+        self.flush()
+        self._work_pool.waitForDone(10_000)
+        super().closeEvent(event)
+
     def current_workflow(self) -> Workflow:
         """The workflow as it is on the canvas now."""
         self._repair_ids()
