@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from app.runtime.integrations import serve_webhooks
-from app.runtime.integrations.webhook import MAX_BODY, WebhookServer
+from app.runtime.integrations.webhook import MAX_BODY, WebhookServer, parse_listen_address
+from app.store.errors import Refused
 from app.store import Database
 from app.store.records import add_record
 from app.store.schema import runs
@@ -191,3 +192,15 @@ def test_shutdown_stops_serving(db: Database) -> None:
     webhooks.shutdown()
     with pytest.raises(ConnectionRefusedError):
         http.client.HTTPConnection("127.0.0.1", port, timeout=2).connect()
+
+
+@pytest.mark.parametrize(("text", "address"), [
+    ("8080", ("127.0.0.1", 8080)), (":8080", ("127.0.0.1", 8080)), ("0.0.0.0:9000", ("0.0.0.0", 9000)),
+    ("[::1]:8080", ("::1", 8080))])
+def test_the_http_option_listens_on_localhost_unless_told_otherwise(text: str, address: tuple[str, int]) -> None:
+    assert parse_listen_address(text) == address
+
+
+def test_a_bad_http_option_is_refused_with_one_line() -> None:
+    with pytest.raises(Refused, match="--http 'localhost:http' is not HOST:PORT"):
+        parse_listen_address("localhost:http")
