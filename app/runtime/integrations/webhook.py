@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import re
+import socket
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,6 +55,8 @@ class WebhookServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, db: Database, address: tuple[str, int]) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, _WebhookHandler)
         self.db = db
         self.thread: threading.Thread | None = None
