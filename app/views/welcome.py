@@ -35,12 +35,10 @@ class WelcomePanel(QWidget):
         self.import_button.clicked.connect(self.importRequested)
         for button in (self.demo_button, self.new_button, self.import_button):
             button.setMinimumHeight(34)
-            button.setMinimumWidth(200)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
+            button.setMinimumWidth(240)
+        buttons = QVBoxLayout()
         for button in (self.demo_button, self.new_button, self.import_button):
             buttons.addWidget(button)
-        buttons.addStretch(1)
         self.progress = QLabel(objectName="welcomeProgress", alignment=Qt.AlignmentFlag.AlignCenter)
         layout = QVBoxLayout(self)
         layout.addStretch(2)
@@ -48,7 +46,11 @@ class WelcomePanel(QWidget):
         layout.addWidget(title)
         layout.addWidget(text, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addSpacing(16)
-        layout.addLayout(buttons)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addLayout(buttons)
+        row.addStretch(1)
+        layout.addLayout(row)
         layout.addWidget(self.progress)
         layout.addStretch(3)
 

@@ -1,0 +1,249 @@
+"""The desktop app's shell under pytest-qt (offscreen): welcome panel, demo, workflows dock,
+remembered layout, the paged Runs table on a real SQLite file, settings."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox
+
+from app.store import open_database
+from app.store.workflows import create_workflow, list_workflows, publish
+from app.workflow import load_workflow
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture
+def open_window(qtbot: Any, sqlite_url: str) -> Iterator[Any]:
+    """Open main windows on the test's SQLite file; each is closed (and its threads stopped) after."""
+    from app.views import create_main_window
+
+    windows: list[Any] = []
+
+    def make(start_runtime: bool = False) -> Any:
+        window = create_main_window(sqlite_url, start_runtime=start_runtime, actor="Ann Tester")
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+
+
+def answer_next_question(button: QMessageBox.StandardButton = QMessageBox.StandardButton.Yes) -> None:
+    """Click `button` in the next modal question box, as a person would."""
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            box.button(button).click()
+        else:
+            QTimer.singleShot(20, click)
+
+    QTimer.singleShot(20, click)
+
+
+SIMPLE = {
+    "format": "clinicflow.workflow/1", "name": "Note on patient",
+    "nodes": [
+        {"id": "start", "type": "trigger.manual", "config": {"record_type": "patient"}, "position": [0, 0]},
+        {"id": "note", "type": "action.add_note", "config": {"text": "Hello {{ patient.first_name }}"},
+         "position": [250, 0]},
+    ],
+    "edges": [{"from": "start", "to": "note"}],
+}
+
+
+def test_empty_database_opens_on_the_welcome_panel(open_window: Any) -> None:
+    window = open_window()
+    assert window.stack.currentWidget() is window.welcome
+    assert window.welcome.demo_button.isVisible()
+    assert window.welcome.new_button.isVisible()
+    assert window.workflows.empty.isVisible()
+    assert window.database_label.text().startswith("SQLite ")
+
+
+def test_loading_the_demo_from_the_welcome_panel_lists_four_workflows(open_window: Any, qtbot: Any) -> None:
+    window = open_window()
+    qtbot.mouseClick(window.welcome.demo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(window.workflows.names()) == 4, timeout=15000)
+    assert window.stack.currentWidget() is not window.welcome
+    assert "Recall reminder" in window.workflows.names()
+    window.records.set_record_type("patient")
+    assert window.records.model.rowCount() > 0
+
+
+def test_dock_layout_and_geometry_are_restored_after_reopening(open_window: Any, qtbot: Any) -> None:
+    window = open_window()
+    assert all(d.objectName() for d in window.findChildren(QDockWidget))
+    window.inspector_dock.hide()
+    window.records_dock.setFloating(True)
+    window.resize(760, 560)
+    qtbot.wait(50)
+    size = (window.width(), window.height())
+    window.close()
+    again = open_window()
+    assert not again.inspector_dock.isVisible()
+    assert again.records_dock.isFloating()
+    assert (again.width(), again.height()) == size
+    assert again.height() == 560  # not the 800 a fresh window gets
+
+
+def test_filter_shows_only_enabled_or_draft_workflows(open_window: Any, qtbot: Any, sqlite_url: str) -> None:
+    db = open_database(sqlite_url)
+    with db.write() as conn:
+        live = create_workflow(conn, load_workflow(SIMPLE), "setup")
+        publish(conn, live, "setup")
+        create_workflow(conn, load_workflow({**SIMPLE, "name": "Only a draft"}), "setup")
+    db.dispose()
+    window = open_window()
+    qtbot.waitUntil(lambda: len(window.workflows.names()) == 2)
+    window.workflows.filter_box.setCurrentIndex(window.workflows.filter_box.findData("draft"))
+    assert window.workflows.names() == ["Only a draft"]
+    window.workflows.filter_box.setCurrentIndex(window.workflows.filter_box.findData("enabled"))
+    assert window.workflows.names() == []
+    window.workflows.filter_box.setCurrentIndex(window.workflows.filter_box.findData("all"))
+    # The enabled switch: ticking a published workflow enables it in the database.
+    item = window.workflows.tree.topLevelItem(0)
+    item.setCheckState(2, Qt.CheckState.Checked)
+    db = open_database(sqlite_url)
+    try:
+        qtbot.waitUntil(lambda: _enabled(db, "Note on patient"), timeout=5000)
+    finally:
+        db.dispose()
+
+
+def _enabled(db: Any, name: str) -> bool:
+    with db.read() as conn:
+        return any(i.enabled for i in list_workflows(conn) if i.name == name)
+
+
+def test_enabling_a_never_published_workflow_is_refused_and_the_switch_goes_back(open_window: Any, qtbot: Any,
+                                                                                   sqlite_url: str) -> None:
+    db = open_database(sqlite_url)
+    with db.write() as conn:
+        create_workflow(conn, load_workflow(SIMPLE), "setup")
+    db.dispose()
+    window = open_window()
+    qtbot.waitUntil(lambda: len(window.workflows.names()) == 1)
+    seen: list[str] = []
+
+    def read_warning() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            seen.append(box.text())
+            box.accept()
+        else:
+            QTimer.singleShot(20, read_warning)
+
+    QTimer.singleShot(20, read_warning)
+    window.workflows.tree.topLevelItem(0).setCheckState(2, Qt.CheckState.Checked)
+    qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+    assert "publish it before enabling" in seen[0]
+    qtbot.waitUntil(lambda: window.workflows.tree.topLevelItem(0).checkState(2) == Qt.CheckState.Unchecked)
+
+
+def test_export_then_import_gives_the_same_workflow(open_window: Any, qtbot: Any, sqlite_url: str,
+                                                    tmp_path: Path) -> None:
+    db = open_database(sqlite_url)
+    with db.write() as conn:
+        create_workflow(conn, load_workflow(SIMPLE), "setup")
+    db.dispose()
+    window = open_window()
+    qtbot.waitUntil(lambda: len(window.workflows.names()) == 1)
+    window.workflows.select(window.workflows.infos[0].id)
+    target = tmp_path / "exported.json"
+    window.workflows.export_file(str(target))
+    exported = json.loads(target.read_text())
+    assert exported["nodes"] == SIMPLE["nodes"]
+    window.workflows.import_file(str(target))
+    qtbot.waitUntil(lambda: len(window.workflows.names()) == 2, timeout=5000)
+    assert window.workflows.names() == ["Note on patient", "Note on patient"]
+
+
+def test_deleting_a_workflow_asks_first_and_removes_it(open_window: Any, qtbot: Any, sqlite_url: str) -> None:
+    db = open_database(sqlite_url)
+    with db.write() as conn:
+        create_workflow(conn, load_workflow(SIMPLE), "setup")
+    db.dispose()
+    window = open_window()
+    qtbot.waitUntil(lambda: len(window.workflows.names()) == 1)
+    window.workflows.select(window.workflows.infos[0].id)
+    answer_next_question(QMessageBox.StandardButton.No)
+    window.workflows.delete_action.trigger()
+    assert window.workflows.names() == ["Note on patient"]
+    answer_next_question(QMessageBox.StandardButton.Yes)
+    window.workflows.delete_action.trigger()
+    qtbot.waitUntil(lambda: window.workflows.names() == [], timeout=5000)
+
+
+def bulk_runs(path: str, count: int, *, workflow_name: str = "Bench") -> None:
+    """Insert `count` runs straight into the SQLite file (statuses cycle; newest has the highest id)."""
+    con = sqlite3.connect(path)
+    stamp = "2026-01-01 00:00:00.000000"
+    con.execute("INSERT INTO workflows (name, draft, enabled, archived, created_at, updated_at) "
+                "VALUES (?, ?, 0, 0, ?, ?)", (workflow_name, json.dumps(SIMPLE), stamp, stamp))
+    workflow_id = con.execute("SELECT max(id) FROM workflows").fetchone()[0]
+    statuses = ("completed", "failed", "cancelled", "waiting", "completed")
+    base = datetime(2025, 1, 1)
+    rows = []
+    for i in range(count):
+        at = (base + timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        status = statuses[i % len(statuses)]
+        rows.append((workflow_id, 1, status, "schedule", "bench", at, None if status == "waiting" else at, at))
+    con.executemany("INSERT INTO runs (workflow_id, version, status, trigger_kind, started_by, triggered_at, "
+                    "finished_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    con.commit()
+    con.close()
+
+
+def test_runs_table_pages_newest_first_and_reaches_the_oldest_run(open_window: Any, qtbot: Any,
+                                                                  sqlite_url: str) -> None:
+    open_database(sqlite_url).dispose()
+    bulk_runs(sqlite_url.removeprefix("sqlite:///"), 2500)
+    window = open_window()
+    window.show_all_runs()
+    view = window.all_runs
+    model = view.model
+    assert model.rowCount() == 2500
+    assert view.count_label.text() == "2,500 runs"
+    assert model.run_at(0).id == 2500
+    view.table.scrollToBottom()
+    assert model.run_at(2499).id == 1
+    assert model.run_at(1234).id == 2500 - 1234
+    assert model.run_at(1235).id == 2500 - 1235  # read by keyset from the neighbouring page
+    assert view.table.verticalHeader().isHidden()
+    view.set_status("waiting")
+    assert model.rowCount() == 500
+    assert {model.run_at(r).status for r in (0, 250, 499)} == {"waiting"}
+    assert model.data(model.index(0, 0)) == "Waiting"
+
+
+def test_settings_store_default_limits_and_the_team_member(open_window: Any, qtbot: Any, sqlite_url: str) -> None:
+    window = open_window()
+    window.open_settings()
+    dialog = window.settings_dialog
+    dialog.max_actions.setValue(40)
+    dialog.member.setText("Dr Jones")
+    dialog.runtime_enabled.setChecked(False)
+    dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=5000)
+    assert window.actor() == "Dr Jones" or window._default_actor != "Dr Jones"
+    assert window.settings.value("team/member") == "Dr Jones"
+    assert window.settings.value("runtime/enabled", True, type=bool) is False
+    from app.store.settings import default_limits
+
+    db = open_database(sqlite_url)
+    with db.read() as conn:
+        assert default_limits(conn)["max_actions_per_run"] == 40
+    db.dispose()
