@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from typing import Any
 
 from app.cli import EXIT_OK, CliContext, add_command, print_json
@@ -45,6 +46,15 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
     return values
 
 
+def _for_people(value: Any) -> str:
+    """Text output shows times as people typed them: local, to the minute (JSON stays UTC)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
 def _list(args: argparse.Namespace, ctx: CliContext) -> int:
     with ctx.db.read() as conn:
         rows = store.list_records(conn, args.type, search=args.search)
@@ -57,22 +67,21 @@ def _list(args: argparse.Namespace, ctx: CliContext) -> int:
     names = [s.name for s in RECORD_FIELDS[args.type] if s.name not in ("notes", "created_at", "updated_at", "description")]
     print("\t".join(names))
     for row in rows:
-        shown = store.record_to_json(row)
-        print("\t".join("" if shown[n] is None else str(shown[n]) for n in names))
+        print("\t".join(_for_people(row[n]) for n in names))
     return EXIT_OK
 
 
 def _show(args: argparse.Namespace, ctx: CliContext) -> int:
     ref = store.RecordRef.parse(args.ref)
     with ctx.db.read() as conn:
-        record = store.record_to_json(store.get_record(conn, ref))
+        record = store.get_record(conn, ref)
         title = store.describe(conn, ref)
     if args.json:
-        print_json(record)
+        print_json(store.record_to_json(record))
         return EXIT_OK
     print(title)
     for name, value in record.items():
-        print(f"  {name}: {'' if value is None else value}")
+        print(f"  {name}: {_for_people(value)}")
     return EXIT_OK
 
 

@@ -228,3 +228,18 @@ def test_output_piped_into_a_closed_reader_is_not_an_error(sqlite_url: str) -> N
                           shell=True, capture_output=True, text=True, timeout=60)
     assert proc.stdout.startswith("id\t")
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_times_without_offset_are_local_time_and_json_is_utc(sqlite_url: str) -> None:
+    """A receptionist in Auckland types 09:30; the JSON says 20:30 UTC the day before."""
+    auckland = {"TZ": "Pacific/Auckland"}
+    run_clinicflow("--db", sqlite_url, "record", "add", "patient", "first_name=Ann", "last_name=Smith", env=auckland)
+    added = run_clinicflow("--db", sqlite_url, "record", "add", "appointment", "patient_id=1",
+                           "starts_at=2026-12-01 09:30", env=auckland)
+    assert added.code == 0, added.err
+    shown = json.loads(run_clinicflow("--db", sqlite_url, "record", "show", "appointment:1", "--json").out)
+    assert shown["starts_at"] == "2026-11-30T20:30:00+00:00"
+    text = run_clinicflow("--db", sqlite_url, "record", "show", "appointment:1", env=auckland).out
+    assert "  starts_at: 2026-12-01 09:30" in text.splitlines()
+    listed = run_clinicflow("--db", sqlite_url, "record", "list", "appointment", env=auckland).out
+    assert "2026-12-01 09:30" in listed.splitlines()[1]
