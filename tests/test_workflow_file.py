@@ -187,3 +187,10 @@ def test_a_half_finished_draft_still_loads() -> None:
     email = {"id": "mail", "type": "action.send_email", "config": {}}
     workflow = load_workflow(doc(TRIGGER, email, NOTE))
     assert len(workflow.nodes) == 3
+
+
+def test_workflow_name_must_not_be_empty_or_too_long() -> None:
+    _, problems = refusal(doc(TRIGGER, name=""))
+    assert problems == ["field 'name': must not be empty"]
+    _, problems = refusal(doc(TRIGGER, name="x" * 201))
+    assert problems == ["field 'name': must be at most 200 characters"]

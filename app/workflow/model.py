@@ -136,6 +136,10 @@ def _message(err: Any) -> str:
         return f"must be a whole number, not {_shown(given)}"
     if kind == "literal_error":
         return f"must be {ctx.get('expected')}, not {_shown(given)}"
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
     if kind == "string_type":
         return f"must be text, not {_shown(given)}"
     if kind == "string_pattern_mismatch" and err["loc"][-1:] == ("id",):
