@@ -47,8 +47,9 @@ def register(sub: Any) -> None:
 
 def _read(path: str) -> str:
     if path == "-":
-        return sys.stdin.read()
-    return Path(path).read_text(encoding="utf-8")
+        return sys.stdin.read().removeprefix("\ufeff")
+    # utf-8-sig: Windows Notepad saves UTF-8 with a byte-order mark, which JSON forbids.
+    return Path(path).read_text(encoding="utf-8-sig")
 
 
 def _list(args: argparse.Namespace, ctx: CliContext) -> int:

@@ -164,3 +164,10 @@ def test_entry_point_refusal_and_usage_exit_codes(sqlite_url: str, tmp_path: Pat
 def test_entry_point_refuses_an_unusable_database_url() -> None:
     result = run_clinicflow("--db", "mysql://u@h/db", "workflow", "list")
     assert (result.code, result.err) == (1, "clinicflow: unsupported database 'mysql': use SQLite or PostgreSQL\n")
+
+
+def test_a_file_saved_with_a_byte_order_mark_imports(cli, tmp_path: Path) -> None:
+    """Windows Notepad writes UTF-8 with a BOM."""
+    path = tmp_path / "notepad.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(REMINDER).encode("utf-8"))
+    assert cli("workflow", "import", str(path)).out == "1\n"
