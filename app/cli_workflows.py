@@ -9,7 +9,7 @@ from typing import Any
 
 from app.cli import EXIT_OK, CliContext, add_command, print_json
 from app.store import workflows as store
-from app.workflow import load_workflow
+from app.workflow import Problem, WorkflowFileError, load_workflow
 
 
 def register(sub: Any) -> None:
@@ -49,7 +49,10 @@ def _read(path: str) -> str:
     if path == "-":
         return sys.stdin.read().removeprefix("\ufeff")
     # utf-8-sig: Windows Notepad saves UTF-8 with a byte-order mark, which JSON forbids.
-    return Path(path).read_text(encoding="utf-8-sig")
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise WorkflowFileError([Problem(f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8")]) from None
 
 
 def _list(args: argparse.Namespace, ctx: CliContext) -> int:

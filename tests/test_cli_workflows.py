@@ -171,3 +171,10 @@ def test_a_file_saved_with_a_byte_order_mark_imports(cli, tmp_path: Path) -> Non
     path = tmp_path / "notepad.json"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(REMINDER).encode("utf-8"))
     assert cli("workflow", "import", str(path)).out == "1\n"
+
+
+def test_a_file_that_is_not_utf8_is_refused_in_one_line(cli, tmp_path: Path) -> None:
+    path = tmp_path / "latin1.json"
+    path.write_bytes(json.dumps({**REMINDER, "name": "Rappel"}).encode("utf-8").replace(b"Rappel", b"R\xe9el"))
+    reason = one_line_refusal(cli("workflow", "import", str(path)))
+    assert reason.startswith(f"Invalid workflow file: {path} is not UTF-8 text (byte ")
