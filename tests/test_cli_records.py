@@ -150,6 +150,10 @@ def test_list_search(cli, practice: None) -> None:
      "'invoice:1' is not a record reference (use TYPE:ID with TYPE one of patient, appointment, task, recall, "
      "e.g. patient:12)"),
     (("record", "show", "recall:4"), "there is no recall:4"),
+    (("record", "show", "patient:99999999999"), "there is no patient:99999999999"),
+    (("record", "update", "patient:99999999999", "first_name=Bo"), "there is no patient:99999999999"),
+    (("record", "add", "appointment", "patient_id=99999999999", "starts_at=2026-12-01 09:00"),
+     "appointment field 'patient_id': there is no patient:99999999999"),
     (("record", "show", "patient-1"),
      "'patient-1' is not a record reference (use TYPE:ID with TYPE one of patient, appointment, task, recall, "
      "e.g. patient:12)"),

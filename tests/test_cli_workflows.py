@@ -107,6 +107,8 @@ def test_invalid_update_leaves_the_draft_alone(cli, tmp_path: Path) -> None:
     (("workflow", "export", "1", "--version", "0"), "workflow 1 has no version 0"),
     (("workflow", "versions", "7"), "there is no workflow 7"),
     (("workflow", "disable", "7"), "there is no workflow 7"),
+    (("workflow", "enable", "99999999999"), "there is no workflow 99999999999"),
+    (("workflow", "export", "1", "--version", "99999999999"), "workflow 1 has no version 99999999999"),
 ])
 def test_refusals_are_one_line_with_exit_1(cli, tmp_path: Path, args: tuple[str, ...], reason: str) -> None:
     cli("workflow", "import", write(tmp_path, REMINDER))

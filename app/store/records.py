@@ -24,6 +24,9 @@ from .history import record_action
 from .schema import RECORD_TABLES, record_events
 from .timeutil import iso, parse_date, parse_datetime, utcnow
 
+# Ids are 32-bit integers on both engines; a larger one names no record (and PostgreSQL
+# would refuse to even compare it).
+MAX_ID: Final = 2**31 - 1
 _REF: Final = re.compile(r"^(patient|appointment|task|recall):(\d+)$")
 # A status change that is also an event of its own, besides `updated`.
 STATUS_EVENTS: Final = {
@@ -76,9 +79,14 @@ def _typed(record_type: str, spec: FieldSpec, raw: Any) -> Any:
         return str(raw)
     if spec.kind is FieldKind.INTEGER:
         try:
-            return int(raw)
+            number = int(raw)
         except (TypeError, ValueError):
             raise InvalidRecord(f"{where}: '{raw}' is not a whole number") from None
+        if not 0 <= number <= MAX_ID:
+            if spec.references:
+                raise InvalidRecord(f"{where}: there is no {spec.references}:{number}")
+            raise InvalidRecord(f"{where}: {number} is out of range (0 to {MAX_ID})")
+        return number
     if spec.kind is FieldKind.DATE:
         if isinstance(raw, date) and not isinstance(raw, datetime):
             return raw
@@ -147,7 +155,8 @@ def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], acto
     """
     table = check_record_type(ref.type)
     # A missing record is the first thing to say: its fields are moot.
-    current = conn.execute(select(table).where(table.c.id == ref.id)).mappings().first()
+    current = (conn.execute(select(table).where(table.c.id == ref.id)).mappings().first()
+               if ref.id <= MAX_ID else None)
     if current is None:
         raise NotFound(f"there is no {ref}")
     if not values:
@@ -169,7 +178,7 @@ def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], acto
 
 def get_record(conn: Connection, ref: RecordRef) -> dict[str, Any]:
     table = check_record_type(ref.type)
-    row = conn.execute(select(table).where(table.c.id == ref.id)).mappings().first()
+    row = conn.execute(select(table).where(table.c.id == ref.id)).mappings().first() if ref.id <= MAX_ID else None
     if row is None:
         raise NotFound(f"there is no {ref}")
     return dict(row)

@@ -18,6 +18,7 @@ from app.workflow import Workflow, check_publishable, load_workflow
 
 from .errors import NotFound, WrongState
 from .history import record_action
+from .records import MAX_ID
 from .schema import runs, workflow_versions, workflows
 from .settings import default_limits
 from .timeutil import utcnow
@@ -76,6 +77,8 @@ def create_workflow(conn: Connection, workflow: Workflow, actor: str) -> int:
 
 
 def _row(conn: Connection, workflow_id: int, *, lock: bool = False) -> Any:
+    if not 0 <= workflow_id <= MAX_ID:
+        raise NotFound(f"there is no workflow {workflow_id}")
     query = select(workflows).where(workflows.c.id == workflow_id)
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
@@ -106,6 +109,9 @@ def live_version_number(conn: Connection, workflow_id: int) -> int | None:
 
 
 def get_version(conn: Connection, workflow_id: int, number: int) -> Workflow:
+    if not 0 <= number <= MAX_ID:
+        _row(conn, workflow_id)
+        raise NotFound(f"workflow {workflow_id} has no version {number}")
     definition = conn.execute(select(workflow_versions.c.definition).where(
         workflow_versions.c.workflow_id == workflow_id, workflow_versions.c.number == number)).scalar()
     if definition is None:
