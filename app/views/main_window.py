@@ -94,10 +94,10 @@ class MainWindow(QMainWindow):
         self.home = QLabel("Choose a workflow in the Workflows list to open its editor and runs,\n"
                            "or open All runs (Ctrl+R) to see every run.",
                            objectName="emptyState", alignment=Qt.AlignmentFlag.AlignCenter)
-        self.all_runs = RunsView(db, None)
+        self.all_runs: RunsView | None = None  # made when first shown: its count is not free on big databases
         self.page_holder = QWidget(objectName="pageHolder")
         QVBoxLayout(self.page_holder).setContentsMargins(0, 0, 0, 0)
-        for widget in (self.welcome, self.home, self.all_runs, self.page_holder):
+        for widget in (self.welcome, self.home, self.page_holder):
             self.stack.addWidget(widget)
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -243,7 +243,6 @@ class MainWindow(QMainWindow):
         self.welcome.demoRequested.connect(self.load_demo)
         self.welcome.newWorkflowRequested.connect(self.workflows.new)
         self.welcome.importRequested.connect(lambda: self.workflows.import_file())
-        self.all_runs.runSelected.connect(self.show_run)
         self.records.runStarted.connect(lambda *_: self.watcher.poke())
         self.records.openRunRequested.connect(self.open_run)
         self.records.recordChanged.connect(lambda ref: (self.watcher.poke(), self.notify(f"Saved {ref}")))
@@ -295,11 +294,16 @@ class MainWindow(QMainWindow):
         self.records_dock.raise_()
         self.records.search.setFocus()
 
-    def show_all_runs(self, status: str | None = None) -> None:
+    def show_all_runs(self, status: str | None = None) -> RunsView:
         self._close_page()
+        if self.all_runs is None:
+            self.all_runs = RunsView(self.db, None)
+            self.all_runs.runSelected.connect(self.show_run)
+            self.stack.addWidget(self.all_runs)
         self.all_runs.set_status(status)
         self.stack.setCurrentWidget(self.all_runs)
         self.all_runs.refresh()
+        return self.all_runs
 
     def open_workflow(self, workflow_id: int) -> WorkflowPage:
         if self.page is not None and self.page.workflow_id == workflow_id:
@@ -374,7 +378,7 @@ class MainWindow(QMainWindow):
             self.failed_button.setVisible(self.failed_total > 0)
             if self.page is not None:
                 self.page.runs.refresh()
-            if self.stack.currentWidget() is self.all_runs:
+            if self.all_runs is not None and self.stack.currentWidget() is self.all_runs:
                 self.all_runs.refresh()
             self.inspector.refresh()
         if change.newly_failed:
