@@ -143,8 +143,11 @@ def refusal_message(exc: BaseException) -> str | None:
         return " ".join(str(exc).split())
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror}"
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DataError, OperationalError
 
+    if isinstance(exc, DataError):  # a value the database itself will not hold
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        return f"the database refused a value: {reason}"
     if isinstance(exc, OperationalError):
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         return f"database error: {reason}"

@@ -144,6 +144,7 @@ def test_describe_names_the_patient(db: Database, ann: RecordRef) -> None:
     ("patient", {"first_name": "A", "last_name": "B", "created_at": "2020-01-01 00:00"},
      "patient field 'created_at' cannot be set"),
     ("invoice", {"amount": "10"}, "unknown record type 'invoice' (use patient, appointment, task, recall)"),
+    ("patient", {"first_name": "A" * 201, "last_name": "B"}, "patient field 'first_name' is longer than 200 characters"),
 ])
 def test_refused_add_stores_nothing(db: Database, ann: RecordRef, record_type: str, values: dict[str, Any],
                                     message: str) -> None:

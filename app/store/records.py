@@ -76,7 +76,11 @@ def _typed(record_type: str, spec: FieldSpec, raw: Any) -> Any:
             raise InvalidRecord(f"{where} cannot be empty")
         return None
     if spec.kind is FieldKind.TEXT:
-        return str(raw)
+        text = str(raw)
+        limit = getattr(RECORD_TABLES[record_type].c[spec.name].type, "length", None)
+        if limit is not None and len(text) > limit:
+            raise InvalidRecord(f"{where} is longer than {limit} characters")
+        return text
     if spec.kind is FieldKind.INTEGER:
         try:
             number = int(raw)
