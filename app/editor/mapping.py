@@ -16,7 +16,7 @@ from NodeGraphQt import NodeGraph
 
 from app.workflow import CATALOG, Edge, Node, NodeConfig, Workflow, node_type
 
-from .nodes import GRAPH_TYPES, INPUT_PORT, ClinicNode
+from .nodes import GRAPH_TYPES, INPUT_PORT, ClinicGraph, ClinicNode
 
 COLUMN_WIDTH: Final = 280.0
 ROW_HEIGHT: Final = 130.0
@@ -76,20 +76,21 @@ def layered_positions(workflow: Workflow) -> dict[str, tuple[float, float]]:
     return positions
 
 
-def add_workflow_nodes(graph: NodeGraph, workflow: Workflow, *, push_undo: bool = False) -> dict[str, ClinicNode]:
+def add_workflow_nodes(graph: ClinicGraph, workflow: Workflow, *, push_undo: bool = False) -> dict[str, ClinicNode]:
     """Put every node and edge of `workflow` on the graph; returns the nodes by id."""
     missing = [n for n in workflow.nodes if n.position is None]
     fallback = layered_positions(workflow) if missing else {}
     nodes: dict[str, ClinicNode] = {}
-    for node in workflow.nodes:
-        position = node.position if node.position is not None else fallback[node.id]
-        graph_node: ClinicNode = graph.create_node(
-            GRAPH_TYPES[node.type], name=node.title or CATALOG[node.type].title, selected=False,
-            pos=(float(position[0]), float(position[1])), push_undo=push_undo)
-        # Set directly on the model: set_property would redraw the node each time.
-        graph_node.model.set_property("node_id", node.id)
-        graph_node.model.set_property("config", config_json(node.config))
-        nodes[node.id] = graph_node
+    with graph.loading():
+        for node in workflow.nodes:
+            position = node.position if node.position is not None else fallback[node.id]
+            graph_node: ClinicNode = graph.create_node(
+                GRAPH_TYPES[node.type], name=node.title or CATALOG[node.type].title, selected=False,
+                pos=(float(position[0]), float(position[1])), push_undo=push_undo)
+            # Set directly on the model: set_property would redraw the node each time.
+            graph_node.model.set_property("node_id", node.id)
+            graph_node.model.set_property("config", config_json(node.config))
+            nodes[node.id] = graph_node
     for edge in workflow.edges:
         source, target = nodes[edge.source], nodes[edge.target]
         source.outputs()[edge.port].connect_to(target.inputs()[INPUT_PORT], push_undo=push_undo, emit_signal=False)

@@ -13,9 +13,8 @@ from typing import Any, Final
 
 os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
 
-from NodeGraphQt import NodeGraph  # noqa: E402
 from PySide6.QtCore import QThreadPool, QTimer, Qt, Signal  # noqa: E402
-from PySide6.QtGui import QAction, QIcon, QKeySequence, QUndoCommand  # noqa: E402
+from PySide6.QtGui import QAction, QIcon, QKeySequence, QUndoCommand, QUndoStack  # noqa: E402
 from PySide6.QtWidgets import (  # noqa: E402
     QDockWidget, QLabel, QMainWindow, QToolBar, QToolButton, QVBoxLayout, QWidget,
 )
@@ -31,7 +30,7 @@ from app.workflow.records import field_names  # noqa: E402
 
 from .background import run_in_background  # noqa: E402
 from .mapping import GraphReader, add_workflow_nodes, config_json, new_node_id  # noqa: E402
-from .nodes import NODE_CLASSES, ClinicNode, icon_path  # noqa: E402
+from .nodes import NODE_CLASSES, ClinicGraph, ClinicNode, ClinicViewer, icon_path  # noqa: E402
 from .palette import NodePalette  # noqa: E402
 from .panels import ProblemsPanel, VersionsPanel  # noqa: E402
 from .properties import PropertiesPanel  # noqa: E402
@@ -92,7 +91,8 @@ class EditorWidget(QWidget):
         self._work_pool = QThreadPool(self)
         self._work_pool.setMaxThreadCount(2)
 
-        self.graph = NodeGraph(self)
+        undo_stack = QUndoStack(self)
+        self.graph = ClinicGraph(self, undo_stack=undo_stack, viewer=ClinicViewer(undo_stack=undo_stack))
         self.graph.register_nodes(list(NODE_CLASSES.values()))
         canvas = self.graph.widget
         canvas.setObjectName("graphEditor")
@@ -129,9 +129,12 @@ class EditorWidget(QWidget):
             self._lock_canvas()
             self.status_label.setText(f"Version {read_only_version} of “{workflow.name}” — read-only")
         self.refresh_state()
-        self._validate()
         self._show_selection()
-        QTimer.singleShot(0, self.graph.fit_to_selection)
+        self.node_count_label.setText(f"{len(workflow.nodes)} / {self._max_nodes()} nodes")
+        # Checked right after the first paint, so a large workflow appears sooner.
+        self._check_timer.setInterval(0)
+        self._check_timer.start()
+        QTimer.singleShot(0, self.fit_to_view)
 
     # -- public API ----------------------------------------------------------------
 
@@ -171,6 +174,10 @@ class EditorWidget(QWidget):
         return self._reader.read(self.graph, self._base, self._order)
 
     def problems(self) -> list[Problem]:
+        """Publish-level problems of the draft as it is now."""
+        if self._check_timer.isActive():
+            self._check_timer.stop()
+            self._validate()
         return list(self._problems)
 
     def node(self, node_id: str) -> ClinicNode:
@@ -375,6 +382,7 @@ class EditorWidget(QWidget):
         return limits.max_nodes if limits and limits.max_nodes else self._default_max_nodes
 
     def _validate(self) -> None:
+        self._check_timer.setInterval(VALIDATE_DELAY_MS)
         workflow = self.current_workflow()
         self._problems = publish_problems(workflow, self._default_max_nodes)
         self.problems_panel.set_problems(self._problems)
