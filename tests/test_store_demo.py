@@ -129,3 +129,13 @@ def test_appointment_reminder_waits_until_a_day_before_and_checks_it_is_still_bo
     recall = by_name["Recall reminder"]
     assert {(e.port, recall.node(e.target).type) for e in recall.outgoing("has_email")} == {
         ("true", "action.send_email"), ("false", "action.create_task")}
+
+
+def test_two_workstations_loading_the_demo_at_once_load_it_once(db: Database) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        summaries = list(pool.map(lambda who: load_demo(db, who), ["ann", "bob"]))
+    assert sorted(s.split(":")[0] for s in summaries) == ["Demo data not added", "Demo practice loaded"]
+    with db.read() as conn:
+        assert len(wf_store.list_workflows(conn)) == 4 and len(list_records(conn, "patient")) == 40

@@ -15,7 +15,7 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from typing import Any, Final
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select, text, update
 
 from app.workflow import load_workflow
 
@@ -66,6 +66,9 @@ def load_demo(db: Database, actor: str) -> str:
     Adds nothing if the practice already has patients or workflows.
     """
     with db.write() as conn:
+        if db.is_postgresql:
+            # Two workstations loading the demo at once: the second sees the first's data.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7312002)"))
         existing_workflows = conn.execute(select(workflows.c.id).limit(1)).first() is not None
         if count_records(conn, "patient") or existing_workflows:
             return "Demo data not added: this database already has patients or workflows."
