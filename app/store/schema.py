@@ -202,3 +202,15 @@ runtimes = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
 )
+
+# --- runtime additions (migration 0002) -------------------------------------------------
+
+# A message step's durable outbox: the idempotency key, whether the message may be in the
+# hands of the server ("sending": intent committed, outcome not yet), and every try.
+steps.append_column(Column("delivery_key", String(200)))
+steps.append_column(Column("delivery_state", String(16)))  # sending backoff sent
+steps.append_column(Column("tries", JSONData))
+# The Runs tab lists one workflow's runs newest first without a status filter.
+Index("ix_runs_workflow_id", runs.c.workflow_id, runs.c.id)
+# Who cancelled a run (also in history), for the run viewer.
+runs.append_column(Column("cancelled_by", String(200)))

@@ -1,0 +1,227 @@
+"""Person-initiated actions on runs (start, cancel, retry) and the one way a run is created.
+
+Each action is one transaction with a guarded update, and records who did it in history.
+A wrong state is refused with the reason (`WrongState`), never silently ignored.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import Connection, insert, select, text, update
+
+from app.store.database import Database
+from app.store.errors import InvalidRecord, NotFound, WrongState
+from app.store.history import record_action
+from app.store.records import RecordRef, find_record
+from app.store.schema import runs, steps, workflows
+from app.store.settings import effective_limits
+from app.store.workflows import get_version, live_version_number
+from app.store.timeutil import utcnow
+from app.workflow import Workflow
+from app.workflow.context import with_article
+
+NOTIFY_CHANNEL: Final = "clinicflow_runs"
+TRIGGER_KINDS: Final = {
+    "manual": "trigger.manual", "webhook": "trigger.webhook",
+    "record_event": "trigger.record_event", "schedule": "trigger.schedule",
+}
+_TRIGGER_WORDS: Final = {
+    "trigger.manual": "by hand", "trigger.webhook": "by a webhook",
+    "trigger.record_event": "by a record event", "trigger.schedule": "by a schedule",
+}
+# Actions (and completed waits) are reused by Retry Run; triggers and conditions are re-evaluated.
+REUSED_KINDS: Final = ("action.", "logic.wait")
+
+# Runtimes in this process, woken when a run is created here (in-process latency).
+_listeners: weakref.WeakSet[Any] = weakref.WeakSet()
+_listeners_lock = threading.Lock()
+
+
+def add_wake_listener(listener: Any) -> None:
+    """`listener.wake()` is called after this process creates or changes a run."""
+    with _listeners_lock:
+        _listeners.add(listener)
+
+
+def remove_wake_listener(listener: Any) -> None:
+    with _listeners_lock:
+        _listeners.discard(listener)
+
+
+def wake_runtimes() -> None:
+    with _listeners_lock:
+        listeners = list(_listeners)
+    for listener in listeners:
+        listener.wake()
+
+
+def initial_state(workflow: Workflow) -> dict[str, Any]:
+    """The durable cursor of a new run: nodes still to execute, next step number, actions done."""
+    assert workflow.trigger is not None
+    return {"pending": [workflow.trigger.id], "seq": 0, "actions": 0}
+
+
+def create_run(conn: Connection, workflow_id: int, version: int, workflow: Workflow, *, trigger_kind: str,
+               record: RecordRef | None, payload: dict[str, Any] | None, actor: str | None,
+               event_id: int | None = None, now: datetime | None = None,
+               limits: dict[str, int] | None = None, notify: bool = True) -> int | None:
+    """Insert a ready run; None if this event already started a run of this workflow."""
+    now = now or utcnow()
+    limits = limits or effective_limits(conn, workflow.limits.model_dump() if workflow.limits else None)
+    values = dict(
+        workflow_id=workflow_id, version=version, status="running", trigger_kind=trigger_kind,
+        record_type=record.type if record else None, record_id=record.id if record else None,
+        trigger_data=payload, event_id=event_id, started_by=actor, triggered_at=now,
+        deadline_at=now + timedelta(seconds=limits["max_runtime_seconds"]), due_at=now,
+        state=initial_state(workflow), updated_at=now)
+    if event_id is None:
+        run_id = conn.execute(insert(runs).values(**values).returning(runs.c.id)).scalar_one()
+    else:
+        dialect: Any
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql as dialect
+        else:
+            from sqlalchemy.dialects import sqlite as dialect
+        stmt = dialect.insert(runs).values(**values).on_conflict_do_nothing(
+            index_elements=[runs.c.workflow_id, runs.c.event_id]).returning(runs.c.id)
+        run_id = conn.execute(stmt).scalar()
+    if run_id is not None and notify:
+        notify_new_run(conn)
+    return run_id
+
+
+def notify_new_run(conn: Connection) -> None:
+    """On PostgreSQL, runtimes LISTENing elsewhere are told at commit (low latency)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+
+def _workflow_row(conn: Connection, workflow_id: int) -> Any:
+    row = conn.execute(select(workflows.c.id, workflows.c.name, workflows.c.enabled, workflows.c.archived)
+                       .where(workflows.c.id == workflow_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"there is no workflow {workflow_id}")
+    return row
+
+
+def start_run(db: Database, workflow_id: int, *, record: RecordRef | None = None, actor: str,
+              trigger_kind: str = "manual", payload: dict[str, Any] | None = None) -> int:
+    """Start a run now; it is durably created (status running, due now) when this returns."""
+    with db.write() as conn:
+        row = _workflow_row(conn, workflow_id)
+        shown = f"workflow {workflow_id} ({row['name']})"
+        if not row["enabled"]:
+            raise WrongState(f"{shown} is disabled; enable it before starting runs")
+        version = live_version_number(conn, workflow_id)
+        if version is None:
+            raise WrongState(f"{shown} has no published version")
+        workflow = get_version(conn, workflow_id, version)
+        trigger = workflow.trigger
+        assert trigger is not None
+        expected = TRIGGER_KINDS.get(trigger_kind)
+        if expected is None:
+            raise WrongState(f"unknown trigger kind '{trigger_kind}'")
+        if trigger.type != expected:
+            raise WrongState(f"{shown} is started {_TRIGGER_WORDS.get(trigger.type, trigger.type)}, "
+                             f"not {_TRIGGER_WORDS[expected]}")
+        record_type = getattr(trigger.config, "record_type", None)
+        if record_type is not None and record is None:
+            raise InvalidRecord(f"{shown} runs for {with_article(record_type)}: name one, e.g. --record {record_type}:ID")
+        if record is not None:
+            if record_type is None:
+                raise InvalidRecord(f"{shown} runs without a record; {record} cannot be given")
+            if record.type != record_type:
+                raise InvalidRecord(f"{shown} runs for {with_article(record_type)}, not for {with_article(record.type)} ({record})")
+            if find_record(conn, record) is None:
+                raise NotFound(f"there is no {record}")
+        run_id = create_run(conn, workflow_id, version, workflow, trigger_kind=trigger_kind, record=record,
+                            payload=payload, actor=actor)
+        assert run_id is not None
+        record_action(conn, actor, "run.start", f"run:{run_id}",
+                      {"workflow_id": workflow_id, "version": version, "record": str(record) if record else None,
+                       "trigger": trigger_kind})
+    wake_runtimes()
+    return run_id
+
+
+def _status_of(conn: Connection, run_id: int) -> str:
+    status = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
+    if status is None:
+        raise NotFound(f"there is no run {run_id}")
+    return str(status)
+
+
+def cancel_run(db: Database, run_id: int, actor: str) -> None:
+    """Running or Waiting -> Cancelled: nothing further executes, a waiting run never resumes."""
+    now = utcnow()
+    with db.write() as conn:
+        if conn.dialect.name == "postgresql":
+            # Wait for a runtime executing this run right now to commit its step first.
+            conn.execute(select(runs.c.id).where(runs.c.id == run_id).with_for_update())
+        done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status.in_(("running", "waiting")))
+                            .values(status="cancelled", finished_at=now, due_at=None, lease_owner=None,
+                                    lease_expires_at=None, cancelled_by=actor, updated_at=now)).rowcount
+        if done != 1:
+            status = _status_of(conn, run_id)
+            raise WrongState(f"run {run_id} is {status}; only a running or waiting run can be cancelled")
+        conn.execute(update(steps).where(steps.c.run_id == run_id, steps.c.status.in_(("running", "waiting")))
+                     .values(status="cancelled", finished_at=now, error_type="Cancelled",
+                             error_message=f"Cancelled by {actor}"))
+        record_action(conn, actor, "run.cancel", f"run:{run_id}")
+    wake_runtimes()
+
+
+def _retry(db: Database, run_id: int, actor: str, *, whole_run: bool) -> None:
+    now = utcnow()
+    what = "Retry Run" if whole_run else "Retry Step"
+    with db.write() as conn:
+        row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"there is no run {run_id}")
+        if row["status"] != "failed":
+            raise WrongState(f"run {run_id} is {row['status']}; only a failed run can be retried")
+        workflow = get_version(conn, row["workflow_id"], row["version"])
+        limits = effective_limits(conn, workflow.limits.model_dump() if workflow.limits else None)
+        state = dict(row["state"] or {})
+        state["active"] = None
+        if whole_run:
+            assert workflow.trigger is not None
+            reusable = conn.execute(
+                select(steps.c.id, steps.c.node_id).where(steps.c.run_id == run_id, steps.c.status == "completed")
+                .order_by(steps.c.seq, steps.c.id)).all()
+            reuse: dict[str, list[int]] = {}
+            for step_id, node_id in reusable:
+                try:
+                    node = workflow.node(node_id)
+                except KeyError:
+                    continue
+                if node.type.startswith(REUSED_KINDS):
+                    reuse.setdefault(node_id, []).append(step_id)
+            state["pending"] = [workflow.trigger.id]
+            state["reuse"] = reuse
+        elif not state.get("pending"):
+            raise WrongState(f"run {run_id} has no failed step to retry; use Retry Run")
+        done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status == "failed").values(
+            status="running", finished_at=None, error_type=None, error_message=None, due_at=now,
+            deadline_at=now + timedelta(seconds=limits["max_runtime_seconds"]), lease_owner=None,
+            lease_expires_at=None, state=state, updated_at=now)).rowcount
+        if done != 1:
+            raise WrongState(f"run {run_id} changed while {what} was being applied; try again")
+        record_action(conn, actor, "run.retry" if whole_run else "run.retry_step", f"run:{run_id}",
+                      {"node_id": (state.get("pending") or [None])[0]} if not whole_run else None)
+        notify_new_run(conn)
+    wake_runtimes()
+
+
+def retry_run(db: Database, run_id: int, actor: str) -> None:
+    """Walk again from the trigger with fresh context; completed actions are reused, not repeated."""
+    _retry(db, run_id, actor, whole_run=True)
+
+
+def retry_step(db: Database, run_id: int, actor: str) -> None:
+    """Execute the failed step again as a new attempt, then continue down the workflow."""
+    _retry(db, run_id, actor, whole_run=False)

@@ -1,0 +1,495 @@
+"""The engine: claims ready runs and executes their steps durably.
+
+One batch is one transaction: the ready runs are claimed (`FOR UPDATE SKIP LOCKED` on
+PostgreSQL; SQLite's IMMEDIATE transaction makes the batch the only writer), each step's
+effects run inside a savepoint with the step row, and the run's cursor is written by one
+guarded update. A crash anywhere rolls back whatever was not committed, so a task is never
+created by a step that is not marked completed, and a completed step never runs again.
+
+Messages leave the transaction: the step's intent (its idempotency key) is committed
+first with a lease on the run, the message is sent, and the outcome is committed by an
+update guarded by that lease. A peer takes an expired lease over: an email whose outcome
+is unknown then fails as `DeliveryUncertain`; an SMS is sent again with the same key.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, DataError, ProgrammingError
+
+from app.store.database import Database
+from app.store.records import RecordRef
+from app.store.schema import runs, steps
+from app.store.settings import DEFAULT_LIMITS, default_limits
+from app.store.timeutil import utcnow
+from app.store.workflows import get_version
+from app.workflow import Node, Workflow
+
+from .events import EventHub, RuntimeEvent
+from .executor import Message, Outcome, StepError, execute_node, is_action, is_message
+from .faults import fault_point
+from .run_context import RunScope, local_iso
+
+log = logging.getLogger("clinicflow.runtime")
+
+ACTIVE: Final = ("running", "waiting")
+MAX_BACKOFF_SECONDS: Final = 300.0
+# A run yields after this many steps in one batch, so one huge run cannot starve the rest.
+STEPS_PER_RUN_PER_BATCH: Final = 500
+
+
+def duration_words(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def backoff_seconds(tries: int) -> float:
+    """Exponential from 1 s, capped: 1, 2, 4, 8 ... 300."""
+    return min(2.0 ** max(tries - 1, 0), MAX_BACKOFF_SECONDS)
+
+
+class LostRun(Exception):
+    """A guarded update matched nothing: someone else changed the run first."""
+
+
+@dataclass
+class Send:
+    """A message whose intent is committed; sent after the batch commits."""
+
+    run_id: int
+    workflow_id: int
+    step_id: int
+    node_id: str
+    message: Message
+    key: str
+    retries: int
+    tries: list[dict[str, Any]]
+    state_after: dict[str, Any]   # the run's cursor once the message is sent
+    state_now: dict[str, Any]     # the cursor while it is being sent or backing off
+
+
+@dataclass
+class _Cursor:
+    pending: list[str]
+    seq: int
+    actions: int
+    attempts: dict[str, int]
+    reuse: dict[str, list[int]]
+    active: int | None
+
+    @classmethod
+    def load(cls, state: dict[str, Any] | None) -> _Cursor:
+        state = state or {}
+        return cls(list(state.get("pending") or []), int(state.get("seq") or 0), int(state.get("actions") or 0),
+                   dict(state.get("attempts") or {}), {k: list(v) for k, v in (state.get("reuse") or {}).items()},
+                   state.get("active"))
+
+    def dump(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"pending": list(self.pending), "seq": self.seq, "actions": self.actions,
+                                 "attempts": dict(self.attempts)}
+        if any(self.reuse.values()):
+            state["reuse"] = {k: list(v) for k, v in self.reuse.items() if v}
+        if self.active is not None:
+            state["active"] = self.active
+        return state
+
+    def advance(self, workflow: Workflow, node_id: str, port: str) -> None:
+        """The node is done: follow its edges (file order) for the port it took."""
+        if self.pending and self.pending[0] == node_id:
+            self.pending.pop(0)
+        self.pending[0:0] = [e.target for e in workflow.outgoing(node_id) if e.port == port]
+
+
+@dataclass
+class _RunResult:
+    status: str = "running"
+    due_at: datetime | None = None
+    finished_at: datetime | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    lease: bool = False
+
+
+@dataclass
+class BatchResult:
+    steps: int = 0
+    runs: int = 0
+    sends: list[Send] = field(default_factory=list)
+
+
+class Engine:
+    """Executes ready runs on one database for one runtime (`owner`)."""
+
+    def __init__(self, db: Database, owner: str, *, lease_seconds: float = 30.0, batch_runs: int = 100,
+                 batch_seconds: float = 0.25, hub: EventHub | None = None) -> None:
+        self.db = db
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.batch_runs = batch_runs
+        self.batch_seconds = batch_seconds
+        self.hub = hub or EventHub()
+        self._workflows: dict[tuple[int, int], Workflow] = {}
+        self._lock = threading.Lock()
+
+    # --- reading --------------------------------------------------------------------
+
+    def workflow(self, conn: Connection, workflow_id: int, version: int) -> Workflow:
+        """Published versions never change, so they are parsed once."""
+        key = (workflow_id, version)
+        workflow = self._workflows.get(key)
+        if workflow is None:
+            workflow = get_version(conn, workflow_id, version)
+            self._workflows[key] = workflow
+        return workflow
+
+    def _ready_query(self, now: datetime, limit: int) -> Any:
+        query = (select(runs).where(runs.c.status.in_(ACTIVE), runs.c.due_at <= now,
+                                    or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < now))
+                 .order_by(runs.c.due_at).limit(limit))
+        if self.db.is_postgresql:
+            query = query.with_for_update(skip_locked=True)
+        return query
+
+    def next_due(self) -> datetime | None:
+        """When the next run falls due (or a held lease expires); None if nothing is active."""
+        with self.db.read() as conn:
+            free = conn.execute(select(func.min(runs.c.due_at)).where(
+                runs.c.status.in_(ACTIVE), runs.c.lease_owner.is_(None))).scalar()
+            held = conn.execute(select(func.min(runs.c.lease_expires_at)).where(
+                runs.c.status.in_(ACTIVE), runs.c.lease_owner.is_not(None))).scalar()
+        times = [t for t in (free, held) if t is not None]
+        return min(times) if times else None
+
+    # --- one batch ------------------------------------------------------------------
+
+    def process_batch(self, stop: threading.Event | None = None) -> BatchResult:
+        """Claim ready runs and execute their steps in one transaction."""
+        result = BatchResult()
+        events: list[RuntimeEvent] = []
+        started = time.monotonic()
+        with self.db.write() as conn:
+            rows = conn.execute(self._ready_query(utcnow(), self.batch_runs)).mappings().all()
+            if not rows:
+                return result
+            defaults = default_limits(conn)
+            for row in rows:
+                if stop is not None and stop.is_set():
+                    break
+                if time.monotonic() - started > self.batch_seconds and result.runs:
+                    break
+                result.steps += self._advance(conn, row, defaults, events, result.sends, stop)
+                result.runs += 1
+        self._emit(events)
+        return result
+
+    def _emit(self, events: list[RuntimeEvent]) -> None:
+        if self.hub:
+            for event in events:
+                self.hub.emit(event)
+
+    def _limits(self, workflow: Workflow, defaults: dict[str, int]) -> dict[str, int]:
+        limits = dict(defaults or DEFAULT_LIMITS)
+        if workflow.limits is not None:
+            for key, value in workflow.limits.model_dump().items():
+                if value is not None:
+                    limits[key] = int(value)
+        return limits
+
+    def _advance(self, conn: Connection, row: Any, defaults: dict[str, int], events: list[RuntimeEvent],
+                 sends: list[Send], stop: threading.Event | None) -> int:
+        run_id: int = row["id"]
+        workflow_id: int = row["workflow_id"]
+        workflow = self.workflow(conn, workflow_id, row["version"])
+        limits = self._limits(workflow, defaults)
+        cursor = _Cursor.load(row["state"])
+        record = RecordRef(row["record_type"], row["record_id"]) if row["record_type"] else None
+        payload = row["trigger_data"] if row["trigger_kind"] == "webhook" else None
+        scope = RunScope(run_id, workflow_id, workflow.name, row["started_by"], row["trigger_kind"], record, payload)
+        outputs, reused_outputs = self._load_outputs(conn, run_id) if cursor.seq else ({}, {})
+        result = _RunResult()
+        refresh = True
+        executed = 0
+        deadline: datetime | None = row["deadline_at"]
+
+        def add_step(node: Node, status: str, now: datetime, *, input: dict[str, Any] | None,
+                     output: dict[str, Any] | None = None, error: StepError | None = None,
+                     finished: bool = True, **extra: Any) -> int:
+            cursor.seq += 1
+            attempt = cursor.attempts.get(node.id, 0) + 1
+            cursor.attempts[node.id] = attempt
+            step_id = conn.execute(insert(steps).values(
+                run_id=run_id, seq=cursor.seq, node_id=node.id, node_type=node.type, attempt=attempt,
+                status=status, input=input, output=output, started_at=now,
+                finished_at=now if finished else None,
+                error_type=error.error_type if error else None, error_message=str(error) if error else None,
+                error_detail=error.detail if error else None, **extra).returning(steps.c.id)).scalar_one()
+            if self.hub:
+                events.append(RuntimeEvent("step_changed", run_id, workflow_id, step_id))
+            return step_id
+
+        def fail(now: datetime, error_type: str, message: str) -> None:
+            result.status, result.finished_at = "failed", now
+            result.error_type, result.error_message = error_type, message
+            result.due_at = None
+
+        while True:
+            now = utcnow()
+            if stop is not None and stop.is_set() and executed:
+                result.due_at = now  # the current step is done; the rest waits for the next start
+                break
+            if deadline is not None and now >= deadline:
+                message = f"Max runtime ({duration_words(limits['max_runtime_seconds'])}) exceeded"
+                if cursor.active is not None:
+                    self._finish_step(conn, cursor.active, ACTIVE, "failed", now, error=("MaxRuntimeExceeded", message))
+                    events.append(RuntimeEvent("step_changed", run_id, workflow_id, cursor.active))
+                    cursor.active = None
+                fail(now, "MaxRuntimeExceeded", message)
+                break
+            if cursor.active is not None:
+                active = conn.execute(select(steps).where(steps.c.id == cursor.active)).mappings().first()
+                if active is None or active["status"] not in ACTIVE:
+                    cursor.active = None
+                    continue
+                node = workflow.node(active["node_id"])
+                if active["status"] == "waiting":
+                    output = {**(active["output"] or {}), "resumed_at": local_iso(now)}
+                    self._finish_step(conn, active["id"], ("waiting",), "completed", now, output=output)
+                    events.append(RuntimeEvent("step_changed", run_id, workflow_id, active["id"]))
+                    outputs[node.id] = output
+                    scope.set_output(node.id, output)
+                    cursor.active = None
+                    cursor.advance(workflow, node.id, "out")
+                    executed += 1
+                    continue
+                # A message step: backing off, or its runtime stopped while sending.
+                if active["delivery_state"] == "sending" and node.type == "action.send_email":
+                    to = (active["input"] or {}).get("to", "the recipient")
+                    message = (f"Delivery uncertain: the runtime stopped after handing the email to {to} to the "
+                               "SMTP server and before the server confirmed it; it may or may not have been "
+                               "delivered. Check, then use Retry Step to send it again")
+                    self._finish_step(conn, active["id"], ("running",), "failed", now,
+                                      error=("DeliveryUncertain", message))
+                    events.append(RuntimeEvent("step_changed", run_id, workflow_id, active["id"]))
+                    cursor.active = None
+                    fail(now, "DeliveryUncertain", message)
+                    break
+                conn.execute(update(steps).where(steps.c.id == active["id"], steps.c.status == "running")
+                             .values(delivery_state="sending"))
+                sends.append(self._send_for(run_id, workflow_id, workflow, node, active, cursor))
+                result.lease, result.due_at = True, now
+                break
+            if not cursor.pending:
+                result.status, result.finished_at, result.due_at = "completed", now, None
+                break
+            if executed >= STEPS_PER_RUN_PER_BATCH:
+                result.due_at = now
+                break
+            node = workflow.node(cursor.pending[0])
+            queue = cursor.reuse.get(node.id)
+            if queue:
+                # Retry Run: this step completed earlier in the run; its output is reused.
+                step_id = queue.pop(0)
+                output = reused_outputs.get(step_id)
+                outputs[node.id] = output
+                scope.set_output(node.id, output)
+                cursor.advance(workflow, node.id, "out")
+                continue
+            if is_action(node) and cursor.actions >= limits["max_actions_per_run"]:
+                message = f"Max actions per run ({limits['max_actions_per_run']}) reached"
+                add_step(node, "failed", now, input=None, error=StepError("MaxActionsReached", message))
+                fail(now, "MaxActionsReached", message)
+                break
+            if refresh:
+                scope.refresh(conn, outputs, now)
+                refresh = False
+            else:
+                scope.variables["now"] = local_iso(now)
+            try:
+                if is_action(node) and not is_message(node):
+                    with conn.begin_nested():
+                        outcome = execute_node(conn, node, scope, now)
+                        fault_point("crash_after_effect", node.id)
+                else:
+                    outcome = execute_node(conn, node, scope, now)
+            except StepError as exc:
+                add_step(node, "failed", now, input=_masked(exc.input), error=exc)
+                fail(now, exc.error_type, str(exc))
+                break
+            except (IntegrityError, DataError, ProgrammingError, ValueError, TypeError, KeyError) as exc:
+                error = StepError("InternalError", f"Step '{node.id}' failed unexpectedly: {type(exc).__name__}: {exc}",
+                                  detail=traceback.format_exc())
+                add_step(node, "failed", now, input=None, error=error)
+                fail(now, "InternalError", str(error))
+                break
+            executed += 1
+            if outcome.message is not None:
+                attempt = cursor.attempts.get(node.id, 0) + 1
+                key = f"run.{run_id}.{node.id}.{attempt}"
+                state_after = self._after(cursor, workflow, node, outcome)
+                step_id = add_step(node, "running", now, input=_masked(outcome.input), finished=False,
+                                   delivery_key=key, delivery_state="sending", tries=[])
+                cursor.active = step_id
+                state_after["seq"], state_after["attempts"] = cursor.seq, dict(cursor.attempts)
+                sends.append(Send(run_id, workflow_id, step_id, node.id, outcome.message, key,
+                                  int(getattr(node.config, "retries", 3)), [], state_after, cursor.dump()))
+                result.lease, result.due_at = True, now
+                break
+            if outcome.resume_at is not None and outcome.resume_at > now:
+                step_id = add_step(node, "waiting", now, input=outcome.input, output=outcome.output, finished=False)
+                cursor.active = step_id
+                result.status = "waiting"
+                result.due_at = min(outcome.resume_at, deadline) if deadline else outcome.resume_at
+                break
+            if outcome.resume_at is not None:
+                outcome.output = {**(outcome.output or {}), "resumed_at": local_iso(now)}
+            add_step(node, "completed", now, input=outcome.input, output=outcome.output)
+            if is_action(node):
+                cursor.actions += 1
+            outputs[node.id] = outcome.output
+            scope.set_output(node.id, outcome.output)
+            refresh = refresh or outcome.changed_records
+            cursor.advance(workflow, node.id, outcome.port)
+
+        now = utcnow()
+        values: dict[str, Any] = dict(
+            status=result.status, due_at=result.due_at, finished_at=result.finished_at,
+            error_type=result.error_type, error_message=result.error_message, state=cursor.dump(), updated_at=now,
+            lease_owner=self.owner if result.lease else None,
+            lease_expires_at=now + timedelta(seconds=self.lease_seconds) if result.lease else None)
+        done = conn.execute(update(runs).where(
+            runs.c.id == run_id, runs.c.status == row["status"],
+            or_(runs.c.lease_owner.is_(None), runs.c.lease_owner == self.owner, runs.c.lease_expires_at < now),
+        ).values(**values)).rowcount
+        if done != 1:
+            raise LostRun(f"run {run_id} was changed by someone else while it was being executed")
+        if self.hub:
+            events.append(RuntimeEvent("run_changed", run_id, workflow_id))
+        return executed
+
+    def _after(self, cursor: _Cursor, workflow: Workflow, node: Node, outcome: Outcome) -> dict[str, Any]:
+        after = _Cursor(list(cursor.pending), cursor.seq, cursor.actions + 1, dict(cursor.attempts),
+                        {k: list(v) for k, v in cursor.reuse.items()}, None)
+        after.advance(workflow, node.id, outcome.port)
+        return after.dump()
+
+    def _send_for(self, run_id: int, workflow_id: int, workflow: Workflow, node: Node, step: Any,
+                  cursor: _Cursor) -> Send:
+        data = step["input"] or {}
+        channel = "email" if node.type == "action.send_email" else "sms"
+        message = Message(channel, str(data.get("to", "")), str(data.get("body", "")), data.get("subject"))
+        outcome = Outcome(input=data)
+        state_after = self._after(cursor, workflow, node, outcome)
+        return Send(run_id, workflow_id, step["id"], node.id, message, step["delivery_key"],
+                    int(getattr(node.config, "retries", 3)), list(step["tries"] or []), state_after, cursor.dump())
+
+    def _load_outputs(self, conn: Connection, run_id: int) -> tuple[dict[str, Any], dict[int, Any]]:
+        """The latest output of each completed node, and every completed step's output by id."""
+        outputs: dict[str, Any] = {}
+        by_id: dict[int, Any] = {}
+        for step_id, node_id, output in conn.execute(
+                select(steps.c.id, steps.c.node_id, steps.c.output)
+                .where(steps.c.run_id == run_id, steps.c.status == "completed").order_by(steps.c.seq)):
+            outputs[node_id] = output
+            by_id[step_id] = output
+        return outputs, by_id
+
+    def _finish_step(self, conn: Connection, step_id: int, expected: tuple[str, ...], status: str, now: datetime, *,
+                     output: dict[str, Any] | None = None, error: tuple[str, str] | None = None,
+                     **extra: Any) -> None:
+        values: dict[str, Any] = {"status": status, "finished_at": now, **extra}
+        if output is not None:
+            values["output"] = output
+        if error is not None:
+            values["error_type"], values["error_message"] = error
+        done = conn.execute(update(steps).where(steps.c.id == step_id, steps.c.status.in_(expected))
+                            .values(**values)).rowcount
+        if done != 1:
+            raise LostRun(f"step {step_id} was changed by someone else")
+
+    # --- messages -------------------------------------------------------------------
+
+    def deliver(self, send: Send) -> None:
+        """Send one message whose intent is committed, then commit its outcome."""
+        from app.runtime.integrations import DeliveryError, send_email, send_sms
+
+        output: dict[str, Any] | None = None
+        failure: Any = None
+        try:
+            with self.db.read() as conn:
+                if send.message.channel == "email":
+                    output = send_email(conn, to=send.message.to, subject=send.message.subject or "",
+                                        body=send.message.body, key=send.key)
+                else:
+                    output = send_sms(conn, to=send.message.to, body=send.message.body, key=send.key)
+        except DeliveryError as exc:
+            failure = exc
+        except Exception as exc:  # noqa: BLE001 - an integration bug fails the step, visibly
+            failure = DeliveryError("InternalError", f"Sending failed unexpectedly: {type(exc).__name__}: {exc}",
+                                    transient=False)
+        fault_point("crash_after_send", send.node_id)
+        now = utcnow()
+        tries = list(send.tries)
+        if failure is None:
+            tries.append({"at": local_iso(now), "result": "sent"})
+        else:
+            tries.append({"at": local_iso(now), "error_type": failure.error_type, "message": str(failure)})
+        events = [RuntimeEvent("step_changed", send.run_id, send.workflow_id, send.step_id),
+                  RuntimeEvent("run_changed", send.run_id, send.workflow_id)]
+        try:
+            with self.db.write() as conn:
+                guard = and_(runs.c.id == send.run_id, runs.c.status == "running", runs.c.lease_owner == self.owner)
+                if failure is None:
+                    self._finish_step(conn, send.step_id, ("running",), "completed", now, output=_masked(output or {}),
+                                      delivery_state="sent", tries=tries)
+                    values: dict[str, Any] = dict(state=send.state_after, due_at=now)
+                elif failure.transient and len(tries) <= send.retries:
+                    conn.execute(update(steps).where(steps.c.id == send.step_id, steps.c.status == "running")
+                                 .values(delivery_state="backoff", tries=tries))
+                    delay = backoff_seconds(len(tries))
+                    log.info("run %s step %s: %s; trying again in %g s", send.run_id, send.node_id, failure, delay)
+                    values = dict(state=send.state_now, due_at=now + timedelta(seconds=delay))
+                else:
+                    message = str(failure)
+                    if failure.transient and send.retries:
+                        message = f"{message} (gave up after {len(tries)} tries)"
+                    self._finish_step(conn, send.step_id, ("running",), "failed", now,
+                                      error=(failure.error_type, message), tries=tries)
+                    state = dict(send.state_now)
+                    state.pop("active", None)
+                    values = dict(state=state, due_at=None, status="failed", finished_at=now,
+                                  error_type=failure.error_type, error_message=message)
+                done = conn.execute(update(runs).where(guard).values(
+                    lease_owner=None, lease_expires_at=None, updated_at=now, **values)).rowcount
+                if done != 1:
+                    raise LostRun(f"run {send.run_id} was cancelled or taken over while its message was being sent")
+        except LostRun as exc:
+            log.warning("%s; its outcome is not recorded", exc)
+        self._emit(events)
+
+    def heartbeat(self) -> None:
+        """Extend the leases this runtime holds (messages being sent)."""
+        now = utcnow()
+        with self.db.write() as conn:
+            conn.execute(update(runs).where(runs.c.lease_owner == self.owner, runs.c.status == "running")
+                         .values(lease_expires_at=now + timedelta(seconds=self.lease_seconds)))
+
+
+def _masked(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not data:
+        return data
+    try:
+        from app.runtime.integrations import mask_secrets
+    except ImportError:
+        return data
+    return mask_secrets(data)

@@ -1,0 +1,82 @@
+"""A run's template context, read fresh from the database when a step starts.
+
+The context holds `patient.*` (when the trigger record has a patient), the trigger's own
+record (`appointment.*`, `task.*`, `recall.*`), `payload.*` (webhooks), `run.id`,
+`run.started_by`, `workflow.id`, `workflow.name`, `now` and `steps.<node_id>.output`.
+Date-times in the context are ISO 8601 strings in the computer's local time with their
+UTC offset (e.g. `2026-11-24T09:00:00+01:00`), so a template shows the clinic's time;
+dates are `YYYY-MM-DD`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from app.store.records import RecordRef, describe, find_record
+from app.workflow.records import has_patient
+
+
+def local_iso(moment: datetime) -> str:
+    return moment.astimezone().isoformat()
+
+
+def context_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return local_iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+@dataclass
+class RunScope:
+    """Who and what a run is about; `variables` is the template context."""
+
+    run_id: int
+    workflow_id: int
+    workflow_name: str
+    started_by: str | None
+    trigger_kind: str
+    record: RecordRef | None
+    payload: dict[str, Any] | None
+    patient: RecordRef | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def actor(self) -> str:
+        """How the run appears in record events and history."""
+        return f"run:{self.run_id}"
+
+    def refresh(self, conn: Connection, outputs: dict[str, Any], now: datetime) -> None:
+        """Read the trigger record and its patient again (a fixed record is seen by retries)."""
+        variables: dict[str, Any] = {
+            "run": {"id": self.run_id, "started_by": self.started_by},
+            "workflow": {"id": self.workflow_id, "name": self.workflow_name},
+            "now": local_iso(now),
+            "steps": {node_id: {"output": output} for node_id, output in outputs.items()},
+        }
+        if self.payload is not None:
+            variables["payload"] = self.payload
+        self.patient = None
+        if self.record is not None:
+            record = find_record(conn, self.record)
+            if record is not None:
+                variables[self.record.type] = {k: context_value(v) for k, v in record.items()}
+                if self.record.type == "patient":
+                    self.patient = self.record
+                elif has_patient(self.record.type) and record.get("patient_id") is not None:
+                    self.patient = RecordRef("patient", int(record["patient_id"]))
+                    patient = find_record(conn, self.patient)
+                    if patient is not None:
+                        variables["patient"] = {k: context_value(v) for k, v in patient.items()}
+        self.variables = variables
+
+    def set_output(self, node_id: str, output: dict[str, Any] | None) -> None:
+        self.variables.setdefault("steps", {})[node_id] = {"output": output}
+
+    def describe_patient(self, conn: Connection) -> str:
+        return describe(conn, self.patient) if self.patient else "This run's patient"

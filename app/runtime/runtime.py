@@ -1,0 +1,233 @@
+"""The runtime: the engine on background threads, for `clinicflow runtime` and the desktop app.
+
+Threads: the work loop (record events, ready runs, messages), a heartbeat (announces the
+runtime and extends its leases), APScheduler's scheduler thread, and on PostgreSQL a
+LISTEN connection that wakes the loop as soon as another workstation creates a run.
+`stop()` lets the step in progress finish, then returns.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import delete, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from app.store.database import Database
+from app.store.schema import runtimes
+from app.store.timeutil import utcnow
+
+from .control import NOTIFY_CHANNEL, add_wake_listener, remove_wake_listener
+from .engine import Engine
+from .events import EventHub, RuntimeEvent
+from .triggers import Schedules, dispatch_record_events, has_pending_events
+
+log = logging.getLogger("clinicflow.runtime")
+
+ENV_LEASE: Final = "CLINICFLOW_LEASE_SECONDS"
+ENV_POLL: Final = "CLINICFLOW_POLL_SECONDS"
+SCHEDULE_CHECK_SECONDS: Final = 1.0
+_instances = itertools.count(1)
+
+
+def _default_name() -> str:
+    number = next(_instances)
+    base = f"{socket.gethostname()}-{os.getpid()}"
+    return base if number == 1 else f"{base}-{number}"
+
+
+class Runtime:
+    """Executes the enabled workflows of one database until stopped."""
+
+    def __init__(self, db: Database, name: str | None = None, *, http: tuple[str, int] | None = None,
+                 lease_seconds: float | None = None, poll_seconds: float | None = None,
+                 batch_runs: int = 100) -> None:
+        self.db = db
+        self.name = name or _default_name()
+        self.http = http
+        self.state = "stopped"
+        self.lease_seconds = lease_seconds or float(os.environ.get(ENV_LEASE) or 30.0)
+        default_poll = 0.5 if db.is_postgresql else 0.05
+        self.poll_seconds = poll_seconds or float(os.environ.get(ENV_POLL) or default_poll)
+        self._hub = EventHub()
+        self.engine = Engine(db, self.name, lease_seconds=self.lease_seconds, batch_runs=batch_runs, hub=self._hub)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._schedules = Schedules(db, self.engine, self.name, self.wake)
+        self._webhooks: Any = None
+        self.webhook_address: tuple[str, int] | None = None
+
+    # --- public API -----------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[RuntimeEvent], None]) -> Callable[[], None]:
+        return self._hub.subscribe(callback)
+
+    def wake(self) -> None:
+        """Look for work now (a run was created or changed in this process)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        self._stop.clear()
+        if self.http is not None:
+            try:
+                from app.runtime.integrations.webhook import serve_webhooks
+            except ImportError as exc:
+                raise RuntimeError(f"webhook triggers cannot be served: {exc}") from None
+            self._webhooks = serve_webhooks(self.db, self.http[0], self.http[1])
+            server = getattr(self._webhooks, "server_address", None) or getattr(self._webhooks, "address", None)
+            self.webhook_address = tuple(server[:2]) if server else self.http  # type: ignore[assignment]
+            log.info("serving webhook triggers on %s:%s", *(self.webhook_address or self.http))
+        add_wake_listener(self)
+        try:
+            self._announce()
+            self._schedules.start()
+        except (OperationalError, DBAPIError) as exc:
+            self._set_state("database unreachable")
+            log.error("database unreachable: %s", _reason(exc))
+        self._spawn(self._loop, "work")
+        self._spawn(self._heartbeat_loop, "heartbeat")
+        if self.db.is_postgresql:
+            self._spawn(self._listen_loop, "listen")
+        log.info("runtime %s started on %s", self.name, self.db.display_name)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the step in progress, then stop every thread."""
+        self._stop.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = []
+        self._schedules.stop()
+        remove_wake_listener(self)
+        if self._webhooks is not None:
+            self._webhooks.shutdown()
+            self._webhooks = None
+        try:
+            with self.db.write() as conn:
+                conn.execute(delete(runtimes).where(runtimes.c.name == self.name))
+        except (OperationalError, DBAPIError):
+            pass
+        self._set_state("stopped")
+        log.info("runtime %s stopped", self.name)
+
+    def run_once(self) -> int:
+        """Do all due work now (events, missed ticks, ready runs, due waits); returns steps run."""
+        self._schedules.catch_up()
+        return self._work(self._stop)
+
+    # --- threads --------------------------------------------------------------------
+
+    def _spawn(self, target: Callable[[], None], what: str) -> None:
+        thread = threading.Thread(target=target, name=f"clinicflow-runtime-{what}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self._hub.emit(RuntimeEvent("runtime_state", state=state))
+
+    def _work(self, stop: threading.Event) -> int:
+        total = 0
+        while not stop.is_set():
+            if has_pending_events(self.db):
+                dispatch_record_events(self.db, self.engine)
+            batch = self.engine.process_batch(stop)
+            total += batch.steps
+            # A committed intent is the current step: it is sent even while stopping.
+            for send in batch.sends:
+                self.engine.deliver(send)
+            if batch.runs == 0 and not batch.sends:
+                break
+        return total
+
+    def _loop(self) -> None:
+        last_schedule_check = 0.0
+        while not self._stop.is_set():
+            self._wake.clear()
+            timeout = self.poll_seconds
+            try:
+                if time.monotonic() - last_schedule_check > SCHEDULE_CHECK_SECONDS:
+                    last_schedule_check = time.monotonic()
+                    if self._schedules._scheduler is None:
+                        self._schedules.start()
+                    else:
+                        self._schedules.refresh()
+                steps = self._work(self._stop)
+                if steps:
+                    log.info("executed %d step(s)", steps)
+                self._set_state("running")
+                due = self.engine.next_due()
+                if due is not None:
+                    timeout = min(timeout, max(0.0, (due - utcnow()).total_seconds()))
+            except (OperationalError, DBAPIError) as exc:
+                if self.state != "database unreachable":
+                    log.error("database unreachable: %s", _reason(exc))
+                self._set_state("database unreachable")
+                timeout = 2.0
+            except Exception:  # noqa: BLE001 - log, keep the runtime alive, try again shortly
+                log.exception("runtime loop error")
+                timeout = 1.0
+            if timeout > 0:
+                self._wake.wait(timeout)
+
+    def _announce(self) -> None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        now = utcnow()
+        dialect: Any = postgresql if self.db.is_postgresql else sqlite
+        values = dict(name=self.name, host=socket.gethostname(), pid=os.getpid(), started_at=now, heartbeat_at=now)
+        with self.db.write() as conn:
+            conn.execute(dialect.insert(runtimes).values(**values).on_conflict_do_update(
+                index_elements=[runtimes.c.name], set_={"pid": os.getpid(), "started_at": now, "heartbeat_at": now}))
+
+    def _heartbeat_loop(self) -> None:
+        interval = max(0.2, self.lease_seconds / 3)
+        while not self._stop.wait(interval):
+            try:
+                self.engine.heartbeat()
+                with self.db.write() as conn:
+                    done = conn.execute(update(runtimes).where(runtimes.c.name == self.name)
+                                        .values(heartbeat_at=utcnow())).rowcount
+                if not done:
+                    self._announce()
+            except (OperationalError, DBAPIError) as exc:
+                if self.state != "database unreachable":
+                    log.error("database unreachable: %s", _reason(exc))
+                self._set_state("database unreachable")
+
+    def _listen_loop(self) -> None:
+        import psycopg
+
+        dsn = self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self._wake.set()
+            except psycopg.Error as exc:
+                log.warning("listening for new runs failed (%s); polling instead", exc)
+                self._stop.wait(2.0)
+
+
+def is_alive(heartbeat_at: datetime | None, lease_seconds: float = 30.0) -> bool:
+    return heartbeat_at is not None and (utcnow() - heartbeat_at).total_seconds() < lease_seconds
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).strip().splitlines()[0]
