@@ -138,7 +138,7 @@ class Engine:
         self.lease_seconds = lease_seconds
         self.batch_runs = batch_runs
         self.batch_seconds = batch_seconds
-        self.hub = hub or EventHub()
+        self.hub = hub if hub is not None else EventHub()
         self._workflows: dict[tuple[int, int], Workflow] = {}
         self._lock = threading.Lock()
 

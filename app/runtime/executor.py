@@ -142,6 +142,8 @@ def _wait(node: Node, scope: RunScope, now: datetime) -> Outcome:
 
 def _message(conn: Connection, node: Node, scope: RunScope, rendered: dict[str, Any], channel: str) -> Outcome:
     to = str(rendered.get("to") or "").strip()
+    if to == "None":  # an empty field renders as None
+        to = ""
     what = "email address" if channel == "email" else "mobile number"
     if not to:
         if scope.patient is None:
