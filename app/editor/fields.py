@@ -12,7 +12,7 @@ from typing import Any, Final, get_args
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
-    QComboBox, QHBoxLayout, QHeaderView, QLineEdit, QMenu, QPlainTextEdit, QPushButton,
+    QComboBox, QHBoxLayout, QHeaderView, QLineEdit, QMenu, QPlainTextEdit, QPushButton, QSizePolicy,
     QTableWidget, QToolButton, QVBoxLayout, QWidget,
 )
 
@@ -51,6 +51,7 @@ class TemplateEdit(QWidget):
         self.menu = QMenu(self.insert_button)
         self.menu.aboutToShow.connect(self._fill_menu)
         self.insert_button.setMenu(self.menu)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.text_edit, 1)
@@ -132,7 +133,8 @@ class RulesEditor(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(2, 90)
         self.table.verticalHeader().setVisible(False)
         self.table.setMinimumHeight(110)
         self.add_button = QPushButton("Add rule", self)

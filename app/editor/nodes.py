@@ -23,8 +23,8 @@ from contextlib import contextmanager  # noqa: E402
 from NodeGraphQt import BaseNode, NodeGraph  # noqa: E402
 from NodeGraphQt.widgets.viewer import NodeViewer  # noqa: E402
 from NodeGraphQt.qgraphics.node_base import NodeItem  # noqa: E402
-from PySide6.QtCore import QRectF, Qt  # noqa: E402
-from PySide6.QtGui import QColor, QPainter, QPen  # noqa: E402
+from PySide6.QtCore import QPointF, QRectF, Qt  # noqa: E402
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen  # noqa: E402
 
 from app.workflow import CATALOG, NodeType  # noqa: E402
 
@@ -47,6 +47,9 @@ PORT_COLORS: Final[dict[str, tuple[int, int, int]]] = {
     "true": (90, 200, 120),
     "false": (225, 100, 90),
 }
+MIN_WIDTH: Final = 200.0
+FIT_MARGIN: Final = 40.0
+SUMMARY_HEIGHT: Final = 30.0
 PROBLEM_COLOR: Final = QColor(230, 60, 60)
 PATH_COLOR: Final = QColor(255, 210, 60)
 
@@ -65,6 +68,17 @@ class ClinicNodeItem(NodeItem):
         super().__init__(name, parent)
         self.problem_text: str | None = None
         self.on_path = False
+        self.summary = ""
+
+    def set_summary(self, text: str) -> None:
+        if text != self.summary:
+            self.summary = text
+            self.update()
+
+    def calc_size(self, add_w: float = 0.0, add_h: float = 0.0) -> tuple[float, float]:
+        # Room for a one-line summary of the settings under the title.
+        width, height = super().calc_size(add_w, add_h)
+        return max(width, MIN_WIDTH), max(height, self._text_item.boundingRect().height() + 4.0 + SUMMARY_HEIGHT)
 
     def set_problems(self, text: str | None) -> None:
         if text == self.problem_text:
@@ -80,23 +94,40 @@ class ClinicNodeItem(NodeItem):
 
     def paint(self, painter: QPainter, option: Any, widget: Any) -> None:
         super().paint(painter, option, widget)
+        if self.summary:
+            self._paint_summary(painter)
         color = PROBLEM_COLOR if self.problem_text else PATH_COLOR if self.on_path else None
         if color is None:
             return
         painter.save()
-        rect = self.boundingRect().adjusted(-1.5, -1.5, 1.5, 1.5)
-        pen = QPen(color, 3.0)
-        painter.setPen(pen)
+        # Inside the bounding rect: Qt does not repaint what is drawn outside it.
+        rect = QRectF(0.0, 0.0, self._width, self._height).adjusted(1.5, 1.5, -1.5, -1.5)
+        painter.setPen(QPen(color, 3.0))
         painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawRoundedRect(rect, 5.0, 5.0)
+        painter.drawRoundedRect(rect, 4.0, 4.0)
         if self.problem_text:
-            badge = QRectF(rect.right() - 9, rect.top() - 9, 18, 18)
+            badge = QRectF(rect.right() - 19.0, rect.top() + 3.0, 15.0, 15.0)
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(color)
             painter.drawEllipse(badge)
-            painter.setPen(QPen(QColor("white"), 2.2))
-            painter.drawLine(badge.center().x(), badge.top() + 4, badge.center().x(), badge.bottom() - 7)
-            painter.drawPoint(badge.center().x(), badge.bottom() - 4)
+            painter.setPen(QPen(QColor("white"), 2.0))
+            centre = badge.center().x()
+            painter.drawLine(QPointF(centre, badge.top() + 3.5), QPointF(centre, badge.bottom() - 6.0))
+            painter.drawPoint(QPointF(centre, badge.bottom() - 3.0))
+        painter.restore()
+
+    def _paint_summary(self, painter: QPainter) -> None:
+        painter.save()
+        font = QFont(painter.font())
+        font.setPointSizeF(7.5)
+        painter.setFont(font)
+        painter.setPen(QColor(235, 235, 235, 190))
+        labels = [t.boundingRect().width() for p, t in self._output_items.items() if p.display_name]
+        top = self._text_item.boundingRect().height() + 4.0
+        right = (max(labels) + 14.0) if labels else 12.0
+        rect = QRectF(10.0, top, self._width - 10.0 - right, self._height - top - 4.0)
+        text = QFontMetrics(font).elidedText(self.summary, Qt.TextElideMode.ElideRight, int(rect.width()))
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text)
         painter.restore()
 
 
@@ -111,7 +142,7 @@ class ClinicViewer(NodeViewer):
         rect = QRectF()
         for item in nodes:
             rect = rect.united(item.sceneBoundingRect())
-        return rect
+        return rect.adjusted(-FIT_MARGIN, -FIT_MARGIN, FIT_MARGIN, FIT_MARGIN) if nodes else rect
 
 
 class ClinicGraph(NodeGraph):
@@ -191,3 +222,48 @@ def _make_class(spec: NodeType) -> type[ClinicNode]:
 NODE_CLASSES: Final[dict[str, type[ClinicNode]]] = {t: _make_class(spec) for t, spec in CATALOG.items()}
 GRAPH_TYPES: Final[dict[str, str]] = {t: cls.type_ for t, cls in NODE_CLASSES.items()}
 CATALOG_TYPES: Final[dict[str, str]] = {graph: t for t, graph in GRAPH_TYPES.items()}
+
+
+def _short(text: Any, limit: int = 60) -> str:
+    # "{{ patient.first_name }}" reads as "‹patient.first_name›" in the little space there is.
+    flat = re.sub(r"\{\{\s*(.*?)\s*\}\}", "\u2039\\1\u203a", " ".join(str(text).split()))
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def summarize(type_name: str, config: dict[str, Any]) -> str:
+    """One line saying what a node is set to do, drawn under its title on the canvas."""
+    c = config
+    if type_name == "trigger.manual":
+        return f"started for a {c['record_type']}" if c.get("record_type") else "record type not chosen"
+    if type_name == "trigger.record_event":
+        return " ".join(str(c[k]) for k in ("record_type", "event") if c.get(k)) or "event not chosen"
+    if type_name == "trigger.schedule":
+        timing = f"cron {c['cron']}" if c.get("cron") else f"every {c['every_seconds']} s" if c.get("every_seconds") \
+            else "timing not set"
+        for_each = c.get("for_each")
+        return f"{timing}, per {for_each['record_type']}" if for_each else timing
+    if type_name == "trigger.webhook":
+        return f"names a {c['record_type']}" if c.get("record_type") else "POST /hooks/…"
+    if type_name == "logic.condition":
+        rules = c.get("rules") or []
+        if len(rules) == 1:
+            rule = rules[0]
+            return _short(" ".join(str(rule[k]).replace("_", " ") for k in ("field", "op", "value") if k in rule))
+        return f"{len(rules)} rules, match {c.get('match', 'all')}" if rules else "no rules yet"
+    if type_name == "logic.wait":
+        if c.get("until"):
+            offset = f" {c['offset_amount']:+d} {c.get('offset_unit', '')}" if c.get("offset_amount") else ""
+            return _short(f"until {c['until']}{offset}")
+        return f"{c['amount']} {c.get('unit', '')}" if c.get("amount") is not None else "duration not set"
+    if type_name == "action.send_email":
+        return _short(c.get("subject") or "no subject yet")
+    if type_name == "action.send_sms":
+        return _short(c.get("body") or "no text yet")
+    if type_name == "action.create_task":
+        return _short(c.get("title") or "no title yet")
+    if type_name == "action.update_record":
+        target = ".".join(str(c[k]) for k in ("record", "field") if c.get(k))
+        return _short(f"{target} = {c['value']}" if c.get("value") else target or "field not chosen")
+    if type_name == "action.add_note":
+        return _short(c.get("text") or "no text yet")
+    return ""

@@ -34,7 +34,6 @@ MULTILINE_FIELDS = frozenset({"body", "text", "description"})
 PLACEHOLDERS = {
     "cron": "e.g. 0 9 * * 1-5 (minute hour day month weekday)",
     "until": "e.g. {{ appointment.starts_at }}",
-    "to": "default: {{ patient.email }}",
 }
 INT32_MAX = 2_147_483_647
 
@@ -148,7 +147,12 @@ class PropertiesPanel(QWidget):
                 continue
             self.editors[name] = editor
             label = label_for(name) + (" *" if name in model.REQUIRED else "")
-            form.addRow(label, editor)
+            if isinstance(editor, (RulesEditor, QGroupBox)):
+                # Tables need the dock's full width.
+                form.addRow(QLabel(label))
+                form.addRow(editor)
+            else:
+                form.addRow(label, editor)
             if info.description:
                 editor.setToolTip(info.description)
         box.addLayout(form)
@@ -161,6 +165,7 @@ class PropertiesPanel(QWidget):
             problems_label.setWordWrap(True)
             problems_label.setStyleSheet("color: #d13b3b;")
             box.addWidget(problems_label)
+        box.addStretch(1)
         body.setEnabled(not self._read_only)
 
     def show_workflow(self, workflow: Workflow, node_count: int, max_nodes: int) -> None:
@@ -203,6 +208,7 @@ class PropertiesPanel(QWidget):
         count = QLabel(f"{node_count} of at most {max_nodes} nodes")
         count.setObjectName("workflowNodeCount")
         box.addWidget(count)
+        box.addStretch(1)
         body.setEnabled(not self._read_only)
 
     def clear(self) -> None:
@@ -243,8 +249,9 @@ class PropertiesPanel(QWidget):
             spin.valueChanged.connect(lambda _v: not spin.hasFocus() and self._set(name, spin_value()))
             return spin
         if kind is str and template:
+            default = self._node.catalog_type.config_model.DEFAULTS.get(name) if self._node else None
             edit = TemplateEdit(name, self._variables, lines=5 if name in MULTILINE_FIELDS else 1,
-                                placeholder=PLACEHOLDERS.get(name, ""))
+                                placeholder=f"default: {default}" if default else PLACEHOLDERS.get(name, ""))
             edit.set_value(current or "")
             edit.edited.connect(lambda text: self._set(name, text or None))
             return edit

@@ -38,7 +38,7 @@ def record_label(record_type: str, record: dict[str, Any], patient: str) -> str:
         return f"{patient_name(record)} ({ref}){' — ' + extra if extra else ''}"
     if record_type == "appointment":
         when = record["starts_at"].astimezone().strftime("%Y-%m-%d %H:%M")
-        return f"{patient}, {when} {record.get('reason') or ''} ({ref})"
+        return f"{patient}, {when} · {record.get('reason') or 'no reason given'} ({ref})"
     if record_type == "task":
         return f"{record['title']}{' for ' + patient if patient else ''} ({ref})"
     return f"{patient}: {record.get('recall_type')} due {record.get('due_date')} ({ref})"
@@ -74,6 +74,16 @@ def _scalar(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, default=str)
+
+
+def when_text(value: Any) -> str:
+    """An ISO time from a step as the clinic reads it: local, to the minute."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(value)).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return str(value)
 
 
 def run_dry(db: Database, workflow: Workflow, record: RecordRef | None, payload: dict[str, Any] | None) -> Any:
@@ -117,6 +127,8 @@ class TestRunDialog(QDialog):
         self.search_edit.setObjectName("testRunSearch")
         self.records_list = QListWidget()
         self.records_list.setObjectName("testRunRecords")
+        self.records_list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.records_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.payload_edit = QPlainTextEdit()
         self.payload_edit.setObjectName("testRunPayload")
         self.payload_edit.setPlaceholderText('Webhook body (JSON), e.g. {"source": "lab"}')
@@ -153,14 +165,14 @@ class TestRunDialog(QDialog):
         self.steps_tree.setColumnWidth(0, 260)
         self.messages_view = QTextBrowser()
         self.messages_view.setObjectName("testRunMessages")
-        self.tabs.addTab(self.messages_view, "Messages")
+        self.tabs.addTab(self.messages_view, "What would happen")
         self.tabs.addTab(self.steps_tree, "Steps")
         results_layout.addWidget(self.tabs)
 
         splitter = QSplitter()
         splitter.addWidget(picker)
         splitter.addWidget(results)
-        splitter.setSizes([300, 600])
+        splitter.setSizes([380, 520])
         layout.addWidget(splitter, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
@@ -186,6 +198,7 @@ class TestRunDialog(QDialog):
         self.records_list.clear()
         for row in rows:
             item = QListWidgetItem(record_label(record_type, row, names.get(row.get("patient_id"), "")))
+            item.setToolTip(item.text())
             item.setData(RECORD_ROLE, row["id"])
             self.records_list.addItem(item)
         if rows:
@@ -250,25 +263,42 @@ class TestRunDialog(QDialog):
 
     @staticmethod
     def _messages_html(result: Any, titles: dict[str, str]) -> str:
+        """What the run would do, step by step, with every message as it would be sent."""
         parts: list[str] = []
         for step in result.steps:
+            title = escape(titles.get(step.node_id, step.node_id))
             output = step.output or {}
-            if step.type in MESSAGE_TYPES and output:
+            if step.error:
+                parts.append(f"<p style='color:#d13b3b'><b>✖ {title}</b> failed: "
+                             f"{escape(str(step.error.get('message')))}</p>")
+            elif step.type in MESSAGE_TYPES:
                 kind = "Email" if step.type == "action.send_email" else "SMS"
                 rows = [f"<b>To:</b> {escape(str(output.get('to', '')))}"]
                 if "subject" in output:
                     rows.append(f"<b>Subject:</b> {escape(str(output['subject']))}")
                 body = escape(str(output.get("body", ""))).replace("\n", "<br>")
-                parts.append(f"<h3>{kind} — {escape(titles.get(step.node_id, step.node_id))} (not sent)</h3>"
-                             f"<p>{'<br>'.join(rows)}</p><div style='border:1px solid #999; padding:8px'>{body}</div>")
+                parts.append(f"<p><b>✉ {title}</b> — {kind} rendered, not sent</p>"
+                             f"<table border='0' cellpadding='8' width='100%' style='background:#f3f3f0'>"
+                             f"<tr><td>{'<br>'.join(rows)}<hr>{body}</td></tr></table>")
             elif step.type == "logic.wait":
-                when = output.get("resume_at") or output.get("until") or json.dumps(output, default=str)
-                parts.append(f"<h3>Wait — {escape(titles.get(step.node_id, step.node_id))}</h3>"
-                             f"<p>A real run would wait until {escape(str(when))}; the test run went on at once.</p>")
-            elif step.error:
-                parts.append(f"<h3 style='color:#d13b3b'>{escape(titles.get(step.node_id, step.node_id))} failed</h3>"
-                             f"<p>{escape(str(step.error.get('message')))}</p>")
-        return "".join(parts) or "<p>This run would send no messages.</p>"
+                parts.append(f"<p><b>◷ {title}</b>: a real run would wait until "
+                             f"{escape(when_text(output.get('resume_at')))}; the test run went on at once.</p>")
+            elif step.type == "logic.condition":
+                parts.append(f"<p><b>◆ {title}</b>: {escape(str(output.get('port', output.get('result'))))}</p>")
+            elif step.type == "action.create_task":
+                parts.append(f"<p><b>✓ {title}</b>: would create the task "
+                             f"“{escape(str(output.get('title', '')))}” (rolled back)</p>")
+            elif step.type == "action.update_record":
+                parts.append(f"<p><b>✓ {title}</b>: would change {escape(str(output.get('record', '')))} "
+                             f"{escape(json.dumps(output.get('changes', {}), default=str))} (rolled back)</p>")
+            elif step.type == "action.add_note":
+                parts.append(f"<p><b>✓ {title}</b>: would add a note to {escape(str(output.get('patient', '')))}"
+                             " (rolled back)</p>")
+            else:
+                parts.append(f"<p><b>▶ {title}</b></p>")
+        if not any(s.type in MESSAGE_TYPES and not s.error for s in result.steps):
+            parts.append("<p><i>This run would send no messages.</i></p>")
+        return "".join(parts)
 
     def done(self, code: int) -> None:
         self.pathChanged.emit([])

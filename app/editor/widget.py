@@ -8,6 +8,7 @@ worker thread, at most about a second behind the designer.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Final
 
@@ -30,7 +31,7 @@ from app.workflow.records import field_names  # noqa: E402
 
 from .background import run_in_background  # noqa: E402
 from .mapping import GraphReader, add_workflow_nodes, config_json, new_node_id  # noqa: E402
-from .nodes import NODE_CLASSES, ClinicGraph, ClinicNode, ClinicViewer, icon_path  # noqa: E402
+from .nodes import NODE_CLASSES, ClinicGraph, ClinicNode, ClinicViewer, icon_path, summarize  # noqa: E402
 from .palette import NodePalette  # noqa: E402
 from .panels import ProblemsPanel, VersionsPanel  # noqa: E402
 from .properties import PropertiesPanel  # noqa: E402
@@ -78,6 +79,7 @@ class EditorWidget(QWidget):
         self._name_edited = False
         self._order: dict[str, int] = {n.id: i for i, n in enumerate(workflow.nodes)}
         self._reader = GraphReader()
+        self._config_dicts: dict[str, dict[str, Any]] = {}
         self._saved: dict[str, Any] | None = workflow.to_dict()
         self._problems: list[Problem] = []
         self._problem_count: int | None = None
@@ -251,12 +253,15 @@ class EditorWidget(QWidget):
         stack = self.graph.undo_stack()
         self.save_action = self._action("Save", self.save_now, QKeySequence.StandardKey.Save, name="saveAction",
                                         tip="Save the draft now (it is also saved automatically)")
-        self.undo_action = stack.createUndoAction(self, "Undo")
-        self.undo_action.setObjectName("undoAction")
-        self.undo_action.setShortcuts([QKeySequence("Ctrl+Z")])
-        self.redo_action = stack.createRedoAction(self, "Redo")
-        self.redo_action.setObjectName("redoAction")
-        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        # Short labels in the toolbar; what would be undone goes in the tooltip.
+        self.undo_action = self._action("Undo", stack.undo, "Ctrl+Z", name="undoAction")
+        self.redo_action = self._action("Redo", stack.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], name="redoAction")
+        self.undo_action.setEnabled(stack.canUndo())
+        self.redo_action.setEnabled(stack.canRedo())
+        stack.canUndoChanged.connect(self.undo_action.setEnabled)
+        stack.canRedoChanged.connect(self.redo_action.setEnabled)
+        stack.undoTextChanged.connect(lambda text: self.undo_action.setToolTip(f"Undo {text} (Ctrl+Z)"))
+        stack.redoTextChanged.connect(lambda text: self.redo_action.setToolTip(f"Redo {text} (Ctrl+Shift+Z)"))
         self.copy_action = self._action("Copy", self.copy_selection, "Ctrl+C", canvas_only=True, name="copyAction")
         self.paste_action = self._action("Paste", self.paste, "Ctrl+V", canvas_only=True, name="pasteAction")
         self.delete_action = self._action("Delete", self.delete_selection, ["Del", "Backspace"],
@@ -374,6 +379,14 @@ class EditorWidget(QWidget):
                 self._shown = key
                 self.properties.show_workflow(workflow, self._node_count(), self._max_nodes())
 
+    def _config_dict(self, node: ClinicNode) -> dict[str, Any]:
+        text = node.get_property("config")
+        cached = self._config_dicts.get(text)
+        if cached is None:
+            cached = json.loads(text)
+            self._config_dicts[text] = cached
+        return cached
+
     def _node_count(self) -> int:
         return sum(1 for n in self.graph.all_nodes() if isinstance(n, ClinicNode))
 
@@ -392,6 +405,7 @@ class EditorWidget(QWidget):
                 by_node.setdefault(problem.node_id, []).append(problem)
         for node in self.graph.all_nodes():
             if isinstance(node, ClinicNode):
+                node.item.set_summary(summarize(node.CATALOG_TYPE, self._config_dict(node)))
                 mine = by_node.get(node.get_property("node_id"))
                 node.item.set_problems(
                     "\n".join(f"{p.field + ': ' if p.field else ''}{p.message}" for p in mine) if mine else None)
