@@ -18,8 +18,9 @@ from app.workflow import Workflow, load_workflow
 
 
 @pytest.fixture
-def database(sqlite_url: str) -> Iterator[Database]:
-    db = open_database(sqlite_url)
+def database(db_url: str) -> Iterator[Database]:
+    """A real SQLite file, and the same tests on PostgreSQL when CLINICFLOW_TEST_PG_URL is set."""
+    db = open_database(db_url)
     yield db
     db.dispose()
 
@@ -125,6 +126,9 @@ def test_settings_edited_in_the_properties_dock_reach_the_draft_and_undo(qtbot: 
     subject = panel.findChild(type(panel.editors["subject"]), "field_subject")
     subject.text_edit.setPlainText("Your check-up is due, {{ patient.first_name }}")
     subject.commit()
+    editor.problems()
+    editor._show_selection()
+    assert panel.editors["subject"] is subject  # the form was not rebuilt under the designer's hands
     retries = panel.findChild(QSpinBox, "field_retries")
     retries.setValue(5)
     retries.editingFinished.emit()
@@ -199,13 +203,13 @@ def test_draft_comes_back_after_closing_and_reopening_the_editor(qtbot: Any, dat
 
 
 def test_autosaved_draft_is_visible_to_another_connection_after_the_debounce(
-        qtbot: Any, database: Database, sqlite_url: str) -> None:
+        qtbot: Any, database: Database, db_url: str) -> None:
     workflow_id = new_workflow(database, RECALL)
     editor = open_editor(qtbot, database, workflow_id)
     with qtbot.waitSignal(editor.draftSaved, timeout=5000):
         editor.graph.delete_nodes([editor.node("call")])
     # A second process opening the file (the app after a crash) sees the saved draft.
-    other = open_database(sqlite_url)
+    other = open_database(db_url)
     try:
         with other.read() as conn:
             ids = [n.id for n in store_workflows.get_draft(conn, workflow_id).nodes]

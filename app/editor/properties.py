@@ -157,16 +157,22 @@ class PropertiesPanel(QWidget):
                 editor.setToolTip(info.description)
         box.addLayout(form)
         box.addWidget(self.error_label)
-        mine = [p for p in problems if p.node_id == node.get_property("node_id")]
-        if mine:
-            text = "\n".join(f"• {p.field + ': ' if p.field else ''}{p.message}" for p in mine)
-            problems_label = QLabel(text)
-            problems_label.setObjectName("nodeProblems")
-            problems_label.setWordWrap(True)
-            problems_label.setStyleSheet("color: #d13b3b;")
-            box.addWidget(problems_label)
+        self.problems_label = QLabel()
+        self.problems_label.setObjectName("nodeProblems")
+        self.problems_label.setWordWrap(True)
+        self.problems_label.setStyleSheet("color: #d13b3b;")
+        box.addWidget(self.problems_label)
+        self.set_problems(problems)
         box.addStretch(1)
         body.setEnabled(not self._read_only)
+
+    def set_problems(self, problems: list[Problem]) -> None:
+        """Update the shown node's problems in place (the form keeps its focus)."""
+        if self._node is None:
+            return
+        mine = [p for p in problems if p.node_id == self._node.get_property("node_id")]
+        self.problems_label.setText("\n".join(f"• {p.field + ': ' if p.field else ''}{p.message}" for p in mine))
+        self.problems_label.setVisible(bool(mine))
 
     def show_workflow(self, workflow: Workflow, node_count: int, max_nodes: int) -> None:
         self._node = None

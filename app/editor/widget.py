@@ -363,21 +363,32 @@ class EditorWidget(QWidget):
     def _selected(self) -> list[ClinicNode]:
         return [n for n in self.graph.selected_nodes() if isinstance(n, ClinicNode)]
 
+    @staticmethod
+    def _node_key(node: ClinicNode) -> tuple[Any, ...]:
+        return ("node", node.id, node.get_property("config"), node.name(), node.get_property("node_id"))
+
+    def _workflow_key(self) -> tuple[Any, ...]:
+        workflow = self._base
+        return ("workflow", workflow.name, workflow.description, workflow.limits, self._node_count())
+
     def _show_selection(self) -> None:
+        """Show the selected node (or the workflow) unless the form already shows it as it is.
+
+        The form is rebuilt only when what it shows changed elsewhere (selection, undo), so
+        an edit made in the form does not take the focus away from the designer.
+        """
         selected = self._selected()
         if len(selected) == 1:
             node = selected[0]
-            key = ("node", node.id, node.get_property("config"), node.name(), node.get_property("node_id"),
-                   tuple(p for p in self._problems if p.node_id == node.get_property("node_id")))
+            key = self._node_key(node)
             if key != self._shown:
                 self._shown = key
                 self.properties.show_node(node, self._problems)
         else:
-            workflow = self._base
-            key = ("workflow", workflow.name, workflow.description, workflow.limits, self._node_count())
+            key = self._workflow_key()
             if key != self._shown:
                 self._shown = key
-                self.properties.show_workflow(workflow, self._node_count(), self._max_nodes())
+                self.properties.show_workflow(self._base, self._node_count(), self._max_nodes())
 
     def _config_dict(self, node: ClinicNode) -> dict[str, Any]:
         text = node.get_property("config")
@@ -420,7 +431,7 @@ class EditorWidget(QWidget):
         if len(self._problems) != self._problem_count:
             self._problem_count = len(self._problems)
             self.problemsChanged.emit(self._problem_count)
-        self._shown = None if self._shown and self._shown[0] == "node" else self._shown
+        self.properties.set_problems(self._problems)
         self._show_selection()
 
     # -- saving ------------------------------------------------------------------------
@@ -466,11 +477,19 @@ class EditorWidget(QWidget):
             node.set_property("config", config_json(config))
         finally:
             self._applying = False
+        if self.properties.current_node() is node:
+            self._shown = self._node_key(node)
 
     def _apply_title(self, node: ClinicNode, title: str) -> None:
         name = title or CATALOG[node.CATALOG_TYPE].title
         if name != node.name():
-            node.set_name(name)
+            self._applying = True
+            try:
+                node.set_name(name)
+            finally:
+                self._applying = False
+            if self.properties.current_node() is node:
+                self._shown = self._node_key(node)
 
     def _apply_id(self, node: ClinicNode, new_id: str) -> None:
         import re
@@ -483,7 +502,13 @@ class EditorWidget(QWidget):
             self.status_label.setText(f"Another node already has the id '{new_id}'")
             return
         self._order[new_id] = self._order.get(old, len(self._order))
-        node.set_property("node_id", new_id)
+        self._applying = True
+        try:
+            node.set_property("node_id", new_id)
+        finally:
+            self._applying = False
+        if self.properties.current_node() is node:
+            self._shown = self._node_key(node)
 
     def _apply_workflow_settings(self, changes: dict[str, Any]) -> None:
         if "name" in changes:
@@ -493,11 +518,16 @@ class EditorWidget(QWidget):
             from app.workflow import Limits
 
             after = self._base.model_copy(update={**changes, "limits": Limits(**changes["limits"])})
-        self.graph.undo_stack().push(WorkflowSettingsCommand(self, self._base, after, "change workflow settings"))
+        self._applying = True
+        try:
+            self.graph.undo_stack().push(WorkflowSettingsCommand(self, self._base, after, "change workflow settings"))
+        finally:
+            self._applying = False
+        if self.properties.current_node() is None:
+            self._shown = self._workflow_key()
 
     def _set_base(self, workflow: Workflow) -> None:
         self._base = workflow
-        self._shown = None
 
     # -- canvas commands -------------------------------------------------------------
 
