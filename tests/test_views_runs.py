@@ -82,6 +82,9 @@ def practice(sqlite_url: str) -> Iterator[Practice]:
 def window(qtbot: Any, practice: Practice) -> Iterator[Any]:
     """The main window with the in-app runtime running on its background thread."""
     from app.views import create_main_window
+    from app.views.main_window import app_settings
+
+    app_settings().clear()  # Qt keeps settings per process: start each test from none
 
     win = create_main_window(practice.url, start_runtime=True, actor="Ann Tester")
     qtbot.addWidget(win)
@@ -202,8 +205,8 @@ def test_a_run_failing_on_a_patient_without_email_is_fixed_in_records_and_finish
     assert window.records.select(bob)
     dialog = window.records.edit_current()
     dialog.editors["email"].setText("bob@example.org")
-    qtbot.mouseClick(dialog.buttons.button(dialog.buttons.StandardButton.Save), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=WAIT)
+    with qtbot.waitSignal(dialog.saved, timeout=WAIT):
+        qtbot.mouseClick(dialog.buttons.button(dialog.buttons.StandardButton.Save), Qt.MouseButton.LeftButton)
     assert get_record_email(practice, bob) == "bob@example.org"
 
     qtbot.mouseClick(inspector.retry_step, Qt.MouseButton.LeftButton)
@@ -244,7 +247,9 @@ def test_a_waiting_run_is_cancelled_with_the_cancel_button_after_confirming(
 def test_a_run_executed_by_a_second_runtime_process_shows_up_live(qtbot: Any, practice: Practice) -> None:
     from app.runtime import control
     from app.views import create_main_window
+    from app.views.main_window import app_settings
 
+    app_settings().clear()
     # This workstation only watches: its own runtime is off.
     window = create_main_window(practice.url, start_runtime=False, actor="Ann Tester")
     qtbot.addWidget(window)

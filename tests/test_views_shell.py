@@ -25,6 +25,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def open_window(qtbot: Any, sqlite_url: str) -> Iterator[Any]:
     """Open main windows on the test's SQLite file; each is closed (and its threads stopped) after."""
     from app.views import create_main_window
+    from app.views.main_window import app_settings
+
+    app_settings().clear()  # Qt keeps settings per process: start each test from none
 
     windows: list[Any] = []
 

@@ -21,14 +21,23 @@ def local_time(moment: datetime | None, *, seconds: bool = True) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
+def clock_time(moment: datetime | None) -> str:
+    """Only the local time of day, to the millisecond (steps of one run are seconds apart)."""
+    if moment is None:
+        return ""
+    return moment.astimezone().strftime("%H:%M:%S.%f")[:-3]
+
+
 def duration(start: datetime | None, end: datetime | None, *, running: bool = False) -> str:
-    """`1 h 02 min`, `3 min 05 s`, `12 s`, `0.4 s`; a running one counts up to now."""
+    """`1 h 02 min`, `3 min 05 s`, `12 s`, `2.4 s`, `40 ms`; a running one counts up to now."""
     if start is None:
         return ""
     stop = end or (utcnow() if running else None)
     if stop is None:
         return ""
     seconds = max((stop - start).total_seconds(), 0.0)
+    if seconds < 1 and not running:
+        return f"{round(seconds * 1000)} ms"
     if seconds < 10 and not running:
         return f"{seconds:.1f} s"
     whole = int(seconds)

@@ -116,7 +116,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.workflows_dock, self.records_dock)
         self.workflows_dock.raise_()
         self.resize(1280, 800)
-        self.resizeDocks([self.workflows_dock, self.inspector_dock], [360, 460], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.workflows_dock, self.inspector_dock], [320, 440], Qt.Orientation.Horizontal)
 
         # --- runtime and the database watcher ------------------------------------------------------
         self.bridge = RuntimeBridge(db, self)

@@ -261,6 +261,9 @@ class RecordsView(QWidget):
         self.table.setWordWrap(False)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setResizeContentsPrecision(200)  # size columns from the first rows only
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.doubleClicked.connect(lambda *_: self.edit_current())
@@ -294,6 +297,7 @@ class RecordsView(QWidget):
         self.addAction(edit)
         self.dialog: RecordDialog | None = None
         self.started_message: QMessageBox | None = None
+        self._fit_columns()
         self._after_empty()
 
     # --- browsing ---------------------------------------------------------------------------
@@ -309,8 +313,14 @@ class RecordsView(QWidget):
         self.model.record_type = self.record_type
         self.model.search = self.search.text().strip()
         self.model.reload()
-        self.table.resizeColumnsToContents()
+        self._fit_columns()
         self._after_empty()
+
+    def _fit_columns(self) -> None:
+        self.table.resizeColumnsToContents()
+        for column in range(self.model.columnCount()):
+            # Long notes or emails must not push every other column out of sight.
+            self.table.setColumnWidth(column, min(self.table.columnWidth(column), 260))
 
     def refresh(self) -> None:
         ref = self.current_ref()
@@ -351,7 +361,7 @@ class RecordsView(QWidget):
             return False
         self.table.selectRow(row)
         self.table.setCurrentIndex(self.model.index(row, 0))
-        self.table.scrollTo(self.model.index(row, 0))
+        self.table.scrollTo(self.model.index(row, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
         return True
 
     # --- add / edit ------------------------------------------------------------------------------

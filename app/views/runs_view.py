@@ -52,9 +52,9 @@ class RunsView(QWidget):
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setHighlightSections(False)
-        for column, width in ((Column.STATUS, 110), (Column.RUN, 70), (Column.WORKFLOW, 170),
-                              (Column.TRIGGERED, 150), (Column.DURATION, 90), (Column.TRIGGER, 300),
-                              (Column.VERSION, 60)):
+        for column, width in ((Column.STATUS, 108), (Column.RUN, 56), (Column.WORKFLOW, 160),
+                              (Column.TRIGGERED, 148), (Column.DURATION, 76), (Column.TRIGGER, 300),
+                              (Column.VERSION, 56)):
             header.resizeSection(column, width)
         header.setStretchLastSection(True)
         self.table.setColumnHidden(Column.WORKFLOW, workflow_id is not None)

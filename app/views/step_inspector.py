@@ -29,7 +29,7 @@ from app.store.workflows import get_version
 from app.workflow import Workflow, node_type
 
 from .background import run_in_background
-from .display import TRIGGER_KIND_WORDS, as_text, duration, local_time
+from .display import TRIGGER_KIND_WORDS, as_text, clock_time, duration, local_time
 from .run_graph import RunGraphView
 from .theme import STATUS_LABELS, status_colour, status_icon
 
@@ -302,9 +302,11 @@ class StepInspector(QWidget):
                 title = step["node_type"]
             item = QTreeWidgetItem(self.steps_tree, [
                 f"{step['node_id']} ({title})", STATUS_LABELS.get(step["status"], step["status"]),
-                str(step["attempt"]), local_time(step["started_at"]), local_time(step["finished_at"]),
+                str(step["attempt"]), clock_time(step["started_at"]), clock_time(step["finished_at"]),
                 duration(step["started_at"], step["finished_at"], running=step["status"] in ("running", "waiting")),
             ])
+            item.setToolTip(3, local_time(step["started_at"]))
+            item.setToolTip(4, local_time(step["finished_at"]))
             item.setIcon(1, status_icon(step["status"]))
             item.setForeground(1, status_colour(step["status"]))
             item.setData(0, Qt.ItemDataRole.UserRole, step["id"])
