@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QDropEvent
+from PySide6.QtGui import QDropEvent, QTextCursor
 
 from app.store import Database, open_database
 from app.store import workflows as store_workflows
@@ -200,6 +200,20 @@ def test_draft_comes_back_after_closing_and_reopening_the_editor(qtbot: Any, dat
     assert reopened.node("call").name() == "Phone the patient"
     assert draft.to_dict()["edges"] == load_workflow({"format": "clinicflow.workflow/1", "name": "x",
                                                       **RECALL}).to_dict()["edges"]
+
+
+def test_closing_right_after_typing_keeps_the_text_being_typed(qtbot: Any, database: Database) -> None:
+    workflow_id = new_workflow(database, RECALL)
+    editor = open_editor(qtbot, database, workflow_id)
+    editor.activateWindow()
+    select(editor, editor.node("mail"))
+    body = editor.properties.editors["body"]
+    body.text_edit.setFocus()
+    qtbot.waitUntil(body.text_edit.hasFocus, timeout=3000)
+    body.text_edit.moveCursor(QTextCursor.MoveOperation.End)
+    qtbot.keyClicks(body.text_edit, " See you soon.")
+    editor.flush()
+    assert stored_draft(database, workflow_id).node("mail").config.body.endswith("is due. See you soon.")
 
 
 def test_autosaved_draft_is_visible_to_another_connection_after_the_debounce(

@@ -17,7 +17,7 @@ os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
 from PySide6.QtCore import QThreadPool, QTimer, Qt, Signal  # noqa: E402
 from PySide6.QtGui import QAction, QIcon, QKeySequence, QUndoCommand, QUndoStack  # noqa: E402
 from PySide6.QtWidgets import (  # noqa: E402
-    QDockWidget, QLabel, QMainWindow, QToolBar, QToolButton, QVBoxLayout, QWidget,
+    QApplication, QDockWidget, QLabel, QMainWindow, QToolBar, QToolButton, QVBoxLayout, QWidget,
 )
 
 from app.store import Database, Refused  # noqa: E402
@@ -155,6 +155,10 @@ class EditorWidget(QWidget):
         """Save the pending draft now and wait until it is in the database."""
         if self.read_only:
             return
+        # A field being typed in is committed first, as if the designer had left it.
+        focus = QApplication.focusWidget()
+        if focus is not None and self.properties.isAncestorOf(focus):
+            focus.clearFocus()
         self._save_timer.stop()
         self._save_pool.waitForDone()
         workflow = self.current_workflow()
