@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.cli import default_actor
@@ -41,5 +42,14 @@ def run_app(database_url: str | None, demo: bool, actor: str) -> int:
         window.records.refresh()
         window._show_start_page()
     window.show()
+    # Ctrl+C in the terminal or a service manager's SIGTERM closes the window like a person would:
+    # the runtime finishes its current step first. Python only sees signals between Qt events,
+    # so a timer lets it look now and then.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: window.close())
+    heartbeat = QTimer(interval=250)
+    heartbeat.timeout.connect(lambda: None)
+    heartbeat.start()
     code = app.exec()
+    heartbeat.stop()
     return int(code)
