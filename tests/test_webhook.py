@@ -6,15 +6,21 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import REPO
+from integration_servers import free_port
+from runtime_workflows import task_titles
 from sqlalchemy import select
 
 from app.runtime.integrations import serve_webhooks
-from app.runtime.integrations.webhook import MAX_BODY, WebhookServer, parse_listen_address
-from app.store.errors import Refused
+from app.runtime.integrations.webhook import MAX_BODY, WebhookServer
 from app.store import Database
 from app.store.records import add_record
 from app.store.schema import runs
@@ -54,7 +60,7 @@ def patient(db: Database) -> str:
         return str(add_record(conn, "patient", {"first_name": "Ann", "last_name": "Smith"}, "tester"))
 
 
-def post(server: WebhookServer, path: str, body: bytes | dict[str, Any] | list[Any] | str,
+def post(server: Any, path: str, body: bytes | dict[str, Any] | list[Any] | str,
          token: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
@@ -191,13 +197,36 @@ def test_shutdown_stops_serving(db: Database) -> None:
         http.client.HTTPConnection("127.0.0.1", port, timeout=2).connect()
 
 
-@pytest.mark.parametrize(("text", "address"), [
-    ("8080", ("127.0.0.1", 8080)), (":8080", ("127.0.0.1", 8080)), ("0.0.0.0:9000", ("0.0.0.0", 9000)),
-    ("[::1]:8080", ("::1", 8080))])
-def test_the_http_option_listens_on_localhost_unless_told_otherwise(text: str, address: tuple[str, int]) -> None:
-    assert parse_listen_address(text) == address
+
+def test_the_headless_runtime_serves_webhooks_and_runs_what_they_start(db_url: str, db: Database,
+                                                                       patient: str) -> None:
+    workflow_id = make_workflow(db)
+    token = token_of(db, workflow_id)
+    port = free_port()
+    runtime = subprocess.Popen([sys.executable, "-m", "app", "--db", db_url, "runtime", "--http", f"127.0.0.1:{port}"],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, answer = post(_Address(port), f"/hooks/{workflow_id}", {"record": patient}, token=token)
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "the runtime did not start serving webhooks"
+                time.sleep(0.1)
+        assert status == 202
+        while task_titles(db) != ["Call about lab results"]:
+            assert time.monotonic() < deadline, "the run started by the webhook did not complete"
+            time.sleep(0.1)
+    finally:
+        runtime.send_signal(signal.SIGTERM)
+        _out, err = runtime.communicate(timeout=30)
+    assert runtime.returncode == 0, err
+    assert token not in err
 
 
-def test_a_bad_http_option_is_refused_with_one_line() -> None:
-    with pytest.raises(Refused, match="--http 'localhost:http' is not HOST:PORT"):
-        parse_listen_address("localhost:http")
+class _Address:
+    """Just enough of a server for `post` to reach another process's endpoint."""
+
+    def __init__(self, port: int) -> None:
+        self.server_address = ("127.0.0.1", port)

@@ -7,10 +7,10 @@ from .masking import MASK, SecretMaskingFilter, mask_secrets, mask_text
 from .preflight import preflight
 from .settings import last_test_result, load_sms, load_smtp, record_test_result, set_integration
 from .sms import check_sms, send_sms
-from .webhook import WebhookServer, parse_listen_address, serve_webhooks
+from .webhook import WebhookServer, serve_webhooks
 
 __all__ = [
     "MASK", "DeliveryError", "IntegrationSettingError", "SecretMaskingFilter", "check_sms", "check_smtp",
-    "last_test_result", "load_sms", "load_smtp", "mask_secrets", "mask_text", "message_id", "parse_listen_address", "preflight",
+    "last_test_result", "load_sms", "load_smtp", "mask_secrets", "mask_text", "message_id", "preflight",
     "record_test_result", "send_email", "send_sms", "serve_webhooks", "set_integration", "WebhookServer",
 ]

@@ -84,22 +84,6 @@ def serve_webhooks(db: Database, host: str = "127.0.0.1", port: int = 0) -> Webh
     return server
 
 
-def parse_listen_address(text: str) -> tuple[str, int]:
-    """`HOST:PORT`, `:PORT` or `PORT` (for `runtime --http`); the host defaults to 127.0.0.1."""
-    value = text.strip()
-    host, sep, port_text = value.rpartition(":")
-    if not sep:
-        host, port_text = "", value
-    host = host.strip("[]") or "127.0.0.1"
-    try:
-        port = int(port_text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise Refused(f"--http '{text}' is not HOST:PORT (e.g. 127.0.0.1:8080)")
-    return host, port
-
-
 def _bearer(header: str | None) -> str:
     if not header:
         return ""
