@@ -1,4 +1,4 @@
-"""Both engines open, migrate from empty, and refuse to open a second time inconsistently."""
+"""Both engines migrate an empty database to every table the app needs, and reopening it is a no-op."""
 
 from sqlalchemy import inspect
 
