@@ -68,7 +68,12 @@ def _show(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.json:
         shown: dict[str, Any] = {}
         for key in integration_settings.KEYS[args.kind]:
-            shown[key] = bool(stored.get(key)) if key in ("password", "token") else stored.get(key)
+            value = stored.get(key)
+            if key in ("password", "token"):
+                value = bool(value)
+            elif key == "url" and value:
+                value = integration_settings.shown_url(value)
+            shown[key] = value
         print_json({"kind": args.kind, "settings": shown, "last_test": last})
         return EXIT_OK
     for line in integration_settings.describe_settings(args.kind, stored):

@@ -101,6 +101,20 @@ def test_history_records_who_changed_settings_without_the_secret(db: Database) -
     assert entry.detail == {"host": "mail.clinic.lan", "password": MASK}
 
 
+def test_a_credential_inside_the_gateway_url_is_not_shown(db: Database) -> None:
+    from app.runtime.integrations.settings import describe_settings, shown_url
+
+    url = "https://clinic:url-pass-321@sms.example/api/send?apikey=k-998877"
+    with db.write() as conn:
+        set_integration(conn, "sms", {"url": url}, "alice")
+    with db.read() as conn:
+        [entry] = history_of(conn, "integration:sms")
+        lines = describe_settings("sms", stored_values(conn, "sms"))
+    assert shown_url(url) == f"https://clinic:{MASK}@sms.example/api/send?{MASK}"
+    for text in (repr(entry.detail), "\n".join(lines)):
+        assert "url-pass-321" not in text and "k-998877" not in text
+
+
 def test_changing_settings_forgets_the_last_test_result(db: Database) -> None:
     with db.write() as conn:
         set_integration(conn, "smtp", {"host": "mail.clinic.lan"}, "a")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import Connection
 
@@ -19,7 +19,7 @@ from app.store.settings import get_setting, set_setting
 from app.store.timeutil import iso, utcnow
 
 from .errors import IntegrationSettingError
-from .masking import mask_secrets, remember_secret
+from .masking import MASK, mask_secrets, remember_secret
 
 Kind = Literal["smtp", "sms"]
 KINDS: Final = ("smtp", "sms")
@@ -173,9 +173,18 @@ def set_integration(conn: Connection, kind: str, values: dict[str, Any], actor: 
     set_setting(conn, test_key(kind), {})
     for secret in ("password", "token"):
         remember_secret(merged.get(secret))
-    record_action(conn, actor, "integration.set", f"integration:{kind}",
-                  mask_secrets({k: typed[k] if typed[k] is not None else "" for k in typed}))
+    detail = {k: "" if v is None else shown_url(v) if k == "url" else v for k, v in typed.items()}
+    record_action(conn, actor, "integration.set", f"integration:{kind}", mask_secrets(detail))
     return merged
+
+
+def shown_url(url: str) -> str:
+    """A gateway URL fit to print: a password or query string in it may be a credential."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, MASK if parts.query else "", ""))
 
 
 def describe_settings(kind: str, values: dict[str, Any]) -> list[str]:
@@ -185,6 +194,8 @@ def describe_settings(kind: str, values: dict[str, Any]) -> list[str]:
         value = values.get(key)
         if key in ("password", "token"):
             shown = "(set)" if value else "(not set)"
+        elif key == "url" and value:
+            shown = shown_url(value)
         else:
             shown = "(not set)" if value is None else str(value)
         lines.append(f"{key}: {shown}")
@@ -211,6 +222,7 @@ def load_sms(conn: Connection) -> SmsSettings | None:
     if not values.get("url"):
         return None
     remember_secret(values.get("token"))
+    remember_secret(urlsplit(values["url"]).password)
     return SmsSettings(url=values["url"], token=values.get("token") or None,
                        sender=values.get("sender") or None,
                        timeout=float(values.get("timeout") or DEFAULT_TIMEOUT["sms"]))
