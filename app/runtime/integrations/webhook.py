@@ -23,11 +23,13 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.runtime.control import start_run
 from app.store.database import Database
 from app.store.errors import InvalidRecord, NotFound, Refused, WrongState
 from app.store.records import RecordRef, find_record
 from app.store.schema import workflows
 from app.store.workflows import get_version, live_version_number
+from app.workflow.context import with_article
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +129,8 @@ def _record(db: Database, body: dict[str, Any], record_type: str | None) -> Reco
         return None  # a "record" key is then ordinary payload
     named = body.get("record")
     if named is None:
-        raise WebhookRefused(HTTPStatus.BAD_REQUEST, f"this workflow runs for a {record_type}: name it in the body, "
-                             f"e.g. {{\"record\": \"{record_type}:12\"}}")
+        raise WebhookRefused(HTTPStatus.BAD_REQUEST, f"this workflow runs for {with_article(record_type)}: name it "
+                             f"in the body, e.g. {{\"record\": \"{record_type}:12\"}}")
     if not isinstance(named, str):
         raise WebhookRefused(HTTPStatus.BAD_REQUEST, "\"record\" must be a text like \"patient:12\"")
     try:
@@ -136,8 +138,8 @@ def _record(db: Database, body: dict[str, Any], record_type: str | None) -> Reco
     except InvalidRecord as exc:
         raise WebhookRefused(HTTPStatus.BAD_REQUEST, f"\"record\": {exc}") from None
     if ref.type != record_type:
-        raise WebhookRefused(HTTPStatus.BAD_REQUEST, f"\"record\": this workflow runs for a {record_type}, "
-                             f"not a {ref.type}")
+        raise WebhookRefused(HTTPStatus.BAD_REQUEST, f"\"record\": this workflow runs for "
+                             f"{with_article(record_type)}, not {with_article(ref.type)}")
     with db.read() as conn:
         if find_record(conn, ref) is None:
             raise WebhookRefused(HTTPStatus.BAD_REQUEST, f"\"record\": there is no {ref}")
@@ -158,6 +160,9 @@ class _WebhookHandler(BaseHTTPRequestHandler):
         except SQLAlchemyError as exc:
             log.error("webhook %s: database unavailable: %s", self.path, type(exc).__name__)
             status, answer = HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the practice database is unavailable; try again"}
+        except Exception:  # noqa: BLE001 - a bug answers 500 and is logged, the server keeps serving
+            log.exception("webhook %s failed", self.path)
+            status, answer = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; see the runtime's log"}
         self._answer(status, answer)
 
     def do_GET(self) -> None:
@@ -181,8 +186,6 @@ class _WebhookHandler(BaseHTTPRequestHandler):
                                  f"see clinicflow workflow webhook {workflow_id})")
         body = _parse_body(raw)
         record = _record(self.server.db, body, record_type)
-        from app.runtime.control import start_run
-
         try:
             run_id = start_run(self.server.db, workflow_id, record=record, actor="webhook",
                                trigger_kind="webhook", payload=body)
