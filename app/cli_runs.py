@@ -74,6 +74,7 @@ def _runtime(args: argparse.Namespace, ctx: CliContext) -> int:
             handler.addFilter(SecretMaskingFilter())
     except ImportError:
         pass
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     runtime = Runtime(ctx.db, args.name, http=http)
     if args.once:
         steps = runtime.run_once()
