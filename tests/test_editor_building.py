@@ -130,6 +130,7 @@ def test_settings_edited_in_the_properties_dock_reach_the_draft_and_undo(qtbot: 
     editor._show_selection()
     assert panel.editors["subject"] is subject  # the form was not rebuilt under the designer's hands
     retries = panel.findChild(QSpinBox, "field_retries")
+    assert (retries.minimum(), retries.maximum()) == (0, 10)  # the config model's bounds
     retries.setValue(5)
     retries.editingFinished.emit()
     with qtbot.waitSignal(editor.draftSaved, timeout=5000):
@@ -151,6 +152,26 @@ def test_settings_edited_in_the_properties_dock_reach_the_draft_and_undo(qtbot: 
     assert editor.current_workflow().node("mail").config.retries == 3
     editor.redo_action.trigger()
     assert editor.current_workflow().node("mail").config.retries == 5
+
+
+def test_record_event_offers_only_events_of_its_record_type(qtbot: Any, database: Database) -> None:
+    from PySide6.QtWidgets import QComboBox
+
+    workflow_id = new_workflow(database)
+    editor = open_editor(qtbot, database, workflow_id)
+    trigger = drop_from_palette(editor, "trigger.record_event", (0, 0))
+    select(editor, trigger)
+    record_type = editor.properties.findChild(QComboBox, "field_record_type")
+    record_type.setCurrentIndex(record_type.findData("appointment"))
+    qtbot.waitUntil(lambda: editor.properties.findChild(QComboBox, "field_event").count() == 7, timeout=3000)
+    event = editor.properties.findChild(QComboBox, "field_event")
+    event.setCurrentIndex(event.findData("no_show"))
+    record_type = editor.properties.findChild(QComboBox, "field_record_type")
+    record_type.setCurrentIndex(record_type.findData("patient"))
+    qtbot.waitUntil(lambda: editor.properties.findChild(QComboBox, "field_event").count() == 3, timeout=3000)
+    event = editor.properties.findChild(QComboBox, "field_event")
+    assert [event.itemData(i) for i in range(event.count())] == [None, "created", "updated"]
+    assert editor.current_workflow().nodes[0].config.model_dump(exclude_none=True) == {"record_type": "patient"}
 
 
 def test_template_fields_offer_the_workflows_variables(qtbot: Any, database: Database) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
-from PySide6.QtCore import QRegularExpression, Qt, Signal
+from PySide6.QtCore import QRegularExpression, Qt, QTimer, Signal
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QFormLayout, QFrame, QGroupBox, QLabel, QLineEdit, QScrollArea,
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from app.workflow import CATALOG, Problem, Workflow
 from app.workflow.catalog import ForEach, Rule
 from app.workflow.model import ID_PATTERN
-from app.workflow.records import RECORD_FIELDS
+from app.workflow.records import RECORD_EVENTS, RECORD_FIELDS
 
 from .fields import RulesEditor, TemplateEdit
 from .nodes import ClinicNode
@@ -36,6 +36,8 @@ PLACEHOLDERS = {
     "until": "e.g. {{ appointment.starts_at }}",
 }
 INT32_MAX = 2_147_483_647
+# Fields whose value changes the choices other fields offer (events, editable fields).
+REBUILDING_FIELDS = frozenset({"record_type", "record"})
 
 
 def label_for(name: str) -> str:
@@ -78,6 +80,7 @@ class PropertiesPanel(QWidget):
         self._node: ClinicNode | None = None
         self._config: dict[str, Any] = {}
         self._read_only = False
+        self._problems: list[Problem] = []
         self._scroll = QScrollArea(self)
         self._scroll.setWidgetResizable(True)
         self._scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -117,6 +120,7 @@ class PropertiesPanel(QWidget):
 
     def show_node(self, node: ClinicNode, problems: list[Problem]) -> None:
         self._node = node
+        self._problems = problems
         self._config = json.loads(node.get_property("config"))
         spec = node.catalog_type
         body, box = self._new_form()
@@ -168,6 +172,7 @@ class PropertiesPanel(QWidget):
 
     def set_problems(self, problems: list[Problem]) -> None:
         """Update the shown node's problems in place (the form keeps its focus)."""
+        self._problems = problems
         if self._node is None:
             return
         mine = [p for p in problems if p.node_id == self._node.get_property("node_id")]
@@ -232,7 +237,10 @@ class PropertiesPanel(QWidget):
             box.setObjectName(f"field_{name}")
             if optional:
                 box.addItem("(choose)", None)
-            for choice in get_args(kind):
+            choices = get_args(kind)
+            if name == "event" and self._config.get("record_type") in RECORD_EVENTS:
+                choices = RECORD_EVENTS[self._config["record_type"]]
+            for choice in choices:
                 box.addItem(str(choice).replace("_", " "), choice)
             box.setCurrentIndex(max(0, box.findData(current)))
             box.currentIndexChanged.connect(lambda _i: self._set(name, box.currentData()))
@@ -328,6 +336,8 @@ class PropertiesPanel(QWidget):
             config.pop(name, None)
         else:
             config[name] = value
+        if name == "record_type" and config.get("event") not in RECORD_EVENTS.get(str(value), ()):
+            config.pop("event", None)  # an event that cannot happen to the new record type
         if config == self._config:
             return
         try:
@@ -341,3 +351,5 @@ class PropertiesPanel(QWidget):
         self.error_label.hide()
         self._config = config
         self.configEdited.emit(node, config)
+        if name in REBUILDING_FIELDS:
+            QTimer.singleShot(0, lambda: self._node is node and self.show_node(node, self._problems))
