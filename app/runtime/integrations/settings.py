@@ -40,7 +40,7 @@ def setting_key(kind: str) -> str:
     return f"integration.{kind}"
 
 
-def test_key(kind: str) -> str:
+def last_test_key(kind: str) -> str:
     return f"integration.{kind}.last_test"
 
 
@@ -170,7 +170,7 @@ def set_integration(conn: Connection, kind: str, values: dict[str, Any], actor: 
     merged = {**stored_values(conn, kind), **typed}
     merged = {k: v for k, v in merged.items() if v is not None}
     set_setting(conn, setting_key(kind), merged)
-    set_setting(conn, test_key(kind), {})
+    set_setting(conn, last_test_key(kind), {})
     for secret in ("password", "token"):
         remember_secret(merged.get(secret))
     detail = {k: "" if v is None else shown_url(v) if k == "url" else v for k, v in typed.items()}
@@ -230,11 +230,11 @@ def load_sms(conn: Connection) -> SmsSettings | None:
 
 def record_test_result(conn: Connection, kind: str, ok: bool, reason: str | None) -> None:
     _check_kind(kind)
-    set_setting(conn, test_key(kind), {"ok": ok, "reason": reason, "at": iso(utcnow())})
+    set_setting(conn, last_test_key(kind), {"ok": ok, "reason": reason, "at": iso(utcnow())})
 
 
 def last_test_result(conn: Connection, kind: str) -> dict[str, Any] | None:
     """{"ok", "reason", "at"} of the latest `integration test` since the settings changed."""
     _check_kind(kind)
-    result = get_setting(conn, test_key(kind), {}) or {}
+    result = get_setting(conn, last_test_key(kind), {}) or {}
     return result if "ok" in result else None
