@@ -72,6 +72,7 @@ def run_in_background(pool: QThreadPool, fn: Callable[[], Any], on_done: Callabl
     relay = _Relay(call, on_done, on_error, receiver)
     call.signals.finished.connect(relay.done)
     call.signals.failed.connect(relay.error)
+    relay.destroyed.connect(lambda *_: _ACTIVE.discard(call))
     _ACTIVE.add(call)
     pool.start(call)
     return call

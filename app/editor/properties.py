@@ -18,7 +18,7 @@ from pydantic.fields import FieldInfo
 from PySide6.QtCore import QRegularExpression, Qt, QTimer, Signal
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFormLayout, QFrame, QGroupBox, QLabel, QLineEdit, QScrollArea,
+    QComboBox, QFormLayout, QFrame, QGroupBox, QLabel, QLineEdit, QScrollArea,
     QSpinBox, QVBoxLayout, QWidget,
 )
 

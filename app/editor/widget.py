@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from datetime import datetime
 from typing import Any, Final
 
 os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
@@ -24,7 +26,7 @@ from app.store import Database, Refused  # noqa: E402
 from app.store import workflows as store_workflows  # noqa: E402
 from app.store.settings import default_limits  # noqa: E402
 from app.workflow import (  # noqa: E402
-    CATALOG, Problem, Workflow, available_variables, context_record_types, publish_problems,
+    CATALOG, Limits, Problem, Workflow, available_variables, context_record_types, publish_problems,
 )
 from app.workflow.model import ID_PATTERN  # noqa: E402
 from app.workflow.records import field_names  # noqa: E402
@@ -459,8 +461,6 @@ class EditorWidget(QWidget):
                           lambda _r: self._saved_ok(), self._save_failed, receiver=self)
 
     def _saved_ok(self) -> None:
-        from datetime import datetime
-
         self.status_label.setText(f"Draft saved at {datetime.now():%H:%M:%S}")
         self.draftSaved.emit()
 
@@ -469,9 +469,9 @@ class EditorWidget(QWidget):
         self.status_label.setText(f"The draft could not be saved: {message}")
 
     def save_now(self) -> None:
+        """Save (Ctrl+S): the draft is saved automatically, this makes sure of it now."""
         self.flush()
-        if not self.status_label.text().startswith("Draft saved"):
-            self._saved_ok()
+        self.status_label.setText(f"Draft saved at {datetime.now():%H:%M:%S}")
 
     # -- edits from the properties dock -----------------------------------------------
 
@@ -496,8 +496,6 @@ class EditorWidget(QWidget):
                 self._shown = self._node_key(node)
 
     def _apply_id(self, node: ClinicNode, new_id: str) -> None:
-        import re
-
         old = node.get_property("node_id")
         if not re.fullmatch(ID_PATTERN, new_id):
             self.status_label.setText(f"'{new_id}' is not a valid id (letters, digits and _; not starting with a digit)")
@@ -519,8 +517,6 @@ class EditorWidget(QWidget):
             self._name_edited = True
         after = self._base.model_copy(update=changes)
         if "limits" in changes and changes["limits"] is not None:
-            from app.workflow import Limits
-
             after = self._base.model_copy(update={**changes, "limits": Limits(**changes["limits"])})
         self._applying = True
         try:
