@@ -110,7 +110,7 @@ def _session(settings: SmtpSettings) -> Iterator[smtplib.SMTP]:
 
 
 def _recipient(to: str) -> str:
-    name, address = parseaddr(to)
+    address = parseaddr(to)[1]
     if "\n" in to or "\r" in to or not _ADDRESS.match(address):
         raise DeliveryError("RecipientRejected", f"'{' '.join(to.split())}' is not an email address", transient=False)
     return address
