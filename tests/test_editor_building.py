@@ -61,10 +61,16 @@ def drop_from_palette(editor: Any, type_name: str, scene_pos: tuple[int, int]) -
     return created[0]
 
 
-def connect(editor: Any, source: Any, port: str, target: Any) -> None:
-    """Connect two ports the way dragging a pipe between them does."""
+def drag_pipe(qtbot: Any, editor: Any, source: Any, port: str, target: Any) -> None:
+    """Connect two ports by dragging the mouse from one to the other on the canvas."""
     viewer = editor.graph.viewer()
-    viewer.connection_changed.emit([], [(source.outputs()[port].view, target.inputs()["in"].view)])
+    start = viewer.mapFromScene(source.outputs()[port].view.sceneBoundingRect().center())
+    end = viewer.mapFromScene(target.inputs()["in"].view.sceneBoundingRect().center())
+    viewport = viewer.viewport()
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=start)
+    for step in range(1, 11):
+        qtbot.mouseMove(viewport, start + (end - start) * step / 10)
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=end)
 
 
 def select(editor: Any, node: Any) -> None:
@@ -101,11 +107,14 @@ def test_dropping_palette_nodes_and_connecting_them_builds_a_saved_draft(qtbot: 
     task = drop_from_palette(editor, "action.create_task", (600, 100))
     assert [p.name() for p in condition.output_ports()] == ["true", "false"]
     assert trigger.input_ports() == []
-    with qtbot.waitSignal(editor.draftSaved, timeout=5000):
-        connect(editor, trigger, "out", condition)
-        connect(editor, condition, "true", email)
-        connect(editor, condition, "false", task)
+    qtbot.waitExposed(editor)
+    editor.fit_to_view()
+    drag_pipe(qtbot, editor, trigger, "out", condition)
+    drag_pipe(qtbot, editor, condition, "true", email)
+    drag_pipe(qtbot, editor, condition, "false", task)
 
+    # Saved by the autosave alone, about a second after the last change.
+    qtbot.waitUntil(lambda: len(stored_draft(database, workflow_id).edges) == 3, timeout=5000)
     draft = stored_draft(database, workflow_id)
     assert [n.type for n in draft.nodes] == ["trigger.manual", "logic.condition", "action.send_email",
                                              "action.create_task"]

@@ -322,6 +322,7 @@ class EditorWidget(QWidget):
     def _lock_canvas(self) -> None:
         viewer = self.graph.viewer()
         viewer.setAcceptDrops(False)
+        self.graph.set_pipe_slicing(False)
         for node in self.graph.all_nodes():
             node.view.setFlag(node.view.GraphicsItemFlag.ItemIsMovable, False)
             for port in node.input_ports() + node.output_ports():
