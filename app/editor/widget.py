@@ -135,8 +135,7 @@ class EditorWidget(QWidget):
         self.refresh_state()
         self._show_selection()
         self.node_count_label.setText(f"{len(workflow.nodes)} / {self._max_nodes()} nodes")
-        # Checked right after the first paint, so a large workflow appears sooner.
-        self._check_timer.setInterval(0)
+        # Checked just after the first paint, so a large workflow appears sooner.
         self._check_timer.start()
         QTimer.singleShot(0, self.fit_to_view)
 
@@ -413,7 +412,6 @@ class EditorWidget(QWidget):
         return limits.max_nodes if limits and limits.max_nodes else self._default_max_nodes
 
     def _validate(self) -> None:
-        self._check_timer.setInterval(VALIDATE_DELAY_MS)
         workflow = self.current_workflow()
         self._problems = publish_problems(workflow, self._default_max_nodes)
         self.problems_panel.set_problems(self._problems)
