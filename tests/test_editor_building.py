@@ -262,6 +262,29 @@ def test_autosaved_draft_is_visible_to_another_connection_after_the_debounce(
     assert ids == ["start", "has_email", "mail"]
 
 
+CRASHING_EDITOR = """
+import os, sys
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from app.editor import EditorWidget
+from app.store import open_database
+db = open_database(sys.argv[1])
+editor = EditorWidget(db, int(sys.argv[2]), "ann")
+editor.show()
+editor.graph.delete_nodes([editor.node("call")])
+editor.draftSaved.connect(lambda: os.kill(os.getpid(), 9))  # the app dies right after the autosave
+app.exec()
+"""
+
+
+def test_draft_autosaved_before_a_crash_is_there_afterwards(qtbot: Any, database: Database, db_url: str) -> None:
+    workflow_id = new_workflow(database, RECALL)
+    proc = subprocess.run([sys.executable, "-c", CRASHING_EDITOR, db_url, str(workflow_id)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    assert [n.id for n in stored_draft(database, workflow_id).nodes] == ["start", "has_email", "mail"]
+
+
 def test_invalid_draft_lists_problems_marks_nodes_and_selects_on_click(qtbot: Any, database: Database) -> None:
     broken = {**RECALL, "nodes": [*RECALL["nodes"][:2],
                                   {"id": "mail", "type": "action.send_email", "config": {"body": "Hi"}},
