@@ -194,3 +194,18 @@ def test_workflow_name_must_not_be_empty_or_too_long() -> None:
     assert problems == ["field 'name': must not be empty"]
     _, problems = refusal(doc(TRIGGER, name="x" * 201))
     assert problems == ["field 'name': must be at most 200 characters"]
+
+
+def test_a_copy_with_other_nodes_finds_its_own_trigger() -> None:
+    """The trigger is cached on the immutable model; a copy with new nodes must not reuse it."""
+    from app.workflow import load_workflow as load
+
+    workflow = load({
+        "format": "clinicflow.workflow/1", "name": "T",
+        "nodes": [{"id": "start", "type": "trigger.manual", "config": {"record_type": "patient"}},
+                  {"id": "note", "type": "action.add_note", "config": {"text": "hi"}}],
+        "edges": [{"from": "start", "to": "note"}],
+    })
+    assert workflow.trigger is not None and workflow.trigger.id == "start"
+    without_trigger = workflow.model_copy(update={"nodes": workflow.nodes[1:], "edges": ()})
+    assert without_trigger.trigger is None

@@ -8,6 +8,8 @@ checks everything a file can get wrong and reports each problem with its node an
 from __future__ import annotations
 
 import json
+from functools import cached_property
+from collections.abc import Mapping
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
@@ -63,11 +65,17 @@ class Workflow(BaseModel):
                 return node
         raise KeyError(node_id)
 
-    @property
+    @cached_property
     def trigger(self) -> Node | None:
-        """The trigger node, if there is exactly one."""
+        """The trigger node, if there is exactly one (cached: the model is immutable and
+        validation asks for it once per node)."""
         triggers = [n for n in self.nodes if n.kind == "trigger"]
         return triggers[0] if len(triggers) == 1 else None
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Workflow:
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("trigger", None)  # the cached trigger may belong to the old nodes
+        return copied
 
     def outgoing(self, node_id: str) -> list[Edge]:
         """Edges leaving a node, in the order the runtime follows them."""
