@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError, DataError, ProgrammingError
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
 from app.store.database import Database
 from app.store.records import RecordRef
@@ -59,8 +59,33 @@ def backoff_seconds(tries: int) -> float:
     return min(2.0 ** max(tries - 1, 0), MAX_BACKOFF_SECONDS)
 
 
+# Built once and executed with parameters: the hot path pays no statement-building cost.
+_STEP_COLUMNS: Final = ("run_id", "seq", "node_id", "node_type", "attempt", "status", "input", "output", "started_at",
+                        "finished_at", "error_type", "error_message", "error_detail", "delivery_key",
+                        "delivery_state", "tries")
+_INSERT_STEP: Final = insert(steps).returning(steps.c.id)
+_INSERT_STEPS: Final = insert(steps)
+_INSERT_STEPS_IDS: Final = insert(steps).returning(steps.c.id, sort_by_parameter_order=True)
+_RUN_VALUES: Final = ("status", "due_at", "finished_at", "error_type", "error_message", "state", "updated_at",
+                      "lease_owner", "lease_expires_at")
+_SAVE_RUN: Final = update(runs).where(
+    runs.c.id == bindparam("b_id"), runs.c.status == bindparam("b_status"),
+    or_(runs.c.lease_owner.is_(None), runs.c.lease_owner == bindparam("b_owner"),
+        runs.c.lease_expires_at < bindparam("b_now")),
+).values({name: bindparam(f"v_{name}") for name in _RUN_VALUES})
+
+
 class LostRun(Exception):
     """A guarded update matched nothing: someone else changed the run first."""
+
+
+class _Isolate(Exception):
+    """A step failed in an unexpected way inside a shared batch: the batch is rolled back and
+    the run executes again alone, with a savepoint around each step's effects."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
 
 
 @dataclass
@@ -140,7 +165,7 @@ class Engine:
         self.batch_seconds = batch_seconds
         self.hub = hub if hub is not None else EventHub()
         self._workflows: dict[tuple[int, int], Workflow] = {}
-        self._lock = threading.Lock()
+        self._isolated: set[int] = set()
 
     # --- reading --------------------------------------------------------------------
 
@@ -153,10 +178,12 @@ class Engine:
             self._workflows[key] = workflow
         return workflow
 
-    def _ready_query(self, now: datetime, limit: int) -> Any:
+    def _ready_query(self, now: datetime, limit: int, run_id: int | None = None) -> Any:
         query = (select(runs).where(runs.c.status.in_(ACTIVE), runs.c.due_at <= now,
                                     or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < now))
                  .order_by(runs.c.due_at).limit(limit))
+        if run_id is not None:
+            query = query.where(runs.c.id == run_id)
         if self.db.is_postgresql:
             query = query.with_for_update(skip_locked=True)
         return query
@@ -178,18 +205,34 @@ class Engine:
         result = BatchResult()
         events: list[RuntimeEvent] = []
         started = time.monotonic()
-        with self.db.write() as conn:
-            rows = conn.execute(self._ready_query(utcnow(), self.batch_runs)).mappings().all()
-            if not rows:
-                return result
-            defaults = default_limits(conn)
-            for row in rows:
-                if stop is not None and stop.is_set():
-                    break
-                if time.monotonic() - started > self.batch_seconds and result.runs:
-                    break
-                result.steps += self._advance(conn, row, defaults, events, result.sends, stop)
-                result.runs += 1
+        alone = self._isolated.pop() if self._isolated else None
+        try:
+            with self.db.write() as conn:
+                rows = conn.execute(self._ready_query(utcnow(), self.batch_runs, alone)).mappings().all()
+                if not rows:
+                    return result
+                # Records are locked in one order by every batch, so concurrent batches wait
+                # for each other instead of deadlocking.
+                rows = sorted(rows, key=lambda r: (r["record_type"] or "", r["record_id"] or 0, r["id"]))
+                defaults = default_limits(conn)
+                for row in rows:
+                    if stop is not None and stop.is_set():
+                        break
+                    if time.monotonic() - started > self.batch_seconds and result.runs:
+                        break
+                    result.steps += self._advance(conn, row, defaults, events, result.sends, stop,
+                                                  careful=alone is not None)
+                    result.runs += 1
+        except _Isolate as exc:
+            log.warning("run %s: a step failed unexpectedly; executing it again on its own", exc.run_id)
+            self._isolated.add(exc.run_id)
+            return BatchResult(runs=1)
+        except DBAPIError as exc:
+            if not _is_conflict(exc):
+                raise
+            # Another runtime's transaction collided with this batch; nothing was committed.
+            log.info("batch rolled back after a conflict with another runtime; trying again")
+            return BatchResult(runs=1)
         self._emit(events)
         return result
 
@@ -207,7 +250,7 @@ class Engine:
         return limits
 
     def _advance(self, conn: Connection, row: Any, defaults: dict[str, int], events: list[RuntimeEvent],
-                 sends: list[Send], stop: threading.Event | None) -> int:
+                 sends: list[Send], stop: threading.Event | None, careful: bool = False) -> int:
         run_id: int = row["id"]
         workflow_id: int = row["workflow_id"]
         workflow = self.workflow(conn, workflow_id, row["version"])
@@ -222,18 +265,36 @@ class Engine:
         executed = 0
         deadline: datetime | None = row["deadline_at"]
 
+        # Finished steps are written together just before the run's cursor (same transaction).
+        unwritten: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            if not unwritten:
+                return
+            if self.hub:
+                ids = conn.execute(_INSERT_STEPS_IDS, unwritten).scalars().all()
+                events.extend(RuntimeEvent("step_changed", run_id, workflow_id, i) for i in ids)
+            else:
+                conn.execute(_INSERT_STEPS, unwritten)
+            unwritten.clear()
+
         def add_step(node: Node, status: str, now: datetime, *, input: dict[str, Any] | None,
                      output: dict[str, Any] | None = None, error: StepError | None = None,
-                     finished: bool = True, **extra: Any) -> int:
+                     finished: bool = True, need_id: bool = False, **extra: Any) -> int | None:
             cursor.seq += 1
             attempt = cursor.attempts.get(node.id, 0) + 1
             cursor.attempts[node.id] = attempt
-            step_id = conn.execute(insert(steps).values(
-                run_id=run_id, seq=cursor.seq, node_id=node.id, node_type=node.type, attempt=attempt,
-                status=status, input=input, output=output, started_at=now,
-                finished_at=now if finished else None,
-                error_type=error.error_type if error else None, error_message=str(error) if error else None,
-                error_detail=error.detail if error else None, **extra).returning(steps.c.id)).scalar_one()
+            params = dict.fromkeys(_STEP_COLUMNS)
+            params.update(run_id=run_id, seq=cursor.seq, node_id=node.id, node_type=node.type, attempt=attempt,
+                          status=status, input=input, output=output, started_at=now,
+                          finished_at=now if finished else None, **extra)
+            if error is not None:
+                params.update(error_type=error.error_type, error_message=str(error), error_detail=error.detail)
+            if not need_id:
+                unwritten.append(params)
+                return None
+            flush()
+            step_id = conn.execute(_INSERT_STEP, params).scalar_one()
             if self.hub:
                 events.append(RuntimeEvent("step_changed", run_id, workflow_id, step_id))
             return step_id
@@ -317,8 +378,19 @@ class Engine:
                 scope.variables["now"] = local_iso(now)
             try:
                 if is_action(node) and not is_message(node):
-                    with conn.begin_nested():
-                        outcome = execute_node(conn, node, scope, now)
+                    if careful:
+                        with conn.begin_nested():
+                            outcome = execute_node(conn, node, scope, now)
+                            fault_point("crash_after_effect", node.id)
+                    else:
+                        # Actions validate everything before they write, so a StepError leaves
+                        # nothing behind; anything else rolls the batch back (see _Isolate).
+                        try:
+                            outcome = execute_node(conn, node, scope, now)
+                        except (StepError, OperationalError):
+                            raise
+                        except Exception as exc:
+                            raise _Isolate(run_id) from exc
                         fault_point("crash_after_effect", node.id)
                 else:
                     outcome = execute_node(conn, node, scope, now)
@@ -338,7 +410,7 @@ class Engine:
                 key = f"run.{run_id}.{node.id}.{attempt}"
                 state_after = self._after(cursor, workflow, node, outcome)
                 step_id = add_step(node, "running", now, input=_masked(outcome.input), finished=False,
-                                   delivery_key=key, delivery_state="sending", tries=[])
+                                   need_id=True, delivery_key=key, delivery_state="sending", tries=[])
                 cursor.active = step_id
                 state_after["seq"], state_after["attempts"] = cursor.seq, dict(cursor.attempts)
                 sends.append(Send(run_id, workflow_id, step_id, node.id, outcome.message, key,
@@ -346,7 +418,8 @@ class Engine:
                 result.lease, result.due_at = True, now
                 break
             if outcome.resume_at is not None and outcome.resume_at > now:
-                step_id = add_step(node, "waiting", now, input=outcome.input, output=outcome.output, finished=False)
+                step_id = add_step(node, "waiting", now, input=outcome.input, output=outcome.output, finished=False,
+                                   need_id=True)
                 cursor.active = step_id
                 result.status = "waiting"
                 result.due_at = min(outcome.resume_at, deadline) if deadline else outcome.resume_at
@@ -361,16 +434,15 @@ class Engine:
             refresh = refresh or outcome.changed_records
             cursor.advance(workflow, node.id, outcome.port)
 
+        flush()
         now = utcnow()
-        values: dict[str, Any] = dict(
-            status=result.status, due_at=result.due_at, finished_at=result.finished_at,
-            error_type=result.error_type, error_message=result.error_message, state=cursor.dump(), updated_at=now,
-            lease_owner=self.owner if result.lease else None,
-            lease_expires_at=now + timedelta(seconds=self.lease_seconds) if result.lease else None)
-        done = conn.execute(update(runs).where(
-            runs.c.id == run_id, runs.c.status == row["status"],
-            or_(runs.c.lease_owner.is_(None), runs.c.lease_owner == self.owner, runs.c.lease_expires_at < now),
-        ).values(**values)).rowcount
+        done = conn.execute(_SAVE_RUN, {
+            "b_id": run_id, "b_status": row["status"], "b_owner": self.owner, "b_now": now,
+            "v_status": result.status, "v_due_at": result.due_at, "v_finished_at": result.finished_at,
+            "v_error_type": result.error_type, "v_error_message": result.error_message, "v_state": cursor.dump(),
+            "v_updated_at": now, "v_lease_owner": self.owner if result.lease else None,
+            "v_lease_expires_at": now + timedelta(seconds=self.lease_seconds) if result.lease else None,
+        }).rowcount
         if done != 1:
             raise LostRun(f"run {run_id} was changed by someone else while it was being executed")
         if self.hub:
@@ -483,6 +555,11 @@ class Engine:
         with self.db.write() as conn:
             conn.execute(update(runs).where(runs.c.lease_owner == self.owner, runs.c.status == "running")
                          .values(lease_expires_at=now + timedelta(seconds=self.lease_seconds)))
+
+
+def _is_conflict(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40P01", "40001", "55P03")  # deadlock, serialization failure, lock not available
 
 
 def _masked(data: dict[str, Any] | None) -> dict[str, Any] | None:

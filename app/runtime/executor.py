@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from app.store.errors import InvalidRecord, NotFound
-from app.store.records import RecordRef, add_record, find_record, update_record
+from app.store.records import RecordRef, add_record, update_record
 from app.store.timeutil import parse_datetime
 from app.workflow import Node, TemplateError
 from app.workflow.catalog import UNIT_SECONDS
@@ -56,7 +56,7 @@ class Outcome:
     port: str = "out"
     resume_at: datetime | None = None
     message: Message | None = None
-    changed_records: bool = False
+    changed_records: bool = False   # the context must be read again
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -172,8 +172,7 @@ def _create_task(conn: Connection, node: Node, scope: RunScope, rendered: dict[s
         ref = add_record(conn, "task", values, scope.actor, created_by_run=scope.run_id)
     except (InvalidRecord, NotFound) as exc:
         raise StepError("InvalidRecord", f"Cannot create the task: {exc}", input=rendered) from None
-    return Outcome(input=rendered, output={"task": str(ref), "task_id": ref.id, "title": values["title"]},
-                   changed_records=True)
+    return Outcome(input=rendered, output={"task": str(ref), "task_id": ref.id, "title": values["title"]})
 
 
 def _context_record(scope: RunScope, record_type: str, node: Node) -> RecordRef:
@@ -193,20 +192,23 @@ def _update_record(conn: Connection, node: Node, scope: RunScope, rendered: dict
         changes = update_record(conn, ref, {config.field: rendered.get("value")}, scope.actor)
     except (InvalidRecord, NotFound) as exc:
         raise StepError("InvalidRecord", f"Cannot update {ref}: {exc}", input=rendered) from None
-    return Outcome(input=rendered, output={"record": str(ref), "changes": changes}, changed_records=bool(changes))
+    return Outcome(input=rendered, output={"record": str(ref), "changes": changes},
+                   changed_records=not scope.apply_changes(ref, changes))
 
 
 def _add_note(conn: Connection, scope: RunScope, rendered: dict[str, Any], now: datetime) -> Outcome:
     if scope.patient is None:
         raise StepError("NoSuchRecord", "This run has no patient to add a note to", input=rendered)
-    patient = find_record(conn, scope.patient)
+    # The context was read in this transaction, so its notes are current.
+    patient = scope.variables.get("patient")
     if patient is None:
         raise StepError("NoSuchRecord", f"The run's patient {scope.patient} no longer exists", input=rendered)
     text = str(rendered.get("text", ""))
     line = f"{now.astimezone().strftime('%Y-%m-%d %H:%M')} {text}"
     notes = f"{patient['notes']}\n{line}" if patient.get("notes") else line
     try:
-        update_record(conn, scope.patient, {"notes": notes}, scope.actor)
+        changes = update_record(conn, scope.patient, {"notes": notes}, scope.actor)
     except (InvalidRecord, NotFound) as exc:
         raise StepError("InvalidRecord", f"Cannot add the note: {exc}", input=rendered) from None
-    return Outcome(input=rendered, output={"patient": str(scope.patient), "note": line}, changed_records=True)
+    return Outcome(input=rendered, output={"patient": str(scope.patient), "note": line},
+                   changed_records=not scope.apply_changes(scope.patient, changes))

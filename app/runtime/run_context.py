@@ -14,10 +14,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, select
 
-from app.store.records import RecordRef, describe, find_record
+from app.store.records import RecordRef, describe
+from app.store.schema import RECORD_TABLES
 from app.workflow.records import has_patient
+
+# Built once: a step reads its context with plain prepared statements.
+_BY_ID = {name: select(table).where(table.c.id == bindparam("record_id")) for name, table in RECORD_TABLES.items()}
+
+
+def _fetch(conn: Connection, ref: RecordRef) -> dict[str, Any] | None:
+    row = conn.execute(_BY_ID[ref.type], {"record_id": ref.id}).mappings().first()
+    return dict(row) if row is not None else None
 
 
 def local_iso(moment: datetime) -> str:
@@ -63,17 +72,36 @@ class RunScope:
             variables["payload"] = self.payload
         self.patient = None
         if self.record is not None:
-            record = find_record(conn, self.record)
+            record = _fetch(conn, self.record)
             if record is not None:
                 variables[self.record.type] = {k: context_value(v) for k, v in record.items()}
                 if self.record.type == "patient":
                     self.patient = self.record
                 elif has_patient(self.record.type) and record.get("patient_id") is not None:
                     self.patient = RecordRef("patient", int(record["patient_id"]))
-                    patient = find_record(conn, self.patient)
+                    patient = _fetch(conn, self.patient)
                     if patient is not None:
                         variables["patient"] = {k: context_value(v) for k, v in patient.items()}
         self.variables = variables
+
+    def apply_changes(self, ref: RecordRef, changes: dict[str, list[Any]]) -> bool:
+        """Patch the context after this run changed a record (no re-read); False if it cannot."""
+        if ref == self.record:
+            key = ref.type
+        elif ref == self.patient:
+            key = "patient"
+        else:
+            return True  # not part of this run's context
+        values = self.variables.get(key)
+        if values is None:
+            return False
+        for name, (_old, new) in changes.items():
+            if isinstance(new, str) and "T" in new and new[:4].isdigit() and "+" in new[10:]:
+                return False  # a date-time: re-read to show it in local time
+            values[name] = new
+        if key == "patient" and "updated_at" in values:
+            values["updated_at"] = local_iso(datetime.now().astimezone())
+        return True
 
     def set_output(self, node_id: str, output: dict[str, Any] | None) -> None:
         self.variables.setdefault("steps", {})[node_id] = {"output": output}

@@ -34,6 +34,7 @@ log = logging.getLogger("clinicflow.runtime")
 
 ENV_LEASE: Final = "CLINICFLOW_LEASE_SECONDS"
 ENV_POLL: Final = "CLINICFLOW_POLL_SECONDS"
+ENV_WORKERS: Final = "CLINICFLOW_RUNTIME_WORKERS"
 SCHEDULE_CHECK_SECONDS: Final = 1.0
 _instances = itertools.count(1)
 
@@ -49,7 +50,7 @@ class Runtime:
 
     def __init__(self, db: Database, name: str | None = None, *, http: tuple[str, int] | None = None,
                  lease_seconds: float | None = None, poll_seconds: float | None = None,
-                 batch_runs: int = 100) -> None:
+                 batch_runs: int | None = None, workers: int | None = None) -> None:
         self.db = db
         self.name = name or _default_name()
         self.http = http
@@ -58,6 +59,9 @@ class Runtime:
         default_poll = 0.5 if db.is_postgresql else 0.05
         self.poll_seconds = poll_seconds or float(os.environ.get(ENV_POLL) or default_poll)
         self._hub = EventHub()
+        self.workers = workers or int(os.environ.get(ENV_WORKERS) or (2 if db.is_postgresql else 1))
+        # Smaller batches on PostgreSQL: concurrent batches hold fewer locks for less time.
+        batch_runs = batch_runs or (25 if db.is_postgresql else 100)
         self.engine = Engine(db, self.name, lease_seconds=self.lease_seconds, batch_runs=batch_runs, hub=self._hub)
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -140,6 +144,28 @@ class Runtime:
             self._hub.emit(RuntimeEvent("runtime_state", state=state))
 
     def _work(self, stop: threading.Event) -> int:
+        if has_pending_events(self.db):
+            dispatch_record_events(self.db, self.engine)
+        if self.workers == 1:
+            return self._drain(stop)
+        # PostgreSQL: while one batch waits on the network another runs (SKIP LOCKED keeps
+        # them apart); SQLite has one writer at a time, so it uses one worker.
+        totals = [0] * self.workers
+
+        def worker(index: int) -> None:
+            totals[index] = self._drain(stop)
+
+        threads = [threading.Thread(target=worker, args=(i,), name=f"clinicflow-runtime-worker-{i}", daemon=True)
+                   for i in range(1, self.workers)]
+        for thread in threads:
+            thread.start()
+        worker(0)
+        for thread in threads:
+            thread.join()
+        return sum(totals)
+
+    def _drain(self, stop: threading.Event) -> int:
+        """Batches until nothing is ready."""
         total = 0
         while not stop.is_set():
             if has_pending_events(self.db):
