@@ -159,3 +159,21 @@ def test_an_email_whose_outcome_was_lost_in_a_crash_is_delivery_uncertain_not_re
     mails = [s for s in detail(db, run_id)["steps"] if s["node_id"] == "mail"]
     assert [(s["attempt"], s["status"]) for s in mails] == [(1, "failed"), (2, "completed")]
     assert f"run.{run_id}.mail.2" in mails[1]["output"]["message_id"]
+
+
+def test_a_slow_send_keeps_its_lease_so_a_second_runtime_does_not_send_again(db) -> None:
+    import threading
+
+    workflow_id = sms_workflow(db)
+    with Gateway([Answer(202, '{"id": "slow"}', delay=2.5)]) as gateway:
+        use_gateway(db, gateway)
+        run_id = start_run(db, workflow_id, record=add_patient(db, mobile="+447700900000"), actor="maria")
+        first, second = Runtime(db, "one", lease_seconds=1), Runtime(db, "two", lease_seconds=1)
+        sender = threading.Thread(target=first.run_once)
+        sender.start()
+        while sender.is_alive():
+            second.run_once()
+            time.sleep(0.1)
+        sender.join()
+        drive(second, lambda: status(db, run_id) == "completed")
+    assert len(gateway.posts) == 1

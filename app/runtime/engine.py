@@ -166,6 +166,9 @@ class Engine:
         self.hub = hub if hub is not None else EventHub()
         self._workflows: dict[tuple[int, int], Workflow] = {}
         self._isolated: set[int] = set()
+        # Runs whose message this runtime is sending right now: the only leases it extends,
+        # so a lease orphaned by a failed outcome write expires and is taken over.
+        self._in_flight: set[int] = set()
 
     # --- reading --------------------------------------------------------------------
 
@@ -493,6 +496,26 @@ class Engine:
 
     def deliver(self, send: Send) -> None:
         """Send one message whose intent is committed, then commit its outcome."""
+        self._in_flight.add(send.run_id)
+        done = threading.Event()
+
+        def keep_lease() -> None:
+            # A slow server must not let a peer take the run over mid-send.
+            while not done.wait(max(0.2, self.lease_seconds / 3)):
+                try:
+                    self.heartbeat()
+                except DBAPIError as exc:
+                    log.warning("could not extend the lease of run %s: %s", send.run_id, exc)
+
+        beat = threading.Thread(target=keep_lease, name="clinicflow-send-lease", daemon=True)
+        beat.start()
+        try:
+            self._deliver(send)
+        finally:
+            done.set()
+            self._in_flight.discard(send.run_id)
+
+    def _deliver(self, send: Send) -> None:
         from app.runtime.integrations import DeliveryError, send_email, send_sms
 
         output: dict[str, Any] | None = None
@@ -550,10 +573,14 @@ class Engine:
         self._emit(events)
 
     def heartbeat(self) -> None:
-        """Extend the leases this runtime holds (messages being sent)."""
+        """Extend the leases of the runs whose messages this runtime is sending."""
+        in_flight = list(self._in_flight)
+        if not in_flight:
+            return
         now = utcnow()
         with self.db.write() as conn:
-            conn.execute(update(runs).where(runs.c.lease_owner == self.owner, runs.c.status == "running")
+            conn.execute(update(runs).where(runs.c.lease_owner == self.owner, runs.c.status == "running",
+                                            runs.c.id.in_(in_flight))
                          .values(lease_expires_at=now + timedelta(seconds=self.lease_seconds)))
 
 
