@@ -87,3 +87,21 @@ def test_a_test_run_shows_every_step_and_changes_nothing(db) -> None:
     assert task_titles(db) == [] and count_runs(db) == 0
     failing = dry_run(db, draft, add_patient(db))
     assert failing.path == ["start", "has_email", "note"]
+
+
+def test_a_runtime_says_when_the_database_is_unreachable() -> None:
+    from integration_servers import free_port
+
+    from app.store.database import create_database
+
+    db = create_database(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/clinic")
+    runtime = Runtime(db, "rt", lease_seconds=1)
+    states: list[str | None] = []
+    runtime.subscribe(lambda e: states.append(e.state))
+    runtime.start()
+    try:
+        wait_until(lambda: runtime.state == "database unreachable", what="the unreachable state")
+    finally:
+        runtime.stop(timeout=10)
+        db.dispose()
+    assert states[0] == "database unreachable" and states[-1] == "stopped"
