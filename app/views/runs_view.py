@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
 
 from app.store import Database
 
+from .background import run_in_background
 from .runs_model import Column, RunFilter, RunsModel
 from .theme import RUN_STATUSES, STATUS_LABELS, status_icon
 
@@ -86,6 +87,9 @@ class RunsView(QWidget):
         self._ticker.timeout.connect(self._tick)
         self._ticker.start()
         self._stale = False
+        self._refreshing = False
+        self._refresh_again = False
+        self._selected: int | None = None
         self._update_counts()
 
     def _date_edit(self, name: str, empty_text: str) -> QDateEdit:
@@ -129,18 +133,48 @@ class RunsView(QWidget):
 
     # --- live updates --------------------------------------------------------------------------
 
-    def refresh(self) -> None:
-        """The database changed: show it, keeping the selected run selected."""
+    def refresh(self, *, live: bool = False) -> None:
+        """The database changed: show it, keeping the selected run selected.
+
+        `live` (a change seen by the database watcher) reads off the GUI thread, so the window
+        stays responsive however busy the runtime is; otherwise the read is immediate.
+        """
         if not self.isVisible():
             self._stale = True
             return
         self._stale = False
-        selected = self.current_run_id()
-        scroll = self.table.verticalScrollBar().value()
-        if self.model.refresh():
+        if not live:
+            scroll = self.table.verticalScrollBar().value()
+            self._after_refresh(self.model.refresh(), scroll)
+            return
+        if self._refreshing:
+            self._refresh_again = True
+            return
+        self._refreshing = True
+        first = max(self.table.rowAt(0), 0)
+        last = self.table.rowAt(self.table.viewport().height() - 1)
+        reader = self.model.snapshot_reader(first, last if last >= 0 else first + 60)
+
+        def done(snapshot: object) -> None:
+            self._refreshing = False
+            scroll = self.table.verticalScrollBar().value()
+            rows_changed = self.model.apply_snapshot(snapshot)  # type: ignore[arg-type]
+            if rows_changed is not None:
+                self._after_refresh(rows_changed, scroll)
+            if self._refresh_again:
+                self._refresh_again = False
+                self.refresh(live=True)
+
+        def failed(_exc: Exception) -> None:
+            self._refreshing = False  # the watcher reports an unreachable database itself
+
+        run_in_background(reader, done, failed, context=self)
+
+    def _after_refresh(self, rows_changed: bool, scroll: int) -> None:
+        if rows_changed:
             self.table.verticalScrollBar().setValue(scroll)
-            if selected is not None:
-                self.select_run(selected, emit=False)
+            if self._selected is not None:
+                self.select_run(self._selected, emit=False)
         self._update_counts()
 
     def showEvent(self, event: object) -> None:  # noqa: N802 - Qt override
@@ -178,4 +212,5 @@ class RunsView(QWidget):
     def _on_current(self, current: object, _previous: object) -> None:
         run_id = current.data(Qt.ItemDataRole.UserRole) if current.isValid() else None  # type: ignore[attr-defined]
         if run_id is not None:
+            self._selected = int(run_id)
             self.runSelected.emit(int(run_id))

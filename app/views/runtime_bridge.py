@@ -1,14 +1,17 @@
 """The thin adapter between the Qt-free runtime and the widgets.
 
-The runtime calls its subscribers on its own threads with ids only; `RuntimeBridge` turns each
-event into a Qt signal of an object living on the GUI thread, so Qt queues it there.
-`DatabaseWatcher` notices what other processes and workstations change: a worker thread polls
-`max(runs.updated_at)` (indexed, one B-tree probe) twice a second and reports a change.
+The runtime calls its subscribers on its own threads with ids only. `RuntimeBridge` notes the
+ids and wakes the `DatabaseWatcher`, whose worker thread reads what changed and emits one queued
+Qt signal per look: a burst of thousands of runtime events becomes a few signals a second, so the
+GUI thread never queues up (each Python slot call has to win the GIL from the runtime's threads).
+The watcher also notices what other processes and workstations change: it polls
+`max(runs.updated_at)` (indexed, one B-tree probe) twice a second.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -22,13 +25,12 @@ from app.store.timeutil import utcnow
 from app.store.workflows import list_workflows
 
 POLL_SECONDS = 0.5
+MIN_LOOK_SECONDS = 0.25 # however often it is woken, the watcher looks at most this often
 
 
 class RuntimeBridge(QObject):
     """Owns the in-app runtime (when this workstation runs one) and re-emits its events."""
 
-    runChanged = Signal(int, int)      # run id, workflow id (0 when unknown)
-    stepChanged = Signal(int)          # run id
     stateChanged = Signal(str)         # "running" | "stopped" | "database unreachable"
 
     def __init__(self, db: Database, parent: QObject | None = None) -> None:
@@ -36,6 +38,15 @@ class RuntimeBridge(QObject):
         self._db = db
         self.runtime: Any = None
         self._unsubscribe: Any = None
+        self._lock = threading.Lock()
+        self._changed_runs: set[int] = set()
+        self.wake: Any = None   # set by the window: called (on any thread) when something changed
+
+    def take_changed_runs(self) -> set[int]:
+        """The runs the runtime reported since the last call (thread-safe)."""
+        with self._lock:
+            taken, self._changed_runs = self._changed_runs, set()
+        return taken
 
     @property
     def name(self) -> str | None:
@@ -64,11 +75,12 @@ class RuntimeBridge(QObject):
         self.stateChanged.emit("stopped")
 
     def _on_event(self, event: Any) -> None:
-        # Called on a runtime thread: only emit (queued to the GUI thread), never touch widgets.
-        if event.kind == "run_changed" and event.run_id is not None:
-            self.runChanged.emit(int(event.run_id), int(event.workflow_id or 0))
-        elif event.kind == "step_changed" and event.run_id is not None:
-            self.stepChanged.emit(int(event.run_id))
+        # Called on a runtime thread: note and wake the watcher, or emit (queued); never touch widgets.
+        if event.kind in ("run_changed", "step_changed") and event.run_id is not None:
+            with self._lock:
+                self._changed_runs.add(int(event.run_id))
+            if self.wake is not None:
+                self.wake()
         elif event.kind == "runtime_state" and event.state:
             self.stateChanged.emit(str(event.state))
 
@@ -83,6 +95,7 @@ class DatabaseChange:
     newly_failed: list[dict[str, Any]] = field(default_factory=list)
     live_runtimes: int = 0
     workflows: list[Any] | None = None   # WorkflowInfo list, read when anything changed
+    run_ids: frozenset[int] = frozenset()  # runs the in-app runtime reported changing
 
 
 class DatabaseWatcher(QThread):
@@ -92,16 +105,18 @@ class DatabaseWatcher(QThread):
     unreachable = Signal(str)      # the reason, once per outage
     reachable = Signal()
 
-    def __init__(self, db: Database, parent: QObject | None = None, interval: float = POLL_SECONDS) -> None:
+    def __init__(self, db: Database, parent: QObject | None = None, interval: float = POLL_SECONDS,
+                 bridge: RuntimeBridge | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("databaseWatcher")
         self._db = db
+        self._bridge = bridge
         self._interval = interval
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._runs_mark: Any = None
         self._workflows_mark: Any = None
-        self._seen_failed: set[int] = set()
+        self._seen_failed: set[tuple[int, Any]] = set()
         self._down = False
 
     def stop(self) -> None:
@@ -129,10 +144,13 @@ class DatabaseWatcher(QThread):
                 if change is not None:
                     self.changed.emit(change)
                 first = False
+            looked = time.monotonic()
             self._wake.wait(self._interval)
+            self._stop.wait(max(0.0, MIN_LOOK_SECONDS - (time.monotonic() - looked)))
             self._wake.clear()
 
     def _look(self, first: bool) -> DatabaseChange | None:
+        run_ids = frozenset(self._bridge.take_changed_runs()) if self._bridge is not None else frozenset()
         with self._db.read() as conn:
             runs_mark = conn.execute(select(func.max(runs.c.updated_at))).scalar()
             workflows_mark = conn.execute(select(func.max(workflows.c.updated_at), func.count(workflows.c.id),
@@ -147,16 +165,20 @@ class DatabaseWatcher(QThread):
             if runs_changed:
                 failed_total = int(conn.execute(select(func.count()).select_from(runs)
                                                 .where(runs.c.status == "failed")).scalar_one())
-                since = self._runs_mark
-                if since is not None:
-                    query = (select(runs.c.id, runs.c.workflow_id, runs.c.error_message, workflows.c.name)
+                if not first:
+                    since = self._runs_mark
+                    query = (select(runs.c.id, runs.c.workflow_id, runs.c.error_message, runs.c.updated_at,
+                                    workflows.c.name)
                              .join(workflows, workflows.c.id == runs.c.workflow_id)
-                             .where(runs.c.updated_at > since, runs.c.status == "failed")
-                             .order_by(runs.c.id).limit(50))
+                             .where(runs.c.status == "failed").order_by(runs.c.id).limit(50))
+                    if since is not None:  # None: there were no runs at all at the last look
+                        query = query.where(runs.c.updated_at > since)
                     for row in conn.execute(query).mappings():
-                        if row["id"] not in self._seen_failed and not first:
+                        # Keyed with the time too: a run retried and failing again is news again.
+                        key = (row["id"], row["updated_at"])
+                        if key not in self._seen_failed:
                             newly_failed.append(dict(row))
-                        self._seen_failed.add(row["id"])
+                        self._seen_failed.add(key)
             infos = list_workflows(conn)
             cutoff = utcnow() - timedelta(seconds=90)
             live = int(conn.execute(select(func.count()).select_from(runtimes)
@@ -165,5 +187,5 @@ class DatabaseWatcher(QThread):
         self._workflows_mark = tuple(workflows_mark)
         return DatabaseChange(runs_changed=runs_changed, workflows_changed=workflows_changed,
                               failed_total=failed_total, newly_failed=newly_failed, live_runtimes=live,
-                              workflows=infos)
+                              workflows=infos, run_ids=run_ids)
 

@@ -213,6 +213,7 @@ class StepInspector(QWidget):
         layout.addWidget(self.body, 1)
         self.body.hide()
         self._busy = False
+        self._loading = False
         self._update_buttons()
 
     # --- showing a run ------------------------------------------------------------------------
@@ -222,8 +223,27 @@ class StepInspector(QWidget):
         self._steps_signature = None
         self.refresh()
 
-    def refresh(self) -> None:
+    def refresh(self, *, live: bool = False) -> None:
+        """Read the run again; `live` reads off the GUI thread (a change the watcher saw)."""
         if self.run_id is None:
+            return
+        if live:
+            if self._loading:
+                return
+            self._loading = True
+            run_id, db = self.run_id, self._db
+
+            def done(view: object) -> None:
+                self._loading = False
+                if self.run_id == run_id:
+                    self._apply(view)  # type: ignore[arg-type]
+
+            def failed(_exc: Exception) -> None:
+                self._loading = False
+                if self.run_id == run_id:
+                    self.refresh()
+
+            run_in_background(lambda: load_run(db, run_id), done, failed, context=self)
             return
         try:
             view = load_run(self._db, self.run_id)
@@ -234,6 +254,9 @@ class StepInspector(QWidget):
             self.body.hide()
             self.empty.show()
             return
+        self._apply(view)
+
+    def _apply(self, view: RunView) -> None:
         signature = (view.run["status"], view.run["updated_at"], len(view.steps),
                      tuple((s["id"], s["status"], s["finished_at"]) for s in view.steps))
         if signature == self._steps_signature and self.view is not None:
