@@ -230,6 +230,15 @@ def test_runs_table_pages_newest_first_and_reaches_the_oldest_run(open_window: A
     assert model.rowCount() == 500
     assert {model.run_at(r).status for r in (0, 250, 499)} == {"waiting"}
     assert model.data(model.index(0, 0)) == "Waiting"
+    # The delegate asks for all roles of a cell at once and reuses the request from cell to
+    # cell: a cell without an icon must answer "none", not keep the status icon of the last one.
+    from PySide6.QtCore import QModelRoleData
+
+    request = QModelRoleData(int(Qt.ItemDataRole.DecorationRole))
+    model.multiData(model.index(0, 0), request)
+    assert request.data() is not None
+    model.multiData(model.index(0, 2), request)
+    assert request.data() is None
 
 
 def test_settings_store_default_limits_and_the_team_member(open_window: Any, qtbot: Any, sqlite_url: str) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QModelRoleData, QObject, QPersistentModelIndex, Qt
 from sqlalchemy import Connection, and_, false, func, or_, select
 from sqlalchemy.sql import ColumnElement
 
@@ -294,15 +294,14 @@ class RunsModel(QAbstractTableModel):
     def multiData(self, index: Index, roles: Any) -> None:  # noqa: N802 - Qt override
         # The delegate asks for ~7 roles per cell at once: answering them in one Python call
         # (not seven) matters when the runtime's threads compete for the GIL during a repaint.
-        if not index.isValid():
-            return
-        run = self._row(index.row())
-        if run is None:
-            return
+        run = self._row(index.row()) if index.isValid() else None
         column = index.column()
-        for item in roles:
-            value = self._value(run, column, item.role())
-            if value is not None:
+        for item in ([roles] if isinstance(roles, QModelRoleData) else roles):
+            # Every role must be answered: the delegate reuses the span from cell to cell.
+            value = None if run is None else self._value(run, column, item.role())
+            if value is None:
+                item.clearData()
+            else:
                 item.setData(value)
 
     def _value(self, run: RunRow, column: int, role: int) -> Any:

@@ -24,7 +24,7 @@ class WelcomePanel(QWidget):
             "Clinicflow run them against your patients, appointments, tasks and recalls.\n\n"
             f"This database is empty ({database_name}).",
             alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
-        text.setMaximumWidth(560)
+        text.setFixedWidth(520)  # a fixed width lets the wrapped text get its full height
         self.demo_button = QPushButton("Load the demo practice", objectName="loadDemoButton")
         self.demo_button.setToolTip("Sample patients, appointments, recalls and four example workflows")
         self.demo_button.setDefault(True)
