@@ -7,6 +7,7 @@ import multiprocessing
 import subprocess
 import sys
 import time
+from datetime import timedelta
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,16 +47,15 @@ FIVE_NODES = {
 }
 
 
-def wait_workflow(seconds: int) -> dict[str, Any]:
-    return {
-        "format": "clinicflow.workflow/1", "name": "Bench wait",
-        "nodes": [
-            {"id": "start", "type": "trigger.manual", "config": {"record_type": "patient"}},
-            {"id": "pause", "type": "logic.wait", "config": {"amount": seconds, "unit": "seconds"}},
-            {"id": "task", "type": "action.create_task", "config": {"title": "after"}},
-        ],
-        "edges": [{"from": "start", "to": "pause"}, {"from": "pause", "to": "task"}],
-    }
+WAIT_UNTIL_NOTES = {
+    "format": "clinicflow.workflow/1", "name": "Bench wait",
+    "nodes": [
+        {"id": "start", "type": "trigger.manual", "config": {"record_type": "patient"}},
+        {"id": "pause", "type": "logic.wait", "config": {"until": "{{ patient.notes }}"}},
+        {"id": "task", "type": "action.create_task", "config": {"title": "after"}},
+    ],
+    "edges": [{"from": "start", "to": "pause"}, {"from": "pause", "to": "task"}],
+}
 
 
 ONE_STEP = {
@@ -278,23 +278,25 @@ def commit_latency(url: str, samples: int) -> list[float]:
 
 # --- waits -----------------------------------------------------------------------------
 
-def wait_lateness(url: str, waits: int, seconds: int = 3) -> list[float]:
-    """Runs waiting `seconds`, started at a steady pace; lateness = resumed - due, in ms."""
+def wait_lateness(url: str, waits: int, lead: float = 3.0, spread: float = 5.0) -> list[float]:
+    """`waits` runs waiting until times spread over `spread` seconds (starting `lead` seconds
+    from now); lateness = when the wait resumed - when it was due, in ms."""
+    from app.store.schema import patients
     from app.store.timeutil import parse_datetime
 
     db = open_database(url)
     runtime = Runtime(db, "waits")
     try:
-        workflow_id, refs = setup(db, wait_workflow(seconds))
+        workflow_id, refs = setup(db, WAIT_UNTIL_NOTES, patients=waits)
+        first_due = utcnow() + timedelta(seconds=lead)
+        with db.write() as conn:
+            for i, ref in enumerate(refs):
+                due = first_due + timedelta(seconds=spread * i / waits)
+                conn.execute(update(patients).where(patients.c.id == ref.id).values(notes=due.isoformat()))
+        create_runs(db, workflow_id, refs, waits)
+        with db.read() as conn:
+            run_ids = list(conn.execute(select(runs.c.id)).scalars())
         runtime.start()
-        pace = seconds / waits
-        run_ids = []
-        started = time.perf_counter()
-        for i in range(waits):
-            run_ids.append(start_run(db, workflow_id, record=refs[0], actor="bench"))
-            delay = started + (i + 1) * pace - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
         _wait_all_done(db, run_ids, timeout=300)
         with db.read() as conn:
             outputs = conn.execute(select(steps.c.output).where(steps.c.node_id == "pause",

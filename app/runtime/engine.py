@@ -2,9 +2,14 @@
 
 One batch is one transaction: the ready runs are claimed (`FOR UPDATE SKIP LOCKED` on
 PostgreSQL; SQLite's IMMEDIATE transaction makes the batch the only writer), each step's
-effects run inside a savepoint with the step row, and the run's cursor is written by one
-guarded update. A crash anywhere rolls back whatever was not committed, so a task is never
-created by a step that is not marked completed, and a completed step never runs again.
+effects and its step row are written in it, and each run's cursor by one guarded update.
+A crash anywhere rolls back whatever was not committed, so a task is never created by a
+step that is not marked completed, and a completed step never runs again.
+
+A step stays atomic inside the shared transaction without a savepoint each: actions check
+everything before they write, so a step that fails with a `StepError` has written nothing.
+Any other failure rolls the whole batch back and the run is executed again alone, with a
+savepoint around each step's effects (`_Isolate`), so its failure is recorded cleanly.
 
 Messages leave the transaction: the step's intent (its idempotency key) is committed
 first with a lease on the run, the message is sent, and the outcome is committed by an
