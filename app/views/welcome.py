@@ -24,7 +24,8 @@ class WelcomePanel(QWidget):
             "Clinicflow run them against your patients, appointments, tasks and recalls.\n\n"
             f"This database is empty ({database_name}).",
             alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
-        text.setFixedWidth(520)  # a fixed width lets the wrapped text get its full height
+        text.setMaximumWidth(560)
+        text.setMinimumWidth(260)
         self.demo_button = QPushButton("Load the demo practice", objectName="loadDemoButton")
         self.demo_button.setToolTip("Sample patients, appointments, recalls and four example workflows")
         self.demo_button.setDefault(True)
@@ -44,7 +45,12 @@ class WelcomePanel(QWidget):
         layout.addStretch(2)
         layout.addWidget(logo)
         layout.addWidget(title)
-        layout.addWidget(text, 0, Qt.AlignmentFlag.AlignHCenter)
+        # In a row with stretches (not an alignment flag) the wrapped text gets its full height.
+        text_row = QHBoxLayout()
+        text_row.addStretch(1)
+        text_row.addWidget(text, 4)
+        text_row.addStretch(1)
+        layout.addLayout(text_row)
         layout.addSpacing(16)
         row = QHBoxLayout()
         row.addStretch(1)
