@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any
 
-from app.cli import EXIT_OK, EXIT_USAGE, CliContext, add_command, print_json
+from app.cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CliContext, add_command, print_json
 
 RUN_STATUSES = ("running", "waiting", "completed", "failed", "cancelled")
 
@@ -89,7 +89,12 @@ def _runtime(args: argparse.Namespace, ctx: CliContext) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    runtime.start()
+    try:
+        runtime.start()
+    except (OSError, RuntimeError) as exc:
+        print(f"clinicflow runtime: cannot serve webhooks on {args.http}: {exc}", file=sys.stderr)
+        runtime.stop()
+        return EXIT_REFUSED
     while not stop.wait(0.5):
         pass
     runtime.stop()

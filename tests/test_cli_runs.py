@@ -110,3 +110,15 @@ def test_run_start_refusals_are_one_line_with_exit_1(cli, db_url: str) -> None:
     disabled = cli("run", "start", str(ok), "--record", patient)
     assert disabled.code == 1 and disabled.err.count("\n") == 1 and "is disabled" in disabled.err
     assert cli("runtime", "--http", "nonsense").code == 2
+
+
+def test_runtime_refuses_a_webhook_port_that_is_taken(cli) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = cli("runtime", "--http", f"127.0.0.1:{port}")
+    assert result.code == 1
+    assert f"cannot serve webhooks on 127.0.0.1:{port}" in result.err

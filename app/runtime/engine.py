@@ -455,6 +455,10 @@ class Engine:
             raise LostRun(f"run {run_id} was changed by someone else while it was being executed")
         if self.hub:
             events.append(RuntimeEvent("run_changed", run_id, workflow_id))
+        if result.status == "failed":
+            log.warning("run %s of workflow %s failed: %s", run_id, workflow_id, result.error_message)
+        elif result.status != row["status"] or result.status != "running":
+            log.info("run %s of workflow %s: %s", run_id, workflow_id, result.status)
         return executed
 
     def _after(self, cursor: _Cursor, workflow: Workflow, node: Node, outcome: Outcome) -> dict[str, Any]:
