@@ -177,3 +177,18 @@ def test_a_slow_send_keeps_its_lease_so_a_second_runtime_does_not_send_again(db)
         sender.join()
         drive(second, lambda: status(db, run_id) == "completed")
     assert len(gateway.posts) == 1
+
+
+def test_a_run_backing_off_past_its_max_runtime_fails(db) -> None:
+    workflow_id = make_workflow(db, [
+        node("start", "trigger.manual", record_type="patient"),
+        node("text", "action.send_sms", body="Hi", retries=10),
+    ], chain("start", "text"), limits={"max_runtime_seconds": 2})
+    with Gateway([Answer(503, "busy")] * 10) as gateway:
+        use_gateway(db, gateway)
+        run_id = start_run(db, workflow_id, record=add_patient(db, mobile="+447700900000"), actor="maria")
+        drive(Runtime(db, "rt"), lambda: status(db, run_id) != "running")
+    run = detail(db, run_id)
+    assert run["error"] == {"type": "MaxRuntimeExceeded", "message": "Max runtime (2 seconds) exceeded"}
+    assert run["steps"][-1]["status"] == "failed"
+    assert 2 <= len(gateway.posts) <= 3

@@ -353,8 +353,9 @@ class Engine:
                     cursor.active = None
                     fail(now, "DeliveryUncertain", message)
                     break
-                conn.execute(update(steps).where(steps.c.id == active["id"], steps.c.status == "running")
-                             .values(delivery_state="sending"))
+                if conn.execute(update(steps).where(steps.c.id == active["id"], steps.c.status == "running")
+                                .values(delivery_state="sending")).rowcount != 1:
+                    raise LostRun(f"step {active['id']} was changed by someone else")
                 sends.append(self._send_for(run_id, workflow_id, workflow, node, active, cursor))
                 result.lease, result.due_at = True, now
                 break
@@ -558,8 +559,9 @@ class Engine:
                                       delivery_state="sent", tries=tries)
                     values: dict[str, Any] = dict(state=send.state_after, due_at=now)
                 elif failure.transient and len(tries) <= send.retries:
-                    conn.execute(update(steps).where(steps.c.id == send.step_id, steps.c.status == "running")
-                                 .values(delivery_state="backoff", tries=tries))
+                    if conn.execute(update(steps).where(steps.c.id == send.step_id, steps.c.status == "running")
+                                    .values(delivery_state="backoff", tries=tries)).rowcount != 1:
+                        raise LostRun(f"run {send.run_id} was cancelled while its message was being sent")
                     delay = backoff_seconds(len(tries))
                     log.info("run %s step %s: %s; trying again in %g s", send.run_id, send.node_id, failure, delay)
                     values = dict(state=send.state_now, due_at=now + timedelta(seconds=delay))
