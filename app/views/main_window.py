@@ -315,19 +315,44 @@ class MainWindow(QMainWindow):
         self.page_holder.layout().addWidget(page)
         areas = {"nodePalette": Qt.DockWidgetArea.LeftDockWidgetArea,
                  "propertiesPanel": Qt.DockWidgetArea.RightDockWidgetArea,
-                 "problems": Qt.DockWidgetArea.BottomDockWidgetArea,
-                 "versions": Qt.DockWidgetArea.RightDockWidgetArea}
+                 "problemsPanel": Qt.DockWidgetArea.BottomDockWidgetArea,
+                 "versionsPanel": Qt.DockWidgetArea.RightDockWidgetArea}
+        placed: dict[Qt.DockWidgetArea, QDockWidget] = {}
         for dock in page.docks():
-            name = dock.objectName() or dock.windowTitle()
-            self.addDockWidget(areas.get(name, Qt.DockWidgetArea.RightDockWidgetArea), dock)
-            self.restoreDockWidget(dock)
+            area = areas.get(dock.objectName(), Qt.DockWidgetArea.RightDockWidgetArea)
+            if not self.restoreDockWidget(dock):
+                # Not in the saved layout: a sensible place, shown (the editor makes them hidden).
+                self.addDockWidget(area, dock)
+                if area in placed and area != Qt.DockWidgetArea.BottomDockWidgetArea:
+                    self.tabifyDockWidget(placed[area], dock)
+                elif area == Qt.DockWidgetArea.LeftDockWidgetArea:
+                    self.tabifyDockWidget(self.workflows_dock, dock)
+                elif area == Qt.DockWidgetArea.RightDockWidgetArea:
+                    self.tabifyDockWidget(self.inspector_dock, dock)
+                dock.show()
+                if area == Qt.DockWidgetArea.BottomDockWidgetArea:
+                    self.resizeDocks([dock], [120], Qt.Orientation.Vertical)
+            placed.setdefault(area, dock)
             self._page_docks.append(dock)
+        page.tabs.currentChanged.connect(lambda _index: self._raise_docks_for(page))
+        self._raise_docks_for(page)
         self.page = page
         self.stack.setCurrentWidget(self.page_holder)
         self.workflows.select(workflow_id)
         info = self.workflows.info(workflow_id)
         self.setWindowTitle(f"{info.name} — Clinicflow" if info else "Clinicflow")
         return page
+
+    def _raise_docks_for(self, page: WorkflowPage) -> None:
+        """Editor tab: Properties in front of the docks it shares a place with; Runs tab: the run viewer."""
+        if page is not self.page and self.page is not None:
+            return
+        if page.tabs.currentWidget() is page.runs:
+            self.inspector_dock.raise_()
+            return
+        for dock in self._page_docks:
+            if dock.objectName() == "propertiesPanel":
+                dock.raise_()
 
     def _close_page(self) -> None:
         if self.page is None:
