@@ -36,6 +36,7 @@ ENV_LEASE: Final = "CLINICFLOW_LEASE_SECONDS"
 ENV_POLL: Final = "CLINICFLOW_POLL_SECONDS"
 ENV_WORKERS: Final = "CLINICFLOW_RUNTIME_WORKERS"
 SCHEDULE_CHECK_SECONDS: Final = 1.0
+GATHER_SECONDS: Final = 0.005
 _instances = itertools.count(1)
 
 
@@ -181,6 +182,7 @@ class Runtime:
 
     def _loop(self) -> None:
         last_schedule_check = 0.0
+        steps_last_time = False
         while not self._stop.is_set():
             self._wake.clear()
             timeout = self.poll_seconds
@@ -191,9 +193,13 @@ class Runtime:
                         self._schedules.start()
                     else:
                         self._schedules.refresh()
+                if steps_last_time:
+                    # Busy: let a few more triggers arrive so they share one commit.
+                    self._stop.wait(GATHER_SECONDS)
                 steps = self._work(self._stop)
+                steps_last_time = steps > 0
                 if steps:
-                    log.info("executed %d step(s)", steps)
+                    log.debug("executed %d step(s)", steps)
                 self._set_state("running")
                 due = self.engine.next_due()
                 if due is not None:
