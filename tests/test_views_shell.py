@@ -190,8 +190,10 @@ def test_deleting_a_workflow_asks_first_and_removes_it(open_window: Any, qtbot: 
     qtbot.waitUntil(lambda: window.workflows.names() == [], timeout=5000)
 
 
-def bulk_runs(path: str, count: int, *, workflow_name: str = "Bench") -> None:
-    """Insert `count` runs straight into the SQLite file (statuses cycle; newest has the highest id)."""
+def bulk_runs(path: str, count: int, *, workflow_name: str = "Bench",
+              patients: list[int] | None = None) -> None:
+    """Insert `count` runs straight into the SQLite file (statuses cycle; newest has the highest id;
+    one run a minute from 2025-01-01 00:00 UTC; each for one of `patients`, in turn, if given)."""
     con = sqlite3.connect(path)
     stamp = "2026-01-01 00:00:00.000000"
     con.execute("INSERT INTO workflows (name, draft, enabled, archived, created_at, updated_at) "
@@ -203,9 +205,11 @@ def bulk_runs(path: str, count: int, *, workflow_name: str = "Bench") -> None:
     for i in range(count):
         at = (base + timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M:%S.%f")
         status = statuses[i % len(statuses)]
-        rows.append((workflow_id, 1, status, "schedule", "bench", at, None if status == "waiting" else at, at))
-    con.executemany("INSERT INTO runs (workflow_id, version, status, trigger_kind, started_by, triggered_at, "
-                    "finished_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        patient = patients[i % len(patients)] if patients else None
+        rows.append((workflow_id, 1, status, "manual" if patient else "schedule", "patient" if patient else None,
+                     patient, "bench", at, None if status == "waiting" else at, at))
+    con.executemany("INSERT INTO runs (workflow_id, version, status, trigger_kind, record_type, record_id, "
+                    "started_by, triggered_at, finished_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     con.commit()
     con.close()
 
@@ -259,3 +263,54 @@ def test_settings_store_default_limits_and_the_team_member(open_window: Any, qtb
     with db.read() as conn:
         assert default_limits(conn)["max_actions_per_run"] == 40
     db.dispose()
+
+
+def test_runs_can_be_found_by_record_and_narrowed_to_a_date_range(open_window: Any, qtbot: Any,
+                                                                  sqlite_url: str) -> None:
+    from PySide6.QtCore import QDate
+
+    from app.store.records import add_record
+
+    db = open_database(sqlite_url)
+    with db.write() as conn:
+        ann = add_record(conn, "patient", {"first_name": "Ann", "last_name": "Smith"}, "setup")
+        bob = add_record(conn, "patient", {"first_name": "Bob", "last_name": "Jones"}, "setup")
+    db.dispose()
+    bulk_runs(sqlite_url.removeprefix("sqlite:///"), 3000, patients=[ann.id, bob.id])  # 2025-01-01 to 01-03
+    window = open_window()
+    view = window.show_all_runs()
+    assert view.model.rowCount() == 3000
+    assert view.model.data(view.model.index(0, 5)) == f"Patient Bob Jones ({bob})"
+    view.search.setText(str(ann))
+    qtbot.waitUntil(lambda: view.model.run_filter.record == str(ann))
+    assert view.model.rowCount() == 1500
+    assert {view.model.run_at(r).trigger_words for r in (0, 700, 1499)} == {f"Patient Ann Smith ({ann})"}
+    view.search.setText("jones")
+    qtbot.waitUntil(lambda: view.model.run_filter.record == "jones")
+    assert view.model.rowCount() == 1500
+    assert view.model.run_at(0).trigger_words == f"Patient Bob Jones ({bob})"
+    view.search.clear()
+    qtbot.waitUntil(lambda: view.model.rowCount() == 3000)
+    # Local midnights bound the range: count what falls inside it in local time.
+    from datetime import datetime, timezone
+
+    first = datetime(2025, 1, 2).astimezone()
+    last = datetime(2025, 1, 3).astimezone()
+    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    expected = sum(1 for i in range(3000) if first <= start + timedelta(minutes=i) < last)
+    view.since_edit.setDate(QDate(2025, 1, 2))
+    view.until_edit.setDate(QDate(2025, 1, 2))
+    assert view.model.rowCount() == expected
+    assert all(first <= view.model.run_at(r).triggered_at < last for r in (0, expected - 1))
+    assert view.count_label.text() == f"{expected:,} runs"
+    view.set_status("failed")
+    assert view.model.rowCount() == sum(1 for i in range(3000)
+                                        if first <= start + timedelta(minutes=i) < last and i % 5 == 1)
+
+
+def test_the_database_connection_test_names_what_answered_or_why_not(pg_url: str) -> None:
+    from app.views.settings_dialog import check_database
+
+    assert check_database(pg_url).startswith("connected to PostgreSQL ")
+    with pytest.raises(Exception, match="refused|connect"):
+        check_database("postgresql+psycopg://nobody@127.0.0.1:1/none")

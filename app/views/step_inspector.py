@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMenu, QMessageBox, QPlainTextEdit, QPushButton,
@@ -215,6 +215,14 @@ class StepInspector(QWidget):
         self._busy = False
         self._loading = False
         self._update_buttons()
+        # A Running or Waiting run's duration counts up, like in the Runs tab.
+        self._ticker = QTimer(self, interval=1000)
+        self._ticker.timeout.connect(self._tick)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        if self.view is not None and self.view.run["status"] in ("running", "waiting") and self.isVisible():
+            self._show_header(self.view)
 
     # --- showing a run ------------------------------------------------------------------------
 
