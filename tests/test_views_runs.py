@@ -247,12 +247,14 @@ def test_a_waiting_run_is_cancelled_with_the_cancel_button_after_confirming(
     assert not inspector.cancel.isEnabled()
 
 
-def test_a_run_executed_by_a_second_runtime_process_shows_up_live(qtbot: Any, practice: Practice) -> None:
+def test_a_run_executed_by_a_second_runtime_process_shows_up_live(qtbot: Any, db_url: str) -> None:
+    """Also on PostgreSQL: the other runtime stands for another workstation."""
     from app.runtime import control
     from app.views import create_main_window
     from app.views.main_window import app_settings
 
     app_settings().clear()
+    practice = Practice(db_url)
     # This workstation only watches: its own runtime is off.
     window = create_main_window(practice.url, start_runtime=False, actor="Ann Tester")
     qtbot.addWidget(window)
@@ -268,6 +270,7 @@ def test_a_run_executed_by_a_second_runtime_process_shows_up_live(qtbot: Any, pr
     qtbot.waitUntil(lambda: run_row_status(page, run_id) == "completed", timeout=5000)
     assert window.runtime_label.text().startswith("Runtime off")
     window.close()
+    practice.db.dispose()
 
 
 def test_the_step_inspector_shows_input_output_and_error_of_a_chosen_step(
