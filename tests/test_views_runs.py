@@ -300,3 +300,29 @@ def test_the_step_inspector_shows_input_output_and_error_of_a_chosen_step(
     # The path taken is drawn on the version's graph.
     assert inspector.graph.path_edges == {("start", "task"), ("task", "mail")}
     assert set(inspector.graph.node_items) == {"start", "task", "mail"}
+
+
+def test_a_patient_added_in_the_records_view_starts_an_event_triggered_workflow(
+        qtbot: Any, window: Any, practice: Practice) -> None:
+    welcome = {"format": "clinicflow.workflow/1", "name": "Welcome note", "nodes": [
+        {"id": "created", "type": "trigger.record_event", "config": {"record_type": "patient", "event": "created"},
+         "position": [0, 0]},
+        {"id": "note", "type": "action.add_note", "config": {"text": "Welcome, {{ patient.first_name }}"},
+         "position": [250, 0]}], "edges": [{"from": "created", "to": "note"}]}
+    workflow_id = practice.workflow(welcome)
+    window.show_records()
+    window.records.set_record_type("patient")
+    dialog = window.records.add_new()
+    dialog.editors["first_name"].setText("Dana")
+    dialog.editors["last_name"].setText("Scully")
+    with qtbot.waitSignal(dialog.saved, timeout=WAIT) as saved:
+        qtbot.mouseClick(dialog.buttons.button(dialog.buttons.StandardButton.Save), Qt.MouseButton.LeftButton)
+    ref = saved.args[0]
+    assert window.records.current_ref() == ref
+    page = window.open_workflow(workflow_id)
+    page.show_runs()
+    qtbot.waitUntil(lambda: page.runs.model.rowCount() == 1 and page.runs.model.run_at(0).status == "completed",
+                    timeout=WAIT)
+    assert page.runs.model.run_at(0).trigger_words == f"Patient Dana Scully ({ref})"
+    with practice.db.read() as conn:
+        assert "Welcome, Dana" in (get_record(conn, ref)["notes"] or "")
