@@ -326,3 +326,27 @@ def test_a_patient_added_in_the_records_view_starts_an_event_triggered_workflow(
     assert page.runs.model.run_at(0).trigger_words == f"Patient Dana Scully ({ref})"
     with practice.db.read() as conn:
         assert "Welcome, Dana" in (get_record(conn, ref)["notes"] or "")
+
+
+def test_settings_test_button_shows_connected_or_the_reason(
+        qtbot: Any, window: Any, practice: Practice, smtp_server: tuple[int, list[Any]]) -> None:
+    port, received = smtp_server
+    window.open_settings()
+    dialog = window.settings_dialog
+    dialog.smtp["host"].setText("127.0.0.1")
+    dialog.smtp["port"].setText(str(port))
+    dialog.smtp["security"].setCurrentText("none")
+    dialog.smtp["from"].setText("reception@example.org")
+    qtbot.mouseClick(dialog.smtp_test, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.smtp_result.text().startswith(("✓", "✗")), timeout=WAIT)
+    assert dialog.smtp_result.text() == f"✓ connected to SMTP server 127.0.0.1:{port}"
+    assert received == []  # a test connects, it sends nothing
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    dialog.smtp["port"].setText(str(closed))
+    qtbot.mouseClick(dialog.smtp_test, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.smtp_result.text().startswith(("✓", "✗")), timeout=WAIT)
+    assert dialog.smtp_result.text().startswith("✗ ")
+    assert f"127.0.0.1:{closed}" in dialog.smtp_result.text()
+    dialog.reject()
