@@ -3,7 +3,6 @@ inspector, records browser, settings. `create_main_window` builds the app withou
 
 from __future__ import annotations
 
-import gc
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -32,9 +31,6 @@ def create_main_window(database_url: str | None, start_runtime: bool = True, *, 
     db = open_database(database_url)
     window = MainWindow(db, actor or default_actor(), start_runtime=start_runtime)
     window.destroyed.connect(lambda *_: db.dispose())
-    # Everything made so far lives as long as the app: keep it out of the collector's full passes,
-    # which otherwise stop every thread (the GUI thread too) for ~50-100 ms now and then.
-    gc.freeze()
     return window
 
 

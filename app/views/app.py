@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 
@@ -42,6 +43,9 @@ def run_app(database_url: str | None, demo: bool, actor: str) -> int:
         window.records.refresh()
         window._show_start_page()
     window.show()
+    # Everything made so far lives as long as the app: keep it out of the collector's full passes,
+    # which otherwise stop every thread (the GUI thread too) for ~50-100 ms now and then.
+    gc.freeze()
     # Ctrl+C in the terminal or a service manager's SIGTERM closes the window like a person would:
     # the runtime finishes its current step first. Python only sees signals between Qt events,
     # so a timer lets it look now and then.
