@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,8 +18,7 @@ from app.store.records import add_record, get_record
 from app.store.workflows import create_workflow, publish, set_enabled
 from app.workflow import load_workflow
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from conftest import run_clinicflow  # noqa: E402
+from conftest import run_clinicflow
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -133,7 +131,7 @@ def start_from_actions_menu(qtbot: Any, window: Any, ref: RecordRef, workflow_id
     assert records.select(ref)
     started: list[int] = []
     records.runStarted.connect(lambda run_id, _w: started.append(run_id))
-    records.actions_button.showMenu() if False else records.actions_menu.popup(records.mapToGlobal(records.rect().center()))
+    records.actions_menu.popup(records.mapToGlobal(records.rect().center()))
     qtbot.waitUntil(records.actions_menu.isVisible)
     action = next(a for a in records.actions_menu.actions() if a.data() == workflow_id)
     assert action.isEnabled()

@@ -179,6 +179,8 @@ class MainWindow(QMainWindow):
         self.records_action.setIcon(icon("record"))
         self.workflows_action = action("Workflows", self.show_workflows, "Ctrl+1", "workflowsAction")
         self.workflows_action.setIcon(icon("workflow"))
+        self.run_viewer_action = action("Run viewer", self.show_run_viewer, "Ctrl+3", "runViewerAction")
+        self.find_action = action("Find…", self.focus_search, QKeySequence.StandardKey.Find, "findAction")
         self.settings_action = action("Settings…", self.open_settings, QKeySequence.StandardKey.Preferences,
                                       "settingsAction")
         if self.settings_action.shortcut().isEmpty():
@@ -207,7 +209,8 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         view_menu = menu.addMenu("&View")
-        for act in (self.workflows_action, self.records_action, self.all_runs_action, self.failed_runs_action):
+        for act in (self.workflows_action, self.records_action, self.run_viewer_action, self.all_runs_action,
+                    self.failed_runs_action, self.find_action):
             view_menu.addAction(act)
         view_menu.addAction(self.refresh_action)
         view_menu.addSeparator()
@@ -292,6 +295,21 @@ class MainWindow(QMainWindow):
         self.records_dock.show()
         self.records_dock.raise_()
         self.records.search.setFocus()
+
+    def show_run_viewer(self) -> None:
+        self.inspector_dock.show()
+        self.inspector_dock.raise_()
+        self.inspector.steps_tree.setFocus()
+
+    def focus_search(self) -> None:
+        """Ctrl+F: the search field of what is in front (a Runs tab, All runs, or the records)."""
+        if self.stack.currentWidget() is self.page_holder and self.page is not None \
+                and self.page.tabs.currentWidget() is self.page.runs:
+            self.page.runs.search.setFocus()
+        elif self.all_runs is not None and self.stack.currentWidget() is self.all_runs:
+            self.all_runs.search.setFocus()
+        else:
+            self.show_records()
 
     def show_all_runs(self, status: str | None = None) -> RunsView:
         self._close_page()
