@@ -1,8 +1,19 @@
 """Runtime benchmarks: `python bench/run.py` prints one JSON object per line (DESIGN section 12).
 
 Each line is {"bench", "value", "unit", "baseline", "ratio"} plus "n" (the sample size used
-here) and "target". Throughput baselines are measured in the same process run; for
-latencies the baseline is the issue's target (ratio >= 1 means the target is met).
+here) and "target". Throughput baselines are measured in the same process run: a plain
+loop of one-step transactions (INSERT a step row + UPDATE a run row + COMMIT) with the same
+driver and durability settings on the same database; "two runtimes" compares two runtime
+processes with one. For latencies, waits and memory the baseline is the issue's target and
+ratio = target / value (>= 1 means the target is met).
+
+- throughput: --runs ready runs of a 5-node workflow (manual, condition, create task,
+  update record, add note), executed by one runtime.
+- latency: trigger (run created) to its first step started, runs started 20 ms apart,
+  with the runtime in this process and in another process (`clinicflow runtime`).
+- waits: --waits runs waiting until times spread over 5 s; lateness = resumed - due.
+- memory: resident memory growth of a runtime over --memory-runs runs of the 5-node
+  workflow after a warm-up of 2,000.
 PostgreSQL benchmarks run when CLINICFLOW_BENCH_PG_URL or CLINICFLOW_TEST_PG_URL is set.
 Sizes are scaled down from the issue's (100,000 runs for memory) so a run takes minutes;
 pass larger numbers to measure at full size.
