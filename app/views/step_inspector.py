@@ -384,6 +384,8 @@ class StepInspector(QWidget):
                 parts += ["", "Detail:", step["error_detail"]]
             self.error_text.setPlainText("\n".join(parts))
             self.detail_tabs.setTabText(2, "Error ●")
+            if step["status"] == "failed":
+                self.detail_tabs.setCurrentWidget(self.error_text)  # what a person opens a failed step for
         else:
             self.error_text.setPlainText("No error.")
             self.detail_tabs.setTabText(2, "Error")
