@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
                                       "settingsAction")
         if self.settings_action.shortcut().isEmpty():
             self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
-        self.refresh_action = action("Refresh", self.watcher.poke, QKeySequence.StandardKey.Refresh, "refreshAction")
+        self.refresh_action = action("Refresh", self.refresh_all, QKeySequence.StandardKey.Refresh, "refreshAction")
         self.demo_action = action("Load demo practice", self.load_demo, None, "loadDemoAction")
         self.reset_layout_action = action("Reset layout", self.reset_layout, None, "resetLayoutAction")
         self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit, "quitAction")
@@ -476,6 +476,11 @@ class MainWindow(QMainWindow):
         self.runtime_icon.setPixmap(icon(icon_name).pixmap(12, 12))
 
     # --- actions ------------------------------------------------------------------------------------
+
+    def refresh_all(self) -> None:
+        """F5: runs and workflows are watched anyway; records changed elsewhere are read again."""
+        self.watcher.poke()
+        self.records.refresh()
 
     def notify(self, message: str) -> None:
         self.statusBar().showMessage(message, 6000)
