@@ -185,10 +185,12 @@ class MainWindow(QMainWindow):
                                       "settingsAction")
         if self.settings_action.shortcut().isEmpty():
             self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
-        self.refresh_action = action("Refresh", self.refresh_all, QKeySequence.StandardKey.Refresh, "refreshAction")
+        self.refresh_action = action("Refresh", self.refresh_all, "F5", "refreshAction")  # not StandardKey: Ctrl+R on some desktops
         self.demo_action = action("Load demo practice", self.load_demo, None, "loadDemoAction")
         self.reset_layout_action = action("Reset layout", self.reset_layout, None, "resetLayoutAction")
         self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit, "quitAction")
+        if self.quit_action.shortcut().isEmpty():
+            self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
 
         toolbar = QToolBar("Main", objectName="mainToolbar")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
