@@ -192,3 +192,22 @@ def test_a_run_backing_off_past_its_max_runtime_fails(db) -> None:
     assert run["error"] == {"type": "MaxRuntimeExceeded", "message": "Max runtime (2 seconds) exceeded"}
     assert run["steps"][-1]["status"] == "failed"
     assert 2 <= len(gateway.posts) <= 3
+
+
+def test_a_back_off_goes_on_after_a_restart_instead_of_starting_over(db) -> None:
+    from sqlalchemy import select
+
+    from app.store.schema import steps
+
+    workflow_id = sms_workflow(db, retries=2)
+    with Gateway([Answer(503, "busy"), Answer(503, "busy"), Answer(503, "busy")]) as gateway:
+        use_gateway(db, gateway)
+        run_id = start_run(db, workflow_id, record=add_patient(db, mobile="+447700900000"), actor="maria")
+        Runtime(db, "before").run_once()
+        assert status(db, run_id) == "running" and len(gateway.posts) == 1
+        # A new runtime (after a restart) continues the count: two retries left, not three.
+        drive(Runtime(db, "after"), lambda: status(db, run_id) != "running")
+    assert status(db, run_id) == "failed" and len(gateway.posts) == 3
+    with db.read() as conn:
+        tries = conn.execute(select(steps.c.tries).where(steps.c.node_id == "text")).scalar_one()
+    assert len(tries) == 3 and all(t["message"] for t in tries)

@@ -28,7 +28,9 @@ from .run_context import RunScope, local_iso
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _NOTES = select(patients.c.notes).where(patients.c.id == bindparam("patient_id"))
-_NOTES_FOR_UPDATE = _NOTES.with_for_update()
+# NO KEY UPDATE: does not conflict with the key-share locks that inserting a task for the
+# patient takes, so concurrent batches queue here instead of deadlocking.
+_NOTES_FOR_UPDATE = _NOTES.with_for_update(key_share=True)
 
 
 class StepError(Exception):
