@@ -142,7 +142,8 @@ def naive_steps_per_second(db: Database, count: int) -> float:
 def engine_throughput(url: str, runs_count: int, baseline_steps: int) -> dict[str, Any]:
     db = open_database(url)
     try:
-        workflow_id, refs = setup(db, FIVE_NODES, patients=50)
+        # Mostly one run per patient, as for reminders (runs of one patient queue on its row).
+        workflow_id, refs = setup(db, FIVE_NODES, patients=min(runs_count, 1000))
         create_runs(db, workflow_id, refs, runs_count)
         runtime = Runtime(db, "bench")
         started = time.perf_counter()
@@ -173,7 +174,7 @@ def parallel_runtimes(url: str, runs_count: int) -> dict[str, Any]:
     for processes in (1, 2):
         with pg_database(url.split("?")[0]) as fresh:
             db = open_database(fresh)
-            workflow_id, refs = setup(db, FIVE_NODES, patients=200)
+            workflow_id, refs = setup(db, FIVE_NODES, patients=min(runs_count, 1000))
             create_runs(db, workflow_id, refs, runs_count)
             ctx = multiprocessing.get_context("spawn")
             go = ctx.Event()
