@@ -47,7 +47,8 @@ def main() -> int:
     parser.add_argument("--latency-samples", type=int, default=int(os.environ.get("BENCH_LATENCY", 200)))
     parser.add_argument("--waits", type=int, default=int(os.environ.get("BENCH_WAITS", 1000)))
     parser.add_argument("--memory-runs", type=int, default=int(os.environ.get("BENCH_MEMORY_RUNS", 20000)))
-    parser.add_argument("--only", help="comma-separated bench names to run (throughput, parallel, latency, waits, memory)")
+    parser.add_argument("--only", help="comma-separated bench names to run "
+                        "(throughput, parallel, latency, waits, memory, editor, views)")
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
     pg = os.environ.get("CLINICFLOW_BENCH_PG_URL") or os.environ.get("CLINICFLOW_TEST_PG_URL")
@@ -97,7 +98,23 @@ def main() -> int:
         emit("runtime_memory_growth_sqlite", growth, "MB", 20.0, 20.0 / max(growth, 1e-6), n=args.memory_runs,
              rss_before_mb=round(before, 1), rss_after_mb=round(after, 1), target="<= 20 MB over 100,000 runs")
     tmp.rmdir()
+    # The desktop benchmarks run in their own processes: each measures a cold Qt start-up.
+    for name, script in (("editor", "gui_editor.py"), ("views", "gui_views.py")):
+        if wanted(name):
+            run_script(Path(__file__).resolve().parent / script)
     return 0
+
+
+def run_script(script: Path) -> None:
+    """Run another benchmark script and pass its JSON lines through."""
+    import subprocess
+
+    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env)
+    sys.stdout.write(proc.stdout)
+    sys.stdout.flush()
+    if proc.returncode != 0:
+        print(json.dumps({"bench": script.stem, "error": proc.stderr.strip().splitlines()[-1:]}), flush=True)
 
 
 if __name__ == "__main__":
