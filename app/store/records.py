@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, Table, func, insert, or_, select, update
+from sqlalchemy import (
+    Boolean, Connection, Executable, Integer, String, Table, bindparam, cast, exists, func, insert, literal, or_, select,
+    union_all, update,
+)
 
 from app.workflow.context import with_article
 from app.workflow.records import (
@@ -21,7 +24,8 @@ from app.workflow.records import (
 
 from .errors import InvalidRecord, NotFound
 from .history import record_action
-from .schema import RECORD_TABLES, record_events
+from .schema import RECORD_TABLES, history, record_events
+from .types import JSONData, UTCDateTime
 from .timeutil import iso, parse_date, parse_datetime, utcnow
 
 # Ids are 32-bit integers on both engines; a larger one names no record (and PostgreSQL
@@ -137,14 +141,22 @@ def add_record(conn: Connection, record_type: str, values: dict[str, Any], actor
         raise InvalidRecord(f"{with_article(record_type)} needs {', '.join(missing)}")
     if record_type in DEFAULT_STATUS and typed.get("status") is None:
         typed["status"] = DEFAULT_STATUS[record_type]
-    _check_references(conn, record_type, typed)
     if record_type == "patient":
         typed["created_at"] = typed["updated_at"] = utcnow()
     if record_type == "task" and created_by_run is not None:
         typed["created_by_run"] = created_by_run
+    shown = {k: _jsonable(v) for k, v in typed.items() if k not in ("created_at", "updated_at")}
+    if conn.dialect.name == "postgresql":
+        ref = _add_in_one_statement(conn, record_type, typed, shown, actor)
+        if ref is not None:
+            return ref
+        # No row: a referenced record is missing (say which), or it was deleted just
+        # after the check inside the statement and the plain path below says so.
+        _check_references(conn, record_type, typed)
+    else:
+        _check_references(conn, record_type, typed)
     new_id = conn.execute(insert(table).values(**typed).returning(table.c.id)).scalar_one()
     ref = RecordRef(record_type, new_id)
-    shown = {k: _jsonable(v) for k, v in typed.items() if k not in ("created_at", "updated_at")}
     _emit(conn, ref, "created", actor, shown)
     if typed.get("status") in STATUS_EVENTS.get(record_type, ()):
         _emit(conn, ref, typed["status"], actor, shown)
@@ -158,6 +170,10 @@ def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], acto
     Returns the changes as {field: [old, new]} (JSON-ready).
     """
     table = check_record_type(ref.type)
+    if conn.dialect.name == "postgresql" and len(values) == 1 and ref.id <= MAX_ID:
+        changes = _update_in_one_statement(conn, table, ref, values, actor)
+        if changes is not None:
+            return changes
     # A missing record is the first thing to say: its fields are moot.
     current = (conn.execute(select(table).where(table.c.id == ref.id)).mappings().first()
                if ref.id <= MAX_ID else None)
@@ -178,6 +194,135 @@ def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], acto
         _emit(conn, ref, typed["status"], actor, changes)
     record_action(conn, actor, "record.update", str(ref), changes)
     return changes
+
+
+# --- PostgreSQL: a change, its events and its history entry in one round trip -----------
+#
+# The runtime writes records on its hot path (create task, update record, add note), where
+# each statement costs a round trip to the server. These build one statement (data-modifying
+# CTEs) per shape, once; the SQLite path above stays plain (its statements cost no trip).
+
+_STATEMENTS: dict[tuple[Any, ...], Executable] = {}
+_EVENT_COLUMNS: Final = ["record_type", "record_id", "event", "changes", "actor", "occurred_at", "dispatched"]
+_HISTORY_COLUMNS: Final = ["at", "actor", "action", "subject", "detail"]
+# Kinds whose stored value is its own JSON (text, number), so PostgreSQL can write the old
+# value into the event exactly as `_jsonable` would.
+_JSON_AS_STORED: Final = (FieldKind.TEXT, FieldKind.INTEGER, FieldKind.CHOICE)
+
+
+def _param(name: str, type_: Any) -> Any:
+    return bindparam(name, type_=type_)
+
+
+def _reference_checks(record_type: str, values: dict[str, Any]) -> list[Any]:
+    """Conditions that each referenced record exists (given as {field: bound value})."""
+    checks = []
+    for name, value in values.items():
+        spec = field_spec(record_type, name)
+        if spec and spec.references:
+            target = RECORD_TABLES[spec.references]
+            checks.append(or_(value.is_(None), exists().where(target.c.id == value)))
+    return checks
+
+
+def _add_statement(record_type: str, names: list[str], status_event: bool) -> Executable:
+    key = ("add", record_type, tuple(names), status_event)
+    if key not in _STATEMENTS:
+        table = RECORD_TABLES[record_type]
+        bound = {n: _param(f"v_{n}", table.c[n].type) for n in names}
+        source = select(*bound.values())
+        checks = _reference_checks(record_type, bound)
+        if checks:
+            source = source.where(*checks)
+        row = insert(table).from_select(names, source).returning(table.c.id).cte("new_row")
+        events = [literal("created")] + ([_param("status_event", String)] if status_event else [])
+        ctes = [_events_cte(row, row.c.id, events, _param("shown", JSONData))]
+        subject = literal(f"{record_type}:") + cast(row.c.id, String)
+        ctes.append(_history_cte(row, "record.add", subject, _param("shown", JSONData)))
+        _STATEMENTS[key] = select(row.c.id).add_cte(*ctes)
+    return _STATEMENTS[key]
+
+
+def _events_cte(source: Any, record_id: Any, events: list[Any], changes: Any) -> Any:
+    """The events of one change, inserted in the order given (ids follow it)."""
+    rows = [select(literal(n).label("n"), _param("record_type", String).label("record_type"),
+                   record_id.label("record_id"), event.label("event"), changes.label("changes"),
+                   _param("actor", String).label("actor"), _param("at", UTCDateTime()).label("occurred_at"),
+                   literal(False, Boolean).label("dispatched")).select_from(source)
+            for n, event in enumerate(events)]
+    both = (rows[0] if len(rows) == 1 else union_all(*rows)).subquery("events")
+    values = select(*[both.c[name] for name in _EVENT_COLUMNS]).order_by(both.c.n)
+    return insert(record_events).from_select(_EVENT_COLUMNS, values).cte("record_event")
+
+
+def _history_cte(source: Any, action: str, subject: Any, detail: Any) -> Any:
+    values = select(_param("at", UTCDateTime()), _param("actor", String), literal(action), subject,
+                    detail).select_from(source)
+    return insert(history).from_select(_HISTORY_COLUMNS, values).cte("history_entry")
+
+
+def _add_in_one_statement(conn: Connection, record_type: str, typed: dict[str, Any], shown: dict[str, Any],
+                          actor: str) -> RecordRef | None:
+    """The record, its events and history entry in one statement; None if a referenced
+    record is missing (nothing was written)."""
+    status_event = typed.get("status") in STATUS_EVENTS.get(record_type, ())
+    names = sorted(typed)
+    params = {f"v_{n}": typed[n] for n in names}
+    params.update(record_type=record_type, shown=shown, actor=actor, at=utcnow())
+    if status_event:
+        params["status_event"] = typed["status"]
+    new_id = conn.execute(_add_statement(record_type, names, status_event), params).scalar()
+    return None if new_id is None else RecordRef(record_type, new_id)
+
+
+def _update_statement(record_type: str, name: str, status_event: bool) -> Executable:
+    key = ("update", record_type, name, status_event)
+    if key not in _STATEMENTS:
+        table = RECORD_TABLES[record_type]
+        column = table.c[name]
+        value = _param("value", column.type)
+        # Lock as the UPDATE itself would (NO KEY: inserts referencing the row go on), and
+        # read the current value after any concurrent change committed, like the UPDATE.
+        old = (select(table.c.id, column.label("old_value"))
+               .where(table.c.id == _param("record_id", table.c.id.type), column.is_distinct_from(value),
+                      *_reference_checks(record_type, {name: value}))
+               .with_for_update(key_share=True).cte("old_row"))
+        new_values: dict[str, Any] = {name: value}
+        if "updated_at" in table.c:
+            new_values["updated_at"] = _param("at", UTCDateTime())
+        changed = (update(table).where(table.c.id == old.c.id).values(new_values)
+                   .returning(old.c.old_value).cte("changed_row"))
+        changes = func.jsonb_build_object(literal(name), func.jsonb_build_array(changed.c.old_value,
+                                                                                _param("new_json", JSONData)))
+        events = [literal("updated")] + ([value] if status_event else [])
+        ctes = [old, changed, _events_cte(changed, _param("record_id", Integer), events, changes)]
+        ctes.append(_history_cte(changed, "record.update", _param("subject", String), changes))
+        _STATEMENTS[key] = select(changed.c.old_value).add_cte(*ctes)
+    return _STATEMENTS[key]
+
+
+def _update_in_one_statement(conn: Connection, table: Table, ref: RecordRef, values: dict[str, Any],
+                             actor: str) -> dict[str, list[Any]] | None:
+    """One field changed with its events and history entry in one statement. None when
+    the plain path must answer: nothing changed, the record or a referenced one is
+    missing, the value is invalid (the missing record is said first), or the field's
+    stored value is not its own JSON."""
+    ((name, raw),) = values.items()
+    spec = field_spec(ref.type, name)
+    if spec is None or spec.kind not in _JSON_AS_STORED:
+        return None
+    try:
+        value = parse_value(ref.type, name, raw)
+    except InvalidRecord:
+        return None
+    status_event = name == "status" and value in STATUS_EVENTS.get(ref.type, ())
+    row = conn.execute(_update_statement(ref.type, name, status_event), {
+        "record_id": ref.id, "value": value, "new_json": _jsonable(value), "record_type": ref.type,
+        "actor": actor, "at": utcnow(), "subject": str(ref),
+    }).first()
+    if row is None:
+        return None
+    return {name: [_jsonable(row[0]), _jsonable(value)]}
 
 
 def get_record(conn: Connection, ref: RecordRef) -> dict[str, Any]:
