@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Connection, insert, select
 
@@ -21,10 +21,14 @@ class HistoryEntry:
     detail: dict[str, Any] | None
 
 
+# Built once: record changes write an entry each, on the runtime's hot path.
+_INSERT: Final = insert(history)
+
+
 def record_action(conn: Connection, actor: str, action: str, subject: str,
                   detail: dict[str, Any] | None = None, at: datetime | None = None) -> None:
-    conn.execute(insert(history).values(at=at or utcnow(), actor=actor, action=action,
-                                        subject=subject, detail=detail))
+    conn.execute(_INSERT, {"at": at or utcnow(), "actor": actor, "action": action, "subject": subject,
+                           "detail": detail})
 
 
 def history_of(conn: Connection, subject: str, limit: int = 200) -> list[HistoryEntry]:
