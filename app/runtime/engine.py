@@ -12,9 +12,12 @@ Any other failure rolls the whole batch back and the run is executed again alone
 savepoint around each step's effects (`_Isolate`), so its failure is recorded cleanly.
 
 Messages leave the transaction: the step's intent (its idempotency key) is committed
-first with a lease on the run, the message is sent, and the outcome is committed by an
-update guarded by that lease. A peer takes an expired lease over: an email whose outcome
-is unknown then fails as `DeliveryUncertain`; an SMS is sent again with the same key.
+`queued` with a lease on the run; just before the message is handed over, its own small
+transaction marks it `sending` (guarded by the lease), and the outcome is committed by an
+update guarded by that lease. A peer takes an expired lease over: a queued message is
+sent; an email whose outcome is unknown (`sending`) fails as `DeliveryUncertain`; an SMS
+is sent again with the same key. An outcome that cannot be committed because the database
+is briefly away is kept and committed again, and its run's lease renewed meanwhile.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError,
+                            ProgrammingError)
 
 from app.store.database import Database
 from app.store.records import RecordRef
@@ -40,7 +44,7 @@ from app.workflow import Node, Workflow
 
 from .events import EventHub, RuntimeEvent
 from .executor import Message, Outcome, StepError, execute_node, is_action, is_message
-from .faults import fault_point
+from .faults import database_fault, fault_point
 from .run_context import RunScope, local_iso
 
 log = logging.getLogger("clinicflow.runtime")
@@ -49,6 +53,10 @@ ACTIVE: Final = ("running", "waiting")
 MAX_BACKOFF_SECONDS: Final = 300.0
 # A run yields after this many steps in one batch, so one huge run cannot starve the rest.
 STEPS_PER_RUN_PER_BATCH: Final = 500
+# Committing a message's outcome is tried this often, waiting 0.1, 0.2, 0.4 ... s between
+# tries, before it is kept for the runtime's next round.
+OUTCOME_SAVE_TRIES: Final = 5
+OUTCOME_FIRST_WAIT_SECONDS: Final = 0.1
 
 
 def duration_words(seconds: int) -> str:
@@ -107,6 +115,16 @@ class Send:
     tries: list[dict[str, Any]]
     state_after: dict[str, Any]   # the run's cursor once the message is sent
     state_now: dict[str, Any]     # the cursor while it is being sent or backing off
+
+
+@dataclass
+class Delivered:
+    """What became of one send, known to this runtime until it is committed."""
+
+    send: Send
+    at: datetime
+    output: dict[str, Any] | None
+    failure: Any   # DeliveryError | None
 
 
 @dataclass
@@ -174,6 +192,9 @@ class Engine:
         # Runs whose message this runtime is sending right now: the only leases it extends,
         # so a lease orphaned by a failed outcome write expires and is taken over.
         self._in_flight: set[int] = set()
+        # Outcomes of sent messages not yet committed (the database was away), by run.
+        self._unsaved: dict[int, Delivered] = {}
+        self._unsaved_lock = threading.Lock()
 
     # --- reading --------------------------------------------------------------------
 
@@ -341,9 +362,9 @@ class Engine:
                     cursor.advance(workflow, node.id, "out")
                     executed += 1
                     continue
-                # A message step: backing off, or its runtime stopped while sending.
+                # A message step: queued, backing off, or its runtime stopped while sending.
                 if active["delivery_state"] == "sending" and node.type == "action.send_email":
-                    to = (active["input"] or {}).get("to", "the recipient")
+                    to = (active["input"] or {}).get("to") or "the recipient"
                     message = (f"Delivery uncertain: the runtime stopped after handing the email to {to} to the "
                                "SMTP server and before the server confirmed it; it may or may not have been "
                                "delivered. Check, then use Retry Step to send it again")
@@ -353,10 +374,30 @@ class Engine:
                     cursor.active = None
                     fail(now, "DeliveryUncertain", message)
                     break
+                # Rendered again from the node's templates over the records as they are now
+                # (`now` as when the step started): the stored input is masked, so a secret
+                # in the message would otherwise go out as ********.
+                started: datetime = active["started_at"]
+                scope.refresh(conn, outputs, started)
+                refresh = True
+                try:
+                    outcome = execute_node(conn, node, scope, started)
+                except StepError as exc:
+                    self._finish_step(conn, active["id"], ("running",), "failed", now,
+                                      error=(exc.error_type, str(exc)))
+                    events.append(RuntimeEvent("step_changed", run_id, workflow_id, active["id"]))
+                    cursor.active = None
+                    fail(now, exc.error_type, str(exc))
+                    break
+                assert outcome.message is not None  # a message node always describes its message
+                values: dict[str, Any] = {"delivery_state": "queued"}
+                shown = _masked(outcome.input)
+                if shown != active["input"]:
+                    values["input"] = shown  # a record changed since: show what is sent now
                 if conn.execute(update(steps).where(steps.c.id == active["id"], steps.c.status == "running")
-                                .values(delivery_state="sending")).rowcount != 1:
+                                .values(**values)).rowcount != 1:
                     raise LostRun(f"step {active['id']} was changed by someone else")
-                sends.append(self._send_for(run_id, workflow_id, workflow, node, active, cursor))
+                sends.append(self._send_for(run_id, workflow_id, workflow, node, active, cursor, outcome))
                 result.lease, result.due_at = True, now
                 break
             if not cursor.pending:
@@ -419,7 +460,7 @@ class Engine:
                 key = f"run.{run_id}.{node.id}.{attempt}"
                 state_after = self._after(cursor, workflow, node, outcome)
                 step_id = add_step(node, "running", now, input=_masked(outcome.input), finished=False,
-                                   need_id=True, delivery_key=key, delivery_state="sending", tries=[])
+                                   need_id=True, delivery_key=key, delivery_state="queued", tries=[])
                 cursor.active = step_id
                 state_after["seq"], state_after["attempts"] = cursor.seq, dict(cursor.attempts)
                 sends.append(Send(run_id, workflow_id, step_id, node.id, outcome.message, key,
@@ -469,13 +510,10 @@ class Engine:
         return after.dump()
 
     def _send_for(self, run_id: int, workflow_id: int, workflow: Workflow, node: Node, step: Any,
-                  cursor: _Cursor) -> Send:
-        data = step["input"] or {}
-        channel = "email" if node.type == "action.send_email" else "sms"
-        message = Message(channel, str(data.get("to", "")), str(data.get("body", "")), data.get("subject"))
-        outcome = Outcome(input=data)
+                  cursor: _Cursor, outcome: Outcome) -> Send:
+        assert outcome.message is not None
         state_after = self._after(cursor, workflow, node, outcome)
-        return Send(run_id, workflow_id, step["id"], node.id, message, step["delivery_key"],
+        return Send(run_id, workflow_id, step["id"], node.id, outcome.message, step["delivery_key"],
                     int(getattr(node.config, "retries", 3)), list(step["tries"] or []), state_after, cursor.dump())
 
     def _load_outputs(self, conn: Connection, run_id: int) -> tuple[dict[str, Any], dict[int, Any]]:
@@ -505,7 +543,12 @@ class Engine:
     # --- messages -------------------------------------------------------------------
 
     def deliver(self, send: Send) -> None:
-        """Send one message whose intent is committed, then commit its outcome."""
+        """Send one message whose intent is committed, then commit its outcome.
+
+        Raises the database error when the outcome could not be committed after a few
+        tries; the outcome is then kept and `save_unsaved` commits it later."""
+        if not self._claim(send):
+            return
         self._in_flight.add(send.run_id)
         done = threading.Event()
 
@@ -520,79 +563,175 @@ class Engine:
         beat = threading.Thread(target=keep_lease, name="clinicflow-send-lease", daemon=True)
         beat.start()
         try:
-            self._deliver(send)
+            self._save(self._send(send))
         finally:
             done.set()
             self._in_flight.discard(send.run_id)
 
-    def _deliver(self, send: Send) -> None:
+    def _claim(self, send: Send) -> bool:
+        """Mark the message `sending` just before it is handed over, in its own transaction,
+        so a crash while an earlier message of the batch was being sent leaves this one
+        `queued` (sent by whoever takes the run over), not uncertain. False if the run was
+        cancelled or taken over meanwhile."""
+        now = utcnow()
+        try:
+            with self.db.write() as conn:
+                held = conn.execute(update(runs).where(
+                    runs.c.id == send.run_id, runs.c.status == "running", runs.c.lease_owner == self.owner,
+                ).values(lease_expires_at=now + timedelta(seconds=self.lease_seconds))).rowcount
+                if held != 1:
+                    raise LostRun(f"run {send.run_id} was cancelled or taken over before its message was sent")
+                claimed = conn.execute(update(steps).where(
+                    steps.c.id == send.step_id, steps.c.status == "running", steps.c.delivery_state == "queued",
+                ).values(delivery_state="sending")).rowcount
+                if claimed != 1:
+                    raise LostRun(f"step {send.step_id} was changed by someone else before its message was sent")
+        except LostRun as exc:
+            log.info("%s; not sending it", exc)
+            return False
+        return True
+
+    def _send(self, send: Send) -> Delivered:
         from app.runtime.integrations import DeliveryError, send_email, send_sms
+        from app.runtime.integrations.masking import mask_text
 
         output: dict[str, Any] | None = None
         failure: Any = None
         try:
             with self.db.read() as conn:
-                if send.message.channel == "email":
-                    output = send_email(conn, to=send.message.to, subject=send.message.subject or "",
-                                        body=send.message.body, key=send.key)
-                else:
-                    output = send_sms(conn, to=send.message.to, body=send.message.body, key=send.key)
-        except DeliveryError as exc:
-            failure = exc
-        except Exception as exc:  # noqa: BLE001 - an integration bug fails the step, visibly
-            failure = DeliveryError("InternalError", f"Sending failed unexpectedly: {type(exc).__name__}: {exc}",
-                                    transient=False)
+                try:
+                    database_fault("db_error_before_send", send.node_id)
+                    if send.message.channel == "email":
+                        output = send_email(conn, to=send.message.to, subject=send.message.subject or "",
+                                            body=send.message.body, key=send.key)
+                    else:
+                        output = send_sms(conn, to=send.message.to, body=send.message.body, key=send.key)
+                except DeliveryError as exc:
+                    failure = exc
+                except DBAPIError as exc:
+                    # send_* reads its settings before it connects to anything: nothing has left
+                    # this machine, so this is worth trying again like a server that is down.
+                    failure = DeliveryError("DatabaseError", "Nothing was sent: the database could not be read "
+                                            f"({mask_text(_reason(exc))})", transient=True)
+                except Exception as exc:  # noqa: BLE001 - an integration bug fails the step, visibly
+                    failure = DeliveryError("InternalError",
+                                            f"Sending failed unexpectedly: {type(exc).__name__}: {exc}",
+                                            transient=False)
+        except DBAPIError as exc:
+            if output is None and failure is None:
+                failure = DeliveryError("DatabaseError", "Nothing was sent: the database could not be read "
+                                        f"({mask_text(_reason(exc))})", transient=True)
+            else:
+                # The message's fate is known; only giving the read connection back failed.
+                log.warning("run %s: closing the database read after sending failed: %s", send.run_id, _reason(exc))
         fault_point("crash_after_send", send.node_id)
-        now = utcnow()
+        return Delivered(send, utcnow(), output, failure)
+
+    def _save(self, delivered: Delivered) -> None:
+        """Commit the outcome, trying again while the database is briefly away; if it stays
+        away the outcome is kept (its lease renewed) and the error raised."""
+        wait = OUTCOME_FIRST_WAIT_SECONDS
+        for attempt in range(1, OUTCOME_SAVE_TRIES + 1):
+            try:
+                self._write_outcome(delivered)
+                return
+            except LostRun as exc:
+                log.warning("%s; its outcome is not recorded", exc)
+                return
+            except DBAPIError as exc:
+                if not _is_transient(exc):
+                    raise
+                if attempt == OUTCOME_SAVE_TRIES:
+                    with self._unsaved_lock:
+                        self._unsaved[delivered.send.run_id] = delivered
+                    log.error("run %s: the outcome of its message could not be saved (%s); kept until the "
+                              "database answers again", delivered.send.run_id, _reason(exc))
+                    raise
+                log.warning("run %s: saving the outcome of its message failed (%s); trying again in %g s",
+                            delivered.send.run_id, _reason(exc), wait)
+                time.sleep(wait)
+                wait *= 2
+
+    def has_unsaved(self) -> bool:
+        return bool(self._unsaved)
+
+    def save_unsaved(self) -> None:
+        """Commit the outcomes kept while the database was away; raises if it still is."""
+        with self._unsaved_lock:
+            pending = list(self._unsaved.values())
+        for delivered in pending:
+            try:
+                self._write_outcome(delivered)
+            except LostRun as exc:
+                log.warning("%s; its outcome is not recorded", exc)
+            except DBAPIError as exc:
+                if _is_transient(exc):
+                    raise
+                log.error("run %s: the outcome of its message cannot be saved: %s", delivered.send.run_id, exc)
+            with self._unsaved_lock:
+                self._unsaved.pop(delivered.send.run_id, None)
+
+    def _write_outcome(self, delivered: Delivered) -> None:
+        send, failure, now = delivered.send, delivered.failure, delivered.at
         tries = list(send.tries)
         if failure is None:
             tries.append({"at": local_iso(now), "result": "sent"})
         else:
             tries.append({"at": local_iso(now), "error_type": failure.error_type, "message": str(failure)})
-        events = [RuntimeEvent("step_changed", send.run_id, send.workflow_id, send.step_id),
-                  RuntimeEvent("run_changed", send.run_id, send.workflow_id)]
-        try:
-            with self.db.write() as conn:
-                guard = and_(runs.c.id == send.run_id, runs.c.status == "running", runs.c.lease_owner == self.owner)
-                if failure is None:
-                    self._finish_step(conn, send.step_id, ("running",), "completed", now, output=_masked(output or {}),
-                                      delivery_state="sent", tries=tries)
-                    values: dict[str, Any] = dict(state=send.state_after, due_at=now)
-                elif failure.transient and len(tries) <= send.retries:
-                    if conn.execute(update(steps).where(steps.c.id == send.step_id, steps.c.status == "running")
-                                    .values(delivery_state="backoff", tries=tries)).rowcount != 1:
-                        raise LostRun(f"run {send.run_id} was cancelled while its message was being sent")
-                    delay = backoff_seconds(len(tries))
-                    log.info("run %s step %s: %s; trying again in %g s", send.run_id, send.node_id, failure, delay)
-                    values = dict(state=send.state_now, due_at=now + timedelta(seconds=delay))
-                else:
-                    message = str(failure)
-                    if failure.transient and send.retries:
-                        message = f"{message} (gave up after {len(tries)} tries)"
-                    self._finish_step(conn, send.step_id, ("running",), "failed", now,
-                                      error=(failure.error_type, message), tries=tries)
-                    state = dict(send.state_now)
-                    state.pop("active", None)
-                    values = dict(state=state, due_at=None, status="failed", finished_at=now,
-                                  error_type=failure.error_type, error_message=message)
-                done = conn.execute(update(runs).where(guard).values(
-                    lease_owner=None, lease_expires_at=None, updated_at=now, **values)).rowcount
-                if done != 1:
-                    raise LostRun(f"run {send.run_id} was cancelled or taken over while its message was being sent")
-        except LostRun as exc:
-            log.warning("%s; its outcome is not recorded", exc)
-        self._emit(events)
+        with self.db.write() as conn:
+            guard = and_(runs.c.id == send.run_id, runs.c.status == "running", runs.c.lease_owner == self.owner)
+            if failure is None:
+                self._finish_step(conn, send.step_id, ("running",), "completed", now,
+                                  output=_masked(delivered.output or {}), delivery_state="sent", tries=tries)
+                values: dict[str, Any] = dict(state=send.state_after, due_at=now)
+            elif failure.transient and len(tries) <= send.retries:
+                if conn.execute(update(steps).where(steps.c.id == send.step_id, steps.c.status == "running")
+                                .values(delivery_state="backoff", tries=tries)).rowcount != 1:
+                    raise LostRun(f"run {send.run_id} was cancelled while its message was being sent")
+                delay = backoff_seconds(len(tries))
+                log.info("run %s step %s: %s; trying again in %g s", send.run_id, send.node_id, failure, delay)
+                values = dict(state=send.state_now, due_at=now + timedelta(seconds=delay))
+            else:
+                message = str(failure)
+                if failure.transient and send.retries:
+                    message = f"{message} (gave up after {len(tries)} tries)"
+                self._finish_step(conn, send.step_id, ("running",), "failed", now,
+                                  error=(failure.error_type, message), tries=tries)
+                state = dict(send.state_now)
+                state.pop("active", None)
+                values = dict(state=state, due_at=None, status="failed", finished_at=now,
+                              error_type=failure.error_type, error_message=message)
+            database_fault("db_error_saving_outcome", send.node_id)
+            done = conn.execute(update(runs).where(guard).values(
+                lease_owner=None, lease_expires_at=None, updated_at=utcnow(), **values)).rowcount
+            if done != 1:
+                raise LostRun(f"run {send.run_id} was cancelled or taken over while its message was being sent")
+        self._emit([RuntimeEvent("step_changed", send.run_id, send.workflow_id, send.step_id),
+                    RuntimeEvent("run_changed", send.run_id, send.workflow_id)])
 
     def heartbeat(self) -> None:
-        """Extend the leases of the runs whose messages this runtime is sending."""
-        in_flight = list(self._in_flight)
-        if not in_flight:
+        """Extend the leases of the runs whose messages this runtime is sending, or whose
+        outcome it keeps until the database answers again; no other run's."""
+        held = set(self._in_flight)
+        with self._unsaved_lock:
+            held.update(self._unsaved)
+        if not held:
             return
         now = utcnow()
         with self.db.write() as conn:
             conn.execute(update(runs).where(runs.c.lease_owner == self.owner, runs.c.status == "running",
-                                            runs.c.id.in_(in_flight))
+                                            runs.c.id.in_(sorted(held)))
                          .values(lease_expires_at=now + timedelta(seconds=self.lease_seconds)))
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    """A database error that goes away by itself: a dropped connection, a lock, a conflict."""
+    return isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated or _is_conflict(exc)
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).strip().splitlines()[0]
 
 
 def _is_conflict(exc: DBAPIError) -> bool:

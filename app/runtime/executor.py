@@ -147,8 +147,10 @@ def _wait(node: Node, scope: RunScope, now: datetime) -> Outcome:
 
 def _message(conn: Connection, node: Node, scope: RunScope, rendered: dict[str, Any], channel: str) -> Outcome:
     to = str(rendered.get("to") or "").strip()
-    if to == "None":  # an empty field renders as None
+    if to == "None":  # Jinja prints a field that has no value (`{{ patient.email }}`) as "None"
         to = ""
+    # The step's input shows the address as it will be used: empty, not the text "None".
+    rendered["to"] = to
     what = "email address" if channel == "email" else "mobile number"
     if not to:
         if scope.patient is None:
@@ -157,7 +159,6 @@ def _message(conn: Connection, node: Node, scope: RunScope, rendered: dict[str, 
         raise StepError("MissingAddress", f"{scope.describe_patient(conn)} has no {what}", input=rendered)
     if channel == "email" and not _EMAIL.match(to):
         raise StepError("InvalidAddress", f"'{to}' is not an email address (node '{node.id}', field 'to')", input=rendered)
-    rendered["to"] = to
     message = Message(channel, to, str(rendered.get("body", "")), rendered.get("subject"))
     return Outcome(input=rendered, message=message)
 

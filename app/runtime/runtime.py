@@ -114,6 +114,11 @@ class Runtime:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads = []
+        if self.engine.has_unsaved():
+            try:
+                self.engine.save_unsaved()
+            except (OperationalError, DBAPIError) as exc:
+                log.error("the outcome of a sent message could not be saved before stopping: %s", _reason(exc))
         self._schedules.stop()
         remove_wake_listener(self)
         if self._webhooks is not None:
@@ -145,6 +150,9 @@ class Runtime:
             self._hub.emit(RuntimeEvent("runtime_state", state=state))
 
     def _work(self, stop: threading.Event) -> int:
+        # Outcomes of messages already sent come first: until they are committed their runs
+        # look as if the message might be in the server's hands.
+        self.engine.save_unsaved()
         if has_pending_events(self.db):
             dispatch_record_events(self.db, self.engine)
         if self.workers == 1:
@@ -152,9 +160,13 @@ class Runtime:
         # PostgreSQL: while one batch waits on the network another runs (SKIP LOCKED keeps
         # them apart); SQLite has one writer at a time, so it uses one worker.
         totals = [0] * self.workers
+        errors: list[BaseException] = []
 
         def worker(index: int) -> None:
-            totals[index] = self._drain(stop)
+            try:
+                totals[index] = self._drain(stop)
+            except Exception as exc:  # noqa: BLE001 - raised on the calling thread below
+                errors.append(exc)
 
         threads = [threading.Thread(target=worker, args=(i,), name=f"clinicflow-runtime-worker-{i}", daemon=True)
                    for i in range(1, self.workers)]
@@ -163,6 +175,9 @@ class Runtime:
         worker(0)
         for thread in threads:
             thread.join()
+        if errors:
+            # The caller (the work loop, or run_once) reports it, e.g. as "database unreachable".
+            raise errors[0]
         return sum(totals)
 
     def _drain(self, stop: threading.Event) -> int:
