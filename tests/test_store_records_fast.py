@@ -1,5 +1,6 @@
 """Record changes written in one statement (PostgreSQL) say exactly what the plain path says:
-the same returned changes, record events (in order) and history entries, on both databases."""
+the same returned changes, record events (in order) and history entries, on both databases;
+appended lines are never lost to a concurrent writer."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy import select
 
 from app.store import Database, InvalidRecord, NotFound, RecordRef
 from app.store.history import history_of
-from app.store.records import add_record, get_record, update_record
+from app.store.records import add_record, append_line, get_record, update_record
 from app.store.schema import record_events
 
 
@@ -138,3 +139,51 @@ def test_concurrent_changes_of_one_field_each_record_the_value_they_replaced(db:
         thread.join(0.3)  # the second writer is now waiting for this transaction's row lock
     thread.join(10)
     assert results == [{"mobile": [None, "first"]}, {"mobile": ["first", "second"]}]
+
+
+def test_appended_lines_follow_the_text_after_a_newline(db: Database, ann: RecordRef) -> None:
+    with db.write() as conn:
+        first = append_line(conn, ann, "notes", "called", "runtime")
+        second = append_line(conn, ann, "notes", "no answer", "runtime")
+    assert first == {"notes": [None, "called"]}
+    assert second == {"notes": ["called", "called\nno answer"]}
+    assert written_events(db, ann)[1:] == [("updated", "runtime", first), ("updated", "runtime", second)]
+    assert history_details(db, ann)[1:] == [("record.update", "runtime", first), ("record.update", "runtime", second)]
+    with db.read() as conn:
+        assert get_record(conn, ann)["notes"] == "called\nno answer"
+
+
+def test_appending_to_an_emptied_field_starts_it_again(db: Database, ann: RecordRef) -> None:
+    change(db, ann, notes="old")
+    change(db, ann, notes="")
+    with db.write() as conn:
+        assert append_line(conn, ann, "notes", "new", "runtime") == {"notes": [None, "new"]}
+
+
+def test_appending_to_a_missing_record_or_a_non_text_field_is_refused(db: Database, ann: RecordRef) -> None:
+    with db.write() as conn, pytest.raises(NotFound, match=r"^there is no patient:9$"):
+        append_line(conn, RecordRef("patient", 9), "notes", "hello", "runtime")
+    with db.write() as conn, pytest.raises(InvalidRecord, match=r"^a patient has no text field 'date_of_birth'$"):
+        append_line(conn, ann, "date_of_birth", "hello", "runtime")
+    assert len(written_events(db, ann)) == 1
+
+
+def test_concurrent_appends_keep_both_lines(db: Database, ann: RecordRef) -> None:
+    if db.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: there is nothing concurrent to check")
+    first_wrote = threading.Event()
+
+    def second() -> None:
+        first_wrote.wait(10)
+        with db.write() as conn:
+            append_line(conn, ann, "notes", "second", "runtime")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with db.write() as conn:
+        append_line(conn, ann, "notes", "first", "runtime")
+        first_wrote.set()
+        thread.join(0.3)  # the second writer is now waiting for this transaction's row lock
+    thread.join(10)
+    with db.read() as conn:
+        assert get_record(conn, ann)["notes"] == "first\nsecond"

@@ -1,6 +1,6 @@
 """The practice's records: patients, appointments, tasks and recalls.
 
-Every change goes through `add_record` / `update_record`, which write the record event
+Every change goes through `add_record` / `update_record` / `append_line`, which write the record event
 and the history entry in the caller's transaction, so an event exists exactly when the
 change does. Functions take a `Connection`; the caller owns the transaction.
 """
@@ -13,8 +13,8 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from sqlalchemy import (
-    Boolean, Connection, Executable, Integer, String, Table, bindparam, cast, exists, func, insert, literal, or_, select,
-    union_all, update,
+    Boolean, Connection, Executable, Integer, String, Table, bindparam, case, cast, exists, func, insert, literal,
+    or_, select, union_all, update,
 )
 
 from app.workflow.context import with_article
@@ -119,6 +119,7 @@ def _typed(record_type: str, spec: FieldSpec, raw: Any) -> Any:
 # Statements built once and given their values when executed: building a statement costs
 # more than SQLite takes to run it, and the runtime writes records on its hot path.
 _ROW: Final = {kind: select(t).where(t.c.id == bindparam("the_id")) for kind, t in RECORD_TABLES.items()}
+_ROW_LOCKED: Final = {kind: query.with_for_update(key_share=True) for kind, query in _ROW.items()}
 _EXISTS: Final = {kind: select(t.c.id).where(t.c.id == bindparam("the_id")) for kind, t in RECORD_TABLES.items()}
 _INSERT_ROW: Final = {kind: insert(t).returning(t.c.id) for kind, t in RECORD_TABLES.items()}
 _UPDATE_ROW: Final = {kind: update(t).where(t.c.id == bindparam("the_id")) for kind, t in RECORD_TABLES.items()}
@@ -201,6 +202,35 @@ def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], acto
     _emit(conn, ref, ["updated", typed["status"]] if status_event else ["updated"], actor, changes)
     record_action(conn, actor, "record.update", str(ref), changes)
     return changes
+
+
+def append_line(conn: Connection, ref: RecordRef, name: str, line: str, actor: str) -> dict[str, list[Any]]:
+    """Add `line` at the end of a text field (after a newline unless the field is empty),
+    as `update_record` would set it, with its events and history entry.
+
+    The current text is read under the row's lock, so two writers appending at the same
+    moment both keep their line. Returns the changes as {field: [old, new]}.
+    """
+    table = check_record_type(ref.type)
+    spec = field_spec(ref.type, name)
+    if spec is None or spec.kind is not FieldKind.TEXT:
+        raise InvalidRecord(f"{with_article(ref.type)} has no text field '{name}'")
+    one_statement = (conn.dialect.name == "postgresql" and ref.id <= MAX_ID and line.strip() != ""
+                     and getattr(table.c[name].type, "length", None) is None)
+    if one_statement:
+        row = conn.execute(_append_statement(ref.type, name), {
+            "the_id": ref.id, "line": line, "record_type": ref.type, "actor": actor, "at": utcnow(),
+            "subject": str(ref)}).first()
+        if row is None:
+            raise NotFound(f"there is no {ref}")
+        return {name: [row.old_value, row.new_value]}
+    # Read under the row's lock (SQLite: the write transaction is the only writer anyway);
+    # a blank line or a field with a length limit goes through `update_record`'s checks.
+    current = conn.execute(_ROW_LOCKED[ref.type], {"the_id": ref.id}).mappings().first() if ref.id <= MAX_ID else None
+    if current is None:
+        raise NotFound(f"there is no {ref}")
+    text = f"{current[name]}\n{line}" if current[name] else line
+    return update_record(conn, ref, {name: text}, actor)
 
 
 # --- PostgreSQL: a change, its events and its history entry in one round trip -----------
@@ -330,6 +360,29 @@ def _update_in_one_statement(conn: Connection, table: Table, ref: RecordRef, val
     if row is None:
         return None
     return {name: [_jsonable(row[0]), _jsonable(value)]}
+
+
+def _append_statement(record_type: str, name: str) -> Executable:
+    key = ("append", record_type, name)
+    if key not in _STATEMENTS:
+        table = RECORD_TABLES[record_type]
+        column = table.c[name]
+        line = _param("line", column.type)
+        old = (select(table.c.id, column.label("old_value")).where(table.c.id == _param("the_id", Integer))
+               .with_for_update(key_share=True).cte("old_row"))
+        text = case((or_(old.c.old_value.is_(None), old.c.old_value == ""), line),
+                    else_=old.c.old_value + literal("\n") + line)
+        new_values: dict[str, Any] = {name: text}
+        if "updated_at" in table.c:
+            new_values["updated_at"] = _param("at", UTCDateTime())
+        changed = (update(table).where(table.c.id == old.c.id).values(new_values)
+                   .returning(old.c.old_value, column.label("new_value")).cte("changed_row"))
+        changes = func.jsonb_build_object(literal(name), func.jsonb_build_array(changed.c.old_value,
+                                                                                changed.c.new_value))
+        ctes = [old, changed, _events_cte(changed, _param("the_id", Integer), [literal("updated")], changes),
+                _history_cte(changed, "record.update", _param("subject", String), changes)]
+        _STATEMENTS[key] = select(changed.c.old_value, changed.c.new_value).add_cte(*ctes)
+    return _STATEMENTS[key]
 
 
 def get_record(conn: Connection, ref: RecordRef) -> dict[str, Any]:
