@@ -208,7 +208,7 @@ runtimes = Table(
 # A message step's durable outbox: the idempotency key, whether the message may be in the
 # hands of the server ("sending": intent committed, outcome not yet), and every try.
 steps.append_column(Column("delivery_key", String(200)))
-steps.append_column(Column("delivery_state", String(16)))  # sending backoff sent
+steps.append_column(Column("delivery_state", String(16)))  # queued sending backoff sent (see engine.py)
 steps.append_column(Column("tries", JSONData))
 # The Runs tab lists one workflow's runs newest first without a status filter.
 Index("ix_runs_workflow_id", runs.c.workflow_id, runs.c.id)
