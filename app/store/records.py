@@ -1,8 +1,8 @@
 """The practice's records: patients, appointments, tasks and recalls.
 
-Every change goes through `add_record` / `update_record` / `append_line`, which write the record event
-and the history entry in the caller's transaction, so an event exists exactly when the
-change does. Functions take a `Connection`; the caller owns the transaction.
+Every change goes through `add_record` / `update_record` / `append_line`, which write the
+record event and the history entry in the caller's transaction, so an event exists exactly
+when the change does. Functions take a `Connection`; the caller owns the transaction.
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ def append_line(conn: Connection, ref: RecordRef, name: str, line: str, actor: s
 # each statement costs a round trip to the server. These build one statement (data-modifying
 # CTEs) per shape, once; the SQLite path above stays plain (its statements cost no trip).
 
-_STATEMENTS: dict[tuple[Any, ...], Executable] = {}
+_STATEMENTS: Final[dict[tuple[Any, ...], Executable]] = {}
 _EVENT_COLUMNS: Final = ["record_type", "record_id", "event", "changes", "actor", "occurred_at", "dispatched"]
 _HISTORY_COLUMNS: Final = ["at", "actor", "action", "subject", "detail"]
 # Kinds whose stored value is its own JSON (text, number), so PostgreSQL can write the old
