@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection
 
 from app.store.errors import InvalidRecord, NotFound
-from app.store.records import RecordRef, add_record, update_record
-from app.store.schema import patients
+from app.store.records import RecordRef, add_record, append_line, update_record
 from app.store.timeutil import parse_datetime
 from app.workflow import Node, TemplateError
 from app.workflow.catalog import UNIT_SECONDS
@@ -27,10 +26,6 @@ from app.workflow.templates import render
 from .run_context import RunScope, local_iso
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_NOTES = select(patients.c.notes).where(patients.c.id == bindparam("patient_id"))
-# NO KEY UPDATE: does not conflict with the key-share locks that inserting a task for the
-# patient takes, so concurrent batches queue here instead of deadlocking.
-_NOTES_FOR_UPDATE = _NOTES.with_for_update(key_share=True)
 
 
 class StepError(Exception):
@@ -205,18 +200,15 @@ def _update_record(conn: Connection, node: Node, scope: RunScope, rendered: dict
 def _add_note(conn: Connection, scope: RunScope, rendered: dict[str, Any], now: datetime) -> Outcome:
     if scope.patient is None:
         raise StepError("NoSuchRecord", "This run has no patient to add a note to", input=rendered)
-    # Read-modify-write: on PostgreSQL the row is locked first, or a runtime appending a note
-    # to the same patient at the same moment would overwrite this one.
-    query = _NOTES_FOR_UPDATE if conn.dialect.name == "postgresql" else _NOTES
-    current = conn.execute(query, {"patient_id": scope.patient.id}).first()
-    if current is None:
-        raise StepError("NoSuchRecord", f"The run's patient {scope.patient} no longer exists", input=rendered)
     text = str(rendered.get("text", ""))
     line = f"{now.astimezone().strftime('%Y-%m-%d %H:%M')} {text}"
-    notes = f"{current[0]}\n{line}" if current[0] else line
     try:
-        changes = update_record(conn, scope.patient, {"notes": notes}, scope.actor)
-    except (InvalidRecord, NotFound) as exc:
+        # Appended under the patient row's lock, so a note added at the same moment by
+        # another runtime is kept too.
+        changes = append_line(conn, scope.patient, "notes", line, scope.actor)
+    except NotFound:
+        raise StepError("NoSuchRecord", f"The run's patient {scope.patient} no longer exists", input=rendered) from None
+    except InvalidRecord as exc:
         raise StepError("InvalidRecord", f"Cannot add the note: {exc}", input=rendered) from None
     return Outcome(input=rendered, output={"patient": str(scope.patient), "note": line},
                    changed_records=not scope.apply_changes(scope.patient, changes))
