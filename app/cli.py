@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="clinicflow", description="Workflow automation for clinics.")
     parser.add_argument("--version", action="version", version=f"clinicflow {__version__}")
+    # `clinicflow --demo` is `clinicflow gui --demo`: opening the app is the default command.
+    parser.add_argument("--demo", action="store_true", default=argparse.SUPPRESS,
+                        help="with no command: open the app, loading demo data into an empty database")
     _add_globals(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -111,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         if args.command is None:
-            return _cmd_gui(argparse.Namespace(demo=False), ctx)
+            return _cmd_gui(argparse.Namespace(demo=getattr(args, "demo", False)), ctx)
         parser.parse_args([args.command, "--help"])
         return EXIT_USAGE
     try:

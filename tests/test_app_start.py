@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from app.store import open_database
 from app.store.workflows import list_workflows
 
@@ -36,10 +38,13 @@ def wait_for_runtime_rows(url: str) -> int:
     return runtime_rows(url)
 
 
-def test_gui_demo_loads_the_demo_into_an_empty_database_and_sigterm_exits_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["gui", "--demo"], ["--demo"]], ids=["gui --demo", "--demo"])
+def test_gui_demo_loads_the_demo_into_an_empty_database_and_sigterm_exits_cleanly(
+        tmp_path: Path, command: list[str]) -> None:
+    """`clinicflow --demo` (the README's first command) is `clinicflow gui --demo`."""
     url = f"sqlite:///{tmp_path / 'clinic.sqlite3'}"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    proc = subprocess.Popen([sys.executable, "-m", "app", "--db", url, "gui", "--demo"], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "app", "--db", url, *command], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         names: list[str] = []
