@@ -96,9 +96,16 @@ def _export(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def _publish(args: argparse.Namespace, ctx: CliContext) -> int:
+    from app.runtime.integrations import preflight
+
     with ctx.db.write() as conn:
         number = store.publish(conn, args.id, ctx.actor, args.note)
     print(number)
+    # The same pre-flight warnings the app's Publish dialog shows; they do not stop publishing.
+    with ctx.db.read() as conn:
+        warnings = preflight(conn, store.get_version(conn, args.id, number))
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -180,3 +180,21 @@ def test_a_file_that_is_not_utf8_is_refused_in_one_line(cli, tmp_path: Path) -> 
     path.write_bytes(json.dumps({**REMINDER, "name": "Rappel"}).encode("utf-8").replace(b"Rappel", b"R\xe9el"))
     reason = one_line_refusal(cli("workflow", "import", str(path)))
     assert reason.startswith(f"Invalid workflow file: {path} is not UTF-8 text (byte ")
+
+
+def test_publish_warns_of_an_unconnected_integration_and_missing_addresses_but_publishes(cli, tmp_path: Path) -> None:
+    """The command line gives the same pre-flight warnings as the app's Publish dialog."""
+    cli("workflow", "import", write(tmp_path, REMINDER))
+    cli("record", "add", "patient", "first_name=Ann", "last_name=Smith")  # no email address
+    cli("record", "add", "recall", "patient_id=1", "recall_type=Check-up", "due_date=2026-12-01")
+    result = cli("workflow", "publish", "1")
+    assert (result.code, result.out) == (0, "1\n")  # stdout stays the version number alone
+    warnings = result.err.strip().splitlines()
+    assert "warning: Email integration is not connected: no SMTP server configured" in warnings[0]
+    assert "warning: 1 of 1 recalls is for a patient with no email address" in warnings
+
+    cli("integration", "set", "smtp", "host=127.0.0.1", "port=2525", "from=clinic@example.org")
+    cli("record", "update", "patient:1", "email=ann@example.org")
+    cli("workflow", "update", "1", write(tmp_path, {**REMINDER, "description": "v2"}))
+    again = cli("workflow", "publish", "1")
+    assert (again.code, again.out, again.err) == (0, "2\n", "")
