@@ -217,15 +217,20 @@ def latency_in_process(url: str, samples: int) -> list[float]:
         workflow_id, refs = setup(db, ONE_STEP)
         runtime.start()
         time.sleep(0.5)
-        run_ids = []
-        for _ in range(samples):
-            run_ids.append(start_run(db, workflow_id, record=refs[0], actor="bench"))
-            time.sleep(0.02)
-        _wait_all_done(db, run_ids)
-        return _first_step_latencies(db, run_ids)
+        return _sample_latencies(db, workflow_id, refs[0], samples)
     finally:
         runtime.stop()
         db.dispose()
+
+
+def _sample_latencies(db: Database, workflow_id: int, ref: RecordRef, samples: int) -> list[float]:
+    """Start runs 20 ms apart and return each one's trigger-to-first-step latency (ms)."""
+    run_ids = []
+    for _ in range(samples):
+        run_ids.append(start_run(db, workflow_id, record=ref, actor="bench"))
+        time.sleep(0.02)
+    _wait_all_done(db, run_ids)
+    return _first_step_latencies(db, run_ids)
 
 
 def latency_cross_process(url: str, samples: int) -> list[float]:
@@ -236,12 +241,7 @@ def latency_cross_process(url: str, samples: int) -> list[float]:
         workflow_id, refs = setup(db, ONE_STEP)
         warm = start_run(db, workflow_id, record=refs[0], actor="bench")
         _wait_all_done(db, [warm], timeout=60)
-        run_ids = []
-        for _ in range(samples):
-            run_ids.append(start_run(db, workflow_id, record=refs[0], actor="bench"))
-            time.sleep(0.02)
-        _wait_all_done(db, run_ids)
-        return _first_step_latencies(db, run_ids)
+        return _sample_latencies(db, workflow_id, refs[0], samples)
     finally:
         process.terminate()
         process.wait(30)
