@@ -197,10 +197,11 @@ def current_revision(conn: Connection) -> str | None:
         return None
 
 
-def upgrade_schema(db: Database) -> None:
-    """Apply pending migrations (cheap when the schema is current: one query)."""
+def upgrade_schema(db: Database, revision: str = "head") -> None:
+    """Apply pending migrations (cheap when the schema is current: one query); `revision`
+    stops at an older one (tests of a migration start from the one before it)."""
     with db.read() as conn:
-        if current_revision(conn) == head_revision():
+        if current_revision(conn) == (head_revision() if revision == "head" else revision):
             return
     from alembic import command
     from alembic.config import Config
@@ -212,4 +213,4 @@ def upgrade_schema(db: Database) -> None:
             # Two workstations upgrading at once take turns.
             conn.execute(text("SELECT pg_advisory_xact_lock(7312001)"))
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
