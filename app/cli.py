@@ -158,6 +158,10 @@ def refusal_message(exc: BaseException) -> str | None:
 
 
 def _cmd_init(args: argparse.Namespace, ctx: CliContext) -> int:
+    if ctx._db is None:  # init is the explicit choice to create a database (and its folder)
+        from app.store import open_database
+
+        ctx._db = open_database(ctx.database_url, create=True)
     db = ctx.db
     if args.demo:
         from app.store.demo import load_demo

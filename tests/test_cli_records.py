@@ -270,3 +270,10 @@ def test_record_list_search_percent_matches_only_a_literal_percent(cli) -> None:
     cli("record", "add", "patient", "first_name=Bea", "last_name=Jones", "notes=paid 50%")
     listed = json.loads(cli("record", "list", "patient", "--search", "%", "--json").out)
     assert [p["first_name"] for p in listed] == ["Bea"]
+
+
+def test_a_database_in_a_folder_that_does_not_exist_is_refused_not_created(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "nonexistent" / "dir" / "clinic.sqlite3"
+    result = run_clinicflow("--db", str(path), "record", "list", "patient")
+    assert one_line_refusal(result) == f"The folder {path.parent} does not exist"
+    assert not (tmp_path / "nonexistent").exists()
