@@ -7,11 +7,13 @@ share it safely. PostgreSQL (psycopg 3) is for several workstations.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -30,6 +32,9 @@ NETWORK_FILESYSTEMS: Final = frozenset({
     "davfs", "fuse.davfs2", "glusterfs", "ceph", "fuse.rclone",
 })
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+# A write that has waited this long for another program's lock is announced (`Database.on_wait`).
+SQLITE_WAIT_NOTICE_MS: Final = 2_000
+WAIT_MESSAGE: Final = "waiting for the database (locked by another program)"
 
 
 def default_database_path() -> Path:
@@ -86,14 +91,32 @@ def check_sqlite_location(path: Path, mounts: str | None = None) -> None:
         )
 
 
+WaitHook = Callable[[str | None], None]
+
+
 class Database:
-    """An open practice database. `write()` for changes, `read()` for queries."""
+    """An open practice database. `write()` for changes, `read()` for queries.
+
+    `on_wait`: set it to be told when a write waits for a lock another program holds
+    (SQLite only: PostgreSQL writers do not share one lock). It is called, on the thread
+    doing the write, with `WAIT_MESSAGE` once the write has waited about 2 seconds, and
+    with None when the write goes ahead or gives up (after 30 s, "database is locked").
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.url = engine.url
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.is_postgresql = engine.dialect.name == "postgresql"
+        self.on_wait: WaitHook | None = None
+
+    def _notify_wait(self, message: str | None) -> None:
+        hook = self.on_wait
+        if hook is not None:
+            try:
+                hook(message)
+            except Exception:  # a notice must never break the write it is about
+                logging.getLogger(__name__).exception("the database wait hook failed")
 
     @property
     def display_name(self) -> str:
@@ -122,22 +145,55 @@ class Database:
         self.engine.dispose()
 
 
-def _configure_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
+def _configure_sqlite(db: Database) -> None:
+    @event.listens_for(db.engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own is deferred).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        # Short, so a write blocked by another program is noticed (`_begin_write` keeps
+        # trying up to SQLITE_BUSY_TIMEOUT_MS). WAL readers never wait for a writer.
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_WAIT_NOTICE_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
+    @event.listens_for(db.engine, "begin")
     def _on_begin(conn: Connection) -> None:
         readonly = conn.get_execution_options().get("clinicflow_readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        if readonly:
+            conn.exec_driver_sql("BEGIN")
+        else:
+            _begin_write(db, conn.connection.driver_connection)
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _begin_write(db: Database, dbapi_conn: Any) -> None:
+    """BEGIN IMMEDIATE (no upgrade deadlocks); after SQLITE_WAIT_NOTICE_MS of waiting for
+    another program's lock, tell `db.on_wait` and keep trying up to SQLITE_BUSY_TIMEOUT_MS."""
+    try:
+        dbapi_conn.execute("BEGIN IMMEDIATE")
+        return
+    except sqlite3.OperationalError as exc:
+        if not _is_locked(exc):
+            raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+    deadline = time.monotonic() + (SQLITE_BUSY_TIMEOUT_MS - SQLITE_WAIT_NOTICE_MS) / 1000
+    db._notify_wait(WAIT_MESSAGE)
+    try:
+        while True:
+            try:
+                dbapi_conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_locked(exc) or time.monotonic() >= deadline:
+                    # As SQLAlchemy would have raised it: callers catch its errors.
+                    raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+    finally:
+        db._notify_wait(None)
 
 
 def sqlite_path(url: str | None = None) -> Path | None:
@@ -190,8 +246,10 @@ def create_database(url: str | None = None, *, pool_size: int = 5, create: bool 
         _check_sqlite_folder(path, create)
         parsed = parsed.set(database=str(path))
         engine = create_engine(parsed, poolclass=NullPool if os.environ.get("CLINICFLOW_SQLITE_NULLPOOL") else None,
-                               connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        _configure_sqlite(engine)
+                               connect_args={"check_same_thread": False, "timeout": SQLITE_WAIT_NOTICE_MS / 1000})
+        db = Database(engine)
+        _configure_sqlite(db)
+        return db
     elif parsed.get_backend_name() == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
