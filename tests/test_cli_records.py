@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from conftest import run_clinicflow
 from sqlalchemy import func, select
 
 from app.store import open_database
 from app.store.history import history_of
 from app.store.schema import history, record_events
-from conftest import run_clinicflow
 
 PATIENT_FIELDS = {"id", "first_name", "last_name", "date_of_birth", "email", "mobile", "notes", "created_at", "updated_at"}
 APPOINTMENT_FIELDS = {"id", "patient_id", "starts_at", "ends_at", "practitioner", "reason", "status"}
@@ -259,7 +259,8 @@ def test_a_bad_email_or_mobile_is_refused_on_one_line_naming_the_field(cli, db_u
     assert refusal == "patient field 'mobile': 'call me' is not a phone number (national numbers are read as GB)"
     refusal = one_line_refusal(cli("record", "add", "appointment", "patient_id=1",
                                    "starts_at=0001-01-01T12:00:00+00:00"))
-    assert refusal == "appointment field 'starts_at': '0001-01-01T12:00:00+00:00' is not between 1900-01-01 and 2100-12-31"
+    assert refusal == ("appointment field 'starts_at': '0001-01-01T12:00:00+00:00' "
+                       "is not between 1900-01-01 and 2100-12-31")
     assert stored(db_url) == before
     assert cli("record", "update", "patient:1", "mobile=07700 900123").code == 0
     assert json.loads(cli("record", "show", "patient:1", "--json").out)["mobile"] == "+447700900123"

@@ -11,11 +11,11 @@ import threading
 import time
 from pathlib import Path
 
+from conftest import REPO
+
 from app.store import open_database
 from app.store.database import WAIT_MESSAGE
 from app.store.records import add_record, list_records
-
-from conftest import REPO
 
 HOLD_SECONDS = 4
 

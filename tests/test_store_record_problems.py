@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from sqlalchemy import insert
 
@@ -12,7 +12,7 @@ from app.store.problems import list_record_problems
 from app.store.records import RecordRef, get_record, update_record
 from app.store.schema import appointments, patients, recalls
 
-NOW = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def test_upgrading_keeps_bad_values_and_lists_them_as_problems(db_url: str) -> None:
@@ -28,7 +28,7 @@ def test_upgrading_keeps_bad_values_and_lists_them_as_problems(db_url: str) -> N
              "date_of_birth": None, "created_at": NOW, "updated_at": NOW},
         ])
         conn.execute(insert(appointments), {"id": 1, "patient_id": 2, "status": "booked",
-                                            "starts_at": datetime(1, 1, 1, 12, tzinfo=timezone.utc)})
+                                            "starts_at": datetime(1, 1, 1, 12, tzinfo=UTC)})
         conn.execute(insert(recalls), {"id": 1, "patient_id": 2, "recall_type": "Check-up", "status": "due",
                                        "due_date": date(9999, 12, 31)})
     old.dispose()
@@ -47,7 +47,8 @@ def test_upgrading_keeps_bad_values_and_lists_them_as_problems(db_url: str) -> N
                                  ("patient:3", "mobile"), ("recall:1", "due_date")]
         assert str(found["patient:1", "email"]) == "patient:1 field 'email': 'not-an-email' is not an email address"
         assert found["patient:1", "mobile"].value == "call me"
-        assert found["patient:3", "mobile"].problem == "'07700 900123' is not in E.164 (it would be stored as +447700900123)"
+        assert found["patient:3", "mobile"].problem == (
+            "'07700 900123' is not in E.164 (it would be stored as +447700900123)")
         assert found["recall:1", "due_date"].problem.endswith("is not between 1900-01-01 and 2100-12-31")
         assert found["appointment:1", "starts_at"].value.startswith("0001-01-01")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from runtime_workflows import add_patient, chain, detail, make_workflow, node
 from sqlalchemy import func, select
 
 from app.runtime import Runtime
@@ -16,8 +17,6 @@ from app.store.records import add_record, get_record, list_records, update_recor
 from app.store.schema import history, record_events
 from app.store.settings import set_setting
 from app.store.values import ValueProblem, parse_bool
-
-from runtime_workflows import add_patient, chain, detail, make_workflow, node
 
 
 def add(db: Database, record_type: str, **values: Any) -> RecordRef:
@@ -77,9 +76,9 @@ def test_a_recall_due_in_year_9999_is_refused_and_the_bounds_themselves_are_acce
     with pytest.raises(InvalidRecord, match=r"^recall field 'due_date': '9999-12-31' is not between "):
         add(db, "recall", patient_id=ann.id, recall_type="Check-up", due_date="9999-12-31")
     recall = add(db, "recall", patient_id=ann.id, recall_type="Check-up", due_date="2100-12-31")
-    with pytest.raises(InvalidRecord, match=r"^recall field 'due_date': '0001-01-01' is not between "):
-        with db.write() as conn:
-            update_record(conn, recall, {"due_date": "0001-01-01"}, "ann")
+    with pytest.raises(InvalidRecord, match=r"^recall field 'due_date': '0001-01-01' is not between "), \
+            db.write() as conn:
+        update_record(conn, recall, {"due_date": "0001-01-01"}, "ann")
     with db.read() as conn:
         assert str(get_record(conn, recall)["due_date"]) == "2100-12-31"
 
@@ -96,9 +95,8 @@ def test_mobile_numbers_are_stored_in_e164_read_in_the_practice_country(db: Data
         update_record(conn, ann, {"mobile": "085 123 4567"}, "ann")
     with db.read() as conn:
         assert get_record(conn, ann)["mobile"] == "+353851234567"
-    with pytest.raises(InvalidRecord, match=r"read as IE\)$"):
-        with db.write() as conn:
-            update_record(conn, ann, {"mobile": "call me"}, "ann")
+    with pytest.raises(InvalidRecord, match=r"read as IE\)$"), db.write() as conn:
+        update_record(conn, ann, {"mobile": "call me"}, "ann")
     with db.read() as conn:
         assert get_record(conn, ann)["mobile"] == "+353851234567"
 
@@ -106,9 +104,8 @@ def test_mobile_numbers_are_stored_in_e164_read_in_the_practice_country(db: Data
 def test_an_update_with_one_bad_value_changes_none_of_the_values(db: Database) -> None:
     ann = add(db, "patient", first_name="Ann", last_name="Smith", email="ann@example.org")
     before = written(db)
-    with pytest.raises(InvalidRecord, match=r"^patient field 'email': "):
-        with db.write() as conn:
-            update_record(conn, ann, {"last_name": "Jones", "email": "ann at example"}, "ann")
+    with pytest.raises(InvalidRecord, match=r"^patient field 'email': "), db.write() as conn:
+        update_record(conn, ann, {"last_name": "Jones", "email": "ann at example"}, "ann")
     with db.read() as conn:
         record = get_record(conn, ann)
     assert (record["last_name"], record["email"]) == ("Smith", "ann@example.org")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -103,7 +103,7 @@ def test_patient_update_moves_updated_at(db: Database, ann: RecordRef) -> None:
 
 def test_datetime_without_offset_is_local_time_and_json_is_utc(db: Database, ann: RecordRef) -> None:
     ref = add(db, "appointment", patient_id=ann.id, starts_at="2026-12-01 09:30")
-    expected = datetime(2026, 12, 1, 9, 30).astimezone().astimezone(timezone.utc)
+    expected = datetime(2026, 12, 1, 9, 30).astimezone().astimezone(UTC)
     with db.read() as conn:
         stored = get_record(conn, ref)
     assert stored["starts_at"] == expected

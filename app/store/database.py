@@ -35,6 +35,8 @@ SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
 # A write that has waited this long for another program's lock is announced (`Database.on_wait`).
 SQLITE_WAIT_NOTICE_MS: Final = 2_000
 WAIT_MESSAGE: Final = "waiting for the database (locked by another program)"
+URL_FORMS: Final = "sqlite:///PATH or postgresql+psycopg://..."
+IN_MEMORY_REFUSED: Final = "an in-memory SQLite database cannot be shared by the app and its runtime; give a file path"
 
 
 def default_database_path() -> Path:
@@ -236,11 +238,11 @@ def create_database(url: str | None = None, *, pool_size: int = 5, create: bool 
     try:
         parsed = make_url(full)
     except ArgumentError:
-        raise DatabaseRefused(f"'{full}' is not a database URL (use sqlite:///PATH or postgresql+psycopg://...)") from None
+        raise DatabaseRefused(f"'{full}' is not a database URL (use {URL_FORMS})") from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:") or database.startswith("file:"):
-            raise DatabaseRefused("an in-memory SQLite database cannot be shared by the app and its runtime; give a file path")
+            raise DatabaseRefused(IN_MEMORY_REFUSED)
         path = Path(database).expanduser().resolve()
         check_sqlite_location(path)
         _check_sqlite_folder(path, create)
@@ -273,7 +275,8 @@ def open_database(url: str | None = None, *, migrate: bool = True, pool_size: in
             upgrade_schema(db)
         except (OperationalError, DatabaseError) as exc:
             db.dispose()
-            raise DatabaseRefused(f"cannot open the database {db.display_name}: {reason_in_words(exc, db.url)}") from None
+            reason = reason_in_words(exc, db.url)
+            raise DatabaseRefused(f"cannot open the database {db.display_name}: {reason}") from None
     return db
 
 
@@ -316,7 +319,7 @@ def check_database(url: str | None, *, timeout: float = 4.0, allow_new: bool = F
         full = normalize_url(url or default_database_url())
         parsed = make_url(full)
     except ArgumentError:
-        return f"'{url}' is not a database URL (use sqlite:///PATH or postgresql+psycopg://...)"
+        return f"'{url}' is not a database URL (use {URL_FORMS})"
     if parsed.get_backend_name() == "sqlite":
         return _check_sqlite_file(full, allow_new)
     if parsed.get_backend_name() != "postgresql":
@@ -336,7 +339,7 @@ def check_database(url: str | None, *, timeout: float = 4.0, allow_new: bool = F
 def _check_sqlite_file(full: str, allow_new: bool) -> str | None:
     path = sqlite_path(full)
     if path is None:
-        return "an in-memory SQLite database cannot be shared by the app and its runtime; give a file path"
+        return IN_MEMORY_REFUSED
     try:
         check_sqlite_location(path)
     except DatabaseRefused as refused:

@@ -9,7 +9,7 @@ The scan names its columns itself, so it reads a database at any revision from 0
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -75,7 +75,8 @@ def problem_of(kind: FieldKind, text_format: TextFormat | None, value: str, coun
     return None
 
 
-def scan(conn: Connection, record_ids: dict[str, Iterable[int]] | None = None) -> Iterator[tuple[str, int, str, str, str]]:
+def scan(conn: Connection,
+         record_ids: Mapping[str, Iterable[int]] | None = None) -> Iterator[tuple[str, int, str, str, str]]:
     """(record type, id, field, value, problem) for each stored value failing the checks;
     `record_ids` limits the scan to those records."""
     country = practice_country(conn)

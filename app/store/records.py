@@ -13,13 +13,35 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from sqlalchemy import (
-    Boolean, Connection, Executable, Integer, String, Table, bindparam, case, cast, exists, func, insert, literal,
-    or_, select, union_all, update,
+    Boolean,
+    Connection,
+    Executable,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
 )
 
 from app.workflow.context import with_article
 from app.workflow.records import (
-    DEFAULT_COUNTRY, DEFAULT_STATUS, RECORD_FIELDS, RECORD_TYPES, FieldKind, FieldSpec, TextFormat, field_spec,
+    DEFAULT_COUNTRY,
+    DEFAULT_STATUS,
+    RECORD_FIELDS,
+    RECORD_TYPES,
+    FieldKind,
+    FieldSpec,
+    TextFormat,
+    field_spec,
 )
 from app.workflow.vocabulary import RecordEvent
 
@@ -57,7 +79,8 @@ class RecordRef:
         match = _REF.match(text.strip())
         if not match:
             raise InvalidRecord(
-                f"'{text}' is not a record reference (use TYPE:ID with TYPE one of {', '.join(RECORD_TYPES)}, e.g. patient:12)")
+                f"'{text}' is not a record reference "
+                f"(use TYPE:ID with TYPE one of {', '.join(RECORD_TYPES)}, e.g. patient:12)")
         return cls(match.group(1), int(match.group(2)))
 
 
@@ -142,9 +165,9 @@ _INSERT_EVENT: Final = insert(record_events)
 def _check_references(conn: Connection, record_type: str, values: dict[str, Any]) -> None:
     for name, value in values.items():
         spec = field_spec(record_type, name)
-        if spec and spec.references and value is not None:
-            if conn.execute(_EXISTS[spec.references], {"the_id": value}).first() is None:
-                raise InvalidRecord(f"{record_type} field '{name}': there is no {spec.references}:{value}")
+        if (spec and spec.references and value is not None
+                and conn.execute(_EXISTS[spec.references], {"the_id": value}).first() is None):
+            raise InvalidRecord(f"{record_type} field '{name}': there is no {spec.references}:{value}")
 
 
 def _emit(conn: Connection, ref: RecordRef, events: list[str], actor: str, changes: dict[str, Any] | None) -> None:
@@ -158,7 +181,7 @@ def _emit(conn: Connection, ref: RecordRef, events: list[str], actor: str, chang
 def add_record(conn: Connection, record_type: str, values: dict[str, Any], actor: str,
                *, created_by_run: int | None = None) -> RecordRef:
     """Create a record with its `created` event (and status event) and history entry."""
-    table = check_record_type(record_type)
+    check_record_type(record_type)
     typed = parse_values(conn, record_type, values)
     missing = [s.name for s in RECORD_FIELDS[record_type] if s.required and typed.get(s.name) is None]
     if missing:
@@ -394,7 +417,8 @@ def _append_statement(record_type: str, name: str) -> Executable:
                    .returning(old.c.old_value, column.label("new_value")).cte("changed_row"))
         changes = func.jsonb_build_object(literal(name), func.jsonb_build_array(changed.c.old_value,
                                                                                 changed.c.new_value))
-        ctes = [old, changed, _events_cte(changed, _param("the_id", Integer), [literal(RecordEvent.UPDATED.value)], changes),
+        updated = [literal(RecordEvent.UPDATED.value)]
+        ctes = [old, changed, _events_cte(changed, _param("the_id", Integer), updated, changes),
                 _history_cte(changed, "record.update", _param("subject", String), changes)]
         _STATEMENTS[key] = select(changed.c.old_value, changed.c.new_value).add_cte(*ctes)
     return _STATEMENTS[key]

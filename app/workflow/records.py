@@ -14,7 +14,7 @@ from typing import Final
 from .vocabulary import RecordEvent
 
 
-class FieldKind(str, enum.Enum):
+class FieldKind(enum.StrEnum):
     TEXT = "text"
     INTEGER = "integer"
     DATE = "date"
@@ -23,7 +23,7 @@ class FieldKind(str, enum.Enum):
     BOOLEAN = "boolean"
 
 
-class TextFormat(str, enum.Enum):
+class TextFormat(enum.StrEnum):
     """What a text field must hold beyond being text (checked before storing)."""
 
     EMAIL = "email"  # an address: local@domain.tld
