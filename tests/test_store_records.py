@@ -207,3 +207,14 @@ def test_due_dates_keep_their_calendar_day(db: Database, ann: RecordRef) -> None
     with db.read() as conn:
         assert get_record(conn, ref)["due_date"] == due
         assert record_to_json(get_record(conn, ref))["due_date"] == due.isoformat()
+
+
+def test_moving_an_appointment_emits_updated_and_rescheduled(db: Database, ann: RecordRef) -> None:
+    visit = add(db, "appointment", patient_id=ann.id, starts_at="2026-12-01 09:30")
+    with db.write() as conn:
+        update_record(conn, visit, {"starts_at": "2026-12-02 10:00"}, "reception")
+        update_record(conn, visit, {"practitioner": "Dr Okafor"}, "reception")
+        update_record(conn, visit, {"starts_at": "2026-12-03 10:00", "status": "cancelled"}, "reception")
+    assert events(db, visit)[2:] == [("updated", "reception"), ("rescheduled", "reception"),
+                                     ("updated", "reception"),
+                                     ("updated", "reception"), ("cancelled", "reception"), ("rescheduled", "reception")]

@@ -234,8 +234,12 @@ def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], acto
     if ref.type == "patient":
         typed["updated_at"] = utcnow()
     conn.execute(_UPDATE_ROW[ref.type], {**typed, "the_id": ref.id})
-    status_event = "status" in changes and typed["status"] in STATUS_EVENTS.get(ref.type, ())
-    _emit(conn, ref, [RecordEvent.UPDATED, typed["status"]] if status_event else [RecordEvent.UPDATED], actor, changes)
+    events: list[str] = [RecordEvent.UPDATED]
+    if "status" in changes and typed["status"] in STATUS_EVENTS.get(ref.type, ()):
+        events.append(typed["status"])
+    if ref.type == "appointment" and "starts_at" in changes:
+        events.append(RecordEvent.RESCHEDULED)  # (a date-time: never the one-statement path above)
+    _emit(conn, ref, events, actor, changes)
     record_action(conn, actor, "record.update", str(ref), changes)
     return changes
 

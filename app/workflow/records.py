@@ -102,8 +102,8 @@ DEFAULT_STATUS: Final = {"appointment": "booked", "task": "open", "recall": "due
 # Events a `trigger.record_event` may listen for, per record type.
 RECORD_EVENTS: Final[dict[str, tuple[RecordEvent, ...]]] = {
     "patient": (RecordEvent.CREATED, RecordEvent.UPDATED),
-    "appointment": (RecordEvent.CREATED, RecordEvent.UPDATED, RecordEvent.BOOKED, RecordEvent.CANCELLED,
-                    RecordEvent.COMPLETED, RecordEvent.NO_SHOW),
+    "appointment": (RecordEvent.CREATED, RecordEvent.UPDATED, RecordEvent.BOOKED, RecordEvent.RESCHEDULED,
+                    RecordEvent.CANCELLED, RecordEvent.COMPLETED, RecordEvent.NO_SHOW),
     "task": (RecordEvent.CREATED, RecordEvent.UPDATED),
     "recall": (RecordEvent.CREATED, RecordEvent.UPDATED, RecordEvent.DUE),
 }
