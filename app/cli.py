@@ -41,11 +41,18 @@ class CliContext:
             from app.store import open_database
 
             self._db = open_database(self.database_url)
+            self._db.on_wait = _say_waiting
         return self._db
 
     def close(self) -> None:
         if self._db is not None:
             self._db.dispose()
+
+
+def _say_waiting(message: str | None) -> None:
+    """A write waiting for another program's SQLite lock says so instead of hanging silently."""
+    if message is not None:
+        print(f"clinicflow: {message}", file=sys.stderr, flush=True)
 
 
 def print_json(data: Any) -> None:
@@ -158,6 +165,11 @@ def refusal_message(exc: BaseException) -> str | None:
 
 
 def _cmd_init(args: argparse.Namespace, ctx: CliContext) -> int:
+    if ctx._db is None:  # init is the explicit choice to create a database (and its folder)
+        from app.store import open_database
+
+        ctx._db = open_database(ctx.database_url, create=True)
+        ctx._db.on_wait = _say_waiting
     db = ctx.db
     if args.demo:
         from app.store.demo import load_demo

@@ -39,7 +39,7 @@ FIVE_NODES = {
         {"id": "check", "type": "logic.condition", "config": {"rules": [{"field": "patient.last_name", "op": "is_set"}]}},
         {"id": "task", "type": "action.create_task", "config": {"title": "Call {{ patient.first_name }}"}},
         {"id": "mark", "type": "action.update_record",
-         "config": {"record": "patient", "field": "mobile", "value": "07700 {{ run.id }}"}},
+         "config": {"record": "patient", "field": "mobile", "value": "07700 {{ 900000 + run.id % 100000 }}"}},
         {"id": "note", "type": "action.add_note", "config": {"text": "run {{ run.id }}"}},
     ],
     "edges": [{"from": "start", "to": "check"}, {"from": "check", "port": "true", "to": "task"},

@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from conftest import run_clinicflow
 from sqlalchemy import func, select
 
 from app.store import open_database
 from app.store.history import history_of
 from app.store.schema import history, record_events
-from conftest import run_clinicflow
 
 PATIENT_FIELDS = {"id", "first_name", "last_name", "date_of_birth", "email", "mobile", "notes", "created_at", "updated_at"}
 APPOINTMENT_FIELDS = {"id", "patient_id", "starts_at", "ends_at", "practitioner", "reason", "status"}
@@ -216,7 +216,7 @@ def test_entry_point_records_round_trip(db_url: str) -> None:
     assert run("record", "add", "patient", "first_name=Ann", "last_name=Smith").out == "patient:1\n"
     assert run("--as", "bob", "record", "update", "patient:1", "mobile=+44 7700 900000").code == 0
     shown = json.loads(run("record", "show", "patient:1", "--json").out)
-    assert shown["mobile"] == "+44 7700 900000"
+    assert shown["mobile"] == "+447700900000"
     refused = run("record", "update", "patient:1", "date_of_birth=yesterday")
     assert (refused.code, refused.err) == (
         1, "clinicflow: patient field 'date_of_birth': 'yesterday' is not a date (use YYYY-MM-DD)\n")
@@ -247,3 +247,34 @@ def test_times_without_offset_are_local_time_and_json_is_utc(sqlite_url: str) ->
     assert "  starts_at: 2026-12-01 09:30" in text.splitlines()
     listed = run_clinicflow("--db", sqlite_url, "record", "list", "appointment", env=auckland).out
     assert "2026-12-01 09:30" in listed.splitlines()[1]
+
+
+def test_a_bad_email_or_mobile_is_refused_on_one_line_naming_the_field(cli, db_url: str) -> None:
+    assert cli("record", "add", "patient", "first_name=Ann", "last_name=Smith").code == 0
+    before = stored(db_url)
+    refusal = one_line_refusal(cli("record", "add", "patient", "first_name=Bea", "last_name=Jones",
+                                   "email=not-an-email"))
+    assert refusal == "patient field 'email': 'not-an-email' is not an email address"
+    refusal = one_line_refusal(cli("record", "update", "patient:1", "mobile=call me"))
+    assert refusal == "patient field 'mobile': 'call me' is not a phone number (national numbers are read as GB)"
+    refusal = one_line_refusal(cli("record", "add", "appointment", "patient_id=1",
+                                   "starts_at=0001-01-01T12:00:00+00:00"))
+    assert refusal == ("appointment field 'starts_at': '0001-01-01T12:00:00+00:00' "
+                       "is not between 1900-01-01 and 2100-12-31")
+    assert stored(db_url) == before
+    assert cli("record", "update", "patient:1", "mobile=07700 900123").code == 0
+    assert json.loads(cli("record", "show", "patient:1", "--json").out)["mobile"] == "+447700900123"
+
+
+def test_record_list_search_percent_matches_only_a_literal_percent(cli) -> None:
+    cli("record", "add", "patient", "first_name=Ann", "last_name=Smith")
+    cli("record", "add", "patient", "first_name=Bea", "last_name=Jones", "notes=paid 50%")
+    listed = json.loads(cli("record", "list", "patient", "--search", "%", "--json").out)
+    assert [p["first_name"] for p in listed] == ["Bea"]
+
+
+def test_a_database_in_a_folder_that_does_not_exist_is_refused_not_created(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "nonexistent" / "dir" / "clinic.sqlite3"
+    result = run_clinicflow("--db", str(path), "record", "list", "patient")
+    assert one_line_refusal(result) == f"The folder {path.parent} does not exist"
+    assert not (tmp_path / "nonexistent").exists()

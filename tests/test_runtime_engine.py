@@ -28,7 +28,7 @@ def five_node_workflow(db) -> int:
         node("start", "trigger.manual", record_type="patient"),
         node("has_email", "logic.condition", rules=[{"field": "patient.email", "op": "is_set"}]),
         node("task", "action.create_task", title="Call {{ patient.first_name }} {{ patient.last_name }}"),
-        node("mark", "action.update_record", record="patient", field="mobile", value="07700 {{ run.id }}"),
+        node("mark", "action.update_record", record="patient", field="mobile", value="07700 {{ 900000 + run.id }}"),
         node("note", "action.add_note", text="Reminder task {{ steps.task.output.task }}"),
         node("no_email", "action.create_task", title="Find an email address for {{ patient.first_name }}"),
     ], [edge("start", "has_email"), edge("has_email", "task", "true"), edge("task", "mark"),
@@ -53,7 +53,7 @@ def test_manual_run_executes_each_step_in_order_and_completes(db) -> None:
     assert task_titles(db) == ["Call Ann Smith"]
     with db.read() as conn:
         record = get_record(conn, patient)
-    assert record["mobile"] == f"07700 {run_id}"
+    assert record["mobile"] == f"+447700{900000 + run_id}"
     assert record["notes"].endswith("Reminder task task:1")
     assert run["steps"][2]["output"]["task"] == "task:1"
     assert any(e.kind == "run_changed" and e.run_id == run_id for e in events)
@@ -237,9 +237,9 @@ def test_a_record_fixed_by_a_person_is_seen_by_the_next_step(db) -> None:
         node("wait", "logic.wait", amount=0, unit="seconds"),
         node("task", "action.create_task", title="Call {{ patient.mobile }}"),
     ], chain("start", "wait", "task"))
-    patient = add_patient(db, mobile="111")
+    patient = add_patient(db, mobile="07700 900111")
     start_run(db, workflow_id, record=patient, actor="maria")
     with db.write() as conn:
-        update_record(conn, patient, {"mobile": "222"}, "maria")
+        update_record(conn, patient, {"mobile": "07700 900222"}, "maria")
     Runtime(db, "rt").run_once()
-    assert task_titles(db) == ["Call 222"]
+    assert task_titles(db) == ["Call +447700900222"]

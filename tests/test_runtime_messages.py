@@ -93,7 +93,7 @@ def test_a_gateway_rejection_fails_the_step_without_retrying(db) -> None:
     workflow_id = sms_workflow(db)
     with Gateway([Answer(400, "invalid number")]) as gateway:
         use_gateway(db, gateway)
-        run_id = start_run(db, workflow_id, record=add_patient(db, mobile="123"), actor="maria")
+        run_id = start_run(db, workflow_id, record=add_patient(db, mobile="+447700900123"), actor="maria")
         Runtime(db, "rt").run_once()
     run = detail(db, run_id)
     assert run["status"] == "failed" and run["error"]["type"] == "GatewayRejected"

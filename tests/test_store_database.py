@@ -57,7 +57,7 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_full_sync(sqlite_url: str
 
 
 def test_a_plain_file_path_is_a_sqlite_database(tmp_path: Path) -> None:
-    path = tmp_path / "sub" / "practice.sqlite3"
+    path = tmp_path / "practice.sqlite3"
     assert normalize_url(str(path)) == f"sqlite:///{path}"
     db = open_database(str(path))
     db.dispose()

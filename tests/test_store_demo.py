@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -32,7 +32,7 @@ def test_demo_has_a_small_practice_with_gaps_in_contact_details(db: Database, de
 
 
 def test_demo_appointments_are_past_and_upcoming_with_several_statuses(db: Database, demo: str) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with db.read() as conn:
         appointments = list_records(conn, "appointment")
     past = [a for a in appointments if a["starts_at"] < now]

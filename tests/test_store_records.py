@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -98,12 +98,12 @@ def test_patient_update_moves_updated_at(db: Database, ann: RecordRef) -> None:
         update_record(conn, ann, {"mobile": "+44 7700 900123"}, "bob")
     with db.read() as conn:
         after = get_record(conn, ann)
-    assert after["mobile"] == "+44 7700 900123" and after["updated_at"] >= before
+    assert after["mobile"] == "+447700900123" and after["updated_at"] >= before
 
 
 def test_datetime_without_offset_is_local_time_and_json_is_utc(db: Database, ann: RecordRef) -> None:
     ref = add(db, "appointment", patient_id=ann.id, starts_at="2026-12-01 09:30")
-    expected = datetime(2026, 12, 1, 9, 30).astimezone().astimezone(timezone.utc)
+    expected = datetime(2026, 12, 1, 9, 30).astimezone().astimezone(UTC)
     with db.read() as conn:
         stored = get_record(conn, ref)
     assert stored["starts_at"] == expected
@@ -207,3 +207,14 @@ def test_due_dates_keep_their_calendar_day(db: Database, ann: RecordRef) -> None
     with db.read() as conn:
         assert get_record(conn, ref)["due_date"] == due
         assert record_to_json(get_record(conn, ref))["due_date"] == due.isoformat()
+
+
+def test_moving_an_appointment_emits_updated_and_rescheduled(db: Database, ann: RecordRef) -> None:
+    visit = add(db, "appointment", patient_id=ann.id, starts_at="2026-12-01 09:30")
+    with db.write() as conn:
+        update_record(conn, visit, {"starts_at": "2026-12-02 10:00"}, "reception")
+        update_record(conn, visit, {"practitioner": "Dr Okafor"}, "reception")
+        update_record(conn, visit, {"starts_at": "2026-12-03 10:00", "status": "cancelled"}, "reception")
+    assert events(db, visit)[2:] == [("updated", "reception"), ("rescheduled", "reception"),
+                                     ("updated", "reception"),
+                                     ("updated", "reception"), ("cancelled", "reception"), ("rescheduled", "reception")]

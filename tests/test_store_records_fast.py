@@ -45,18 +45,18 @@ def ann(db: Database) -> RecordRef:
 
 
 def test_a_text_change_records_old_and_new_in_event_and_history(db: Database, ann: RecordRef) -> None:
-    assert change(db, ann, mobile="07700 1") == {"mobile": [None, "07700 1"]}
-    assert change(db, ann, mobile="07700 2") == {"mobile": ["07700 1", "07700 2"]}
-    assert change(db, ann, mobile="") == {"mobile": ["07700 2", None]}
+    assert change(db, ann, mobile="07700 900001") == {"mobile": [None, "+447700900001"]}
+    assert change(db, ann, mobile="07700 900002") == {"mobile": ["+447700900001", "+447700900002"]}
+    assert change(db, ann, mobile="") == {"mobile": ["+447700900002", None]}
     assert written_events(db, ann)[1:] == [
-        ("updated", "bob", {"mobile": [None, "07700 1"]}),
-        ("updated", "bob", {"mobile": ["07700 1", "07700 2"]}),
-        ("updated", "bob", {"mobile": ["07700 2", None]}),
+        ("updated", "bob", {"mobile": [None, "+447700900001"]}),
+        ("updated", "bob", {"mobile": ["+447700900001", "+447700900002"]}),
+        ("updated", "bob", {"mobile": ["+447700900002", None]}),
     ]
     assert history_details(db, ann)[1:] == [
-        ("record.update", "bob", {"mobile": [None, "07700 1"]}),
-        ("record.update", "bob", {"mobile": ["07700 1", "07700 2"]}),
-        ("record.update", "bob", {"mobile": ["07700 2", None]}),
+        ("record.update", "bob", {"mobile": [None, "+447700900001"]}),
+        ("record.update", "bob", {"mobile": ["+447700900001", "+447700900002"]}),
+        ("record.update", "bob", {"mobile": ["+447700900002", None]}),
     ]
     with db.read() as conn:
         assert get_record(conn, ann)["mobile"] is None
@@ -84,10 +84,10 @@ def test_a_status_change_writes_updated_then_the_status_event_with_the_same_chan
 
 
 def test_setting_the_same_value_again_writes_nothing(db: Database, ann: RecordRef) -> None:
-    change(db, ann, mobile="07700 1")
+    change(db, ann, mobile="07700 900001")
     with db.read() as conn:
         before = get_record(conn, ann)["updated_at"]
-    assert change(db, ann, mobile="07700 1") == {}
+    assert change(db, ann, mobile="07700 900001") == {}
     assert len(written_events(db, ann)) == 2
     assert len(history_details(db, ann)) == 2
     with db.read() as conn:
@@ -98,7 +98,7 @@ def test_a_missing_record_is_said_before_a_bad_value(db: Database) -> None:
     with pytest.raises(NotFound, match=r"^there is no patient:7$"):
         change(db, RecordRef("patient", 7), date_of_birth="soon")
     with pytest.raises(NotFound, match=r"^there is no patient:7$"):
-        change(db, RecordRef("patient", 7), mobile="07700 1")
+        change(db, RecordRef("patient", 7), mobile="07700 900001")
 
 
 def test_a_task_for_a_patient_writes_its_event_and_history_under_its_own_id(db: Database, ann: RecordRef) -> None:
@@ -129,16 +129,16 @@ def test_concurrent_changes_of_one_field_each_record_the_value_they_replaced(db:
 
     def second() -> None:
         first_wrote.wait(10)
-        results.append(change(db, ann, mobile="second"))
+        results.append(change(db, ann, mobile="07700 900222"))
 
     thread = threading.Thread(target=second)
     thread.start()
     with db.write() as conn:
-        results.append(update_record(conn, ann, {"mobile": "first"}, "bob"))
+        results.append(update_record(conn, ann, {"mobile": "07700 900111"}, "bob"))
         first_wrote.set()
         thread.join(0.3)  # the second writer is now waiting for this transaction's row lock
     thread.join(10)
-    assert results == [{"mobile": [None, "first"]}, {"mobile": ["first", "second"]}]
+    assert results == [{"mobile": [None, "+447700900111"]}, {"mobile": ["+447700900111", "+447700900222"]}]
 
 
 def test_appended_lines_follow_the_text_after_a_newline(db: Database, ann: RecordRef) -> None:

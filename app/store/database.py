@@ -7,18 +7,21 @@ share it safely. PostgreSQL (psycopg 3) is for several workstations.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import sqlite3
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Final
 
 import platformdirs
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from .errors import DatabaseRefused
@@ -29,6 +32,11 @@ NETWORK_FILESYSTEMS: Final = frozenset({
     "davfs", "fuse.davfs2", "glusterfs", "ceph", "fuse.rclone",
 })
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+# A write that has waited this long for another program's lock is announced (`Database.on_wait`).
+SQLITE_WAIT_NOTICE_MS: Final = 2_000
+WAIT_MESSAGE: Final = "waiting for the database (locked by another program)"
+URL_FORMS: Final = "sqlite:///PATH or postgresql+psycopg://..."
+IN_MEMORY_REFUSED: Final = "an in-memory SQLite database cannot be shared by the app and its runtime; give a file path"
 
 
 def default_database_path() -> Path:
@@ -85,14 +93,32 @@ def check_sqlite_location(path: Path, mounts: str | None = None) -> None:
         )
 
 
+WaitHook = Callable[[str | None], None]
+
+
 class Database:
-    """An open practice database. `write()` for changes, `read()` for queries."""
+    """An open practice database. `write()` for changes, `read()` for queries.
+
+    `on_wait`: set it to be told when a write waits for a lock another program holds
+    (SQLite only: PostgreSQL writers do not share one lock). It is called, on the thread
+    doing the write, with `WAIT_MESSAGE` once the write has waited about 2 seconds, and
+    with None when the write goes ahead or gives up (after 30 s, "database is locked").
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.url = engine.url
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.is_postgresql = engine.dialect.name == "postgresql"
+        self.on_wait: WaitHook | None = None
+
+    def _notify_wait(self, message: str | None) -> None:
+        hook = self.on_wait
+        if hook is not None:
+            try:
+                hook(message)
+            except Exception:  # a notice must never break the write it is about
+                logging.getLogger(__name__).exception("the database wait hook failed")
 
     @property
     def display_name(self) -> str:
@@ -121,42 +147,111 @@ class Database:
         self.engine.dispose()
 
 
-def _configure_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
+def _configure_sqlite(db: Database) -> None:
+    @event.listens_for(db.engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own is deferred).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        # Short, so a write blocked by another program is noticed (`_begin_write` keeps
+        # trying up to SQLITE_BUSY_TIMEOUT_MS). WAL readers never wait for a writer.
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_WAIT_NOTICE_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
+    @event.listens_for(db.engine, "begin")
     def _on_begin(conn: Connection) -> None:
         readonly = conn.get_execution_options().get("clinicflow_readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        if readonly:
+            conn.exec_driver_sql("BEGIN")
+        else:
+            _begin_write(db, conn.connection.driver_connection)
 
 
-def create_database(url: str | None = None, *, pool_size: int = 5) -> Database:
-    """An engine for `url` (default: see `default_database_url`) without touching the schema."""
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _begin_write(db: Database, dbapi_conn: Any) -> None:
+    """BEGIN IMMEDIATE (no upgrade deadlocks); after SQLITE_WAIT_NOTICE_MS of waiting for
+    another program's lock, tell `db.on_wait` and keep trying up to SQLITE_BUSY_TIMEOUT_MS."""
+    try:
+        dbapi_conn.execute("BEGIN IMMEDIATE")
+        return
+    except sqlite3.OperationalError as exc:
+        if not _is_locked(exc):
+            raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+    deadline = time.monotonic() + (SQLITE_BUSY_TIMEOUT_MS - SQLITE_WAIT_NOTICE_MS) / 1000
+    db._notify_wait(WAIT_MESSAGE)
+    try:
+        while True:
+            try:
+                dbapi_conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_locked(exc) or time.monotonic() >= deadline:
+                    # As SQLAlchemy would have raised it: callers catch its errors.
+                    raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+    finally:
+        db._notify_wait(None)
+
+
+def sqlite_path(url: str | None = None) -> Path | None:
+    """The file of a SQLite URL (or plain path), None for another database."""
     full = normalize_url(url or default_database_url())
     try:
         parsed = make_url(full)
     except ArgumentError:
-        raise DatabaseRefused(f"'{full}' is not a database URL (use sqlite:///PATH or postgresql+psycopg://...)") from None
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser().resolve()
+
+
+def _check_sqlite_folder(path: Path, create: bool) -> None:
+    """Refuse a file in a folder that does not exist, unless creating was chosen: a typo in
+    a path must not look like a practice whose data vanished. The default database (in the
+    user data directory) is created on first use."""
+    if path.parent.is_dir():
+        return
+    if create or path == default_database_path().resolve():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseRefused(f"The folder {path.parent} cannot be created: {exc.strerror or exc}") from None
+        return
+    if path.parent.exists():
+        raise DatabaseRefused(f"{path.parent} is not a folder")
+    raise DatabaseRefused(f"The folder {path.parent} does not exist")
+
+
+def create_database(url: str | None = None, *, pool_size: int = 5, create: bool = False) -> Database:
+    """An engine for `url` (default: see `default_database_url`) without touching the schema.
+
+    A SQLite file in a folder that does not exist is refused unless `create` (the default
+    database's folder is created on first use); a new file in an existing folder is
+    created when first written, as every command creates the schema as needed.
+    """
+    full = normalize_url(url or default_database_url())
+    try:
+        parsed = make_url(full)
+    except ArgumentError:
+        raise DatabaseRefused(f"'{full}' is not a database URL (use {URL_FORMS})") from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:") or database.startswith("file:"):
-            raise DatabaseRefused("an in-memory SQLite database cannot be shared by the app and its runtime; give a file path")
+            raise DatabaseRefused(IN_MEMORY_REFUSED)
         path = Path(database).expanduser().resolve()
         check_sqlite_location(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _check_sqlite_folder(path, create)
         parsed = parsed.set(database=str(path))
         engine = create_engine(parsed, poolclass=NullPool if os.environ.get("CLINICFLOW_SQLITE_NULLPOOL") else None,
-                               connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        _configure_sqlite(engine)
+                               connect_args={"check_same_thread": False, "timeout": SQLITE_WAIT_NOTICE_MS / 1000})
+        db = Database(engine)
+        _configure_sqlite(db)
+        return db
     elif parsed.get_backend_name() == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -167,17 +262,105 @@ def create_database(url: str | None = None, *, pool_size: int = 5) -> Database:
     return Database(engine)
 
 
-def open_database(url: str | None = None, *, migrate: bool = True, pool_size: int = 5) -> Database:
-    """Open the practice database and bring its schema up to date."""
-    db = create_database(url, pool_size=pool_size)
+def open_database(url: str | None = None, *, migrate: bool = True, pool_size: int = 5,
+                  create: bool = False) -> Database:
+    """Open the practice database and bring its schema up to date.
+
+    `create`: also make the folders of a new SQLite file (an explicit choice: the app's
+    "Create a new database", `clinicflow init`); see `create_database`.
+    """
+    db = create_database(url, pool_size=pool_size, create=create)
     if migrate:
         try:
             upgrade_schema(db)
-        except OperationalError as exc:
+        except (OperationalError, DatabaseError) as exc:
             db.dispose()
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            reason = reason_in_words(exc, db.url)
             raise DatabaseRefused(f"cannot open the database {db.display_name}: {reason}") from None
     return db
+
+
+def reason_in_words(exc: BaseException, url: URL, *, name_server: bool = False) -> str:
+    """Why a database could not be used, for a person: one line, no driver class names
+    or links, never a password. `name_server`: also say which server refused."""
+    orig = getattr(exc, "orig", None) or exc
+    text = " ".join(str(orig).split())
+    if url.get_backend_name() == "sqlite":
+        if "file is not a database" in text:
+            return f"the file {url.database} is not a database"
+        if "unable to open database file" in text:
+            return f"the file {url.database} cannot be opened (check that the folder can be written to)"
+        if "database is locked" in text:
+            return "the database is locked by another program"
+        return text.removeprefix("(sqlite3.OperationalError) ")
+    where = f"The PostgreSQL server at {url.host or 'localhost'}:{url.port or 5432}"
+    if "Connection refused" in text:
+        return f"{where} did not answer (connection refused: is it running, and on that port?)"
+    if "timeout expired" in text or "timed out" in text:
+        return f"{where} did not answer in time"
+    if "failed to resolve host" in text or "could not translate host name" in text:
+        return f"The server name '{url.host}' was not found"
+    if "FATAL:" in text:
+        said = text.split("FATAL:", 1)[1].strip()
+        return f"{where} refused: {said}" if name_server else said
+    if "failed:" in text:
+        return f"{where} refused the connection: {text.rsplit('failed:', 1)[1].strip()}"
+    return text
+
+
+def check_database(url: str | None, *, timeout: float = 4.0, allow_new: bool = False) -> str | None:
+    """None when `url` names a database that can be opened now, else the reason in words.
+
+    Quick (PostgreSQL: at most `timeout` seconds to connect) and harmless: it creates
+    nothing, not even a SQLite file. A SQLite file that does not exist yet is a reason
+    ("There is no database ...") unless `allow_new`, so creating one stays a choice.
+    """
+    try:
+        full = normalize_url(url or default_database_url())
+        parsed = make_url(full)
+    except ArgumentError:
+        return f"'{url}' is not a database URL (use {URL_FORMS})"
+    if parsed.get_backend_name() == "sqlite":
+        return _check_sqlite_file(full, allow_new)
+    if parsed.get_backend_name() != "postgresql":
+        return f"unsupported database '{parsed.get_backend_name()}': use SQLite or PostgreSQL"
+    parsed = parsed.set(drivername="postgresql+psycopg")
+    engine = create_engine(parsed, poolclass=NullPool, connect_args={"connect_timeout": max(1, round(timeout))})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        return reason_in_words(exc, parsed, name_server=True)
+    finally:
+        engine.dispose()
+    return None
+
+
+def _check_sqlite_file(full: str, allow_new: bool) -> str | None:
+    path = sqlite_path(full)
+    if path is None:
+        return IN_MEMORY_REFUSED
+    try:
+        check_sqlite_location(path)
+    except DatabaseRefused as refused:
+        return str(refused)
+    if not path.parent.is_dir():
+        return f"{path.parent} is not a folder" if path.parent.exists() else f"The folder {path.parent} does not exist"
+    if not path.exists():
+        if not allow_new:
+            return f"There is no database at {path} yet"
+        return None if os.access(path.parent, os.W_OK) else f"The folder {path.parent} cannot be written to"
+    if path.is_dir():
+        return f"{path} is a folder, not a database file"
+    try:
+        # Read-only and without creating anything; WAL readers do not wait for a writer.
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=1)) as conn:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            return f"The file {path} is not a database"
+        return f"The file {path} cannot be opened: {exc}"
+    return None
 
 
 _MIGRATIONS: Final = Path(__file__).with_name("migrations")
@@ -197,10 +380,11 @@ def current_revision(conn: Connection) -> str | None:
         return None
 
 
-def upgrade_schema(db: Database) -> None:
-    """Apply pending migrations (cheap when the schema is current: one query)."""
+def upgrade_schema(db: Database, revision: str = "head") -> None:
+    """Apply pending migrations (cheap when the schema is current: one query); `revision`
+    stops at an older one (tests of a migration start from the one before it)."""
     with db.read() as conn:
-        if current_revision(conn) == head_revision():
+        if current_revision(conn) == (head_revision() if revision == "head" else revision):
             return
     from alembic import command
     from alembic.config import Config
@@ -212,4 +396,4 @@ def upgrade_schema(db: Database) -> None:
             # Two workstations upgrading at once take turns.
             conn.execute(text("SELECT pg_advisory_xact_lock(7312001)"))
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)

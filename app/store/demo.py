@@ -143,18 +143,18 @@ def _add_practice(conn: Connection, actor: str) -> dict[str, int]:
                                     "due_date": due, "status": status}, actor)
         recalls += 1
 
-    task_list = (
+    task_list: tuple[tuple[str, int | None, str, int, str], ...] = (
         ("Send referral letter to orthodontist", patient_ids[2], "Dr Tomasz Nowak", 2, "open"),
         ("Chase unpaid invoice", patient_ids[7], "Reception", -3, "open"),
         ("Order X-ray films", None, "Practice manager", 5, "open"),
         ("Call back about treatment plan", patient_ids[12], "Dr Amara Okafor", 1, "open"),
         ("Update medical history form", patient_ids[20], "Reception", -10, "done"),
     )
-    for title, patient_id, assignee, due_in_days, status in task_list:
+    for title, for_patient, assignee, due_in_days, status in task_list:
         values = {"title": title, "assignee": assignee, "status": status,
                   "due_at": _local(today + timedelta(days=due_in_days), 12)}
-        if patient_id is not None:
-            values["patient_id"] = patient_id
+        if for_patient is not None:
+            values["patient_id"] = for_patient
         add_record(conn, "task", values, actor)
     return {"patients": len(patient_ids), "appointments": appointments, "recalls": recalls,
             "tasks": len(task_list)}

@@ -13,29 +13,56 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from sqlalchemy import (
-    Boolean, Connection, Executable, Integer, String, Table, bindparam, case, cast, exists, func, insert, literal,
-    or_, select, union_all, update,
+    Boolean,
+    Connection,
+    Executable,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
 )
 
 from app.workflow.context import with_article
 from app.workflow.records import (
-    DEFAULT_STATUS, RECORD_FIELDS, RECORD_TYPES, FieldKind, FieldSpec, field_spec,
+    DEFAULT_COUNTRY,
+    DEFAULT_STATUS,
+    RECORD_FIELDS,
+    RECORD_TYPES,
+    FieldKind,
+    FieldSpec,
+    TextFormat,
+    field_spec,
 )
+from app.workflow.vocabulary import RecordEvent
 
+from . import values as checks
 from .errors import InvalidRecord, NotFound
 from .history import record_action
 from .schema import RECORD_TABLES, history, record_events
+from .settings import practice_country
+from .timeutil import iso, utcnow
 from .types import JSONData, UTCDateTime
-from .timeutil import iso, parse_date, parse_datetime, utcnow
+from .values import ValueProblem
 
 # Ids are 32-bit integers on both engines; a larger one names no record (and PostgreSQL
 # would refuse to even compare it).
 MAX_ID: Final = 2**31 - 1
 _REF: Final = re.compile(r"^(patient|appointment|task|recall):(\d+)$")
 # A status change that is also an event of its own, besides `updated`.
-STATUS_EVENTS: Final = {
-    "appointment": {"booked", "cancelled", "completed", "no_show"},
-    "recall": {"due"},
+STATUS_EVENTS: Final[dict[str, frozenset[str]]] = {
+    "appointment": frozenset({RecordEvent.BOOKED, RecordEvent.CANCELLED, RecordEvent.COMPLETED,
+                              RecordEvent.NO_SHOW}),
+    "recall": frozenset({RecordEvent.DUE}),
 }
 
 
@@ -52,7 +79,8 @@ class RecordRef:
         match = _REF.match(text.strip())
         if not match:
             raise InvalidRecord(
-                f"'{text}' is not a record reference (use TYPE:ID with TYPE one of {', '.join(RECORD_TYPES)}, e.g. patient:12)")
+                f"'{text}' is not a record reference "
+                f"(use TYPE:ID with TYPE one of {', '.join(RECORD_TYPES)}, e.g. patient:12)")
         return cls(match.group(1), int(match.group(2)))
 
 
@@ -62,58 +90,66 @@ def check_record_type(record_type: str) -> Table:
     return RECORD_TABLES[record_type]
 
 
-def parse_value(record_type: str, name: str, raw: Any) -> Any:
-    """A field value typed for storage; text from the command line or a form is accepted."""
+def parse_value(record_type: str, name: str, raw: Any, *, country: str = DEFAULT_COUNTRY) -> Any:
+    """A field value checked and typed for storage; text from the command line or a form
+    is accepted. `country` reads national phone numbers (see `settings.practice_country`)."""
     spec = field_spec(record_type, name)
     if spec is None:
         known = ", ".join(s.name for s in RECORD_FIELDS[record_type] if s.editable)
         raise InvalidRecord(f"{with_article(record_type)} has no field '{name}' (fields: {known})")
     if not spec.editable:
         raise InvalidRecord(f"{record_type} field '{name}' cannot be set")
-    return _typed(record_type, spec, raw)
+    try:
+        return _typed(record_type, spec, raw, country)
+    except ValueProblem as problem:
+        raise InvalidRecord(f"{record_type} field '{name}'{' ' if problem.of_field else ': '}{problem}") from None
 
 
-def _typed(record_type: str, spec: FieldSpec, raw: Any) -> Any:
-    where = f"{record_type} field '{spec.name}'"
+def _typed(record_type: str, spec: FieldSpec, raw: Any, country: str) -> Any:
     if raw is None or (isinstance(raw, str) and raw.strip() == ""):
         if spec.required:
-            raise InvalidRecord(f"{where} cannot be empty")
+            raise ValueProblem("cannot be empty", of_field=True)
         return None
     if spec.kind is FieldKind.TEXT:
-        text = str(raw)
-        limit = getattr(RECORD_TABLES[record_type].c[spec.name].type, "length", None)
-        if limit is not None and len(text) > limit:
-            raise InvalidRecord(f"{where} is longer than {limit} characters")
+        text = checks.check_text(raw, getattr(RECORD_TABLES[record_type].c[spec.name].type, "length", None))
+        if spec.format is TextFormat.EMAIL:
+            return checks.check_email(text)
+        if spec.format is TextFormat.PHONE:
+            return checks.normalise_phone(text, country)
         return text
     if spec.kind is FieldKind.INTEGER:
-        try:
-            number = int(raw)
-        except (TypeError, ValueError):
-            raise InvalidRecord(f"{where}: '{raw}' is not a whole number") from None
+        number = checks.check_integer(raw)
         if not 0 <= number <= MAX_ID:
             if spec.references:
-                raise InvalidRecord(f"{where}: there is no {spec.references}:{number}")
-            raise InvalidRecord(f"{where}: {number} is out of range (0 to {MAX_ID})")
+                raise ValueProblem(f"there is no {spec.references}:{number}")
+            raise ValueProblem(f"{number} is out of range (0 to {MAX_ID})")
         return number
     if spec.kind is FieldKind.DATE:
-        if isinstance(raw, date) and not isinstance(raw, datetime):
-            return raw
-        try:
-            return parse_date(str(raw))
-        except ValueError:
-            raise InvalidRecord(f"{where}: '{raw}' is not a date (use YYYY-MM-DD)") from None
+        return checks.check_date(raw)
     if spec.kind is FieldKind.DATETIME:
-        if isinstance(raw, datetime):
-            return raw
-        try:
-            return parse_datetime(str(raw))
-        except ValueError:
-            raise InvalidRecord(f"{where}: '{raw}' is not a date-time (use YYYY-MM-DD HH:MM, local time, or ISO 8601)") from None
+        return checks.check_datetime(raw)
+    if spec.kind is FieldKind.BOOLEAN:
+        return checks.parse_bool(raw)
     if spec.kind is FieldKind.CHOICE:
         if str(raw) not in spec.choices:
-            raise InvalidRecord(f"{where}: '{raw}' is not one of {', '.join(spec.choices)}")
+            raise ValueProblem(f"{checks.shown(raw)} is not one of {', '.join(spec.choices)}")
         return str(raw)
     raise AssertionError(spec.kind)
+
+
+def _country_for(conn: Connection, record_type: str, names: Any) -> str:
+    """The practice's country, read only when a phone number is among the values."""
+    for name in names:
+        spec = field_spec(record_type, name)
+        if spec is not None and spec.format is TextFormat.PHONE:
+            return practice_country(conn)
+    return DEFAULT_COUNTRY
+
+
+def parse_values(conn: Connection, record_type: str, raw_values: dict[str, Any]) -> dict[str, Any]:
+    """Every value checked and typed (see `parse_value`) before anything is written."""
+    country = _country_for(conn, record_type, raw_values)
+    return {name: parse_value(record_type, name, raw, country=country) for name, raw in raw_values.items()}
 
 
 # Statements built once and given their values when executed: building a statement costs
@@ -129,24 +165,24 @@ _INSERT_EVENT: Final = insert(record_events)
 def _check_references(conn: Connection, record_type: str, values: dict[str, Any]) -> None:
     for name, value in values.items():
         spec = field_spec(record_type, name)
-        if spec and spec.references and value is not None:
-            if conn.execute(_EXISTS[spec.references], {"the_id": value}).first() is None:
-                raise InvalidRecord(f"{record_type} field '{name}': there is no {spec.references}:{value}")
+        if (spec and spec.references and value is not None
+                and conn.execute(_EXISTS[spec.references], {"the_id": value}).first() is None):
+            raise InvalidRecord(f"{record_type} field '{name}': there is no {spec.references}:{value}")
 
 
 def _emit(conn: Connection, ref: RecordRef, events: list[str], actor: str, changes: dict[str, Any] | None) -> None:
     """The change's events, in order, in one execution."""
     now = utcnow()
     conn.execute(_INSERT_EVENT, [
-        {"record_type": ref.type, "record_id": ref.id, "event": event, "changes": changes, "actor": actor,
+        {"record_type": ref.type, "record_id": ref.id, "event": str(event), "changes": changes, "actor": actor,
          "occurred_at": now, "dispatched": False} for event in events])
 
 
 def add_record(conn: Connection, record_type: str, values: dict[str, Any], actor: str,
                *, created_by_run: int | None = None) -> RecordRef:
     """Create a record with its `created` event (and status event) and history entry."""
-    table = check_record_type(record_type)
-    typed = {name: parse_value(record_type, name, raw) for name, raw in values.items()}
+    check_record_type(record_type)
+    typed = parse_values(conn, record_type, values)
     missing = [s.name for s in RECORD_FIELDS[record_type] if s.required and typed.get(s.name) is None]
     if missing:
         raise InvalidRecord(f"{with_article(record_type)} needs {', '.join(missing)}")
@@ -169,7 +205,7 @@ def add_record(conn: Connection, record_type: str, values: dict[str, Any], actor
     new_id = conn.execute(_INSERT_ROW[record_type], typed).scalar_one()
     ref = RecordRef(record_type, new_id)
     status_event = typed.get("status") in STATUS_EVENTS.get(record_type, ())
-    _emit(conn, ref, ["created", typed["status"]] if status_event else ["created"], actor, shown)
+    _emit(conn, ref, [RecordEvent.CREATED, typed["status"]] if status_event else [RecordEvent.CREATED], actor, shown)
     record_action(conn, actor, "record.add", str(ref), shown)
     return ref
 
@@ -190,7 +226,7 @@ def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], acto
         raise NotFound(f"there is no {ref}")
     if not values:
         raise InvalidRecord("nothing to change: give field=value")
-    typed = {name: parse_value(ref.type, name, raw) for name, raw in values.items()}
+    typed = parse_values(conn, ref.type, values)
     _check_references(conn, ref.type, typed)
     changes = {k: [_jsonable(current[k]), _jsonable(v)] for k, v in typed.items() if current[k] != v}
     if not changes:
@@ -198,8 +234,12 @@ def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], acto
     if ref.type == "patient":
         typed["updated_at"] = utcnow()
     conn.execute(_UPDATE_ROW[ref.type], {**typed, "the_id": ref.id})
-    status_event = "status" in changes and typed["status"] in STATUS_EVENTS.get(ref.type, ())
-    _emit(conn, ref, ["updated", typed["status"]] if status_event else ["updated"], actor, changes)
+    events: list[str] = [RecordEvent.UPDATED]
+    if "status" in changes and typed["status"] in STATUS_EVENTS.get(ref.type, ()):
+        events.append(typed["status"])
+    if ref.type == "appointment" and "starts_at" in changes:
+        events.append(RecordEvent.RESCHEDULED)  # (a date-time: never the one-statement path above)
+    _emit(conn, ref, events, actor, changes)
     record_action(conn, actor, "record.update", str(ref), changes)
     return changes
 
@@ -215,7 +255,10 @@ def append_line(conn: Connection, ref: RecordRef, name: str, line: str, actor: s
     spec = field_spec(ref.type, name)
     if spec is None or spec.kind is not FieldKind.TEXT:
         raise InvalidRecord(f"{with_article(ref.type)} has no text field '{name}'")
+    # A field with a format (email, phone), a length limit, a blank line or a NUL goes
+    # through `update_record`'s checks instead.
     one_statement = (conn.dialect.name == "postgresql" and ref.id <= MAX_ID and line.strip() != ""
+                     and "\x00" not in line and spec.format is None
                      and getattr(table.c[name].type, "length", None) is None)
     if one_statement:
         row = conn.execute(_append_statement(ref.type, name), {
@@ -224,8 +267,7 @@ def append_line(conn: Connection, ref: RecordRef, name: str, line: str, actor: s
         if row is None:
             raise NotFound(f"there is no {ref}")
         return {name: [row.old_value, row.new_value]}
-    # Read under the row's lock (SQLite: the write transaction is the only writer anyway);
-    # a blank line or a field with a length limit goes through `update_record`'s checks.
+    # Read under the row's lock (SQLite: the write transaction is the only writer anyway).
     current = conn.execute(_ROW_LOCKED[ref.type], {"the_id": ref.id}).mappings().first() if ref.id <= MAX_ID else None
     if current is None:
         raise NotFound(f"there is no {ref}")
@@ -272,7 +314,7 @@ def _add_statement(record_type: str, names: list[str], status_event: bool) -> Ex
         if checks:
             source = source.where(*checks)
         row = insert(table).from_select(names, source).returning(table.c.id).cte("new_row")
-        events = [literal("created")] + ([_param("status_event", String)] if status_event else [])
+        events = [literal(RecordEvent.CREATED.value)] + ([_param("status_event", String)] if status_event else [])
         ctes = [_events_cte(row, row.c.id, events, _param("shown", JSONData))]
         subject = literal(f"{record_type}:") + cast(row.c.id, String)
         ctes.append(_history_cte(row, "record.add", subject, _param("shown", JSONData)))
@@ -331,7 +373,7 @@ def _update_statement(record_type: str, name: str, status_event: bool) -> Execut
                    .returning(old.c.old_value).cte("changed_row"))
         changes = func.jsonb_build_object(literal(name), func.jsonb_build_array(changed.c.old_value,
                                                                                 _param("new_json", JSONData)))
-        events = [literal("updated")] + ([value] if status_event else [])
+        events = [literal(RecordEvent.UPDATED.value)] + ([value] if status_event else [])
         ctes = [old, changed, _events_cte(changed, _param("record_id", Integer), events, changes)]
         ctes.append(_history_cte(changed, "record.update", _param("subject", String), changes))
         _STATEMENTS[key] = select(changed.c.old_value).add_cte(*ctes)
@@ -349,7 +391,7 @@ def _update_in_one_statement(conn: Connection, table: Table, ref: RecordRef, val
     if spec is None or spec.kind not in _JSON_AS_STORED:
         return None
     try:
-        value = parse_value(ref.type, name, raw)
+        value = parse_value(ref.type, name, raw, country=_country_for(conn, ref.type, values))
     except InvalidRecord:
         return None
     status_event = name == "status" and value in STATUS_EVENTS.get(ref.type, ())
@@ -379,7 +421,8 @@ def _append_statement(record_type: str, name: str) -> Executable:
                    .returning(old.c.old_value, column.label("new_value")).cte("changed_row"))
         changes = func.jsonb_build_object(literal(name), func.jsonb_build_array(changed.c.old_value,
                                                                                 changed.c.new_value))
-        ctes = [old, changed, _events_cte(changed, _param("the_id", Integer), [literal("updated")], changes),
+        updated = [literal(RecordEvent.UPDATED.value)]
+        ctes = [old, changed, _events_cte(changed, _param("the_id", Integer), updated, changes),
                 _history_cte(changed, "record.update", _param("subject", String), changes)]
         _STATEMENTS[key] = select(changed.c.old_value, changed.c.new_value).add_cte(*ctes)
     return _STATEMENTS[key]
@@ -402,14 +445,14 @@ def find_record(conn: Connection, ref: RecordRef) -> dict[str, Any] | None:
 
 def list_records(conn: Connection, record_type: str, search: str | None = None,
                  limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
-    """Records of one type by id; `search` matches any text field (case-insensitive)."""
+    """Records of one type by id; `search` matches any text field (case-insensitive), as
+    literal text: `%` and `_` are ordinary characters."""
     table = check_record_type(record_type)
     query = select(table).order_by(table.c.id)
     if search:
-        pattern = f"%{search.lower()}%"
         text_columns = [table.c[s.name] for s in RECORD_FIELDS[record_type]
                         if s.kind in (FieldKind.TEXT, FieldKind.CHOICE)]
-        query = query.where(or_(*(func.lower(c).like(pattern) for c in text_columns)))
+        query = query.where(or_(*(func.lower(c).contains(search.lower(), autoescape=True) for c in text_columns)))
     if limit is not None:
         query = query.limit(limit).offset(offset)
     return [dict(r) for r in conn.execute(query).mappings()]

@@ -8,7 +8,16 @@ Schema changes go through Alembic migrations in `migrations/versions`.
 from __future__ import annotations
 
 from sqlalchemy import (
-    Boolean, Column, Date, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -214,3 +223,19 @@ steps.append_column(Column("tries", JSONData))
 Index("ix_runs_workflow_id", runs.c.workflow_id, runs.c.id)
 # Who cancelled a run (also in history), for the run viewer.
 runs.append_column(Column("cancelled_by", String(200)))
+
+# --- record problems (migration 0003) ---------------------------------------------------
+
+# Values stored before records were checked (DESIGN section 4) that fail the checks now:
+# flagged, never changed or dropped, so a person can correct them (see `problems.py`).
+record_problems = Table(
+    "record_problems", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("record_type", String(16), nullable=False),
+    Column("record_id", Integer, nullable=False),
+    Column("field", String(64), nullable=False),
+    Column("value", Text),
+    Column("problem", Text, nullable=False),
+    Column("found_at", UTCDateTime, nullable=False),
+    Index("ix_record_problems_record", "record_type", "record_id"),
+)

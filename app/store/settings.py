@@ -7,12 +7,16 @@ from typing import Any, Final
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.workflow.records import DEFAULT_COUNTRY
+
 from .schema import settings
 from .timeutil import utcnow
+from .values import ValueProblem, check_country
 
 # DESIGN section 6: defaults of the safety limits; a workflow may set its own.
 DEFAULT_LIMITS: Final = {"max_runtime_seconds": 30 * 86400, "max_actions_per_run": 25, "max_nodes": 100}
 LIMITS_KEY: Final = "limits"
+COUNTRY_KEY: Final = "country"
 
 
 def get_setting(conn: Connection, key: str, default: Any = None) -> Any:
@@ -51,3 +55,12 @@ def effective_limits(conn: Connection, workflow_limits: dict[str, Any] | None) -
     return limits
 
 
+def practice_country(conn: Connection) -> str:
+    """The country national phone numbers are read in (setting `country`, default GB)."""
+    stored = get_setting(conn, COUNTRY_KEY)
+    if not isinstance(stored, str):
+        return DEFAULT_COUNTRY
+    try:
+        return check_country(stored)
+    except ValueProblem:  # set by hand to something unusable: the default still reads numbers
+        return DEFAULT_COUNTRY

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, select, update
 
 from app.workflow import Workflow, check_publishable, load_workflow
+from app.workflow.vocabulary import RunStatus
 
 from .errors import NotFound, WrongState
 from .history import record_action
@@ -73,7 +74,7 @@ def create_workflow(conn: Connection, workflow: Workflow, actor: str) -> int:
         name=workflow.name, draft=workflow.to_dict(), enabled=False, archived=False,
         created_at=now, updated_at=now).returning(workflows.c.id)).scalar_one()
     record_action(conn, actor, "workflow.create", f"workflow:{new_id}", {"name": workflow.name})
-    return new_id
+    return int(new_id)
 
 
 def _row(conn: Connection, workflow_id: int, *, lock: bool = False) -> Any:
@@ -210,7 +211,7 @@ def delete_workflow(conn: Connection, workflow_id: int, actor: str) -> str:
 def list_workflows(conn: Connection, *, include_archived: bool = False) -> list[WorkflowInfo]:
     latest = (select(workflow_versions.c.workflow_id, func.max(workflow_versions.c.number).label("number"))
               .group_by(workflow_versions.c.workflow_id).subquery())
-    failed = (select(runs.c.workflow_id, func.count().label("failed")).where(runs.c.status == "failed")
+    failed = (select(runs.c.workflow_id, func.count().label("failed")).where(runs.c.status == RunStatus.FAILED.value)
               .group_by(runs.c.workflow_id).subquery())
     query = (select(workflows, latest.c.number, workflow_versions.c.definition, failed.c.failed)
              .outerjoin(latest, latest.c.workflow_id == workflows.c.id)
@@ -241,7 +242,8 @@ def webhook_token(conn: Connection, workflow_id: int, *, rotate: bool = False, a
     """The workflow's webhook token, created on first use; `rotate` replaces it."""
     row = _row(conn, workflow_id, lock=True)
     if _trigger_type(row["draft"]) != "trigger.webhook" and not rotate and row["webhook_token"] is None:
-        raise WrongState(f"workflow {workflow_id} is not started by a webhook (its trigger is {_trigger_type(row['draft'])})")
+        trigger = _trigger_type(row["draft"])
+        raise WrongState(f"workflow {workflow_id} is not started by a webhook (its trigger is {trigger})")
     token = row["webhook_token"]
     if token is None or rotate:
         token = new_webhook_token()
@@ -249,4 +251,4 @@ def webhook_token(conn: Connection, workflow_id: int, *, rotate: bool = False, a
         if actor:
             record_action(conn, actor, "workflow.webhook_rotate" if rotate else "workflow.webhook_create",
                           f"workflow:{workflow_id}")
-    return token
+    return str(token)

@@ -8,15 +8,26 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import date
 from typing import Final
 
+from .vocabulary import RecordEvent
 
-class FieldKind(str, enum.Enum):
+
+class FieldKind(enum.StrEnum):
     TEXT = "text"
     INTEGER = "integer"
     DATE = "date"
     DATETIME = "datetime"
     CHOICE = "choice"
+    BOOLEAN = "boolean"
+
+
+class TextFormat(enum.StrEnum):
+    """What a text field must hold beyond being text (checked before storing)."""
+
+    EMAIL = "email"  # an address: local@domain.tld
+    PHONE = "phone"  # a phone number, stored in E.164 (+447700900123)
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,15 @@ class FieldSpec:
     choices: tuple[str, ...] = ()
     editable: bool = True  # false for ids and bookkeeping timestamps
     references: str | None = None  # record type an integer field points at
+    format: TextFormat | None = None  # for TEXT fields: an email address, a phone number
+
+
+# Dates and date-times a record may hold (DESIGN section 4): anything outside is a typing
+# mistake, and date arithmetic on year 1 or 9999 overflows.
+EARLIEST_DATE: Final = date(1900, 1, 1)
+LATEST_DATE: Final = date(2100, 12, 31)
+# Read national phone numbers in this country unless the practice's `country` setting says otherwise.
+DEFAULT_COUNTRY: Final = "GB"
 
 
 RECORD_TYPES: Final = ("patient", "appointment", "task", "recall")
@@ -43,8 +63,8 @@ RECORD_FIELDS: Final[dict[str, tuple[FieldSpec, ...]]] = {
         FieldSpec("first_name", FieldKind.TEXT, required=True),
         FieldSpec("last_name", FieldKind.TEXT, required=True),
         FieldSpec("date_of_birth", FieldKind.DATE),
-        FieldSpec("email", FieldKind.TEXT),
-        FieldSpec("mobile", FieldKind.TEXT),
+        FieldSpec("email", FieldKind.TEXT, format=TextFormat.EMAIL),
+        FieldSpec("mobile", FieldKind.TEXT, format=TextFormat.PHONE),
         FieldSpec("notes", FieldKind.TEXT),
         FieldSpec("created_at", FieldKind.DATETIME, editable=False),
         FieldSpec("updated_at", FieldKind.DATETIME, editable=False),
@@ -80,11 +100,12 @@ RECORD_FIELDS: Final[dict[str, tuple[FieldSpec, ...]]] = {
 DEFAULT_STATUS: Final = {"appointment": "booked", "task": "open", "recall": "due"}
 
 # Events a `trigger.record_event` may listen for, per record type.
-RECORD_EVENTS: Final[dict[str, tuple[str, ...]]] = {
-    "patient": ("created", "updated"),
-    "appointment": ("created", "updated", "booked", "cancelled", "completed", "no_show"),
-    "task": ("created", "updated"),
-    "recall": ("created", "updated", "due"),
+RECORD_EVENTS: Final[dict[str, tuple[RecordEvent, ...]]] = {
+    "patient": (RecordEvent.CREATED, RecordEvent.UPDATED),
+    "appointment": (RecordEvent.CREATED, RecordEvent.UPDATED, RecordEvent.BOOKED, RecordEvent.RESCHEDULED,
+                    RecordEvent.CANCELLED, RecordEvent.COMPLETED, RecordEvent.NO_SHOW),
+    "task": (RecordEvent.CREATED, RecordEvent.UPDATED),
+    "recall": (RecordEvent.CREATED, RecordEvent.UPDATED, RecordEvent.DUE),
 }
 
 

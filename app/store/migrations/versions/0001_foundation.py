@@ -1,7 +1,7 @@
 """foundation: workflows, versions, records, events, history, settings, runs, steps"""
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0001'
@@ -109,7 +109,8 @@ def upgrade() -> None:
     sa.Column('trigger_kind', sa.String(length=16), nullable=False),
     sa.Column('record_type', sa.String(length=16), nullable=True),
     sa.Column('record_id', sa.Integer(), nullable=True),
-    sa.Column('trigger_data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('trigger_data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'),
+              nullable=True),
     sa.Column('event_id', sa.Integer(), nullable=True),
     sa.Column('started_by', sa.String(length=200), nullable=True),
     sa.Column('triggered_at', sa.DateTime(timezone=True), nullable=False),
@@ -160,7 +161,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('workflow_id', sa.Integer(), nullable=False),
     sa.Column('number', sa.Integer(), nullable=False),
-    sa.Column('definition', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('definition', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'),
+              nullable=False),
     sa.Column('published_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('published_by', sa.String(length=200), nullable=False),
     sa.Column('note', sa.Text(), nullable=True),

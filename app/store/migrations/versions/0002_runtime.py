@@ -1,7 +1,7 @@
 """runtime: message outbox columns on steps, who cancelled a run, runs by workflow newest first"""
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0002'
