@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from app.api import InvalidRecord, NotFound, RecordRef
-from app.api import history, records
+from app.api import InvalidRecord, NotFound, RecordRef, history, records
 
 
 def practice(db):  # type: ignore[no-untyped-def]
@@ -23,8 +22,8 @@ def practice(db):  # type: ignore[no-untyped-def]
 
 
 def test_every_kind_of_record_in_words(db) -> None:  # type: ignore[no-untyped-def]
-    ann, bob, visit, task, lone, recall = practice(db)
-    when = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M")
+    ann, _bob, visit, task, lone, recall = practice(db)
+    when = datetime(2026, 3, 2, 9, 30, tzinfo=UTC).astimezone().strftime("%Y-%m-%d %H:%M")
     assert records.describe_record(db, ann) == f"Patient Ann Smith ({ann})"
     assert records.describe_record(db, visit) == f"Appointment of Ann Smith on {when} ({visit})"
     assert records.describe_record(db, task) == f"Task 'Call back' for Bob Jones ({task})"
@@ -40,7 +39,7 @@ def test_every_kind_of_record_in_words(db) -> None:  # type: ignore[no-untyped-d
 
 
 def test_search_matches_text_fields_and_optionally_the_patients_name(db) -> None:  # type: ignore[no-untyped-def]
-    ann, bob, visit, task, lone, recall = practice(db)
+    ann, _bob, visit, task, lone, _recall = practice(db)
     assert [r.ref for r in records.list_records(db, "patient", search="SMITH")] == [ann]
     assert [r.ref for r in records.list_records(db, "patient", search="ann@x")] == [ann]
     assert records.list_records(db, "appointment", search="ann smith") == []

@@ -6,14 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from runtime_workflows import add_patient, chain, edge, make_workflow, node
 
-from app.api import NotFound, RecordRef, WrongState
-from app.api import records, runs
+from app.api import NotFound, RecordRef, WrongState, records, runs
 from app.api.runs import RunFilter
 from app.runtime import Runtime
 from app.store.timeutil import utcnow
 from app.workflow.vocabulary import RunStatus, StepStatus
-from runtime_workflows import add_patient, chain, edge, make_workflow, node
 
 
 def call_list(db) -> int:  # type: ignore[no-untyped-def]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 from integration_servers import Answer, Gateway
+from runtime_workflows import add_patient, chain, make_workflow, node
 
-from app.api import default_actor
-from app.api import choose_actor, history, runs, settings, watch
+from app.api import choose_actor, default_actor, history, runs, settings, watch
 from app.runtime import Runtime
 from app.runtime.integrations.errors import IntegrationSettingError
-from runtime_workflows import add_patient, chain, make_workflow, node
 
 TOKEN = "s3cret-token-value"
 

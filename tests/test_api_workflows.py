@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from app.api import NotFound, WrongState, refusal_message
-from app.api import history, workflows
+from app.api import NotFound, WrongState, history, refusal_message, workflows
 from app.workflow import FORMAT, WorkflowNotPublishable, load_workflow
 
 

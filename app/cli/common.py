@@ -54,7 +54,8 @@ class Parser(argparse.ArgumentParser):
 
 def add_globals(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
-                        help="database URL or SQLite file (default: $CLINICFLOW_DATABASE_URL, else the user data directory)")
+                        help="database URL or SQLite file "
+                             "(default: $CLINICFLOW_DATABASE_URL, else the user data directory)")
     parser.add_argument("--as", dest="actor", metavar="NAME", default=argparse.SUPPRESS,
                         help="the team member doing this (default: your login name)")
 

@@ -7,9 +7,8 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from app.api import RecordRef
+from app.api import RecordRef, workflows
 from app.api import runs as api
-from app.api import workflows
 from app.workflow.vocabulary import RunStatus
 
 from .common import EXIT_OK, CliContext, add_command, add_group, print_json
