@@ -113,3 +113,14 @@ def test_webhook_token_is_made_once_and_rotated_on_request(db) -> None:  # type:
     manual = workflows.import_workflow(db, document(), "ann")
     with pytest.raises(WrongState, match="is not started by a webhook"):
         workflows.webhook(db, manual)
+
+
+def test_a_test_run_walks_the_draft_and_changes_nothing(db) -> None:  # type: ignore[no-untyped-def]
+    from app.api import records
+
+    patient = records.add_record(db, "patient", {"first_name": "Ann", "last_name": "Smith"}, "ann")
+    workflow_id = workflows.import_workflow(db, document("Tasks", nodes=[
+        {"id": "task", "type": "action.create_task", "config": {"title": "Call {{ patient.first_name }}"}}]), "ann")
+    result = workflows.test_run(db, workflows.get_draft(db, workflow_id), patient)
+    assert result.path == ["start", "task"]
+    assert records.list_records(db, "task") == []  # rolled back

@@ -11,12 +11,15 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
+from app.runtime.dry_run import DryRunResult, dry_run
 from app.runtime.integrations import preflight
 from app.store import workflows as store
 from app.store.database import Database
+from app.store.records import RecordRef
 from app.store.schema import workflow_versions, workflows
 from app.store.settings import default_limits
 from app.store.workflows import VersionInfo, WorkflowInfo
@@ -27,7 +30,7 @@ __all__ = [
     "create_workflow", "delete_workflow", "duplicate_workflow", "export_workflow", "get_draft", "get_info",
     "get_version", "import_workflow", "list_versions", "list_workflows", "live_version", "manual_workflows",
     "open_for_editing", "preflight_warnings", "publish", "read_workflow_file", "rename_workflow",
-    "restore_version", "save_draft", "set_enabled", "update_workflow", "webhook",
+    "restore_version", "save_draft", "set_enabled", "test_run", "update_workflow", "webhook", "workflow_state",
 ]
 
 
@@ -141,6 +144,13 @@ def preflight_warnings(db: Database, workflow: Workflow) -> list[str]:
     cannot use, records of its trigger's type lacking the address its messages go to."""
     with db.read() as conn:
         return list(preflight(conn, workflow))
+
+
+def test_run(db: Database, workflow: Workflow, record: RecordRef | None = None,
+             payload: dict[str, Any] | None = None) -> DryRunResult:
+    """The editor's Test run: the draft against a record with no side effects (messages are
+    rendered, not sent; record changes are rolled back; waits are shown, not waited)."""
+    return dry_run(db, workflow, record, payload)
 
 
 @dataclass(frozen=True)
