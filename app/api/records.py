@@ -1,8 +1,9 @@
 """The practice's records: list and search, get, add, update, and a record in words.
 
-`record_in_words` is the one way a record is named for people ("Patient Ann Smith
-(patient:12)", "Appointment of Ann Smith on 2026-03-02 09:30 (appointment:4)"); the run
-list, the run viewer, the records browser and the command line all use it.
+`record_in_words` (from the store, so the runtime's messages use it too) is the one way a
+record is named for people ("Patient Ann Smith (patient:12)", "Appointment of Ann Smith on
+2026-03-02 09:30 (appointment:4)"); the run list, the run viewer, the records browser and
+the command line read it here, many records at once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy import Connection, func, or_, select
 from app.store import records as store
 from app.store.database import Database
 from app.store.errors import InvalidRecord
-from app.store.records import RecordRef
+from app.store.records import RecordRef, patient_name, record_in_words
 from app.store.schema import RECORD_TABLES, patients
 from app.workflow.records import RECORD_FIELDS, RECORD_TYPES, FieldKind
 
@@ -28,29 +29,6 @@ __all__ = [
 # Record ids are searched by patient in batches; more than this many patients matching a
 # search is not a search a person means (the Runs tab says "no runs" rather than stall).
 MAX_PATIENT_MATCHES: Final = 1000
-
-
-def patient_name(patient: Mapping[str, Any] | None) -> str:
-    """"Ann Smith"; "" for no patient."""
-    if not patient:
-        return ""
-    return f"{patient.get('first_name') or ''} {patient.get('last_name') or ''}".strip()
-
-
-def record_in_words(ref: RecordRef, record: Mapping[str, Any] | None, patient: Mapping[str, Any] | None) -> str:
-    """A record in words, e.g. "Patient Ann Smith (patient:12)"; `patient` is the record's
-    patient (the record itself for a patient), `record` None when it was deleted."""
-    if record is None:
-        return f"{ref.type.capitalize()} {ref} (deleted)"
-    who = patient_name(record if ref.type == "patient" else patient)
-    if ref.type == "patient":
-        return f"Patient {who} ({ref})"
-    if ref.type == "appointment":
-        when = record["starts_at"].astimezone().strftime("%Y-%m-%d %H:%M")
-        return f"Appointment of {who} on {when} ({ref})"
-    if ref.type == "task":
-        return f"Task '{record['title']}'{' for ' + who if who else ''} ({ref})"
-    return f"Recall {record['recall_type']} of {who} ({ref})"
 
 
 @dataclass(frozen=True)
