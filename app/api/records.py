@@ -82,10 +82,11 @@ def words_for(conn: Connection, refs: Iterable[RecordRef]) -> dict[RecordRef, st
     """`record_in_words` for many records at once."""
     wanted = list(refs)
     found = load_records(conn, wanted)
-    return {ref: _words(ref, found) for ref in wanted}
+    return {ref: in_words_from(ref, found) for ref in wanted}
 
 
-def _words(ref: RecordRef, found: Mapping[RecordRef, Mapping[str, Any]]) -> str:
+def in_words_from(ref: RecordRef, found: Mapping[RecordRef, Mapping[str, Any]]) -> str:
+    """`record_in_words` from records already read with `load_records`."""
     record = found.get(ref)
     patient_id = record.get("patient_id") if record is not None and ref.type != "patient" else None
     patient = found.get(RecordRef("patient", patient_id)) if patient_id is not None else None
@@ -103,7 +104,7 @@ def _rows(conn: Connection, record_type: str, records: list[dict[str, Any]]) -> 
     for ref, values in zip(refs, records, strict=True):
         patient = values if record_type == "patient" else (
             found.get(RecordRef("patient", values["patient_id"])) if values.get("patient_id") is not None else None)
-        result.append(RecordRow(ref, values, patient_name(patient), _words(ref, found)))
+        result.append(RecordRow(ref, values, patient_name(patient), in_words_from(ref, found)))
     return result
 
 

@@ -10,24 +10,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Connection, RowMapping, and_, false, func, or_, select
 from sqlalchemy.sql import ColumnElement
 
-from app.runtime import control
+from app.runtime import Runtime, control
+from app.runtime.runtime import is_alive
 from app.store.database import Database
 from app.store.errors import InvalidRecord, NotFound
 from app.store.records import MAX_ID, RecordRef
 from app.store.schema import RECORD_TABLES, runs, runtimes, steps, workflows
-from app.store.timeutil import parse_datetime, utcnow
+from app.store.timeutil import iso, parse_datetime, utcnow
 from app.store.workflows import get_version
 from app.workflow import Workflow
 from app.workflow.vocabulary import ACTIVE_RUN_STATUSES, RunStatus, StepStatus, TriggerKind
 
-from .records import load_records, patients_matching, record_in_words
+from .records import in_words_from, load_records, patients_matching
 
 TRIGGER_KIND_WORDS: Final[dict[str, str]] = {
     TriggerKind.MANUAL: "Started by hand", TriggerKind.RECORD_EVENT: "Record event",
@@ -57,8 +58,6 @@ def _error(error_type: str | None, message: str | None) -> dict[str, Any] | None
 
 
 def _iso(moment: datetime | None) -> str | None:
-    from app.store.timeutil import iso
-
     return iso(moment)
 
 
@@ -214,12 +213,7 @@ def _summaries(conn: Connection, rows: Sequence[RowMapping]) -> list[RunSummary]
     found = load_records(conn, [ref for ref in refs if ref is not None])
     result = []
     for row, ref in zip(rows, refs, strict=True):
-        words = None
-        if ref is not None:
-            record = found.get(ref)
-            patient_id = record.get("patient_id") if record is not None and ref.type != "patient" else None
-            patient = found.get(RecordRef("patient", patient_id)) if patient_id is not None else None
-            words = record_in_words(ref, record, patient)
+        words = in_words_from(ref, found) if ref is not None else None
         result.append(_summary(row, ref, trigger_in_words(row["trigger_kind"], row["trigger_data"], words)))
     return result
 
@@ -363,7 +357,7 @@ def run_detail(db: Database, run_id: int) -> RunDetail:
             definition: Workflow | None = get_version(conn, summary.workflow_id, summary.version)
         except NotFound:
             definition = None
-    return RunDetail(**{f: getattr(summary, f) for f in RunSummary.__dataclass_fields__},
+    return RunDetail(**{f.name: getattr(summary, f.name) for f in fields(RunSummary)},
                      steps=step_views, definition=definition)
 
 
@@ -399,16 +393,12 @@ def retry_step(db: Database, run_id: int, actor: str) -> None:
 
 def runtime_running(db: Database) -> bool:
     """Whether any runtime (this computer's or another's) has beaten its heart lately."""
-    from app.runtime.runtime import is_alive
-
     with db.read() as conn:
         beats = conn.execute(select(runtimes.c.heartbeat_at)).scalars().all()
     return any(is_alive(beat) for beat in beats)
 
 
 def live_runtime_count(conn: Connection, within_seconds: float = 90.0) -> int:
-    from datetime import timedelta
-
     cutoff = utcnow() - timedelta(seconds=within_seconds)
     return int(conn.execute(select(func.count()).select_from(runtimes)
                             .where(runtimes.c.heartbeat_at > cutoff)).scalar_one())
@@ -420,8 +410,6 @@ def wait_for_run(db: Database, run_id: int, seconds: float) -> RunStatus:
     deadline = time.monotonic() + seconds
     runner = None
     if not runtime_running(db):
-        from app.runtime import Runtime
-
         runner = Runtime(db)
     while True:
         if runner is not None:
