@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from app.runtime import Runtime
-from app.runtime.queries import run_detail
+from app.api.runs import run_detail
 from app.store.records import RecordRef, add_record
 from app.store.schema import runs, tasks
 from app.store.workflows import create_workflow, publish, set_enabled
@@ -48,8 +48,7 @@ def add_patient(db: Any, **fields: Any) -> RecordRef:
 
 
 def detail(db: Any, run_id: int) -> dict[str, Any]:
-    with db.read() as conn:
-        return run_detail(conn, run_id)
+    return run_detail(db, run_id).to_json()
 
 
 def status(db: Any, run_id: int) -> str:

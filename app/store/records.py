@@ -8,6 +8,7 @@ when the change does. Functions take a `Connection`; the caller owns the transac
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -474,21 +475,20 @@ def record_to_json(record: dict[str, Any]) -> dict[str, Any]:
     return {k: _jsonable(v) for k, v in record.items()}
 
 
-def patient_name(patient: dict[str, Any]) -> str:
+def patient_name(patient: Mapping[str, Any] | None) -> str:
+    """"Ann Smith"; "" for no patient."""
+    if not patient:
+        return ""
     return f"{patient.get('first_name') or ''} {patient.get('last_name') or ''}".strip()
 
 
-def describe(conn: Connection, ref: RecordRef) -> str:
-    """A record in words, e.g. "Patient Ann Smith (patient:12)"."""
-    record = find_record(conn, ref)
+def record_in_words(ref: RecordRef, record: Mapping[str, Any] | None, patient: Mapping[str, Any] | None) -> str:
+    """A record in words, e.g. "Patient Ann Smith (patient:12)" — the one way a record is
+    named for people (app.api reads many at once with it). `patient` is the record's patient
+    (ignored for a patient), `record` None when it was deleted."""
     if record is None:
         return f"{ref.type.capitalize()} {ref} (deleted)"
-    patient = None
-    if ref.type == "patient":
-        patient = record
-    elif record.get("patient_id") is not None:
-        patient = find_record(conn, RecordRef("patient", record["patient_id"]))
-    who = patient_name(patient) if patient else ""
+    who = patient_name(record if ref.type == "patient" else patient)
     if ref.type == "patient":
         return f"Patient {who} ({ref})"
     if ref.type == "appointment":
@@ -497,3 +497,11 @@ def describe(conn: Connection, ref: RecordRef) -> str:
     if ref.type == "task":
         return f"Task '{record['title']}'{' for ' + who if who else ''} ({ref})"
     return f"Recall {record['recall_type']} of {who} ({ref})"
+
+
+def describe(conn: Connection, ref: RecordRef) -> str:
+    """A record in words, read from the database (see `record_in_words`)."""
+    record = find_record(conn, ref)
+    patient_id = record.get("patient_id") if record is not None and ref.type != "patient" else None
+    patient = find_record(conn, RecordRef("patient", patient_id)) if patient_id is not None else None
+    return record_in_words(ref, record, patient)

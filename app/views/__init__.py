@@ -16,7 +16,7 @@ def create_main_window(database_url: str | None, start_runtime: bool = True, *, 
     """
     from PySide6.QtWidgets import QApplication
 
-    from app.cli import default_actor
+    from app.api import default_actor
     from app.store import open_database
 
     from .main_window import MainWindow

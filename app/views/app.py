@@ -9,7 +9,7 @@ import sys
 from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.cli import default_actor
+from app.api import default_actor
 
 
 def run_app(database_url: str | None, demo: bool, actor: str) -> int:

@@ -145,7 +145,7 @@ class MainWindow(QMainWindow):
     # --- construction ---------------------------------------------------------------------------
 
     def actor(self) -> str:
-        from app.cli import default_actor
+        from app.api import default_actor
 
         if self._default_actor != default_actor():
             return self._default_actor  # an explicit --as wins

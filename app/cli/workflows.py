@@ -1,21 +1,18 @@
-"""`clinicflow workflow ...`: import, update, export, publish, enable, disable, versions."""
+"""`clinicflow workflow ...`: list, import, update, export, publish, enable, disable, versions, webhook."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from app.cli import EXIT_OK, CliContext, add_command, print_json
-from app.store import workflows as store
-from app.workflow import Problem, WorkflowFileError, load_workflow
+from app.api import workflows as api
+
+from .common import EXIT_OK, CliContext, add_command, add_group, print_json
 
 
 def register(sub: Any) -> None:
-    group = sub.add_parser("workflow", help="import, publish and enable workflows")
-    cmds = group.add_subparsers(dest="workflow_command", metavar="COMMAND", required=True,
-                                parser_class=type(group))
+    cmds = add_group(sub, "workflow", "import, publish and enable workflows", "workflow_command")
 
     p = add_command(cmds, "list", "list workflows", _list)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -44,20 +41,14 @@ def register(sub: Any) -> None:
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-
-def _read(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read().removeprefix("\ufeff")
-    # utf-8-sig: Windows Notepad saves UTF-8 with a byte-order mark, which JSON forbids.
-    try:
-        return Path(path).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise WorkflowFileError([Problem(f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8")]) from None
+    p = add_command(cmds, "webhook", "a webhook workflow's path and token (--rotate: a new token)", _webhook)
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--rotate", action="store_true", help="replace the token; the old one stops working at once")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _list(args: argparse.Namespace, ctx: CliContext) -> int:
-    with ctx.db.read() as conn:
-        infos = store.list_workflows(conn)
+    infos = api.list_workflows(ctx.db)
     if args.json:
         print_json([i.to_json() for i in infos])
         return EXIT_OK
@@ -73,61 +64,44 @@ def _list(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def _import(args: argparse.Namespace, ctx: CliContext) -> int:
-    workflow = load_workflow(_read(args.file))
-    with ctx.db.write() as conn:
-        new_id = store.create_workflow(conn, workflow, ctx.actor)
-    print(new_id)
+    text = api.read_workflow_file(args.file)
+    print(api.import_workflow(ctx.db, text, ctx.actor))
     return EXIT_OK
 
 
 def _update(args: argparse.Namespace, ctx: CliContext) -> int:
-    workflow = load_workflow(_read(args.file))
-    with ctx.db.write() as conn:
-        store.update_draft(conn, args.id, workflow, ctx.actor)
+    api.update_workflow(ctx.db, args.id, api.read_workflow_file(args.file), ctx.actor)
     return EXIT_OK
 
 
 def _export(args: argparse.Namespace, ctx: CliContext) -> int:
-    with ctx.db.read() as conn:
-        workflow = (store.get_draft(conn, args.id) if args.version is None
-                    else store.get_version(conn, args.id, args.version))
-    sys.stdout.write(workflow.to_json())
+    sys.stdout.write(api.export_workflow(ctx.db, args.id, args.version))
     return EXIT_OK
 
 
 def _publish(args: argparse.Namespace, ctx: CliContext) -> int:
-    from app.runtime.integrations import preflight
-
-    with ctx.db.write() as conn:
-        number = store.publish(conn, args.id, ctx.actor, args.note)
-    print(number)
+    result = api.publish(ctx.db, args.id, ctx.actor, args.note)
+    print(result.number)
     # The same pre-flight warnings the app's Publish dialog shows; they do not stop publishing.
-    with ctx.db.read() as conn:
-        warnings = preflight(conn, store.get_version(conn, args.id, number))
-    for warning in warnings:
+    for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 
 def _enable(args: argparse.Namespace, ctx: CliContext) -> int:
-    with ctx.db.write() as conn:
-        changed = store.set_enabled(conn, args.id, True, ctx.actor)
-    if not changed:
+    if not api.set_enabled(ctx.db, args.id, True, ctx.actor):
         print(f"workflow {args.id} was already enabled", file=sys.stderr)
     return EXIT_OK
 
 
 def _disable(args: argparse.Namespace, ctx: CliContext) -> int:
-    with ctx.db.write() as conn:
-        changed = store.set_enabled(conn, args.id, False, ctx.actor)
-    if not changed:
+    if not api.set_enabled(ctx.db, args.id, False, ctx.actor):
         print(f"workflow {args.id} was already disabled", file=sys.stderr)
     return EXIT_OK
 
 
 def _versions(args: argparse.Namespace, ctx: CliContext) -> int:
-    with ctx.db.read() as conn:
-        versions = store.list_versions(conn, args.id)
+    versions = api.list_versions(ctx.db, args.id)
     if args.json:
         print_json([v.to_json() for v in versions])
         return EXIT_OK
@@ -136,4 +110,16 @@ def _versions(args: argparse.Namespace, ctx: CliContext) -> int:
     for v in versions:
         when = v.published_at.astimezone().strftime("%Y-%m-%d %H:%M")
         print(f"v{v.number}  {when}  {v.published_by}  {v.note or ''}".rstrip())
+    return EXIT_OK
+
+
+def _webhook(args: argparse.Namespace, ctx: CliContext) -> int:
+    hook = api.webhook(ctx.db, args.id, rotate=args.rotate, actor=ctx.actor)
+    if args.json:
+        print_json({"path": hook.path, "token": hook.token})
+        return EXIT_OK
+    print(f"path: {hook.path}")
+    print(f"token: {hook.token}")
+    print(f"Send: POST {hook.path} with the header 'Authorization: Bearer <token>' and a JSON object body"
+          + (" (the old token no longer works)" if args.rotate else ""), file=sys.stderr)
     return EXIT_OK

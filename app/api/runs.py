@@ -1,0 +1,420 @@
+"""Runs: start, list (filters, counts, keyset pages), the run with its steps, cancel, retry.
+
+This is the single read model of a run: `run show/list --json`, the Runs tab and the run
+viewer all read `RunSummary` / `RunDetail`. Times are aware UTC; `to_json()` writes ISO 8601
+in UTC (DESIGN section 8). Person-initiated actions go through `app.runtime.control`, which
+guards each state change and records who did it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import Connection, RowMapping, and_, false, func, or_, select
+from sqlalchemy.sql import ColumnElement
+
+from app.runtime import Runtime, control
+from app.runtime.runtime import is_alive
+from app.store.database import Database
+from app.store.errors import InvalidRecord, NotFound
+from app.store.records import MAX_ID, RecordRef
+from app.store.schema import RECORD_TABLES, runs, runtimes, steps, workflows
+from app.store.timeutil import iso, parse_datetime, utcnow
+from app.store.workflows import get_version
+from app.workflow import Workflow
+from app.workflow.vocabulary import ACTIVE_RUN_STATUSES, RunStatus, StepStatus, TriggerKind
+
+from .records import in_words_from, load_records, patients_matching
+
+TRIGGER_KIND_WORDS: Final[dict[str, str]] = {
+    TriggerKind.MANUAL: "Started by hand", TriggerKind.RECORD_EVENT: "Record event",
+    TriggerKind.SCHEDULE: "Schedule", TriggerKind.WEBHOOK: "Webhook",
+}
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs: one workflow or all, a status, a date range, an error type, a record search."""
+
+    workflow_id: int | None = None
+    status: str | None = None
+    since: datetime | None = None   # triggered at or after (aware)
+    until: datetime | None = None   # triggered before (aware)
+    record: str = ""                # "patient:12", or words matched against patient names and emails
+    error_type: str | None = None
+
+    def with_(self, **changes: Any) -> RunFilter:
+        return replace(self, **changes)
+
+
+def _error(error_type: str | None, message: str | None) -> dict[str, Any] | None:
+    if error_type is None and message is None:
+        return None
+    return {"type": error_type, "message": message}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return iso(moment)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run as the Runs tab and `run list --json` show it."""
+
+    id: int
+    workflow_id: int
+    workflow_name: str
+    version: int
+    status: RunStatus
+    triggered_at: datetime
+    finished_at: datetime | None
+    trigger_kind: str
+    record: RecordRef | None
+    trigger_words: str        # what started it: "Patient Ann Smith (patient:12)", "Schedule 09:00", ...
+    started_by: str | None    # a person, or None for an automatic trigger
+    cancelled_by: str | None
+    error_type: str | None
+    error_message: str | None
+    due_at: datetime | None   # a waiting run resumes then
+    updated_at: datetime
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_RUN_STATUSES
+
+    @property
+    def started_by_words(self) -> str:
+        return self.started_by or "automatic"
+
+    @property
+    def resumes_at(self) -> datetime | None:
+        return self.due_at if self.status == RunStatus.WAITING else None
+
+    def duration_seconds(self, now: datetime | None = None) -> float:
+        """From trigger to finish, or to `now` while it is still going."""
+        end = self.finished_at or now or utcnow()
+        return round(max(0.0, (end - self.triggered_at).total_seconds()), 3)
+
+    def to_json(self) -> dict[str, Any]:
+        """A `run list --json` object."""
+        return {
+            "id": self.id, "workflow_id": self.workflow_id, "workflow_name": self.workflow_name,
+            "version": self.version, "status": str(self.status), "triggered_at": _iso(self.triggered_at),
+            "finished_at": _iso(self.finished_at), "duration_seconds": self.duration_seconds(),
+            "trigger": {"kind": self.trigger_kind, "record": str(self.record) if self.record else None},
+            "error": _error(self.error_type, self.error_message),
+        }
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One attempt of one step."""
+
+    id: int
+    seq: int
+    node_id: str
+    node_type: str
+    status: StepStatus
+    attempt: int
+    started_at: datetime
+    finished_at: datetime | None
+    input: Any
+    output: Any
+    error_type: str | None
+    error_message: str | None
+    error_detail: str | None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (StepStatus.RUNNING, StepStatus.WAITING)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "node_id": self.node_id, "type": self.node_type, "status": str(self.status),
+            "attempt": self.attempt, "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at),
+            "input": self.input, "output": self.output, "error": _error(self.error_type, self.error_message),
+        }
+
+
+@dataclass(frozen=True)
+class RunDetail(RunSummary):
+    """A run with every attempt of every step in execution order, and the version it runs."""
+
+    steps: tuple[StepView, ...] = ()
+    definition: Workflow | None = field(default=None, compare=False)  # None if the version is gone
+
+    @property
+    def waiting_step(self) -> StepView | None:
+        return next((s for s in reversed(self.steps) if s.status == StepStatus.WAITING), None)
+
+    @property
+    def path(self) -> list[str]:
+        """Node ids in the order the run reached them (a retried node once)."""
+        path: list[str] = []
+        for step in self.steps:
+            if not path or path[-1] != step.node_id:
+                path.append(step.node_id)
+        return path
+
+    @property
+    def latest_status(self) -> dict[str, StepStatus]:
+        """Each node's latest step status (for the graph)."""
+        return {s.node_id: s.status for s in self.steps}
+
+    def to_json(self) -> dict[str, Any]:
+        """The `run show --json` object."""
+        return {**super().to_json(), "steps": [s.to_json() for s in self.steps]}
+
+
+# --- reading -----------------------------------------------------------------------------
+
+# Every column a summary needs (not the engine's cursor `state`, which can be large).
+_SUMMARY_COLUMNS: Final = (
+    runs.c.id, runs.c.workflow_id, workflows.c.name.label("workflow_name"), runs.c.version, runs.c.status,
+    runs.c.triggered_at, runs.c.finished_at, runs.c.trigger_kind, runs.c.record_type, runs.c.record_id,
+    runs.c.trigger_data, runs.c.started_by, runs.c.cancelled_by, runs.c.error_type, runs.c.error_message,
+    runs.c.due_at, runs.c.updated_at,
+)
+
+
+def _base() -> Any:
+    return select(*_SUMMARY_COLUMNS).join(workflows, workflows.c.id == runs.c.workflow_id)
+
+
+def trigger_in_words(trigger_kind: str, trigger_data: Any, record_words: str | None) -> str:
+    """What started a run: its record in words, else "Schedule 09:00", "Webhook", ..."""
+    if record_words is not None:
+        return record_words
+    if trigger_kind == TriggerKind.SCHEDULE:
+        data = trigger_data if isinstance(trigger_data, dict) else {}
+        fire = data.get("fire_time") or data.get("fired_at")
+        if fire:
+            try:
+                return f"Schedule {parse_datetime(str(fire)).astimezone().strftime('%H:%M')}"
+            except ValueError:
+                pass
+        return "Schedule"
+    return TRIGGER_KIND_WORDS.get(trigger_kind, trigger_kind.replace("_", " ").capitalize())
+
+
+def _ref(row: RowMapping) -> RecordRef | None:
+    if row["record_type"] in RECORD_TABLES and row["record_id"] is not None:
+        return RecordRef(row["record_type"], int(row["record_id"]))
+    return None
+
+
+def _summaries(conn: Connection, rows: Sequence[RowMapping]) -> list[RunSummary]:
+    """Summaries of a page of runs: one query per record type for the trigger words, not one per run."""
+    refs = [_ref(r) for r in rows]
+    found = load_records(conn, [ref for ref in refs if ref is not None])
+    result = []
+    for row, ref in zip(rows, refs, strict=True):
+        words = in_words_from(ref, found) if ref is not None else None
+        result.append(_summary(row, ref, trigger_in_words(row["trigger_kind"], row["trigger_data"], words)))
+    return result
+
+
+def _summary(row: RowMapping, ref: RecordRef | None, words: str) -> RunSummary:
+    return RunSummary(
+        id=row["id"], workflow_id=row["workflow_id"], workflow_name=row["workflow_name"], version=row["version"],
+        status=RunStatus(row["status"]), triggered_at=row["triggered_at"], finished_at=row["finished_at"],
+        trigger_kind=row["trigger_kind"], record=ref, trigger_words=words, started_by=row["started_by"],
+        cancelled_by=row["cancelled_by"], error_type=row["error_type"], error_message=row["error_message"],
+        due_at=row["due_at"], updated_at=row["updated_at"])
+
+
+def _record_condition(conn: Connection, text: str) -> ColumnElement[bool]:
+    """Runs whose trigger record is `text` (a reference) or belongs to patients matching it."""
+    text = text.strip()
+    try:
+        ref: RecordRef | None = RecordRef.parse(text)
+    except InvalidRecord:
+        ref = None
+    patient_ids: list[int]
+    if ref is not None:
+        own = and_(runs.c.record_type == ref.type, runs.c.record_id == ref.id)
+        if ref.type != "patient":
+            return own
+        patient_ids = [ref.id]
+    else:
+        patient_ids = patients_matching(conn, text)
+        if not patient_ids:
+            return false()
+        own = false()
+    options: list[ColumnElement[bool]] = [own, and_(runs.c.record_type == "patient",
+                                                    runs.c.record_id.in_(patient_ids))]
+    for record_type in ("appointment", "task", "recall"):
+        table = RECORD_TABLES[record_type]
+        options.append(and_(runs.c.record_type == record_type,
+                             runs.c.record_id.in_(select(table.c.id).where(table.c.patient_id.in_(patient_ids)))))
+    return or_(*options)
+
+
+def _where(conn: Connection, flt: RunFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if flt.workflow_id is not None:
+        where.append(runs.c.workflow_id == flt.workflow_id)
+    if flt.status:
+        where.append(runs.c.status == str(flt.status))
+    if flt.since is not None:
+        where.append(runs.c.triggered_at >= flt.since)
+    if flt.until is not None:
+        where.append(runs.c.triggered_at < flt.until)
+    if flt.error_type:
+        where.append(runs.c.error_type == flt.error_type)
+    if flt.record.strip():
+        where.append(_record_condition(conn, flt.record))
+    return where
+
+
+def _count(conn: Connection, where: list[ColumnElement[bool]]) -> int:
+    return int(conn.execute(select(func.count()).select_from(runs).where(*where)).scalar_one())
+
+
+def _page(conn: Connection, where: list[ColumnElement[bool]], start: int, size: int, total: int, *,
+          below_id: int | None, above_id: int | None) -> list[RunSummary]:
+    base = _base().where(*where)
+    if below_id is not None:
+        query, ascending = base.where(runs.c.id < below_id).order_by(runs.c.id.desc()).limit(size), False
+    elif above_id is not None:
+        query, ascending = base.where(runs.c.id > above_id).order_by(runs.c.id.asc()).limit(size), True
+    elif start <= total - start - size:
+        query, ascending = base.order_by(runs.c.id.desc()).offset(start).limit(size), False
+    else:
+        query, ascending = base.order_by(runs.c.id.asc()).offset(max(total - start - size, 0)).limit(size), True
+    rows = list(conn.execute(query).mappings())
+    if ascending:
+        rows.reverse()
+    return _summaries(conn, rows)
+
+
+def count_runs(db: Database, flt: RunFilter | None = None) -> int:
+    """How many runs match (one indexed COUNT)."""
+    with db.read() as conn:
+        return _count(conn, _where(conn, flt or RunFilter()))
+
+
+def list_runs(db: Database, flt: RunFilter | None = None, *, limit: int | None = None) -> list[RunSummary]:
+    """Matching runs, newest first (`run list`)."""
+    with db.read() as conn:
+        query = _base().where(*_where(conn, flt or RunFilter())).order_by(runs.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        return _summaries(conn, list(conn.execute(query).mappings()))
+
+
+def runs_page(db: Database, flt: RunFilter, start: int, size: int, total: int, *,
+              below_id: int | None = None, above_id: int | None = None) -> list[RunSummary]:
+    """`size` runs from row `start` of `total` (newest first), for a table that pages.
+
+    Next to a page already read, give `below_id` (its last, oldest run: the next page down)
+    or `above_id` (its first: the page above); the page is then found by keyset, with no
+    OFFSET. Otherwise it is read from whichever end is nearer.
+    """
+    with db.read() as conn:
+        return _page(conn, _where(conn, flt), start, size, total, below_id=below_id, above_id=above_id)
+
+
+@dataclass(frozen=True)
+class RunWindow:
+    """The number of matching runs and the rows from `start`, read in one snapshot."""
+
+    total: int
+    start: int
+    rows: tuple[RunSummary, ...]
+
+
+def runs_window(db: Database, flt: RunFilter, start: int, size: int) -> RunWindow:
+    """Count and rows `start`..`start + size` in one read (a live refresh of what is on screen)."""
+    with db.read() as conn:
+        where = _where(conn, flt)
+        total = _count(conn, where)
+        size = min(size, total - start)
+        rows = _page(conn, where, start, size, total, below_id=None, above_id=None) if size > 0 else []
+        return RunWindow(total, start, tuple(rows))
+
+
+def run_detail(db: Database, run_id: int) -> RunDetail:
+    """The run, every attempt of every step in execution order, and its version's graph."""
+    with db.read() as conn:
+        row = (conn.execute(_base().where(runs.c.id == run_id)).mappings().first()
+               if 0 <= run_id <= MAX_ID else None)
+        if row is None:
+            raise NotFound(f"there is no run {run_id}")
+        summary = _summaries(conn, [row])[0]
+        step_rows = conn.execute(select(steps).where(steps.c.run_id == run_id)
+                                 .order_by(steps.c.seq, steps.c.attempt, steps.c.id)).mappings()
+        step_views = tuple(StepView(
+            id=s["id"], seq=s["seq"], node_id=s["node_id"], node_type=s["node_type"], status=StepStatus(s["status"]),
+            attempt=s["attempt"], started_at=s["started_at"], finished_at=s["finished_at"], input=s["input"],
+            output=s["output"], error_type=s["error_type"], error_message=s["error_message"],
+            error_detail=s["error_detail"]) for s in step_rows)
+        try:
+            definition: Workflow | None = get_version(conn, summary.workflow_id, summary.version)
+        except NotFound:
+            definition = None
+    return RunDetail(**{f.name: getattr(summary, f.name) for f in fields(RunSummary)},
+                     steps=step_views, definition=definition)
+
+
+def run_status(db: Database, run_id: int) -> RunStatus:
+    with db.read() as conn:
+        status = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
+    if status is None:
+        raise NotFound(f"there is no run {run_id}")
+    return RunStatus(status)
+
+
+# --- person-initiated actions --------------------------------------------------------------
+
+def start_run(db: Database, workflow_id: int, *, record: RecordRef | None = None, actor: str) -> int:
+    """A manual run, durably created (running, due now) when this returns; its id."""
+    return control.start_run(db, workflow_id, record=record, actor=actor)
+
+
+def cancel_run(db: Database, run_id: int, actor: str) -> None:
+    """Running or Waiting -> Cancelled; anything else is refused with the reason."""
+    control.cancel_run(db, run_id, actor)
+
+
+def retry_run(db: Database, run_id: int, actor: str) -> None:
+    """Retry Run: from the trigger with fresh context; completed actions are reused, not repeated."""
+    control.retry_run(db, run_id, actor)
+
+
+def retry_step(db: Database, run_id: int, actor: str) -> None:
+    """Retry Step: the failed step again as a new attempt, then on down the workflow."""
+    control.retry_step(db, run_id, actor)
+
+
+def runtime_running(db: Database) -> bool:
+    """Whether any runtime (this computer's or another's) has beaten its heart lately."""
+    with db.read() as conn:
+        beats = conn.execute(select(runtimes.c.heartbeat_at)).scalars().all()
+    return any(is_alive(beat) for beat in beats)
+
+
+def live_runtime_count(conn: Connection, within_seconds: float = 90.0) -> int:
+    cutoff = utcnow() - timedelta(seconds=within_seconds)
+    return int(conn.execute(select(func.count()).select_from(runtimes)
+                            .where(runtimes.c.heartbeat_at > cutoff)).scalar_one())
+
+
+def wait_for_run(db: Database, run_id: int, seconds: float) -> RunStatus:
+    """Until the run is no longer running (or `seconds` passed); with no runtime about,
+    this process executes it (`run start --wait`)."""
+    deadline = time.monotonic() + seconds
+    runner = None
+    if not runtime_running(db):
+        runner = Runtime(db)
+    while True:
+        if runner is not None:
+            runner.run_once()
+        status = run_status(db, run_id)
+        if status != RunStatus.RUNNING or time.monotonic() >= deadline:
+            return status
+        time.sleep(0.05)

@@ -1,0 +1,115 @@
+"""Practice settings shared by every workstation: default safety limits and integrations
+(SMTP server, SMS gateway) — reading, validated saving, and connection tests.
+
+Secrets (the SMTP password, the gateway token) are returned to the Settings form, which
+needs them, but `IntegrationView.lines` and `to_json` show them only as set or not set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from app.runtime.integrations import check_sms, check_smtp, record_test_result
+from app.runtime.integrations import settings as integrations
+from app.runtime.integrations.errors import DeliveryError
+from app.store import settings as store
+from app.store.database import Database
+
+KINDS: Final = integrations.KINDS
+KEYS: Final = integrations.KEYS
+TITLES: Final = integrations.TITLES
+SECRET_KEYS: Final = ("password", "token")
+DEFAULT_LIMITS: Final = store.DEFAULT_LIMITS
+
+
+def practice_limits(db: Database) -> dict[str, int]:
+    """The practice's default safety limits (DESIGN section 6 unless changed)."""
+    with db.read() as conn:
+        return store.default_limits(conn)
+
+
+def set_practice_limits(db: Database, limits: Mapping[str, int]) -> None:
+    with db.write() as conn:
+        store.set_default_limits(conn, dict(limits))
+
+
+@dataclass(frozen=True)
+class IntegrationView:
+    kind: str
+    values: Mapping[str, Any]          # as stored, secrets included (for the Settings form)
+    last_test: Mapping[str, Any] | None  # {"ok", "reason", "at"} since the settings changed
+
+    @property
+    def lines(self) -> list[str]:
+        """`key: value` lines with secrets shown only as set or not set."""
+        return integrations.describe_settings(self.kind, dict(self.values))
+
+    def to_json(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {}
+        for key in KEYS[self.kind]:
+            value = self.values.get(key)
+            if key in SECRET_KEYS:
+                value = bool(value)
+            elif key == "url" and value:
+                value = integrations.shown_url(value)
+            shown[key] = value
+        return {"kind": self.kind, "settings": shown, "last_test": self.last_test}
+
+
+def integration(db: Database, kind: str) -> IntegrationView:
+    with db.read() as conn:
+        return IntegrationView(kind, integrations.stored_values(conn, kind), integrations.last_test_result(conn, kind))
+
+
+def set_integration(db: Database, kind: str, values: Mapping[str, Any], actor: str) -> IntegrationView:
+    """Validate every key and value, then merge them into the stored settings (an empty
+    value clears a key); the previous test result is cleared. Returns the stored result."""
+    with db.write() as conn:
+        stored = integrations.set_integration(conn, kind, dict(values), actor)
+    return IntegrationView(kind, stored, None)
+
+
+def set_integration_words(db: Database, kind: str, assignments: list[str], actor: str) -> IntegrationView:
+    """`integration set smtp host=... port=...`: `key=value` words, validated."""
+    return set_integration(db, kind, integrations.parse_assignments(kind, assignments), actor)
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    ok: bool
+    text: str    # what was checked ("connected to smtp.example.org:587"), or why it failed
+
+
+def test_integration(db: Database, kind: str) -> TestOutcome:
+    """Check the connection with the stored settings and keep the outcome (for Publish)."""
+    with db.read() as conn:
+        try:
+            done = check_smtp(conn) if kind == "smtp" else check_sms(conn)
+        except DeliveryError as exc:
+            outcome = TestOutcome(False, str(exc))
+        else:
+            outcome = TestOutcome(True, done)
+    with db.write() as conn:
+        record_test_result(conn, kind, outcome.ok, None if outcome.ok else outcome.text)
+    return outcome
+
+
+def save_practice_settings(db: Database, limits: Mapping[str, int], integration_values: Mapping[str, Mapping[str, Any]],
+                           actor: str) -> None:
+    """The Settings dialog's Save: limits and both integrations in one transaction. An
+    integration is written (and recorded in history) only if its form really changed."""
+    with db.write() as conn:
+        store.set_default_limits(conn, dict(limits))
+        for kind, values in integration_values.items():
+            current = {k: str(v) for k, v in integrations.stored_values(conn, kind).items() if k in values}
+            wanted = {k: v for k, v in values.items() if str(v).strip()}
+            if current != wanted:
+                integrations.set_integration(conn, kind, dict(values), actor)
+
+
+def save_and_test_integration(db: Database, kind: str, values: Mapping[str, Any], actor: str) -> TestOutcome:
+    """The Settings dialog's Test button: save the form's values first, then test them."""
+    set_integration(db, kind, values, actor)
+    return test_integration(db, kind)
