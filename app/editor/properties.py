@@ -53,6 +53,17 @@ def _unwrap(annotation: Any) -> tuple[list[Any], bool]:
     return [annotation], False
 
 
+def field_default(info: FieldInfo) -> Any:
+    """The value a config field has when the config leaves it out, or None if it has none.
+
+    Read through pydantic's own API: `info.default` of a field with a `default_factory`
+    (or of a required field) is the `PydanticUndefined` sentinel, not a value.
+    """
+    if info.is_required():
+        return None
+    return info.get_default(call_default_factory=True)
+
+
 def _bounds(info: FieldInfo) -> tuple[int, int]:
     low, high = -INT32_MAX + 1, INT32_MAX
     for item in info.metadata:
@@ -94,6 +105,13 @@ class PropertiesPanel(QWidget):
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #d13b3b;")
         self.error_label.hide()
+        # Both labels belong to the panel, not to one form: a form is deleted when the next one
+        # is built, and problems arrive (from validation, from Publish) at any time.
+        self.problems_label = QLabel()
+        self.problems_label.setObjectName("nodeProblems")
+        self.problems_label.setWordWrap(True)
+        self.problems_label.setStyleSheet("color: #d13b3b;")
+        self.problems_label.hide()
         self.editors: dict[str, QWidget] = {}
 
     # -- building -------------------------------------------------------------------
@@ -102,6 +120,7 @@ class PropertiesPanel(QWidget):
         old = self._scroll.takeWidget()
         if old is not None:
             self.error_label.setParent(None)
+            self.problems_label.setParent(None)
             old.deleteLater()
         body = QWidget()
         body.setObjectName("propertiesBody")
@@ -110,6 +129,7 @@ class PropertiesPanel(QWidget):
         self._scroll.setWidget(body)
         self.editors = {}
         self.error_label.hide()
+        self.problems_label.hide()
         return body, box
 
     def set_read_only(self, read_only: bool) -> None:
@@ -161,10 +181,6 @@ class PropertiesPanel(QWidget):
                 editor.setToolTip(info.description)
         box.addLayout(form)
         box.addWidget(self.error_label)
-        self.problems_label = QLabel()
-        self.problems_label.setObjectName("nodeProblems")
-        self.problems_label.setWordWrap(True)
-        self.problems_label.setStyleSheet("color: #d13b3b;")
         box.addWidget(self.problems_label)
         self.set_problems(problems)
         box.addStretch(1)
@@ -231,7 +247,7 @@ class PropertiesPanel(QWidget):
     def _field_editor(self, name: str, info: FieldInfo, template: bool) -> QWidget | None:
         members, optional = _unwrap(info.annotation)
         kind = members[0] if len(members) == 1 else None
-        current = self._config.get(name, info.default if info.default is not None else None)
+        current = self._config.get(name, field_default(info))
         if get_origin(kind) is Literal:
             box = QComboBox()
             box.setObjectName(f"field_{name}")
