@@ -11,15 +11,21 @@ import pytest
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QFocusEvent
 from PySide6.QtWidgets import QApplication, QComboBox, QGroupBox, QLineEdit, QSpinBox
+from test_editor_building import (
+    drag_pipe,
+    drop_from_palette,
+    new_workflow,
+    open_editor,
+    select,
+    stored_draft,
+)
+from test_editor_publishing import publish_through_dialog
 
 from app.editor.fields import RulesEditor, TemplateEdit
 from app.editor.properties import REBUILDING_FIELDS, _bounds, _unwrap, field_default
 from app.store import Database, open_database
 from app.store import workflows as store_workflows
 from app.workflow import CATALOG
-
-from test_editor_building import drag_pipe, drop_from_palette, new_workflow, open_editor, select, stored_draft
-from test_editor_publishing import publish_through_dialog
 
 # What a designer sets, field by field, in the order they would (a record type before the
 # events or fields it offers). A type with fields that exclude each other has several variants;

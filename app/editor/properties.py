@@ -18,8 +18,16 @@ from pydantic.fields import FieldInfo
 from PySide6.QtCore import QRegularExpression, Qt, QTimer, Signal
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
-    QComboBox, QFormLayout, QFrame, QGroupBox, QLabel, QLineEdit, QScrollArea,
-    QSpinBox, QVBoxLayout, QWidget,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.workflow import CATALOG, Problem, Workflow
@@ -207,7 +215,7 @@ class PropertiesPanel(QWidget):
         name.editingFinished.connect(lambda: name.text().strip() and name.text().strip() != workflow.name
                                      and self.workflowEdited.emit({"name": name.text().strip()}))
         form.addRow("Name", name)
-        description = TemplateEdit("workflowDescription", lambda: [], lines=3)
+        description = TemplateEdit("workflowDescription", list, lines=3)
         description.setObjectName("workflowDescription")
         description.insert_button.hide()
         description.set_value(workflow.description)
