@@ -222,8 +222,29 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         view_menu.addAction(self.reset_layout_action)
         self.view_menu = view_menu
+        # The open workflow's editor commands (Publish, Enabled, Test run…), filled when one opens.
+        self.workflow_menu = menu.addMenu("&Workflow")
+        self.workflow_menu.setObjectName("workflowMenu")
+        self._fill_workflow_menu(None)
         help_menu = menu.addMenu("&Help")
         help_menu.addAction("About Clinicflow", self._about)
+
+    def _fill_workflow_menu(self, editor: Any) -> None:
+        """The Workflow menu: the open editor's own actions (one action, one shortcut, the same
+        thing as its toolbar button), or their names greyed out while no workflow is open."""
+        self.workflow_menu.clear()
+        if editor is not None:
+            for act in editor.menu_actions():
+                if act is None:
+                    self.workflow_menu.addSeparator()
+                else:
+                    self.workflow_menu.addAction(act)
+            return
+        for text in ("Test run…\tCtrl+T", "Publish…\tCtrl+Shift+P", "Enabled\tCtrl+Shift+E"):
+            self.workflow_menu.addAction(text).setEnabled(False)
+        self.workflow_menu.addSeparator()
+        hint = self.workflow_menu.addAction("Open a workflow in the Workflows list first")
+        hint.setEnabled(False)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -357,6 +378,7 @@ class MainWindow(QMainWindow):
         page.tabs.currentChanged.connect(lambda _index: self._raise_docks_for(page))
         self._raise_docks_for(page)
         self.page = page
+        self._fill_workflow_menu(page.editor)
         self.stack.setCurrentWidget(self.page_holder)
         self.workflows.select(workflow_id)
         info = self.workflows.info(workflow_id)
@@ -378,6 +400,7 @@ class MainWindow(QMainWindow):
         if self.page is None:
             return
         self.page.flush()
+        self._fill_workflow_menu(None)  # before the editor and its actions go
         for dock in self._page_docks:
             self.removeDockWidget(dock)
             dock.deleteLater()
