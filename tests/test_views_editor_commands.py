@@ -3,20 +3,42 @@ and the same commands from the menu bar and their shortcuts (real SQLite file, o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QToolBar, QToolButton, QWidget
+from test_views_shell import SIMPLE
 
 from app.store import open_database
 from app.store.workflows import create_workflow, get_info, publish
 from app.workflow import load_workflow
 
-from test_views_shell import SIMPLE, open_window  # noqa: F401 - the fixture
-
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 SIZES = [pytest.param((1280, 800), id="1280x800"), pytest.param((1366, 768), id="1366x768")]
+
+
+@pytest.fixture
+def open_window(qtbot: Any, sqlite_url: str) -> Iterator[Any]:
+    """Main windows on the test's SQLite file, from no remembered layout; closed after the test."""
+    from app.views import create_main_window
+    from app.views.main_window import app_settings
+
+    app_settings().clear()
+    windows: list[Any] = []
+
+    def make() -> Any:
+        window = create_main_window(sqlite_url, start_runtime=False, actor="Ann Tester")
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
 
 
 def published_workflow(url: str) -> int:
