@@ -9,8 +9,20 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
-    QStackedWidget, QSystemTrayIcon, QToolBar, QToolButton, QVBoxLayout, QWidget,
+    QApplication,
+    QDockWidget,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QStackedWidget,
+    QSystemTrayIcon,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 from sqlalchemy import func, select
 
@@ -29,8 +41,7 @@ from .workflow_page import WorkflowPage
 
 STATE_VERSION = 1
 RUNTIME_WORDS = {"running": "Runtime running", "stopped": "Runtime stopped",
-                 "database unreachable": "Runtime: database unreachable", "off": "Runtime off on this workstation",
-                 "unavailable": "Runtime unavailable"}
+                 "database unreachable": "Runtime: database unreachable", "off": "Runtime off on this workstation"}
 
 
 def app_settings() -> QSettings:
@@ -471,12 +482,7 @@ class MainWindow(QMainWindow):
     # --- runtime ------------------------------------------------------------------------------------
 
     def start_runtime(self) -> None:
-        try:
-            self.bridge.start()
-        except ImportError as exc:
-            self._set_runtime_state("unavailable")
-            self.runtime_label.setToolTip(f"The runtime could not be loaded: {exc}")
-            return
+        self.bridge.start()
         self._set_runtime_state(self.bridge.state)
 
     def _poll_runtime_state(self) -> None:
