@@ -16,10 +16,13 @@ from typing import Any, Final
 
 os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
 
-from PySide6.QtCore import QThreadPool, QTimer, Qt, Signal  # noqa: E402
-from PySide6.QtGui import QAction, QIcon, QKeySequence, QUndoCommand, QUndoStack  # noqa: E402
+from PySide6.QtCore import QRect, QThreadPool, QTimer, Qt, Signal  # noqa: E402
+from PySide6.QtGui import (  # noqa: E402
+    QAction, QColor, QIcon, QKeySequence, QPainter, QPixmap, QUndoCommand, QUndoStack,
+)
 from PySide6.QtWidgets import (  # noqa: E402
-    QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QToolBar, QToolButton, QVBoxLayout, QWidget,
+    QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QStyle, QStyleOptionButton, QToolBar, QToolButton,
+    QVBoxLayout, QWidget,
 )
 
 from app.store import Database, Refused  # noqa: E402
@@ -40,6 +43,26 @@ from .properties import PropertiesPanel  # noqa: E402
 
 AUTOSAVE_DELAY_MS: Final = 800
 VALIDATE_DELAY_MS: Final = 250
+
+
+def check_box_icon() -> QIcon:
+    """The style's own check box, off and on: the Enabled switch shows its state at a glance
+    (a pressed-looking tool button alone reads as a label saying "Enabled")."""
+    style = QApplication.style()
+    size = style.pixelMetric(QStyle.PixelMetric.PM_IndicatorWidth)
+    icon = QIcon()
+    for state, flag in ((QIcon.State.Off, QStyle.StateFlag.State_Off), (QIcon.State.On, QStyle.StateFlag.State_On)):
+        pixmap = QPixmap(size, size)
+        pixmap.fill(QColor(0, 0, 0, 0))
+        painter = QPainter(pixmap)
+        option = QStyleOptionButton()
+        option.rect = QRect(0, 0, size, size)
+        option.state = flag | QStyle.StateFlag.State_Enabled
+        option.palette = QApplication.palette()
+        style.drawPrimitive(QStyle.PrimitiveElement.PE_IndicatorCheckBox, option, painter)
+        painter.end()
+        icon.addPixmap(pixmap, QIcon.Mode.Normal, state)
+    return icon
 
 
 class WorkflowSettingsCommand(QUndoCommand):
@@ -303,6 +326,8 @@ class EditorWidget(QWidget):
         self.enabled_action.setObjectName("enabledAction")
         self.enabled_action.setCheckable(True)
         self.enabled_action.setShortcut(QKeySequence("Ctrl+Shift+E"))
+        self.enabled_action.setIcon(check_box_icon())
+        self.enabled_action.setIconVisibleInMenu(False)  # the menu draws its own check mark
         self.enabled_action.toggled.connect(self._enabled_toggled)
         for action, icon in ((self.publish_action, "kind-trigger"),):
             action.setIcon(QIcon(icon_path(icon)))
@@ -328,6 +353,7 @@ class EditorWidget(QWidget):
             self.enabled_toggle.setObjectName("enabledToggle")
             self.enabled_toggle.setDefaultAction(self.enabled_action)
             self.enabled_toggle.setCheckable(True)
+            self.enabled_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
             bar.addWidget(self.enabled_toggle)
             bar.addSeparator()
             bar.addAction(self.layout_action)

@@ -125,6 +125,9 @@ class MainWindow(QMainWindow):
         self.inspector = StepInspector(db, self.actor)
         self.inspector_dock = self._dock("Run viewer", "stepInspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.workflows_dock, self.records_dock)
+        # The side docks take the full height; the bottom one (Problems) sits under the canvas only.
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.workflows_dock.raise_()
         self.resize(1280, 800)
         self.resizeDocks([self.workflows_dock, self.inspector_dock], [320, 440], Qt.Orientation.Horizontal)

@@ -286,7 +286,6 @@ class SettingsDialog(QDialog):
             if not check.ok:
                 self._fail(ending(f"Not saved: {shown_url(url) if url else 'this computer’s file'} cannot be used: "
                                   f"{check.reason}"))
-                _show_result(self.db_result, False, check.reason)
                 return
             if check.new_file and not check.is_default and not confirm_new_database(check, self):
                 self._fail("Not saved: no new database was made. Give the address of the practice's database.")
