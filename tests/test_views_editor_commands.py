@@ -156,3 +156,10 @@ def test_the_workflow_menu_names_its_commands_while_no_workflow_is_open(open_win
     texts = [a.text() for a in window.workflow_menu.actions() if not a.isSeparator()]
     assert texts[:3] == ["Test run…\tCtrl+T", "Publish…\tCtrl+Shift+P", "Enabled\tCtrl+Shift+E"]
     assert not any(a.isEnabled() for a in window.workflow_menu.actions() if not a.isSeparator())
+
+
+def test_the_first_window_fits_the_screen_it_opens_on(open_window: Any) -> None:
+    window = open_window()
+    screen = window.screen().availableGeometry()
+    assert window.width() <= screen.width() and window.height() <= screen.height()
+    assert (window.width(), window.height()) == (min(1280, screen.width()), min(800, screen.height()))

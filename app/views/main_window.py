@@ -129,7 +129,10 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.workflows_dock.raise_()
-        self.resize(1280, 800)
+        # 1280x800, but never taller or wider than the screen (a 1366x768 laptop would lose the status bar).
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        width, height = (1280, 800) if screen is None else (min(1280, screen.width()), min(800, screen.height()))
+        self.resize(width, height)
         self.resizeDocks([self.workflows_dock, self.inspector_dock], [320, 440], Qt.Orientation.Horizontal)
 
         # --- runtime and the database watcher ------------------------------------------------------
