@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QFocusEvent
 from PySide6.QtWidgets import QApplication, QComboBox, QGroupBox, QLineEdit, QSpinBox
+from runtime_workflows import drive, status, step_path, task_titles
 from test_editor_building import (
     drag_pipe,
     drop_from_palette,
@@ -23,9 +24,13 @@ from test_editor_publishing import publish_through_dialog
 
 from app.editor.fields import RulesEditor, TemplateEdit
 from app.editor.properties import REBUILDING_FIELDS, _bounds, _unwrap, field_default
-from app.store import Database, open_database
+from app.runtime import Runtime
+from app.runtime.control import start_run
+from app.store import Database, RecordRef, open_database
 from app.store import workflows as store_workflows
+from app.store.records import add_record
 from app.workflow import CATALOG
+from app.workflow.vocabulary import RunStatus
 
 # What a designer sets, field by field, in the order they would (a record type before the
 # events or fields it offers). A type with fields that exclude each other has several variants;
@@ -266,3 +271,17 @@ def test_the_help_articles_branching_example_is_built_from_scratch_and_published
                               "body": "Hi {{ patient.first_name }}, your {{ recall.recall_type }} is due."},
         "action.create_task": {"title": "Call {{ patient.first_name }} {{ patient.last_name }} about recall"},
     }
+
+    # Enabled from the editor, then run for a patient without an email address: the task branch.
+    qtbot.mouseClick(editor.enabled_toggle, Qt.MouseButton.LeftButton)
+    with database.read() as conn:
+        assert store_workflows.get_info(conn, workflow_id).enabled
+    with database.write() as conn:
+        patient = add_record(conn, "patient", {"first_name": "Bob", "last_name": "Jones"}, "ann")
+        recall = add_record(conn, "recall", {"patient_id": patient.id, "recall_type": "hygiene",
+                                             "due_date": "2026-12-01"}, "ann")
+    run_id = start_run(database, workflow_id, record=RecordRef("recall", recall.id), actor="ann")
+    drive(Runtime(database, "test"), lambda: status(database, run_id) == RunStatus.COMPLETED)
+    assert [node for node, _ in step_path(database, run_id)] == [
+        ids["trigger.manual"], ids["logic.condition"], ids["action.create_task"]]
+    assert task_titles(database) == ["Call Bob Jones about recall"]
