@@ -293,8 +293,11 @@ class SettingsDialog(QDialog):
             self._set_busy(True)
             self._write(form, member, runtime, url, old_url)
 
-        run_in_background(lambda: check_database_url(url or None), checked,
-                          lambda exc: (self._set_busy(False), self._fail(" ".join(str(exc).split()))), context=self)
+        def check_failed(exc: Exception) -> None:
+            self._set_busy(False)
+            self._fail(" ".join(str(exc).split()))
+
+        run_in_background(lambda: check_database_url(url or None), checked, check_failed, context=self)
 
     def _write(self, form: PracticeForm, member: str, runtime: bool, url: str, old_url: str) -> None:
         db, actor = self._db, self._actor

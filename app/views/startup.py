@@ -139,13 +139,17 @@ class ChooseDatabaseDialog(QDialog):
         row.addWidget(self.url_edit, 1)
         row.addWidget(browse)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(lambda: self.url_edit.text().strip() and self.accept())
+        buttons.accepted.connect(self._open)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("The practice's shared PostgreSQL database, or a Clinicflow database file:"))
         layout.addLayout(row)
         layout.addWidget(buttons)
         self.setMinimumWidth(520)
+
+    def _open(self) -> None:
+        if self.url():
+            self.accept()
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Database file", "", "Clinicflow database (*.sqlite3);;All files (*)",
