@@ -23,9 +23,8 @@ from PySide6.QtWidgets import (
 from app.runtime.integrations import preflight
 from app.store import Database, Refused
 from app.store import workflows as store_workflows
+from app.views.background import reason, run_in_background
 from app.workflow import Problem, Workflow, WorkflowError
-
-from .background import run_in_background
 
 
 @dataclass
@@ -133,8 +132,8 @@ class PublishDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         self.set_problems(problems)
-        run_in_background(pool, lambda: load_preflight(db, draft), self._show_warnings,
-                          self._preflight_failed, receiver=self)
+        run_in_background(lambda: load_preflight(db, draft), self._show_warnings,
+                          lambda exc: self._preflight_failed(reason(exc)), context=self, pool=pool)
 
     def set_problems(self, problems: list[Problem]) -> None:
         if problems:

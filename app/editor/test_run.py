@@ -33,9 +33,8 @@ from PySide6.QtWidgets import (
 from app.runtime.dry_run import dry_run
 from app.store import Database, RecordRef
 from app.store.records import list_records, patient_name
+from app.views.background import reason, run_in_background
 from app.workflow import CATALOG, Workflow, trigger_record_type
-
-from .background import run_in_background
 
 RECORD_ROLE: Final = Qt.ItemDataRole.UserRole + 1
 PAGE: Final = 200
@@ -228,8 +227,8 @@ class TestRunDialog(QDialog):
         self.run_button.setEnabled(False)
         self.status_label.setText("Running…")
         db, workflow = self._db, self._workflow
-        run_in_background(self._pool, lambda: run_dry(db, workflow, record, payload),
-                          self.show_result, self.show_error, receiver=self)
+        run_in_background(lambda: run_dry(db, workflow, record, payload), self.show_result,
+                          lambda exc: self.show_error(reason(exc)), context=self, pool=self._pool)
 
     def show_error(self, message: str) -> None:
         self.run_button.setEnabled(True)

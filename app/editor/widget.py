@@ -34,7 +34,7 @@ from app.workflow import (  # noqa: E402
 from app.workflow.model import ID_PATTERN  # noqa: E402
 from app.workflow.records import field_names  # noqa: E402
 
-from .background import run_in_background  # noqa: E402
+from app.views.background import reason, run_in_background  # noqa: E402
 from .mapping import GraphReader, add_workflow_nodes, config_json, new_node_id  # noqa: E402
 from .nodes import NODE_CLASSES, ClinicGraph, ClinicNode, ClinicViewer, icon_path, summarize  # noqa: E402
 from .palette import NodePalette  # noqa: E402
@@ -501,8 +501,8 @@ class EditorWidget(QWidget):
         if data == self._saved:
             return
         self._saved = data
-        run_in_background(self._save_pool, lambda: self._write_draft(workflow),
-                          lambda _r: self._saved_ok(), self._save_failed, receiver=self)
+        run_in_background(lambda: self._write_draft(workflow), lambda _r: self._saved_ok(),
+                          lambda exc: self._save_failed(reason(exc)), context=self, pool=self._save_pool)
 
     def _saved_ok(self) -> None:
         self.status_label.setText(f"Draft saved at {datetime.now():%H:%M:%S}")
