@@ -285,3 +285,17 @@ def test_the_help_articles_branching_example_is_built_from_scratch_and_published
     assert [node for node, _ in step_path(database, run_id)] == [
         ids["trigger.manual"], ids["logic.condition"], ids["action.create_task"]]
     assert task_titles(database) == ["Call Bob Jones about recall"]
+
+
+def test_an_actions_own_fields_come_before_the_retries_it_shares(qtbot: Any, database: Database) -> None:
+    from PySide6.QtWidgets import QFormLayout, QLabel
+
+    editor = open_editor(qtbot, database, new_workflow(database))
+    select(editor, drop_from_palette(editor, "action.send_email", (0, 0)))
+    panel = editor.properties
+    assert list(panel.editors) == ["node_title", "node_id", "to", "subject", "body", "retries"]
+    form = panel.findChild(QFormLayout)
+    labels = [form.itemAt(row, QFormLayout.ItemRole.LabelRole).widget().text() for row in range(form.rowCount())
+              if isinstance(form.itemAt(row, QFormLayout.ItemRole.LabelRole) and
+                            form.itemAt(row, QFormLayout.ItemRole.LabelRole).widget(), QLabel)]
+    assert labels == ["Node name", "Id", "To", "Subject *", "Body *", "Retries"]

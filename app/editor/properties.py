@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import types
 from collections.abc import Callable
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Final, Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.workflow import CATALOG, Problem, Workflow
-from app.workflow.catalog import ForEach, Rule
+from app.workflow.catalog import ActionConfig, ForEach, NodeConfig, Rule
 from app.workflow.model import ID_PATTERN
 from app.workflow.records import RECORD_EVENTS, RECORD_FIELDS
 
@@ -48,8 +48,19 @@ INT32_MAX = 2_147_483_647
 REBUILDING_FIELDS = frozenset({"record_type", "record"})
 
 
+# Labels where the field's name does not read well as words.
+LABELS: Final = {"every_seconds": "Every (seconds)", "for_each": "For each record", "due_in_days": "Due in (days)",
+                 "offset_amount": "Offset", "offset_unit": "Offset unit", "to": "To"}
+
+
 def label_for(name: str) -> str:
-    return name.replace("_", " ").capitalize()
+    return LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
+def form_order(model: type[NodeConfig]) -> list[str]:
+    """The node's own fields first; those every action shares (retries) after them."""
+    shared = set(ActionConfig.model_fields)
+    return sorted(model.model_fields, key=lambda name: name in shared)
 
 
 def _unwrap(annotation: Any) -> tuple[list[Any], bool]:
@@ -173,7 +184,8 @@ class PropertiesPanel(QWidget):
         form.addRow("Id", node_id)
         self.editors["node_title"], self.editors["node_id"] = title, node_id
         model = spec.config_model
-        for name, info in model.model_fields.items():
+        for name in form_order(model):
+            info = model.model_fields[name]
             editor = self._field_editor(name, info, name in model.TEMPLATES)
             if editor is None:
                 continue
