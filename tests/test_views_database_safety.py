@@ -275,3 +275,38 @@ def test_gui_with_a_db_in_a_missing_folder_says_why_and_creates_nothing(tmp_path
     finally:
         proc.kill()
         proc.communicate(timeout=30)
+
+
+def test_save_writes_the_form_as_it_was_when_save_was_pressed(qtbot: Any, settings_dialog: Any,
+                                                              sqlite_url: str) -> None:
+    """The form is read on the GUI thread, not later on a worker thread (issue 10)."""
+    import threading
+
+    from PySide6.QtCore import QRunnable, QThreadPool
+
+    dialog = settings_dialog
+    pool = QThreadPool.globalInstance()
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    class Hold(QRunnable):
+        def run(self) -> None:
+            started.release()
+            release.wait(10)
+
+    holds = [Hold() for _ in range(pool.maxThreadCount())]
+    for hold in holds:
+        pool.start(hold)
+    for _ in holds:
+        assert started.acquire(timeout=5)  # every worker is busy: the save's job has to wait
+    try:
+        dialog.max_nodes.setValue(42)
+        press_save(qtbot, dialog)
+        dialog.max_nodes.setValue(99)  # after Save was pressed
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=10_000)
+    db = open_database(sqlite_url)
+    with db.read() as conn:
+        assert default_limits(conn)["max_nodes"] == 42
+    db.dispose()
