@@ -163,23 +163,3 @@ def test_the_first_window_fits_the_screen_it_opens_on(open_window: Any) -> None:
     screen = window.screen().availableGeometry()
     assert window.width() <= screen.width() and window.height() <= screen.height()
     assert (window.width(), window.height()) == (min(1280, screen.width()), min(800, screen.height()))
-
-
-def test_the_problems_dock_makes_room_for_runs_and_comes_back_in_the_editor(
-        open_window: Any, qtbot: Any, sqlite_url: str) -> None:
-    window, page = open_editor_page(open_window, qtbot, sqlite_url, (1280, 800))
-    problems = next(d for d in page.docks() if d.objectName() == "problemsPanel")
-    assert problems.isVisible()
-    runs_height = page.runs.height()
-    page.show_runs()
-    qtbot.waitUntil(lambda: not problems.isVisible(), timeout=3000)
-    qtbot.waitUntil(lambda: page.runs.height() > runs_height, timeout=3000)
-    window.save_layout()  # saved as the editor shows it
-    page.show_editor()
-    assert problems.isVisible()
-
-    # Closed by the person in the editor: it stays closed.
-    problems.close()
-    page.show_runs()
-    page.show_editor()
-    assert not problems.isVisible()

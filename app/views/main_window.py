@@ -93,7 +93,6 @@ class MainWindow(QMainWindow):
         self._default_actor = actor
         self.page: WorkflowPage | None = None
         self._page_docks: list[QDockWidget] = []
-        self._problems_put_away = False  # the Problems dock, hidden while a Runs tab is in front
         self._closing = False
         self.failed_total = 0
         self.live_runtimes = 0
@@ -310,15 +309,9 @@ class MainWindow(QMainWindow):
             self.restoreState(state, STATE_VERSION)
 
     def save_layout(self) -> None:
-        problems = self._problems_dock()
-        put_away = self._problems_put_away and problems is not None
-        if put_away:
-            problems.show()  # remembered as the person left it in the editor, not as the Runs tab hides it
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(STATE_VERSION))
         self.settings.sync()
-        if put_away:
-            problems.hide()
 
     def reset_layout(self) -> None:
         self.restoreState(self._default_state, STATE_VERSION)
@@ -413,37 +406,22 @@ class MainWindow(QMainWindow):
         """Editor tab: Properties in front of the docks it shares a place with; Runs tab: the run viewer."""
         if page is not self.page and self.page is not None:
             return
-        problems = self._problems_dock()
         if page.tabs.currentWidget() is page.runs:
             self.inspector_dock.raise_()
-            # The editor's problems mean nothing next to runs; their room goes to the runs table.
-            if problems is not None and problems.isVisible():
-                problems.hide()
-                self._problems_put_away = True
             return
-        if problems is not None and self._problems_put_away:
-            problems.show()
-        self._problems_put_away = False
         for dock in self._page_docks:
             if dock.objectName() == "propertiesPanel":
                 dock.raise_()
-
-    def _problems_dock(self) -> QDockWidget | None:
-        return next((d for d in self._page_docks if d.objectName() == "problemsPanel"), None)
 
     def _close_page(self) -> None:
         if self.page is None:
             return
         self.page.flush()
         self._fill_workflow_menu(None)  # before the editor and its actions go
-        problems = self._problems_dock()
-        if problems is not None and self._problems_put_away:
-            problems.show()  # the next workflow's editor finds it where the person left it
         for dock in self._page_docks:
             self.removeDockWidget(dock)
             dock.deleteLater()
         self._page_docks.clear()
-        self._problems_put_away = False
         self.page.hide()
         self.page.deleteLater()
         self.page = None
