@@ -79,6 +79,9 @@ def open_editor_page(open_window: Any, qtbot: Any, url: str, size: tuple[int, in
     workflow_id = published_workflow(url)
     window = open_window()
     window.resize(*size)
+    # As on a screen of that size (the offscreen screen is smaller, which squeezes the docks first).
+    window.apply_default_dock_widths()
+    qtbot.waitUntil(lambda: window.workflows_dock.width() == 320, timeout=3000)
     page = window.open_workflow(workflow_id)
     qtbot.waitUntil(lambda: page.editor.publish_button.isVisible(), timeout=5000)
     qtbot.wait(50)  # the layout settles after the docks arrive
@@ -96,6 +99,7 @@ def test_publish_enabled_and_test_run_are_in_view_without_an_overflow(
     assert not overflowing(window.main_toolbar)
     assert not overflowing(window.workflows.toolbar)
     test_run_button = bar.widgetForAction(editor.test_run_action)
+    assert (window.workflows_dock.width(), window.inspector_dock.width()) == (320, 440)  # the designed layout
     for button in (editor.publish_button, editor.enabled_toggle, test_run_button):
         assert fully_in_view(button, window), button.objectName() or button.text()
     assert editor.enabled_toggle.isEnabled()  # a version is published, so it can be switched

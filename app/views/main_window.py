@@ -133,7 +133,7 @@ class MainWindow(QMainWindow):
         screen = self.screen().availableGeometry() if self.screen() is not None else None
         width, height = (1280, 800) if screen is None else (min(1280, screen.width()), min(800, screen.height()))
         self.resize(width, height)
-        self.resizeDocks([self.workflows_dock, self.inspector_dock], [320, 440], Qt.Orientation.Horizontal)
+        self.apply_default_dock_widths()
 
         # --- runtime and the database watcher ------------------------------------------------------
         self.bridge = RuntimeBridge(db, self)
@@ -307,6 +307,10 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if isinstance(state, (QByteArray, bytes)) and state:
             self.restoreState(state, STATE_VERSION)
+
+    def apply_default_dock_widths(self) -> None:
+        """Workflows 320 px, run viewer and properties 440 px: the layout designed for 1280x800."""
+        self.resizeDocks([self.workflows_dock, self.inspector_dock], [320, 440], Qt.Orientation.Horizontal)
 
     def save_layout(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())

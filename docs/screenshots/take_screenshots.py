@@ -16,8 +16,8 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QCoreApplication, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QTimer
+from PySide6.QtWidgets import QApplication, QWidget
 
 OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
 
@@ -53,12 +53,21 @@ def main() -> int:
         reminder = next(w.id for w in store_workflows.list_workflows(conn) if w.name == "Appointment reminder")
     for width, height in ((1280, 800), (1366, 768)):
         window.resize(width, height)
+        settle(app)
+        window.apply_default_dock_widths()  # as the app lays out a window of that size on its screen
+        settle(app)
         page = window.open_workflow(reminder)
         page.show_editor()
         settle(app)
         page.editor.fit_to_view()
         settle(app)
         save(window, f"editor-{width}x{height}.png")
+        if width == 1280:
+            # The Runs tab of the same workflow at 1280x800.
+            page.show_runs()
+            settle(app)
+            save(window, "runs-tab-1280x800.png")
+            page.show_editor()
 
     # The condition's rules, as a designer edits them (1366x768).
     editor = window.page.editor
