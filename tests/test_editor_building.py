@@ -333,7 +333,7 @@ def test_keyboard_shortcuts_and_node_count(qtbot: Any, database: Database) -> No
     assert shortcuts == {"saveAction": "Ctrl+S", "undoAction": "Ctrl+Z", "redoAction": "Ctrl+Shift+Z",
                          "copyAction": "Ctrl+C", "pasteAction": "Ctrl+V", "deleteAction": "Del",
                          "fitAction": "F", "layoutAction": "Ctrl+L"}
-    assert editor.toolbar().findChild(type(editor.node_count_label), "nodeCount").text() == "4 / 100 nodes"
+    assert editor.findChild(type(editor.node_count_label), "nodeCount").text() == "4 / 100 nodes"
 
     editor.node("call").set_pos(5000.0, 5000.0)
     editor.layout_action.trigger()

@@ -139,7 +139,6 @@ def test_a_version_opens_read_only(qtbot: Any, database: Database) -> None:
 
 
 def test_test_run_shows_the_rendered_email_and_sends_nothing(qtbot: Any, database: Database) -> None:
-    pytest.importorskip("app.runtime.dry_run", reason="the runtime's dry_run has not landed yet")
     from app.runtime.integrations.settings import set_integration
 
     from integration_servers import smtp_server

@@ -11,19 +11,27 @@ from __future__ import annotations
 import json
 import types
 from collections.abc import Callable
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Final, Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 from PySide6.QtCore import QRegularExpression, Qt, QTimer, Signal
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
-    QComboBox, QFormLayout, QFrame, QGroupBox, QLabel, QLineEdit, QScrollArea,
-    QSpinBox, QVBoxLayout, QWidget,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.workflow import CATALOG, Problem, Workflow
-from app.workflow.catalog import ForEach, Rule
+from app.workflow.catalog import ActionConfig, ForEach, NodeConfig, Rule
 from app.workflow.model import ID_PATTERN
 from app.workflow.records import RECORD_EVENTS, RECORD_FIELDS
 
@@ -40,8 +48,19 @@ INT32_MAX = 2_147_483_647
 REBUILDING_FIELDS = frozenset({"record_type", "record"})
 
 
+# Labels where the field's name does not read well as words.
+LABELS: Final = {"every_seconds": "Every (seconds)", "for_each": "For each record", "due_in_days": "Due in (days)",
+                 "offset_amount": "Offset", "offset_unit": "Offset unit", "to": "To"}
+
+
 def label_for(name: str) -> str:
-    return name.replace("_", " ").capitalize()
+    return LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
+def form_order(model: type[NodeConfig]) -> list[str]:
+    """The node's own fields first; those every action shares (retries) after them."""
+    shared = set(ActionConfig.model_fields)
+    return sorted(model.model_fields, key=lambda name: name in shared)
 
 
 def _unwrap(annotation: Any) -> tuple[list[Any], bool]:
@@ -51,6 +70,17 @@ def _unwrap(annotation: Any) -> tuple[list[Any], bool]:
         args = list(get_args(annotation))
         return [a for a in args if a is not type(None)], type(None) in args
     return [annotation], False
+
+
+def field_default(info: FieldInfo) -> Any:
+    """The value a config field has when the config leaves it out, or None if it has none.
+
+    Read through pydantic's own API: `info.default` of a field with a `default_factory`
+    (or of a required field) is the `PydanticUndefined` sentinel, not a value.
+    """
+    if info.is_required():
+        return None
+    return info.get_default(call_default_factory=True)
 
 
 def _bounds(info: FieldInfo) -> tuple[int, int]:
@@ -94,6 +124,13 @@ class PropertiesPanel(QWidget):
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #d13b3b;")
         self.error_label.hide()
+        # Both labels belong to the panel, not to one form: a form is deleted when the next one
+        # is built, and problems arrive (from validation, from Publish) at any time.
+        self.problems_label = QLabel()
+        self.problems_label.setObjectName("nodeProblems")
+        self.problems_label.setWordWrap(True)
+        self.problems_label.setStyleSheet("color: #d13b3b;")
+        self.problems_label.hide()
         self.editors: dict[str, QWidget] = {}
 
     # -- building -------------------------------------------------------------------
@@ -102,6 +139,7 @@ class PropertiesPanel(QWidget):
         old = self._scroll.takeWidget()
         if old is not None:
             self.error_label.setParent(None)
+            self.problems_label.setParent(None)
             old.deleteLater()
         body = QWidget()
         body.setObjectName("propertiesBody")
@@ -110,6 +148,7 @@ class PropertiesPanel(QWidget):
         self._scroll.setWidget(body)
         self.editors = {}
         self.error_label.hide()
+        self.problems_label.hide()
         return body, box
 
     def set_read_only(self, read_only: bool) -> None:
@@ -145,7 +184,8 @@ class PropertiesPanel(QWidget):
         form.addRow("Id", node_id)
         self.editors["node_title"], self.editors["node_id"] = title, node_id
         model = spec.config_model
-        for name, info in model.model_fields.items():
+        for name in form_order(model):
+            info = model.model_fields[name]
             editor = self._field_editor(name, info, name in model.TEMPLATES)
             if editor is None:
                 continue
@@ -161,10 +201,6 @@ class PropertiesPanel(QWidget):
                 editor.setToolTip(info.description)
         box.addLayout(form)
         box.addWidget(self.error_label)
-        self.problems_label = QLabel()
-        self.problems_label.setObjectName("nodeProblems")
-        self.problems_label.setWordWrap(True)
-        self.problems_label.setStyleSheet("color: #d13b3b;")
         box.addWidget(self.problems_label)
         self.set_problems(problems)
         box.addStretch(1)
@@ -191,7 +227,7 @@ class PropertiesPanel(QWidget):
         name.editingFinished.connect(lambda: name.text().strip() and name.text().strip() != workflow.name
                                      and self.workflowEdited.emit({"name": name.text().strip()}))
         form.addRow("Name", name)
-        description = TemplateEdit("workflowDescription", lambda: [], lines=3)
+        description = TemplateEdit("workflowDescription", list, lines=3)
         description.setObjectName("workflowDescription")
         description.insert_button.hide()
         description.set_value(workflow.description)
@@ -231,7 +267,7 @@ class PropertiesPanel(QWidget):
     def _field_editor(self, name: str, info: FieldInfo, template: bool) -> QWidget | None:
         members, optional = _unwrap(info.annotation)
         kind = members[0] if len(members) == 1 else None
-        current = self._config.get(name, info.default if info.default is not None else None)
+        current = self._config.get(name, field_default(info))
         if get_origin(kind) is Literal:
             box = QComboBox()
             box.setObjectName(f"field_{name}")

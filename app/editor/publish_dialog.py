@@ -10,14 +10,21 @@ from typing import Any
 
 from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import (
-    QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
 )
 
+from app.runtime.integrations import preflight
 from app.store import Database, Refused
 from app.store import workflows as store_workflows
+from app.views.background import reason, run_in_background
 from app.workflow import Problem, Workflow, WorkflowError
-
-from .background import run_in_background
 
 
 @dataclass
@@ -78,12 +85,8 @@ def describe_changes(changes: DraftChanges, live_number: int | None) -> str:
     return "\n".join(lines)
 
 
-def load_preflight(db: Database, workflow: Workflow) -> list[str] | None:
-    """Pre-flight warnings, or None when this build has no integrations module."""
-    try:
-        from app.runtime.integrations import preflight
-    except ImportError:
-        return None
+def load_preflight(db: Database, workflow: Workflow) -> list[str]:
+    """Pre-flight warnings: integrations not connected, records missing an address."""
     with db.read() as conn:
         return list(preflight(conn, workflow))
 
@@ -129,8 +132,8 @@ class PublishDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         self.set_problems(problems)
-        run_in_background(pool, lambda: load_preflight(db, draft), self._show_warnings,
-                          self._preflight_failed, receiver=self)
+        run_in_background(lambda: load_preflight(db, draft), self._show_warnings,
+                          lambda exc: self._preflight_failed(reason(exc)), context=self, pool=pool)
 
     def set_problems(self, problems: list[Problem]) -> None:
         if problems:
@@ -143,11 +146,8 @@ class PublishDialog(QDialog):
         self.adjustSize()
         self.publish_button.setToolTip("Fix the problems listed above first" if problems else "")
 
-    def _show_warnings(self, warnings: list[str] | None) -> None:
-        if warnings is None:
-            self.warnings_label.setText(
-                "Pre-flight checks are not available in this build (app.runtime.integrations is missing).")
-        elif warnings:
+    def _show_warnings(self, warnings: list[str]) -> None:
+        if warnings:
             self.warnings_label.setText("Before you publish:\n" + "\n".join(f"⚠ {w}" for w in warnings))
             self.warnings_label.setStyleSheet("color: #b07d2b;")
         else:

@@ -13,16 +13,28 @@ from typing import Any, Final
 
 from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import (
-    QDialog, QDialogButtonBox, QLabel, QLineEdit, QListWidget, QListWidgetItem,
-    QPlainTextEdit, QPushButton, QSplitter, QTabWidget, QTextBrowser, QTreeWidget, QTreeWidgetItem,
-    QVBoxLayout, QWidget,
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QTextBrowser,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
+from app.runtime.dry_run import dry_run
 from app.store import Database, RecordRef
 from app.store.records import list_records, patient_name
+from app.views.background import reason, run_in_background
 from app.workflow import CATALOG, Workflow, trigger_record_type
-
-from .background import run_in_background
 
 RECORD_ROLE: Final = Qt.ItemDataRole.UserRole + 1
 PAGE: Final = 200
@@ -86,17 +98,7 @@ def when_text(value: Any) -> str:
 
 
 def run_dry(db: Database, workflow: Workflow, record: RecordRef | None, payload: dict[str, Any] | None) -> Any:
-    from app.runtime.dry_run import dry_run
-
     return dry_run(db, workflow, record, payload)
-
-
-def dry_run_available() -> bool:
-    try:
-        import app.runtime.dry_run  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class TestRunDialog(QDialog):
@@ -181,9 +183,6 @@ class TestRunDialog(QDialog):
         self._search_timer.timeout.connect(self.load_records)
         self.search_edit.textChanged.connect(self._search_timer.start)
         self.records_list.itemDoubleClicked.connect(lambda _i: self.start())
-        if not dry_run_available():
-            self.run_button.setEnabled(False)
-            self.status_label.setText("Test runs are not available in this build (app.runtime.dry_run is missing).")
         self.load_records()
 
     def load_records(self) -> None:
@@ -228,8 +227,8 @@ class TestRunDialog(QDialog):
         self.run_button.setEnabled(False)
         self.status_label.setText("Running…")
         db, workflow = self._db, self._workflow
-        run_in_background(self._pool, lambda: run_dry(db, workflow, record, payload),
-                          self.show_result, self.show_error, receiver=self)
+        run_in_background(lambda: run_dry(db, workflow, record, payload), self.show_result,
+                          lambda exc: self.show_error(reason(exc)), context=self, pool=self._pool)
 
     def show_error(self, message: str) -> None:
         self.run_button.setEnabled(True)

@@ -16,10 +16,13 @@ from typing import Any, Final
 
 os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
 
-from PySide6.QtCore import QThreadPool, QTimer, Qt, Signal  # noqa: E402
-from PySide6.QtGui import QAction, QIcon, QKeySequence, QUndoCommand, QUndoStack  # noqa: E402
+from PySide6.QtCore import QRect, QThreadPool, QTimer, Qt, Signal  # noqa: E402
+from PySide6.QtGui import (  # noqa: E402
+    QAction, QColor, QIcon, QKeySequence, QPainter, QPixmap, QUndoCommand, QUndoStack,
+)
 from PySide6.QtWidgets import (  # noqa: E402
-    QApplication, QDockWidget, QLabel, QMainWindow, QToolBar, QToolButton, QVBoxLayout, QWidget,
+    QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QStyle, QStyleOptionButton, QToolBar, QToolButton,
+    QVBoxLayout, QWidget,
 )
 
 from app.store import Database, Refused  # noqa: E402
@@ -31,7 +34,7 @@ from app.workflow import (  # noqa: E402
 from app.workflow.model import ID_PATTERN  # noqa: E402
 from app.workflow.records import field_names  # noqa: E402
 
-from .background import run_in_background  # noqa: E402
+from app.views.background import reason, run_in_background  # noqa: E402
 from .mapping import GraphReader, add_workflow_nodes, config_json, new_node_id  # noqa: E402
 from .nodes import NODE_CLASSES, ClinicGraph, ClinicNode, ClinicViewer, icon_path, summarize  # noqa: E402
 from .palette import NodePalette  # noqa: E402
@@ -40,6 +43,26 @@ from .properties import PropertiesPanel  # noqa: E402
 
 AUTOSAVE_DELAY_MS: Final = 800
 VALIDATE_DELAY_MS: Final = 250
+
+
+def check_box_icon() -> QIcon:
+    """The style's own check box, off and on: the Enabled switch shows its state at a glance
+    (a pressed-looking tool button alone reads as a label saying "Enabled")."""
+    style = QApplication.style()
+    size = style.pixelMetric(QStyle.PixelMetric.PM_IndicatorWidth)
+    icon = QIcon()
+    for state, flag in ((QIcon.State.Off, QStyle.StateFlag.State_Off), (QIcon.State.On, QStyle.StateFlag.State_On)):
+        pixmap = QPixmap(size, size)
+        pixmap.fill(QColor(0, 0, 0, 0))
+        painter = QPainter(pixmap)
+        option = QStyleOptionButton()
+        option.rect = QRect(0, 0, size, size)
+        option.state = flag | QStyle.StateFlag.State_Enabled
+        option.palette = QApplication.palette()
+        style.drawPrimitive(QStyle.PrimitiveElement.PE_IndicatorCheckBox, option, painter)
+        painter.end()
+        icon.addPixmap(pixmap, QIcon.Mode.Normal, state)
+    return icon
 
 
 class WorkflowSettingsCommand(QUndoCommand):
@@ -108,11 +131,20 @@ class EditorWidget(QWidget):
         self.status_label = QLabel()
         self.status_label.setObjectName("editorStatus")
         self.status_label.setContentsMargins(6, 2, 6, 2)
+        # The node count sits in the status line, not the toolbar: the toolbar must fit the
+        # canvas's width at 1280x800 with Publish and Enabled in view.
+        self.node_count_label = QLabel()
+        self.node_count_label.setObjectName("nodeCount")
+        self.node_count_label.setContentsMargins(6, 2, 6, 2)
+        status_row = QHBoxLayout()
+        status_row.setContentsMargins(0, 0, 0, 0)
+        status_row.addWidget(self.status_label, 1)
+        status_row.addWidget(self.node_count_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(canvas, 1)
-        layout.addWidget(self.status_label)
+        layout.addLayout(status_row)
 
         self._build_docks()
         self._build_actions()
@@ -148,6 +180,14 @@ class EditorWidget(QWidget):
 
     def toolbar(self) -> QToolBar:
         return self._toolbar
+
+    def menu_actions(self) -> list[QAction | None]:
+        """The editor's commands for the main window's Workflow menu, in order (None: a separator)."""
+        if self.read_only:
+            return [self.fit_action]
+        return [self.test_run_action, self.publish_action, self.enabled_action, None,
+                self.save_action, self.undo_action, self.redo_action, None,
+                self.layout_action, self.fit_action]
 
     def graph_widget(self) -> QWidget:
         return self.graph.widget
@@ -206,7 +246,7 @@ class EditorWidget(QWidget):
         self.enabled_action.blockSignals(False)
         self.enabled_action.setEnabled(has_version and not self.read_only)
         self.enabled_action.setToolTip(
-            "Only enabled workflows respond to their trigger" if has_version
+            "Only enabled workflows respond to their trigger (Ctrl+Shift+E)" if has_version
             else "Publish a version before enabling this workflow")
 
     # -- building ------------------------------------------------------------------
@@ -277,45 +317,49 @@ class EditorWidget(QWidget):
                                           name="layoutAction", tip="Arrange the nodes from the trigger onwards")
         self.fit_action = self._action("Fit", self.fit_to_view, "F", canvas_only=True, name="fitAction",
                                        tip="Fit the selection (or the whole workflow) in view")
-        self.publish_action = self._action("Publish…", self.open_publish_dialog, name="publishAction",
+        # Ctrl+E is Export in the workflows list, Ctrl+P would be Print: hence the Shift.
+        self.publish_action = self._action("Publish…", self.open_publish_dialog, "Ctrl+Shift+P", name="publishAction",
                                            tip="Publish the draft as the next live version")
-        self.test_run_action = self._action("Test run…", self.open_test_run, name="testRunAction",
+        self.test_run_action = self._action("Test run…", self.open_test_run, "Ctrl+T", name="testRunAction",
                                             tip="Run the draft against a record without side effects")
         self.enabled_action = QAction("Enabled", self)
         self.enabled_action.setObjectName("enabledAction")
         self.enabled_action.setCheckable(True)
+        self.enabled_action.setShortcut(QKeySequence("Ctrl+Shift+E"))
+        self.enabled_action.setIcon(check_box_icon())
+        self.enabled_action.setIconVisibleInMenu(False)  # the menu draws its own check mark
         self.enabled_action.toggled.connect(self._enabled_toggled)
         for action, icon in ((self.publish_action, "kind-trigger"),):
             action.setIcon(QIcon(icon_path(icon)))
 
     def _build_toolbar(self) -> None:
+        """Undo, Redo | Test run, Publish, Enabled | Auto-layout, Fit: the commands a designer
+        reaches for first come first, so a narrow window hides only what the Workflow menu
+        (and its shortcuts) also offer. Save is automatic (Ctrl+S and the menu make sure)."""
         bar = QToolBar("Editor", self)
         bar.setObjectName("editorToolbar")
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         if not self.read_only:
-            for action in (self.save_action, self.undo_action, self.redo_action):
-                bar.addAction(action)
+            bar.addAction(self.undo_action)
+            bar.addAction(self.redo_action)
             bar.addSeparator()
-            bar.addAction(self.layout_action)
-        bar.addAction(self.fit_action)
-        bar.addSeparator()
-        self.node_count_label = QLabel()
-        self.node_count_label.setObjectName("nodeCount")
-        self.node_count_label.setContentsMargins(8, 0, 8, 0)
-        bar.addWidget(self.node_count_label)
-        bar.addSeparator()
-        bar.addAction(self.test_run_action)
-        if not self.read_only:
+            bar.addAction(self.test_run_action)
             self.publish_button = QToolButton()
             self.publish_button.setObjectName("publishButton")
             self.publish_button.setDefaultAction(self.publish_action)
-            self.publish_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            self.publish_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
             bar.addWidget(self.publish_button)
             self.enabled_toggle = QToolButton()
             self.enabled_toggle.setObjectName("enabledToggle")
             self.enabled_toggle.setDefaultAction(self.enabled_action)
             self.enabled_toggle.setCheckable(True)
+            self.enabled_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
             bar.addWidget(self.enabled_toggle)
+            bar.addSeparator()
+            bar.addAction(self.layout_action)
+        else:
+            bar.addAction(self.test_run_action)
+        bar.addAction(self.fit_action)
         self._toolbar = bar
 
     def _lock_canvas(self) -> None:
@@ -430,9 +474,10 @@ class EditorWidget(QWidget):
         self.node_count_label.setStyleSheet("color: #d13b3b; font-weight: bold;" if count > limit else "")
         self.node_count_label.setToolTip(f"This workflow has {count} nodes; it may have at most {limit}")
         if not self.read_only:
+            count = len(self._problems)
             self.publish_action.setToolTip(
-                f"Publish the draft — {len(self._problems)} problem(s) to fix first" if self._problems
-                else "Publish the draft as the next live version")
+                f"Publish the draft — {count} problem{'s' if count != 1 else ''} to fix first (Ctrl+Shift+P)"
+                if self._problems else "Publish the draft as the next live version (Ctrl+Shift+P)")
         if len(self._problems) != self._problem_count:
             self._problem_count = len(self._problems)
             self.problemsChanged.emit(self._problem_count)
@@ -456,8 +501,8 @@ class EditorWidget(QWidget):
         if data == self._saved:
             return
         self._saved = data
-        run_in_background(self._save_pool, lambda: self._write_draft(workflow),
-                          lambda _r: self._saved_ok(), self._save_failed, receiver=self)
+        run_in_background(lambda: self._write_draft(workflow), lambda _r: self._saved_ok(),
+                          lambda exc: self._save_failed(reason(exc)), context=self, pool=self._save_pool)
 
     def _saved_ok(self) -> None:
         self.status_label.setText(f"Draft saved at {datetime.now():%H:%M:%S}")

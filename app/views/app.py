@@ -7,7 +7,7 @@ import signal
 import sys
 
 from PySide6.QtCore import QCoreApplication, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
 from app.api import default_actor
 
@@ -18,22 +18,23 @@ def run_app(database_url: str | None, demo: bool, actor: str) -> int:
     QCoreApplication.setOrganizationName("Clinicflow")
     QCoreApplication.setApplicationName("Clinicflow")
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    from app.store.errors import Refused
-
-    from . import create_main_window
     from .main_window import app_settings
+    from .startup import open_main_window
+    from .theme import apply_theme
 
+    if not app.property("clinicflowThemed"):
+        apply_theme(app)  # type: ignore[arg-type]  # the start-up dialogs look like the app
+        app.setProperty("clinicflowThemed", True)
     settings = app_settings()
-    url = database_url or str(settings.value("database/url", "") or "") or None
+    stored = str(settings.value("database/url", "") or "")
+    url = database_url or stored or None
     # A name chosen in Settings wins over the login name, but not over an explicit --as.
     chosen = str(settings.value("team/member", "") or "").strip()
     if chosen and actor == default_actor():
         actor = chosen
-    try:
-        window = create_main_window(url, start_runtime=True, actor=actor)
-    except Refused as exc:
-        QMessageBox.critical(None, "Clinicflow", f"Cannot open the database: {' '.join(str(exc).split())}")
-        print(f"clinicflow: {exc}", file=sys.stderr)
+    # A database that cannot be opened offers Try again / Choose another / this computer's file.
+    window = open_main_window(url, actor, settings, from_settings=database_url is None and bool(stored))
+    if window is None:
         return 1
     if demo:
         from app.store.demo import load_demo

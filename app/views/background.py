@@ -2,15 +2,22 @@
 
 Widgets call `run_in_background(fn, on_done, on_error)`; the callbacks run on the GUI thread
 (the receiver object lives there, so Qt queues the signal), and never after the receiver died.
+This is the GUI's one way to work off the GUI thread (the editor uses it too); a `pool` with
+one thread keeps jobs in order (the editor's draft saves).
 """
 
 from __future__ import annotations
 
+import logging
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from app.store.errors import Refused
+
+log = logging.getLogger("clinicflow.gui")
 
 
 class _Relay(QObject):
@@ -27,8 +34,10 @@ class _Job(QRunnable):
     def run(self) -> None:
         try:
             result = self._fn()
-        except Exception as exc:  # noqa: BLE001 - handed to the GUI to show, not swallowed
+        except Exception as exc:
             exc.__traceback_text__ = traceback.format_exc()  # type: ignore[attr-defined]
+            if not isinstance(exc, Refused):  # a refusal is for the person; anything else also for the log
+                log.warning("background job failed: %s", reason(exc), exc_info=exc)
             self._relay.failed.emit(exc)
         else:
             self._relay.done.emit(result)
@@ -37,10 +46,17 @@ class _Job(QRunnable):
 _live_relays: set[_Relay] = set()
 
 
+def reason(exc: BaseException) -> str:
+    """An error's first line, for a person (never the exception's class name)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "something went wrong (details are in the log)"
+
+
 def run_in_background(fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
                       on_error: Callable[[Exception], None] | None = None,
-                      *, context: QObject | None = None) -> None:
-    """Call `fn()` on a pool thread; `on_done(result)` / `on_error(exc)` on the GUI thread.
+                      *, context: QObject | None = None, pool: QThreadPool | None = None) -> None:
+    """Call `fn()` on a pool thread (the global one unless `pool`); `on_done(result)` /
+    `on_error(exc)` on the GUI thread.
 
     With `context`, the callbacks are dropped if that object has been destroyed meanwhile.
     """
@@ -62,4 +78,4 @@ def run_in_background(fn: Callable[[], Any], on_done: Callable[[Any], None] | No
         context.destroyed.connect(lambda *_: alive.__setitem__(0, False))
     relay.done.connect(lambda result: deliver(on_done, result))
     relay.failed.connect(lambda exc: deliver(on_error, exc))
-    QThreadPool.globalInstance().start(_Job(fn, relay))
+    (pool or QThreadPool.globalInstance()).start(_Job(fn, relay))

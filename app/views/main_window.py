@@ -9,8 +9,20 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
-    QStackedWidget, QSystemTrayIcon, QToolBar, QToolButton, QVBoxLayout, QWidget,
+    QApplication,
+    QDockWidget,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QStackedWidget,
+    QSystemTrayIcon,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 from sqlalchemy import func, select
 
@@ -29,8 +41,7 @@ from .workflow_page import WorkflowPage
 
 STATE_VERSION = 1
 RUNTIME_WORDS = {"running": "Runtime running", "stopped": "Runtime stopped",
-                 "database unreachable": "Runtime: database unreachable", "off": "Runtime off on this workstation",
-                 "unavailable": "Runtime unavailable"}
+                 "database unreachable": "Runtime: database unreachable", "off": "Runtime off on this workstation"}
 
 
 def app_settings() -> QSettings:
@@ -114,9 +125,15 @@ class MainWindow(QMainWindow):
         self.inspector = StepInspector(db, self.actor)
         self.inspector_dock = self._dock("Run viewer", "stepInspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.workflows_dock, self.records_dock)
+        # The side docks take the full height; the bottom one (Problems) sits under the canvas only.
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.workflows_dock.raise_()
-        self.resize(1280, 800)
-        self.resizeDocks([self.workflows_dock, self.inspector_dock], [320, 440], Qt.Orientation.Horizontal)
+        # 1280x800, but never taller or wider than the screen (a 1366x768 laptop would lose the status bar).
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        width, height = (1280, 800) if screen is None else (min(1280, screen.width()), min(800, screen.height()))
+        self.resize(width, height)
+        self.apply_default_dock_widths()
 
         # --- runtime and the database watcher ------------------------------------------------------
         self.bridge = RuntimeBridge(db, self)
@@ -222,8 +239,29 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         view_menu.addAction(self.reset_layout_action)
         self.view_menu = view_menu
+        # The open workflow's editor commands (Publish, Enabled, Test run…), filled when one opens.
+        self.workflow_menu = menu.addMenu("&Workflow")
+        self.workflow_menu.setObjectName("workflowMenu")
+        self._fill_workflow_menu(None)
         help_menu = menu.addMenu("&Help")
         help_menu.addAction("About Clinicflow", self._about)
+
+    def _fill_workflow_menu(self, editor: Any) -> None:
+        """The Workflow menu: the open editor's own actions (one action, one shortcut, the same
+        thing as its toolbar button), or their names greyed out while no workflow is open."""
+        self.workflow_menu.clear()
+        if editor is not None:
+            for act in editor.menu_actions():
+                if act is None:
+                    self.workflow_menu.addSeparator()
+                else:
+                    self.workflow_menu.addAction(act)
+            return
+        for text in ("Test run…\tCtrl+T", "Publish…\tCtrl+Shift+P", "Enabled\tCtrl+Shift+E"):
+            self.workflow_menu.addAction(text).setEnabled(False)
+        self.workflow_menu.addSeparator()
+        hint = self.workflow_menu.addAction("Open a workflow in the Workflows list first")
+        hint.setEnabled(False)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -269,6 +307,10 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if isinstance(state, (QByteArray, bytes)) and state:
             self.restoreState(state, STATE_VERSION)
+
+    def apply_default_dock_widths(self) -> None:
+        """Workflows 320 px, run viewer and properties 440 px: the layout designed for 1280x800."""
+        self.resizeDocks([self.workflows_dock, self.inspector_dock], [320, 440], Qt.Orientation.Horizontal)
 
     def save_layout(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
@@ -357,6 +399,7 @@ class MainWindow(QMainWindow):
         page.tabs.currentChanged.connect(lambda _index: self._raise_docks_for(page))
         self._raise_docks_for(page)
         self.page = page
+        self._fill_workflow_menu(page.editor)
         self.stack.setCurrentWidget(self.page_holder)
         self.workflows.select(workflow_id)
         info = self.workflows.info(workflow_id)
@@ -378,6 +421,7 @@ class MainWindow(QMainWindow):
         if self.page is None:
             return
         self.page.flush()
+        self._fill_workflow_menu(None)  # before the editor and its actions go
         for dock in self._page_docks:
             self.removeDockWidget(dock)
             dock.deleteLater()
@@ -448,12 +492,7 @@ class MainWindow(QMainWindow):
     # --- runtime ------------------------------------------------------------------------------------
 
     def start_runtime(self) -> None:
-        try:
-            self.bridge.start()
-        except ImportError as exc:
-            self._set_runtime_state("unavailable")
-            self.runtime_label.setToolTip(f"The runtime could not be loaded: {exc}")
-            return
+        self.bridge.start()
         self._set_runtime_state(self.bridge.state)
 
     def _poll_runtime_state(self) -> None:

@@ -2,25 +2,54 @@
 
 The database choice and the team member are this workstation's (QSettings); integrations and
 default limits are the practice's (the database's `settings` table, shared by every workstation).
-Tests of connections run off the GUI thread and show "connected" or the reason.
+Tests of connections run off the GUI thread and show "connected" or the reason. A database
+that cannot be used is never saved (the person would be locked out at the next start): Save
+tests it first, and a new, empty database file is only made after a confirmation. Form values
+are read on the GUI thread; only plain values go to the worker thread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
-    QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-    QLineEdit, QMessageBox, QPushButton, QRadioButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget,
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
+from app.runtime.integrations.settings import set_integration, stored_values
 from app.store import Database
-from app.store.database import create_database, default_database_url
+from app.store.database import default_database_url
+from app.store.errors import DatabaseRefused
 from app.store.settings import DEFAULT_LIMITS, default_limits, set_default_limits
 
 from .background import run_in_background
+from .database_check import (
+    PG_CONNECT_TIMEOUT_S,
+    DatabaseCheck,
+    check_database_url,
+    ending,
+    shown_url,
+)
+from .startup import confirm_new_database
 
 OK_COLOUR = "#27ae60"
 BAD_COLOUR = "#e04848"
@@ -39,15 +68,27 @@ def _show_result(label: QLabel, ok: bool, text: str) -> None:
 
 def check_database(url: str) -> str:
     """Connect to a database URL and say what answered; raises with the reason otherwise."""
-    from sqlalchemy import text
+    check = check_database_url(url)
+    if not check.ok:
+        raise DatabaseRefused(check.reason)
+    return check.reason
 
-    db = create_database(url)
-    try:
-        with db.read() as conn:
-            conn.execute(text("SELECT 1"))
-        return f"connected to {db.display_name}"
-    finally:
-        db.dispose()
+
+@dataclass(frozen=True)
+class PracticeForm:
+    """The practice's settings as the form holds them, read on the GUI thread."""
+
+    limits: dict[str, int]
+    integrations: dict[str, dict[str, str]]
+
+
+def write_practice_settings(conn: Any, form: PracticeForm, actor: str) -> None:
+    set_default_limits(conn, form.limits)
+    for kind, values in form.integrations.items():
+        current = {k: str(v) for k, v in stored_values(conn, kind).items() if k in values}
+        wanted = {k: v for k, v in values.items() if v.strip()}
+        if current != wanted:  # only a real change is written (and recorded in history)
+            set_integration(conn, kind, values, actor)
 
 
 class SettingsDialog(QDialog):
@@ -193,13 +234,7 @@ class SettingsDialog(QDialog):
     def _load_practice_settings(self) -> None:
         with self._db.read() as conn:
             limits = default_limits(conn)
-            stored: dict[str, dict[str, Any]] = {}
-            try:
-                from app.runtime.integrations.settings import stored_values
-
-                stored = {kind: stored_values(conn, kind) for kind in ("smtp", "sms")}
-            except ImportError:
-                self.tabs.setTabEnabled(1, False)
+            stored = {kind: stored_values(conn, kind) for kind in ("smtp", "sms")}
         self.max_runtime_days.setValue(max(1, limits["max_runtime_seconds"] // 86400))
         self.max_actions.setValue(limits["max_actions_per_run"])
         self.max_nodes.setValue(limits["max_nodes"])
@@ -221,35 +256,60 @@ class SettingsDialog(QDialog):
             values = {k: "" for k in values}  # an empty host clears the integration
         return values
 
-    def _write_practice(self, conn: Any) -> None:
-        set_default_limits(conn, {"max_runtime_seconds": self.max_runtime_days.value() * 86400,
-                                  "max_actions_per_run": self.max_actions.value(),
-                                  "max_nodes": self.max_nodes.value()})
-        from app.runtime.integrations.settings import set_integration, stored_values
+    def practice_form(self) -> PracticeForm:
+        return PracticeForm(
+            limits={"max_runtime_seconds": self.max_runtime_days.value() * 86400,
+                    "max_actions_per_run": self.max_actions.value(), "max_nodes": self.max_nodes.value()},
+            integrations={kind: self._integration_values(kind) for kind in ("smtp", "sms")})
 
-        for kind in ("smtp", "sms"):
-            values = self._integration_values(kind)
-            current = {k: str(v) for k, v in stored_values(conn, kind).items() if k in values}
-            wanted = {k: v for k, v in values.items() if v.strip()}
-            if current != wanted:  # only a real change is written (and recorded in history)
-                set_integration(conn, kind, values, self._actor)
+    def chosen_database_url(self) -> str:
+        """What Save would store: "" for this computer's file, else the URL typed."""
+        return self.db_url.text().strip() if self.shared_db.isChecked() else ""
 
     def save(self) -> None:
-        url = self.db_url.text().strip() if self.shared_db.isChecked() else ""
+        """Test a changed database first; save nothing unless it can be used."""
+        url = self.chosen_database_url()
         if self.shared_db.isChecked() and not url:
-            self._fail("Give the PostgreSQL URL, or choose this computer's database file.")
+            self._fail("Give the PostgreSQL address, or choose this computer's database file.")
             return
-        db = self._db
+        # Everything the save needs, read here on the GUI thread.
+        form, member, runtime = self.practice_form(), self.member.text().strip(), self.runtime_enabled.isChecked()
+        old_url = str(self._settings.value("database/url", "") or "")
+        self.error.hide()
+        self._set_busy(True)
+        if url == old_url:
+            self._write(form, member, runtime, url, old_url)
+            return
+
+        def checked(check: DatabaseCheck) -> None:
+            self._set_busy(False)
+            if not check.ok:
+                self._fail(ending(f"Not saved: {shown_url(url) if url else 'this computer’s file'} cannot be used: "
+                                  f"{check.reason}"))
+                return
+            if check.new_file and not check.is_default and not confirm_new_database(check, self):
+                self._fail("Not saved: no new database was made. Give the address of the practice's database.")
+                return
+            self._set_busy(True)
+            self._write(form, member, runtime, url, old_url)
+
+        def check_failed(exc: Exception) -> None:
+            self._set_busy(False)
+            self._fail(" ".join(str(exc).split()))
+
+        run_in_background(lambda: check_database_url(url or None), checked, check_failed, context=self)
+
+    def _write(self, form: PracticeForm, member: str, runtime: bool, url: str, old_url: str) -> None:
+        db, actor = self._db, self._actor
 
         def write() -> None:
             with db.write() as conn:
-                self._write_practice(conn)
+                write_practice_settings(conn, form, actor)
 
         def done(_: object) -> None:
-            old_url = str(self._settings.value("database/url", "") or "")
+            self._set_busy(False)
             self._settings.setValue("database/url", url)
-            self._settings.setValue("team/member", self.member.text().strip())
-            runtime = self.runtime_enabled.isChecked()
+            self._settings.setValue("team/member", member)
             changed = runtime != self._settings.value("runtime/enabled", True, type=bool)
             self._settings.setValue("runtime/enabled", runtime)
             self._settings.sync()
@@ -259,8 +319,21 @@ class SettingsDialog(QDialog):
                 QMessageBox.information(self, "Database", "The new database is used when Clinicflow is started again.")
             self.accept()
 
-        self.buttons.setEnabled(False)
-        run_in_background(write, done, lambda exc: self._fail(" ".join(str(exc).split())), context=self)
+        def failed(exc: Exception) -> None:
+            self._set_busy(False)
+            self._fail(f"Not saved: {' '.join(str(exc).split())}")
+
+        run_in_background(write, done, failed, context=self)
+
+    def _set_busy(self, busy: bool) -> None:
+        """While the database is checked or written: no second Save, no edits to what is being saved."""
+        self.buttons.setEnabled(not busy)
+        self.tabs.setEnabled(not busy)
+        if busy:
+            self.db_result.setStyleSheet("")
+            self.db_result.setText(f"Checking… (at most {PG_CONNECT_TIMEOUT_S} seconds for a server)")
+        elif self.db_result.text().startswith("Checking"):
+            self.db_result.clear()
 
     def _fail(self, message: str) -> None:
         self.buttons.setEnabled(True)
@@ -272,7 +345,7 @@ class SettingsDialog(QDialog):
     def _test_database(self) -> None:
         url = self.db_url.text().strip() if self.shared_db.isChecked() else default_database_url()
         if not url:
-            _show_result(self.db_result, False, "give a PostgreSQL URL first")
+            _show_result(self.db_result, False, "give a PostgreSQL address first")
             return
         self._run_test(self.db_test, self.db_result, lambda: check_database(url))
 
@@ -280,7 +353,11 @@ class SettingsDialog(QDialog):
         db, actor, values = self._db, self._actor, self._integration_values(kind)
 
         def check() -> str:
-            from app.runtime.integrations import check_sms, check_smtp, record_test_result
+            from app.runtime.integrations import (
+                check_sms,
+                check_smtp,
+                record_test_result,
+            )
             from app.runtime.integrations.errors import DeliveryError
             from app.runtime.integrations.settings import set_integration
 

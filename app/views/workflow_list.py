@@ -86,11 +86,9 @@ class WorkflowList(QWidget):
         self.delete_action = self._action("Delete", self.delete, QKeySequence.StandardKey.Delete, "deleteWorkflowAction")
         self.import_action = self._action("Import…", self.import_file, QKeySequence("Ctrl+I"), "importWorkflowAction")
         self.export_action = self._action("Export…", self.export_file, QKeySequence("Ctrl+E"), "exportWorkflowAction")
+        # Import and Export live in the File menu: with them the toolbar overflowed the dock.
         for action in (self.new_action, self.duplicate_action, self.rename_action, self.delete_action):
             self.toolbar.addAction(action)
-        self.toolbar.addSeparator()
-        self.toolbar.addAction(self.import_action)
-        self.toolbar.addAction(self.export_action)
         for action in (self.rename_action, self.delete_action):
             # F2 and Delete belong to the list, not to the whole window (records and the editor use them too).
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)

@@ -1,15 +1,12 @@
 """A workflow's page in the main window: tabs Editor and Runs.
 
-The editor (NodeGraphQt) is imported only when a page opens, so the app starts fast; if it
-cannot be loaded the Runs tab still works and the Editor tab says why.
+The editor (NodeGraphQt) is imported only when a page opens, so the app starts fast.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QDockWidget, QLabel, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QDockWidget, QTabWidget, QVBoxLayout, QWidget
 
 from app.store import Database
 
@@ -27,29 +24,16 @@ class WorkflowPage(QWidget):
         self.workflow_id = workflow_id
         self.tabs = QTabWidget(objectName="workflowTabs")
         self.tabs.setDocumentMode(True)
-        self.editor: Any = None
-        self.editor_error: str | None = None
         self.editor_tab = QWidget(objectName="editorTab")
         editor_layout = QVBoxLayout(self.editor_tab)
         editor_layout.setContentsMargins(0, 0, 0, 0)
-        try:
-            from app.editor import EditorWidget
-        except ImportError as exc:
-            self.editor_error = f"The flow editor is unavailable: {exc}"
-        else:
-            self.editor = EditorWidget(db, workflow_id, actor, self.editor_tab)
-            toolbar = self.editor.toolbar()
-            if toolbar is not None:
-                editor_layout.addWidget(toolbar)
-            editor_layout.addWidget(self.editor, 1)
-            for name in ("draftSaved", "published", "enabledChanged"):
-                signal = getattr(self.editor, name, None)
-                if signal is not None:
-                    signal.connect(lambda *_: self.workflowChanged.emit())
-        if self.editor is None:
-            label = QLabel(f"{self.editor_error}\n\nRuns of this workflow are still shown in the Runs tab.",
-                           objectName="editorUnavailable", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
-            editor_layout.addWidget(label)
+        from app.editor import EditorWidget
+
+        self.editor = EditorWidget(db, workflow_id, actor, self.editor_tab)
+        editor_layout.addWidget(self.editor.toolbar())
+        editor_layout.addWidget(self.editor, 1)
+        for signal in (self.editor.draftSaved, self.editor.published, self.editor.enabledChanged):
+            signal.connect(lambda *_: self.workflowChanged.emit())
         self.runs = RunsView(db, workflow_id, self)
         self.tabs.addTab(self.editor_tab, "Editor")
         self.tabs.addTab(self.runs, "Runs")
@@ -58,8 +42,6 @@ class WorkflowPage(QWidget):
         layout.addWidget(self.tabs)
 
     def docks(self) -> list[QDockWidget]:
-        if self.editor is None or not hasattr(self.editor, "docks"):
-            return []
         return list(self.editor.docks())
 
     def show_runs(self) -> None:
@@ -70,5 +52,4 @@ class WorkflowPage(QWidget):
 
     def flush(self) -> None:
         """Save the editor's pending draft now (before the page closes)."""
-        if self.editor is not None and hasattr(self.editor, "flush"):
-            self.editor.flush()
+        self.editor.flush()

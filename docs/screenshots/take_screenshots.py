@@ -1,0 +1,116 @@
+"""Take the README's screenshots of the editor and the database safety dialogs on the demo practice.
+
+    QT_QPA_PLATFORM=offscreen python docs/screenshots/take_screenshots.py [OUT_DIR]
+
+Runs on a fresh SQLite file in a temporary folder (the demo practice loaded into it), with the
+window at the sizes a clinic's screens have: 1280x800 and 1366x768.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QCoreApplication, QTimer
+from PySide6.QtWidgets import QApplication, QWidget
+
+OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
+
+
+def settle(app: QApplication, seconds: float = 0.3) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def save(widget: QWidget, name: str) -> None:
+    widget.grab().save(str(OUT / name))
+    print(OUT / name)
+
+
+def main() -> int:
+    QCoreApplication.setOrganizationName("ClinicflowScreenshots")
+    app = QApplication.instance() or QApplication([])
+    from app.store import workflows as store_workflows
+    from app.store.demo import load_demo
+    from app.views import create_main_window
+    from app.views.main_window import app_settings
+
+    home = Path(tempfile.mkdtemp(prefix="clinicflow-shots-"))
+    os.environ["XDG_DATA_HOME"] = str(home / "data")
+    app_settings().clear()
+    window = create_main_window(f"sqlite:///{home / 'demo.sqlite3'}", start_runtime=False, actor="Ann Baker")
+    load_demo(window.db, "Ann Baker")
+    window.workflows.reload()
+    window.show()
+    with window.db.read() as conn:
+        reminder = next(w.id for w in store_workflows.list_workflows(conn) if w.name == "Appointment reminder")
+    for width, height in ((1280, 800), (1366, 768)):
+        window.resize(width, height)
+        settle(app)
+        window.apply_default_dock_widths()  # as the app lays out a window of that size on its screen
+        settle(app)
+        page = window.open_workflow(reminder)
+        page.show_editor()
+        settle(app)
+        page.editor.fit_to_view()
+        settle(app)
+        save(window, f"editor-{width}x{height}.png")
+        if width == 1280:
+            # The Runs tab of the same workflow at 1280x800.
+            page.show_runs()
+            settle(app)
+            save(window, "runs-tab-1280x800.png")
+            page.show_editor()
+
+    # The condition's rules, as a designer edits them (1366x768).
+    editor = window.page.editor
+    editor.select_node(next(n.get_property("node_id") for n in editor.graph.all_nodes()
+                            if n.CATALOG_TYPE == "logic.condition"))
+    settle(app)
+    save(window, "condition-properties.png")
+
+    # The Workflow menu with its shortcuts.
+    menu = window.workflow_menu
+    menu.popup(window.mapToGlobal(window.menuBar().geometry().bottomLeft()))
+    settle(app)
+    save(menu, "workflow-menu.png")
+    menu.hide()
+
+    # Settings refusing a database that does not answer.
+    window.open_settings()
+    dialog = window.settings_dialog
+    dialog.shared_db.setChecked(True)
+    dialog.db_url.setText("postgresql+psycopg://clinic@127.0.0.1:1/clinicflow")
+    dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not dialog.error.isVisibleTo(dialog):
+        settle(app, 0.05)
+    settle(app)
+    save(dialog, "settings-database-refused.png")
+    dialog.reject()
+
+    # Start-up on a database that cannot be opened.
+    from app.views.database_check import check_database_url
+    from app.views.startup import DatabaseUnavailableDialog
+
+    url = "postgresql+psycopg://clinic@127.0.0.1:1/clinicflow"
+    unavailable = DatabaseUnavailableDialog(url, check_database_url(url).reason, can_open_local=True)
+    unavailable.show()
+    settle(app)
+    save(unavailable, "startup-database-unavailable.png")
+    unavailable.close()
+    QTimer.singleShot(0, window.close)
+    settle(app)
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
