@@ -65,6 +65,14 @@ def initial_state(workflow: Workflow) -> dict[str, Any]:
     return {"pending": [workflow.trigger.id], "seq": 0, "actions": 0}
 
 
+def deadline_after(moment: datetime, seconds: int) -> datetime | None:
+    """When max runtime is reached; None (no deadline) when that lies past the calendar's end."""
+    try:
+        return moment + timedelta(seconds=seconds)
+    except OverflowError:
+        return None
+
+
 def create_run(conn: Connection, workflow_id: int, version: int, workflow: Workflow, *, trigger_kind: str,
                record: RecordRef | None, payload: dict[str, Any] | None, actor: str | None,
                event_id: int | None = None, now: datetime | None = None,
@@ -76,7 +84,7 @@ def create_run(conn: Connection, workflow_id: int, version: int, workflow: Workf
         workflow_id=workflow_id, version=version, status="running", trigger_kind=trigger_kind,
         record_type=record.type if record else None, record_id=record.id if record else None,
         trigger_data=payload, event_id=event_id, started_by=actor, triggered_at=now,
-        deadline_at=now + timedelta(seconds=limits["max_runtime_seconds"]), due_at=now,
+        deadline_at=deadline_after(now, limits["max_runtime_seconds"]), due_at=now,
         state=initial_state(workflow), updated_at=now)
     if event_id is None:
         run_id = conn.execute(insert(runs).values(**values).returning(runs.c.id)).scalar_one()
@@ -207,7 +215,7 @@ def _retry(db: Database, run_id: int, actor: str, *, whole_run: bool) -> None:
             raise WrongState(f"run {run_id} has no failed step to retry; use Retry Run")
         done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status == "failed").values(
             status="running", finished_at=None, error_type=None, error_message=None, due_at=now,
-            deadline_at=now + timedelta(seconds=limits["max_runtime_seconds"]), lease_owner=None,
+            deadline_at=deadline_after(now, limits["max_runtime_seconds"]), lease_owner=None,
             lease_expires_at=None, state=state, updated_at=now)).rowcount
         if done != 1:
             raise WrongState(f"run {run_id} changed while {what} was being applied; try again")

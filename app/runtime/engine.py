@@ -6,10 +6,13 @@ effects and its step row are written in it, and each run's cursor by one guarded
 A crash anywhere rolls back whatever was not committed, so a task is never created by a
 step that is not marked completed, and a completed step never runs again.
 
-A step stays atomic inside the shared transaction without a savepoint each: actions check
-everything before they write, so a step that fails with a `StepError` has written nothing.
-Any other failure rolls the whole batch back and the run is executed again alone, with a
-savepoint around each step's effects (`_Isolate`), so its failure is recorded cleanly.
+Runs are isolated from each other: each run's part of the batch sits in a savepoint. A
+step stays atomic inside it without a savepoint of its own: actions check everything
+before they write, so a step that fails with a `StepError` has written nothing. Any other
+exception (a value out of range, MemoryError, RecursionError, a bug) rolls back only that
+run's savepoint; the run is executed again at once with a savepoint around each step, so
+the step that raises is recorded `failed` with error type `InternalError` (the traceback in
+its detail) and the steps before it are kept. Other runs of the batch are untouched.
 
 Messages leave the transaction: the step's intent (its idempotency key) is committed
 `queued` with a lease on the run; just before the message is handed over, its own small
@@ -31,8 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.exc import (DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError,
-                            ProgrammingError)
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.store.database import Database
 from app.store.records import RecordRef
@@ -41,10 +43,11 @@ from app.store.settings import DEFAULT_LIMITS, default_limits
 from app.store.timeutil import utcnow
 from app.store.workflows import get_version
 from app.workflow import Node, Workflow
+from app.workflow.vocabulary import RunStatus, StepStatus
 
 from .events import EventHub, RuntimeEvent
-from .executor import Message, Outcome, StepError, execute_node, is_action, is_message
-from .faults import database_fault, fault_point
+from .executor import Message, Outcome, StepError, execute_node, is_action, is_message, node_label
+from .faults import database_fault, fault_point, raise_fault
 from .run_context import RunScope, local_iso
 
 log = logging.getLogger("clinicflow.runtime")
@@ -90,15 +93,6 @@ _SAVE_RUN: Final = update(runs).where(
 
 class LostRun(Exception):
     """A guarded update matched nothing: someone else changed the run first."""
-
-
-class _Isolate(Exception):
-    """A step failed in an unexpected way inside a shared batch: the batch is rolled back and
-    the run executes again alone, with a savepoint around each step's effects."""
-
-    def __init__(self, run_id: int) -> None:
-        super().__init__(run_id)
-        self.run_id = run_id
 
 
 @dataclass
@@ -188,7 +182,6 @@ class Engine:
         self.batch_seconds = batch_seconds
         self.hub = hub if hub is not None else EventHub()
         self._workflows: dict[tuple[int, int], Workflow] = {}
-        self._isolated: set[int] = set()
         # Runs whose message this runtime is sending right now: the only leases it extends,
         # so a lease orphaned by a failed outcome write expires and is taken over.
         self._in_flight: set[int] = set()
@@ -234,10 +227,9 @@ class Engine:
         result = BatchResult()
         events: list[RuntimeEvent] = []
         started = time.monotonic()
-        alone = self._isolated.pop() if self._isolated else None
         try:
             with self.db.write() as conn:
-                rows = conn.execute(self._ready_query(utcnow(), self.batch_runs, alone)).mappings().all()
+                rows = conn.execute(self._ready_query(utcnow(), self.batch_runs)).mappings().all()
                 if not rows:
                     return result
                 # Records are locked in one order by every batch, so concurrent batches wait
@@ -249,13 +241,8 @@ class Engine:
                         break
                     if time.monotonic() - started > self.batch_seconds and result.runs:
                         break
-                    result.steps += self._advance(conn, row, defaults, events, result.sends, stop,
-                                                  careful=alone is not None)
+                    result.steps += self._advance_isolated(conn, row, defaults, events, result.sends, stop)
                     result.runs += 1
-        except _Isolate as exc:
-            log.warning("run %s: a step failed unexpectedly; executing it again on its own", exc.run_id)
-            self._isolated.add(exc.run_id)
-            return BatchResult(runs=1)
         except DBAPIError as exc:
             if not _is_conflict(exc):
                 raise
@@ -264,6 +251,52 @@ class Engine:
             return BatchResult(runs=1)
         self._emit(events)
         return result
+
+    def _advance_isolated(self, conn: Connection, row: Any, defaults: dict[str, int], events: list[RuntimeEvent],
+                          sends: list[Send], stop: threading.Event | None) -> int:
+        """One run's part of the batch in a savepoint: whatever it raises stays with that run."""
+        for careful in (False, True):
+            run_events: list[RuntimeEvent] = []
+            run_sends: list[Send] = []
+            try:
+                with conn.begin_nested():
+                    executed = self._advance(conn, row, defaults, run_events, run_sends, stop, careful=careful)
+            except LostRun as exc:
+                log.info("%s; leaving it", exc)
+                return 0
+            except DBAPIError as exc:
+                if _is_transient(exc):
+                    raise  # the database, not the run: the batch is tried again
+                failure: BaseException = exc
+            except Exception as exc:  # MemoryError, RecursionError, a bug: this run's alone
+                failure = exc
+            else:
+                events.extend(run_events)
+                sends.extend(run_sends)
+                return executed
+            if not careful:
+                log.warning("run %s: a step failed unexpectedly (%s); executing it again step by step",
+                            row["id"], _exception_words(failure))
+        words = _exception_words(failure)
+        detail = "".join(traceback.format_exception(failure))
+        del failure  # frees what the failure held on to (a huge value, a deep stack) before going on
+        self._fail_unexecutable(conn, row, words, detail, events)
+        return 0
+
+    def _fail_unexecutable(self, conn: Connection, row: Any, words: str, detail: str,
+                           events: list[RuntimeEvent]) -> None:
+        """The run raised outside any step even step by step: it fails as a whole, guarded."""
+        now = utcnow()
+        message = f"Run {row['id']} could not be executed: {words}. The runtime's log has the details"
+        log.error("run %s failed unexpectedly:\n%s", row["id"], detail)
+        with conn.begin_nested():
+            done = conn.execute(_SAVE_RUN, {
+                "b_id": row["id"], "b_status": row["status"], "b_owner": self.owner, "b_now": now,
+                "v_status": RunStatus.FAILED, "v_due_at": None, "v_finished_at": now, "v_error_type": "InternalError",
+                "v_error_message": message, "v_state": row["state"], "v_updated_at": now, "v_lease_owner": None,
+                "v_lease_expires_at": None}).rowcount
+        if done == 1 and self.hub:
+            events.append(RuntimeEvent("run_changed", row["id"], row["workflow_id"]))
 
     def _emit(self, events: list[RuntimeEvent]) -> None:
         if self.hub:
@@ -427,31 +460,31 @@ class Engine:
             else:
                 scope.variables["now"] = local_iso(now)
             try:
-                if is_action(node) and not is_message(node):
-                    if careful:
-                        with conn.begin_nested():
-                            outcome = execute_node(conn, node, scope, now)
-                            fault_point("crash_after_effect", node.id)
-                    else:
-                        # Actions validate everything before they write, so a StepError leaves
-                        # nothing behind; anything else rolls the batch back (see _Isolate).
-                        try:
-                            outcome = execute_node(conn, node, scope, now)
-                        except (StepError, OperationalError):
-                            raise
-                        except Exception as exc:
-                            raise _Isolate(run_id) from exc
+                if careful:
+                    # Executing again after an unexpected failure: a savepoint per step keeps the
+                    # steps before the failing one and drops whatever the failing one wrote.
+                    with conn.begin_nested():
+                        outcome = execute_node(conn, node, scope, now)
                         fault_point("crash_after_effect", node.id)
+                        raise_fault("raise_in_step", node.id)
                 else:
+                    # Actions validate everything before they write, so a StepError leaves nothing
+                    # behind; anything else rolls back this run's savepoint (`_advance_isolated`).
                     outcome = execute_node(conn, node, scope, now)
+                    fault_point("crash_after_effect", node.id)
+                    raise_fault("raise_in_step", node.id)
             except StepError as exc:
-                add_step(node, "failed", now, input=_masked(exc.input), error=exc)
+                add_step(node, StepStatus.FAILED, now, input=_masked(exc.input), error=exc)
                 fail(now, exc.error_type, str(exc))
                 break
-            except (IntegrityError, DataError, ProgrammingError, ValueError, TypeError, KeyError) as exc:
-                error = StepError("InternalError", f"Step '{node.id}' failed unexpectedly: {type(exc).__name__}: {exc}",
-                                  detail=traceback.format_exc())
-                add_step(node, "failed", now, input=None, error=error)
+            except Exception as exc:  # MemoryError, RecursionError, a bug: this run fails alone
+                if not careful or (isinstance(exc, DBAPIError) and _is_transient(exc)):
+                    raise
+                error = StepError("InternalError", f"Step {node_label(node)} failed unexpectedly: "
+                                  f"{_exception_words(exc)}. The step's detail has the traceback",
+                                  detail="".join(traceback.format_exception(exc)))
+                del exc
+                add_step(node, StepStatus.FAILED, now, input=None, error=error)
                 fail(now, "InternalError", str(error))
                 break
             executed += 1
@@ -737,6 +770,20 @@ def _reason(exc: BaseException) -> str:
 def _is_conflict(exc: DBAPIError) -> bool:
     code = getattr(exc.orig, "sqlstate", None)
     return code in ("40P01", "40001", "55P03")  # deadlock, serialization failure, lock not available
+
+
+def _exception_words(exc: BaseException) -> str:
+    """An unexpected failure in words, without the exception's class name."""
+    if isinstance(exc, MemoryError):
+        return "it needed more memory than the computer could give"
+    if isinstance(exc, RecursionError):
+        return "it nested too deeply"
+    reason = " ".join(str(exc).split())[:300]
+    if isinstance(exc, OverflowError):
+        return f"a value was out of range ({reason})" if reason else "a value was out of range"
+    if isinstance(exc, DBAPIError):
+        return f"the database refused a value ({_reason(exc)[:300]})"
+    return f"an unexpected error ({reason})" if reason else "an unexpected error"
 
 
 def _masked(data: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -119,6 +119,23 @@ def _trigger(scope: RunScope) -> Outcome:
     return Outcome(input=data, output=data)
 
 
+def node_label(node: Node) -> str:
+    """How a person recognises the node: its title, else its id."""
+    return f"'{node.title}'" if node.title else f"'{node.id}'"
+
+
+def _shifted(node: Node, field: str, moment: datetime, seconds: int, step_input: dict[str, Any]) -> datetime:
+    """`moment` + `seconds`, refused with the node and field named when the result (or its
+    local time, which the step shows) falls outside the dates a computer can hold."""
+    try:
+        resume = moment + timedelta(seconds=seconds)
+        local_iso(resume)
+    except (OverflowError, ValueError):
+        raise StepError("InvalidWaitTime", f"The wait {node_label(node)} computes a time outside the supported "
+                        f"range (field '{field}')", input=step_input) from None
+    return resume
+
+
 def _wait(node: Node, scope: RunScope, now: datetime) -> Outcome:
     config: Any = node.config
     if config.until is not None:
@@ -127,16 +144,16 @@ def _wait(node: Node, scope: RunScope, now: datetime) -> Outcome:
         text = str(rendered.get("until", "")).strip()
         try:
             moment = parse_datetime(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise StepError("InvalidWaitTime",
                             f"Wait '{node.id}': 'until' gave '{text}', which is not a date-time", input=rendered) from None
         offset = (config.offset_amount or 0) * UNIT_SECONDS[config.offset_unit or "seconds"]
-        resume = moment + timedelta(seconds=offset)
         step_input = {"until": text, "offset_amount": config.offset_amount, "offset_unit": config.offset_unit}
+        resume = _shifted(node, "until", moment, offset, step_input)
     else:
         seconds = (config.amount or 0) * UNIT_SECONDS[config.unit or "seconds"]
-        resume = now + timedelta(seconds=seconds)
         step_input = {"amount": config.amount, "unit": config.unit}
+        resume = _shifted(node, "amount", now, seconds, step_input)
     return Outcome(input=step_input, output={"resume_at": local_iso(resume)}, resume_at=resume)
 
 
