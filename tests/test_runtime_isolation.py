@@ -121,3 +121,35 @@ def test_a_memory_error_in_a_condition_fails_the_run_instead_of_leaving_it_runni
     run = detail(db, run_id)
     assert run["status"] == "failed" and run["error"]["type"] == "InternalError"
     assert "more memory" in run["error"]["message"]
+
+
+@pytest.mark.parametrize("exception", ["MemoryError", "RecursionError", "RuntimeError"])
+def test_whatever_rendering_raises_fails_the_step_as_a_template_error(db, monkeypatch, exception) -> None:
+    import threading
+
+    mail = make_workflow(db, [
+        node("start", "trigger.manual", record_type="patient"),
+        node("mail", "action.send_email", subject="Hello", body="Hi {{ patient.first_name }}"),
+    ], chain("start", "mail"), name="Mail")
+    poisoned = start_run(db, mail, record=add_patient(db, email="ann@example.org"), actor="maria")
+    healthy = healthy_runs(db, task_workflow(db))
+    threads_before = threading.active_count()
+    monkeypatch.setenv("CLINICFLOW_FAULT", f"raise_in_template:mail.body:{exception}")
+    Runtime(db, "rt").run_once()
+    run = detail(db, poisoned)
+    assert run["status"] == "failed" and run["error"]["type"] == "TemplateError"
+    assert run["error"]["message"].startswith("Template error in 'body': ")
+    assert exception not in run["error"]["message"]
+    assert run["steps"][-1]["input"]["subject"] == "Hello"  # what was rendered before the failure is shown
+    assert_healthy_completed(db, healthy)
+    assert threading.active_count() == threads_before
+    if db.is_sqlite:
+        # No write lock is left behind: another program can write at once.
+        import sqlite3
+
+        other = sqlite3.connect(db.url.database, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.rollback()
+        finally:
+            other.close()

@@ -46,7 +46,7 @@ from app.workflow import Node, Workflow
 from app.workflow.vocabulary import RunStatus, StepStatus
 
 from .events import EventHub, RuntimeEvent
-from .executor import Message, Outcome, StepError, execute_node, is_action, is_message, node_label
+from .executor import Message, Outcome, StepError, exception_words, execute_node, is_action, node_label
 from .faults import database_fault, fault_point, raise_fault
 from .run_context import RunScope, local_iso
 
@@ -276,8 +276,8 @@ class Engine:
                 return executed
             if not careful:
                 log.warning("run %s: a step failed unexpectedly (%s); executing it again step by step",
-                            row["id"], _exception_words(failure))
-        words = _exception_words(failure)
+                            row["id"], exception_words(failure))
+        words = exception_words(failure)
         detail = "".join(traceback.format_exception(failure))
         del failure  # frees what the failure held on to (a huge value, a deep stack) before going on
         self._fail_unexecutable(conn, row, words, detail, events)
@@ -481,7 +481,7 @@ class Engine:
                 if not careful or (isinstance(exc, DBAPIError) and _is_transient(exc)):
                     raise
                 error = StepError("InternalError", f"Step {node_label(node)} failed unexpectedly: "
-                                  f"{_exception_words(exc)}. The step's detail has the traceback",
+                                  f"{exception_words(exc)}. The step's detail has the traceback",
                                   detail="".join(traceback.format_exception(exc)))
                 del exc
                 add_step(node, StepStatus.FAILED, now, input=None, error=error)
@@ -770,20 +770,6 @@ def _reason(exc: BaseException) -> str:
 def _is_conflict(exc: DBAPIError) -> bool:
     code = getattr(exc.orig, "sqlstate", None)
     return code in ("40P01", "40001", "55P03")  # deadlock, serialization failure, lock not available
-
-
-def _exception_words(exc: BaseException) -> str:
-    """An unexpected failure in words, without the exception's class name."""
-    if isinstance(exc, MemoryError):
-        return "it needed more memory than the computer could give"
-    if isinstance(exc, RecursionError):
-        return "it nested too deeply"
-    reason = " ".join(str(exc).split())[:300]
-    if isinstance(exc, OverflowError):
-        return f"a value was out of range ({reason})" if reason else "a value was out of range"
-    if isinstance(exc, DBAPIError):
-        return f"the database refused a value ({_reason(exc)[:300]})"
-    return f"an unexpected error ({reason})" if reason else "an unexpected error"
 
 
 def _masked(data: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from app.store.errors import InvalidRecord, NotFound
 from app.store.records import RecordRef, add_record, append_line, update_record
@@ -23,6 +24,7 @@ from app.workflow.catalog import UNIT_SECONDS
 from app.workflow.conditions import evaluate
 from app.workflow.templates import render
 
+from .faults import raise_fault
 from .run_context import RunScope, local_iso
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -68,6 +70,21 @@ def is_message(node: Node) -> bool:
     return node.type in ("action.send_email", "action.send_sms")
 
 
+def exception_words(exc: BaseException) -> str:
+    """An unexpected failure in words, without the exception's class name."""
+    if isinstance(exc, MemoryError):
+        return "it needed more memory than the computer could give"
+    if isinstance(exc, RecursionError):
+        return "it nested too deeply"
+    reason = " ".join(str(exc).split())[:300]
+    if isinstance(exc, OverflowError):
+        return f"a value was out of range ({reason})" if reason else "a value was out of range"
+    if isinstance(exc, DBAPIError):
+        orig = getattr(exc, "orig", None) or exc
+        return f"the database refused a value ({' '.join(str(orig).split())[:300]})"
+    return f"an unexpected error ({reason})" if reason else "an unexpected error"
+
+
 def render_fields(node: Node, variables: dict[str, Any], rendered: dict[str, Any]) -> None:
     """Render every template field of the node's config into `rendered` (in place, so a
     failure still shows what was rendered before it)."""
@@ -80,8 +97,12 @@ def render_fields(node: Node, variables: dict[str, Any], rendered: dict[str, Any
             continue
         try:
             rendered[name] = render(source, variables, name)
+            raise_fault("raise_in_template", f"{node.id}.{name}")
         except TemplateError as exc:
             raise StepError("TemplateError", str(exc), input=rendered) from None
+        except Exception as exc:  # MemoryError, RecursionError, a bug in a filter: the step fails, not the run's batch
+            raise StepError("TemplateError", f"Template error in '{name}': {exception_words(exc)}",
+                            input=rendered) from None
 
 
 def execute_node(conn: Connection, node: Node, scope: RunScope, now: datetime) -> Outcome:

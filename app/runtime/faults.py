@@ -10,7 +10,8 @@ reached: `db_error_before_send` (reading the integration settings, before anythi
 sent), `db_error_saving_outcome` (committing a message's outcome after it was sent).
 
 `CLINICFLOW_FAULT=raise_in_step:<node_id>:MemoryError` (or RecursionError, OverflowError,
-RuntimeError) makes `raise_fault` raise that exception after the step's effects.
+RuntimeError) makes `raise_fault` raise that exception after the step's effects;
+`raise_in_template:<node_id>.<field>:<ExceptionName>` as if rendering that field raised it.
 """
 
 from __future__ import annotations
