@@ -24,6 +24,8 @@ from app.store.timeutil import utcnow
 from app.workflow import Workflow
 from app.workflow.context import with_article
 
+from .lock_watch import watched_write
+
 NOTIFY_CHANNEL: Final = "clinicflow_runs"
 TRIGGER_KINDS: Final = {
     "manual": "trigger.manual", "webhook": "trigger.webhook",
@@ -119,7 +121,7 @@ def _workflow_row(conn: Connection, workflow_id: int) -> Any:
 def start_run(db: Database, workflow_id: int, *, record: RecordRef | None = None, actor: str,
               trigger_kind: str = "manual", payload: dict[str, Any] | None = None) -> int:
     """Start a run now; it is durably created (status running, due now) when this returns."""
-    with db.write() as conn:
+    with watched_write(db) as conn:
         row = _workflow_row(conn, workflow_id)
         shown = f"workflow {workflow_id} ({row['name']})"
         if not row["enabled"]:
@@ -166,7 +168,7 @@ def _status_of(conn: Connection, run_id: int) -> str:
 def cancel_run(db: Database, run_id: int, actor: str) -> None:
     """Running or Waiting -> Cancelled: nothing further executes, a waiting run never resumes."""
     now = utcnow()
-    with db.write() as conn:
+    with watched_write(db) as conn:
         if conn.dialect.name == "postgresql":
             # Wait for a runtime executing this run right now to commit its step first.
             conn.execute(select(runs.c.id).where(runs.c.id == run_id).with_for_update())
@@ -186,7 +188,7 @@ def cancel_run(db: Database, run_id: int, actor: str) -> None:
 def _retry(db: Database, run_id: int, actor: str, *, whole_run: bool) -> None:
     now = utcnow()
     what = "Retry Run" if whole_run else "Retry Step"
-    with db.write() as conn:
+    with watched_write(db) as conn:
         row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
         if row is None:
             raise NotFound(f"there is no run {run_id}")

@@ -47,6 +47,7 @@ from app.workflow.vocabulary import RunStatus, StepStatus
 
 from .events import EventHub, RuntimeEvent
 from .executor import Message, Outcome, StepError, exception_words, execute_node, is_action, node_label
+from .lock_watch import LockWatch
 from .faults import database_fault, fault_point, raise_fault
 from .run_context import RunScope, local_iso
 
@@ -174,8 +175,10 @@ class Engine:
     """Executes ready runs on one database for one runtime (`owner`)."""
 
     def __init__(self, db: Database, owner: str, *, lease_seconds: float = 30.0, batch_runs: int = 100,
-                 batch_seconds: float = 0.25, hub: EventHub | None = None) -> None:
+                 batch_seconds: float = 0.25, hub: EventHub | None = None, writes: LockWatch | None = None) -> None:
         self.db = db
+        # Every write of this runtime goes through it, so a long wait for SQLite's lock is noticed.
+        self.writes = writes if writes is not None else LockWatch(db)
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.batch_runs = batch_runs
@@ -228,7 +231,7 @@ class Engine:
         events: list[RuntimeEvent] = []
         started = time.monotonic()
         try:
-            with self.db.write() as conn:
+            with self.writes.write() as conn:
                 rows = conn.execute(self._ready_query(utcnow(), self.batch_runs)).mappings().all()
                 if not rows:
                     return result
@@ -608,7 +611,7 @@ class Engine:
         cancelled or taken over meanwhile."""
         now = utcnow()
         try:
-            with self.db.write() as conn:
+            with self.writes.write() as conn:
                 held = conn.execute(update(runs).where(
                     runs.c.id == send.run_id, runs.c.status == "running", runs.c.lease_owner == self.owner,
                 ).values(lease_expires_at=now + timedelta(seconds=self.lease_seconds))).rowcount
@@ -711,7 +714,7 @@ class Engine:
             tries.append({"at": local_iso(now), "result": "sent"})
         else:
             tries.append({"at": local_iso(now), "error_type": failure.error_type, "message": str(failure)})
-        with self.db.write() as conn:
+        with self.writes.write() as conn:
             guard = and_(runs.c.id == send.run_id, runs.c.status == "running", runs.c.lease_owner == self.owner)
             if failure is None:
                 self._finish_step(conn, send.step_id, ("running",), "completed", now,
@@ -751,7 +754,7 @@ class Engine:
         if not held:
             return
         now = utcnow()
-        with self.db.write() as conn:
+        with self.writes.write() as conn:
             conn.execute(update(runs).where(runs.c.lease_owner == self.owner, runs.c.status == "running",
                                             runs.c.id.in_(sorted(held)))
                          .values(lease_expires_at=now + timedelta(seconds=self.lease_seconds)))

@@ -27,6 +27,7 @@ from app.store.timeutil import utcnow
 
 from .control import NOTIFY_CHANNEL, add_wake_listener, remove_wake_listener
 from .engine import Engine
+from .lock_watch import WAITING_WORDS, LockWatch
 from .events import EventHub, RuntimeEvent
 from .triggers import Schedules, dispatch_record_events, has_pending_events
 
@@ -36,6 +37,9 @@ ENV_LEASE: Final = "CLINICFLOW_LEASE_SECONDS"
 ENV_POLL: Final = "CLINICFLOW_POLL_SECONDS"
 ENV_WORKERS: Final = "CLINICFLOW_RUNTIME_WORKERS"
 SCHEDULE_CHECK_SECONDS: Final = 1.0
+LOCK_CHECK_SECONDS: Final = 0.25
+# The runtime's state (and the status bar's words) while another program holds SQLite's lock.
+DATABASE_WAITING: Final = WAITING_WORDS
 GATHER_SECONDS: Final = 0.005
 _instances = itertools.count(1)
 
@@ -56,6 +60,7 @@ class Runtime:
         self.name = name or _default_name()
         self.http = http
         self.state = "stopped"
+        self._state_before_waiting = "running"
         self.lease_seconds = lease_seconds or float(os.environ.get(ENV_LEASE) or 30.0)
         default_poll = 0.5 if db.is_postgresql else 0.05
         self.poll_seconds = poll_seconds or float(os.environ.get(ENV_POLL) or default_poll)
@@ -63,7 +68,10 @@ class Runtime:
         self.workers = workers or int(os.environ.get(ENV_WORKERS) or (2 if db.is_postgresql else 1))
         # Smaller batches on PostgreSQL: concurrent batches hold fewer locks for less time.
         batch_runs = batch_runs or (25 if db.is_postgresql else 100)
-        self.engine = Engine(db, self.name, lease_seconds=self.lease_seconds, batch_runs=batch_runs, hub=self._hub)
+        self.writes = LockWatch(db)
+        self.writes.subscribe(self._database_waiting_changed)
+        self.engine = Engine(db, self.name, lease_seconds=self.lease_seconds, batch_runs=batch_runs, hub=self._hub,
+                             writes=self.writes)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -72,6 +80,12 @@ class Runtime:
         self.webhook_address: tuple[str, int] | None = None
 
     # --- public API -----------------------------------------------------------------
+
+    @property
+    def database_waiting(self) -> bool:
+        """True while a write of this runtime has waited over 2 s for SQLite's lock, held by
+        another program; `state` is then `DATABASE_WAITING` and a `runtime_state` event said so."""
+        return self.writes.waiting
 
     def subscribe(self, callback: Callable[[RuntimeEvent], None]) -> Callable[[], None]:
         return self._hub.subscribe(callback)
@@ -84,6 +98,9 @@ class Runtime:
         if self._threads:
             return
         self._stop.clear()
+        if self.db.is_sqlite:
+            # First, so that even the start's own writes are noticed waiting for another program.
+            self._spawn(self._lock_watch_loop, "lock-watch")
         if self.http is not None:
             try:
                 from app.runtime.integrations.webhook import serve_webhooks
@@ -125,7 +142,7 @@ class Runtime:
             self._webhooks.shutdown()
             self._webhooks = None
         try:
-            with self.db.write() as conn:
+            with self.engine.writes.write() as conn:
                 conn.execute(delete(runtimes).where(runtimes.c.name == self.name))
         except (OperationalError, DBAPIError):
             pass
@@ -144,7 +161,21 @@ class Runtime:
         self._threads.append(thread)
         thread.start()
 
+    def _database_waiting_changed(self, waiting: bool) -> None:
+        if waiting:
+            self._state_before_waiting = self.state if self.state != DATABASE_WAITING else self._state_before_waiting
+            self._set_state(DATABASE_WAITING)
+        elif self.state == DATABASE_WAITING:
+            self._set_state(self._state_before_waiting)
+
+    def _lock_watch_loop(self) -> None:
+        while not self._stop.wait(LOCK_CHECK_SECONDS):
+            self.writes.check()
+
     def _set_state(self, state: str) -> None:
+        if state == "running" and self.writes.waiting:
+            self._state_before_waiting = state
+            return  # still waiting for another program's lock: the status bar keeps saying so
         if state != self.state:
             self.state = state
             self._hub.emit(RuntimeEvent("runtime_state", state=state))
@@ -236,7 +267,7 @@ class Runtime:
         now = utcnow()
         dialect: Any = postgresql if self.db.is_postgresql else sqlite
         values = dict(name=self.name, host=socket.gethostname(), pid=os.getpid(), started_at=now, heartbeat_at=now)
-        with self.db.write() as conn:
+        with self.engine.writes.write() as conn:
             conn.execute(dialect.insert(runtimes).values(**values).on_conflict_do_update(
                 index_elements=[runtimes.c.name], set_={"pid": os.getpid(), "started_at": now, "heartbeat_at": now}))
 
@@ -245,7 +276,7 @@ class Runtime:
         while not self._stop.wait(interval):
             try:
                 self.engine.heartbeat()
-                with self.db.write() as conn:
+                with self.engine.writes.write() as conn:
                     done = conn.execute(update(runtimes).where(runtimes.c.name == self.name)
                                         .values(heartbeat_at=utcnow())).rowcount
                 if not done:

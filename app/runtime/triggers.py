@@ -71,7 +71,7 @@ def has_pending_events(db: Database) -> bool:
 def dispatch_record_events(db: Database, engine: Engine) -> int:
     """Turn pending record events into runs; returns how many runs were started."""
     started = 0
-    with db.write() as conn:
+    with engine.writes.write() as conn:
         query = (select(record_events).where(record_events.c.dispatched.is_(False))
                  .order_by(record_events.c.id).limit(EVENT_BATCH))
         if db.is_postgresql:
@@ -252,7 +252,7 @@ class Schedules:
         """An APScheduler job: start the current tick of one workflow (if still enabled)."""
         try:
             started = 0
-            with self.db.write() as conn:
+            with self.engine.writes.write() as conn:
                 for wid, version, workflow, _ in enabled_workflows(conn, self.engine, "trigger.schedule"):
                     if wid == workflow_id:
                         tick = latest_tick(workflow, utcnow(), None)
@@ -267,7 +267,7 @@ class Schedules:
     def catch_up(self) -> int:
         """One run for the latest tick missed since the last fire (or since the workflow changed)."""
         started = 0
-        with self.db.write() as conn:
+        with self.engine.writes.write() as conn:
             for workflow_id, version, workflow, updated_at in enabled_workflows(conn, self.engine, "trigger.schedule"):
                 last = conn.execute(select(func.max(schedule_fires.c.fire_time))
                                     .where(schedule_fires.c.workflow_id == workflow_id)).scalar()
