@@ -211,3 +211,44 @@ def test_a_back_off_goes_on_after_a_restart_instead_of_starting_over(db) -> None
     with db.read() as conn:
         tries = conn.execute(select(steps.c.tries).where(steps.c.node_id == "text")).scalar_one()
     assert len(tries) == 3 and all(t["message"] for t in tries)
+
+
+def test_an_email_whose_runtime_died_before_the_server_accepted_it_is_sent_normally_not_uncertain(
+        db_url: str, db) -> None:
+    import signal
+
+    from sqlalchemy import select
+
+    from app.store.schema import steps
+    from integration_servers import silent_listener
+    from runtime_workflows import wait_until
+
+    workflow_id = email_workflow(db)
+    run_id = start_run(db, workflow_id, record=add_patient(db, email="ann@example.org"), actor="maria")
+
+    def delivery_state() -> str | None:
+        with db.read() as conn:
+            return conn.execute(select(steps.c.delivery_state).where(steps.c.run_id == run_id,
+                                                                     steps.c.node_id == "mail")).scalar()
+
+    with silent_listener() as hung_port:
+        with db.write() as conn:
+            set_integration(conn, "smtp", {"host": "127.0.0.1", "port": str(hung_port), "security": "none",
+                                           "from": "desk@clinic.example", "timeout": "30"}, "tester")
+        env = {**os.environ, "CLINICFLOW_LEASE_SECONDS": "1"}
+        runtime = subprocess.Popen([sys.executable, "-m", "app", "--db", db_url, "runtime", "--once"], env=env,
+                                   cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: delivery_state() is not None, what="the email's intent to be committed")
+            time.sleep(1.0)  # connecting: the server has not even greeted it
+        finally:
+            runtime.send_signal(signal.SIGKILL)
+            runtime.wait(10)
+    assert delivery_state() == "queued"  # never handed over, so not uncertain
+    with smtp_server() as (server, handler):
+        use_smtp(db, server.port)
+        time.sleep(1.1)  # the killed runtime's lease expires
+        drive(Runtime(db, "rt"), lambda: status(db, run_id) != "running")
+        run = detail(db, run_id)
+        assert run["status"] == "completed", run["error"]
+        assert len(handler.received) == 1

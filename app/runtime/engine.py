@@ -43,7 +43,7 @@ from app.store.settings import DEFAULT_LIMITS, default_limits
 from app.store.timeutil import utcnow
 from app.store.workflows import get_version
 from app.workflow import Node, Workflow
-from app.workflow.vocabulary import RunStatus, StepStatus
+from app.workflow.vocabulary import DeliveryState, RunStatus, StepStatus
 
 from .events import EventHub, RuntimeEvent
 from .executor import Message, Outcome, StepError, exception_words, execute_node, is_action, node_label
@@ -401,9 +401,10 @@ class Engine:
                 # A message step: queued, backing off, or its runtime stopped while sending.
                 if active["delivery_state"] == "sending" and node.type == "action.send_email":
                     to = (active["input"] or {}).get("to") or "the recipient"
-                    message = (f"Delivery uncertain: the runtime stopped after handing the email to {to} to the "
-                               "SMTP server and before the server confirmed it; it may or may not have been "
-                               "delivered. Check, then use Retry Step to send it again")
+                    message = (f"Delivery uncertain: the runtime stopped while handing the email to {to} over to "
+                               "the SMTP server, which had accepted the connection, and before the server "
+                               "confirmed it; it may or may not have been delivered. Check, then use Retry Step "
+                               "to send it again")
                     self._finish_step(conn, active["id"], ("running",), "failed", now,
                                       error=("DeliveryUncertain", message))
                     events.append(RuntimeEvent("step_changed", run_id, workflow_id, active["id"]))
@@ -599,35 +600,53 @@ class Engine:
         beat = threading.Thread(target=keep_lease, name="clinicflow-send-lease", daemon=True)
         beat.start()
         try:
-            self._save(self._send(send))
+            delivered = self._send(send)
+            if delivered is not None:
+                self._save(delivered)
         finally:
             done.set()
             self._in_flight.discard(send.run_id)
 
     def _claim(self, send: Send) -> bool:
-        """Mark the message `sending` just before it is handed over, in its own transaction,
-        so a crash while an earlier message of the batch was being sent leaves this one
-        `queued` (sent by whoever takes the run over), not uncertain. False if the run was
-        cancelled or taken over meanwhile."""
+        """Check the run is still this runtime's and extend its lease, in its own transaction;
+        an SMS is also marked `sending` here. An email is marked `sending` only once the SMTP
+        server has accepted the connection (`_mark_sending`, just before MAIL FROM), so a crash
+        while connecting or logging in leaves it `queued`: sent by whoever takes the run over,
+        not uncertain. False if the run was cancelled or taken over meanwhile."""
         now = utcnow()
         try:
             with self.writes.write() as conn:
                 held = conn.execute(update(runs).where(
-                    runs.c.id == send.run_id, runs.c.status == "running", runs.c.lease_owner == self.owner,
+                    runs.c.id == send.run_id, runs.c.status == RunStatus.RUNNING, runs.c.lease_owner == self.owner,
                 ).values(lease_expires_at=now + timedelta(seconds=self.lease_seconds))).rowcount
                 if held != 1:
                     raise LostRun(f"run {send.run_id} was cancelled or taken over before its message was sent")
-                claimed = conn.execute(update(steps).where(
-                    steps.c.id == send.step_id, steps.c.status == "running", steps.c.delivery_state == "queued",
-                ).values(delivery_state="sending")).rowcount
-                if claimed != 1:
-                    raise LostRun(f"step {send.step_id} was changed by someone else before its message was sent")
+                if send.message.channel != "email":
+                    self._set_sending(conn, send)
         except LostRun as exc:
             log.info("%s; not sending it", exc)
             return False
         return True
 
-    def _send(self, send: Send) -> Delivered:
+    def _set_sending(self, conn: Connection, send: Send) -> None:
+        claimed = conn.execute(update(steps).where(
+            steps.c.id == send.step_id, steps.c.status == StepStatus.RUNNING,
+            steps.c.delivery_state == DeliveryState.QUEUED,
+        ).values(delivery_state=DeliveryState.SENDING)).rowcount
+        if claimed != 1:
+            raise LostRun(f"step {send.step_id} was changed by someone else before its message was sent")
+
+    def _mark_sending(self, send: Send) -> None:
+        """The SMTP server took the connection; the message is about to be handed over."""
+        with self.writes.write() as conn:
+            held = conn.execute(select(runs.c.id).where(
+                runs.c.id == send.run_id, runs.c.status == RunStatus.RUNNING,
+                runs.c.lease_owner == self.owner)).first()
+            if held is None:
+                raise LostRun(f"run {send.run_id} was cancelled or taken over before its message was sent")
+            self._set_sending(conn, send)
+
+    def _send(self, send: Send) -> Delivered | None:
         from app.runtime.integrations import DeliveryError, send_email, send_sms
         from app.runtime.integrations.masking import mask_text
 
@@ -639,19 +658,23 @@ class Engine:
                     database_fault("db_error_before_send", send.node_id)
                     if send.message.channel == "email":
                         output = send_email(conn, to=send.message.to, subject=send.message.subject or "",
-                                            body=send.message.body, key=send.key)
+                                            body=send.message.body, key=send.key,
+                                            before_handover=lambda: self._mark_sending(send))
                     else:
                         output = send_sms(conn, to=send.message.to, body=send.message.body, key=send.key)
+                except LostRun as exc:
+                    log.info("%s; not sending it", exc)
+                    return None
                 except DeliveryError as exc:
                     failure = exc
                 except DBAPIError as exc:
-                    # send_* reads its settings before it connects to anything: nothing has left
-                    # this machine, so this is worth trying again like a server that is down.
+                    # send_* reads its settings before it connects to anything, and an email is
+                    # marked sending before MAIL FROM: nothing has left this machine, so this is
+                    # worth trying again like a server that is down.
                     failure = DeliveryError("DatabaseError", "Nothing was sent: the database could not be read "
                                             f"({mask_text(_reason(exc))})", transient=True)
-                except Exception as exc:  # noqa: BLE001 - an integration bug fails the step, visibly
-                    failure = DeliveryError("InternalError",
-                                            f"Sending failed unexpectedly: {type(exc).__name__}: {exc}",
+                except Exception as exc:  # an integration bug fails the step, visibly
+                    failure = DeliveryError("InternalError", f"Sending failed unexpectedly: {exception_words(exc)}",
                                             transient=False)
         except DBAPIError as exc:
             if output is None and failure is None:
