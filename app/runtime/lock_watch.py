@@ -24,10 +24,12 @@ from sqlalchemy import Connection
 
 from app.store.database import Database
 
+from .events import RuntimeState
+
 log = logging.getLogger("clinicflow.runtime")
 
 NOTICE_SECONDS: Final = 2.0
-WAITING_WORDS: Final = "waiting for the database (locked by another program)"
+WAITING_WORDS: Final = str(RuntimeState.DATABASE_WAITING)
 
 Listener = Callable[[bool], None]
 

@@ -27,8 +27,9 @@ from app.store.timeutil import utcnow
 
 from .control import NOTIFY_CHANNEL, add_wake_listener, remove_wake_listener
 from .engine import Engine
-from .lock_watch import WAITING_WORDS, LockWatch
-from .events import EventHub, RuntimeEvent
+from .events import EventHub, RuntimeEvent, RuntimeState
+from .integrations.webhook import WebhookServer, serve_webhooks
+from .lock_watch import LockWatch
 from .triggers import Schedules, dispatch_record_events, has_pending_events
 
 log = logging.getLogger("clinicflow.runtime")
@@ -39,7 +40,7 @@ ENV_WORKERS: Final = "CLINICFLOW_RUNTIME_WORKERS"
 SCHEDULE_CHECK_SECONDS: Final = 1.0
 LOCK_CHECK_SECONDS: Final = 0.25
 # The runtime's state (and the status bar's words) while another program holds SQLite's lock.
-DATABASE_WAITING: Final = WAITING_WORDS
+DATABASE_WAITING: Final = RuntimeState.DATABASE_WAITING
 GATHER_SECONDS: Final = 0.005
 _instances = itertools.count(1)
 
@@ -55,12 +56,15 @@ class Runtime:
 
     def __init__(self, db: Database, name: str | None = None, *, http: tuple[str, int] | None = None,
                  lease_seconds: float | None = None, poll_seconds: float | None = None,
-                 batch_runs: int | None = None, workers: int | None = None) -> None:
+                 batch_runs: int | None = None, workers: int | None = None,
+                 now: Callable[[], datetime] = utcnow) -> None:
         self.db = db
+        # The clock of workflow time (waits, leases, back-off, max runtime); tests move it on.
+        self.now = now
         self.name = name or _default_name()
         self.http = http
-        self.state = "stopped"
-        self._state_before_waiting = "running"
+        self.state: str = RuntimeState.STOPPED
+        self._state_before_waiting: str = RuntimeState.RUNNING
         self.lease_seconds = lease_seconds or float(os.environ.get(ENV_LEASE) or 30.0)
         default_poll = 0.5 if db.is_postgresql else 0.05
         self.poll_seconds = poll_seconds or float(os.environ.get(ENV_POLL) or default_poll)
@@ -71,12 +75,12 @@ class Runtime:
         self.writes = LockWatch(db)
         self.writes.subscribe(self._database_waiting_changed)
         self.engine = Engine(db, self.name, lease_seconds=self.lease_seconds, batch_runs=batch_runs, hub=self._hub,
-                             writes=self.writes)
+                             writes=self.writes, now=now)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._schedules = Schedules(db, self.engine, self.name, self.wake)
-        self._webhooks: Any = None
+        self._webhooks: WebhookServer | None = None
         self.webhook_address: tuple[str, int] | None = None
 
     # --- public API -----------------------------------------------------------------
@@ -102,20 +106,16 @@ class Runtime:
             # First, so that even the start's own writes are noticed waiting for another program.
             self._spawn(self._lock_watch_loop, "lock-watch")
         if self.http is not None:
-            try:
-                from app.runtime.integrations.webhook import serve_webhooks
-            except ImportError as exc:
-                raise RuntimeError(f"webhook triggers cannot be served: {exc}") from None
             self._webhooks = serve_webhooks(self.db, self.http[0], self.http[1])
-            server = getattr(self._webhooks, "server_address", None) or getattr(self._webhooks, "address", None)
-            self.webhook_address = tuple(server[:2]) if server else self.http  # type: ignore[assignment]
-            log.info("serving webhook triggers on %s:%s", *(self.webhook_address or self.http))
+            host, port = self._webhooks.server_address[:2]
+            self.webhook_address = (str(host), int(port))
+            log.info("serving webhook triggers on %s:%s", *self.webhook_address)
         add_wake_listener(self)
         try:
             self._announce()
             self._schedules.start()
         except (OperationalError, DBAPIError) as exc:
-            self._set_state("database unreachable")
+            self._set_state(RuntimeState.UNREACHABLE)
             log.error("database unreachable: %s", _reason(exc))
         self._spawn(self._loop, "work")
         self._spawn(self._heartbeat_loop, "heartbeat")
@@ -146,7 +146,7 @@ class Runtime:
                 conn.execute(delete(runtimes).where(runtimes.c.name == self.name))
         except (OperationalError, DBAPIError):
             pass
-        self._set_state("stopped")
+        self._set_state(RuntimeState.STOPPED)
         log.info("runtime %s stopped", self.name)
 
     def run_once(self) -> int:
@@ -173,7 +173,7 @@ class Runtime:
             self.writes.check()
 
     def _set_state(self, state: str) -> None:
-        if state == "running" and self.writes.waiting:
+        if state == RuntimeState.RUNNING and self.writes.waiting:
             self._state_before_waiting = state
             return  # still waiting for another program's lock: the status bar keeps saying so
         if state != self.state:
@@ -246,16 +246,16 @@ class Runtime:
                 steps_last_time = steps > 0
                 if steps:
                     log.debug("executed %d step(s)", steps)
-                self._set_state("running")
+                self._set_state(RuntimeState.RUNNING)
                 due = self.engine.next_due()
                 if due is not None:
-                    timeout = min(timeout, max(0.0, (due - utcnow()).total_seconds()))
+                    timeout = min(timeout, max(0.0, (due - self.now()).total_seconds()))
             except (OperationalError, DBAPIError) as exc:
-                if self.state != "database unreachable":
+                if self.state != RuntimeState.UNREACHABLE:
                     log.error("database unreachable: %s", _reason(exc))
-                self._set_state("database unreachable")
+                self._set_state(RuntimeState.UNREACHABLE)
                 timeout = 2.0
-            except Exception:  # noqa: BLE001 - log, keep the runtime alive, try again shortly
+            except Exception:
                 log.exception("runtime loop error")
                 timeout = 1.0
             if timeout > 0:
@@ -266,7 +266,8 @@ class Runtime:
 
         now = utcnow()
         dialect: Any = postgresql if self.db.is_postgresql else sqlite
-        values = dict(name=self.name, host=socket.gethostname(), pid=os.getpid(), started_at=now, heartbeat_at=now)
+        values = {"name": self.name, "host": socket.gethostname(), "pid": os.getpid(), "started_at": now,
+                  "heartbeat_at": now}
         with self.engine.writes.write() as conn:
             conn.execute(dialect.insert(runtimes).values(**values).on_conflict_do_update(
                 index_elements=[runtimes.c.name], set_={"pid": os.getpid(), "started_at": now, "heartbeat_at": now}))
@@ -282,9 +283,9 @@ class Runtime:
                 if not done:
                     self._announce()
             except (OperationalError, DBAPIError) as exc:
-                if self.state != "database unreachable":
+                if self.state != RuntimeState.UNREACHABLE:
                     log.error("database unreachable: %s", _reason(exc))
-                self._set_state("database unreachable")
+                self._set_state(RuntimeState.UNREACHABLE)
 
     def _listen_loop(self) -> None:
         import psycopg

@@ -38,6 +38,7 @@ from app.store.records import RecordRef, find_record
 from app.store.schema import workflows
 from app.store.workflows import get_version, live_version_number
 from app.workflow.context import with_article
+from app.workflow.vocabulary import TriggerKind
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class WebhookServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def shutdown(self) -> None:
         """Stop serving, close the socket and wait for the serving thread."""
@@ -202,7 +203,7 @@ class _DeadlineReader(io.RawIOBase):
         if remaining <= 0:
             raise TimeoutError(f"the request did not arrive within {self._handler.server.request_seconds:g} seconds")
         self._handler.connection.settimeout(remaining)
-        return self._handler.connection.recv_into(buffer)
+        return int(self._handler.connection.recv_into(buffer))
 
 
 class _WebhookHandler(BaseHTTPRequestHandler):
@@ -214,8 +215,8 @@ class _WebhookHandler(BaseHTTPRequestHandler):
     deadline = 0.0
 
     def setup(self) -> None:
-        self.timeout = self.server.request_seconds
         super().setup()
+        self.connection.settimeout(self.server.request_seconds)
         self.rfile.close()
         self.rfile = io.BufferedReader(_DeadlineReader(self), 64 * 1024)
 
@@ -228,6 +229,7 @@ class _WebhookHandler(BaseHTTPRequestHandler):
         log.info("webhook connection from %s: %s", self.address_string(), format % args)
 
     def do_POST(self) -> None:
+        answer: dict[str, Any]
         try:
             status, answer = HTTPStatus.ACCEPTED, {"run_id": self._start_run()}
         except WebhookRefused as exc:
@@ -235,7 +237,7 @@ class _WebhookHandler(BaseHTTPRequestHandler):
         except SQLAlchemyError as exc:
             log.error("webhook %s: database unavailable: %s", self.path, type(exc).__name__)
             status, answer = HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the practice database is unavailable; try again"}
-        except Exception:  # noqa: BLE001 - a bug answers 500 and is logged, the server keeps serving
+        except Exception:  # a bug answers 500 and is logged, the server keeps serving
             log.exception("webhook %s failed", self.path)
             status, answer = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; see the runtime's log"}
         self._answer(status, answer)
@@ -263,7 +265,7 @@ class _WebhookHandler(BaseHTTPRequestHandler):
         record = _record(self.server.db, body, record_type)
         try:
             run_id = start_run(self.server.db, workflow_id, record=record, actor="webhook",
-                               trigger_kind="webhook", payload=body)
+                               trigger_kind=TriggerKind.WEBHOOK, payload=body)
         except InvalidRecord as exc:
             raise WebhookRefused(HTTPStatus.BAD_REQUEST, " ".join(str(exc).split())) from None
         except (NotFound, WrongState) as exc:
