@@ -153,3 +153,26 @@ def test_whatever_rendering_raises_fails_the_step_as_a_template_error(db, monkey
             other.rollback()
         finally:
             other.close()
+
+
+def test_a_test_run_walks_like_a_real_run_and_shows_an_unexpected_failure_as_a_failed_step(db, monkeypatch) -> None:
+    from app.runtime.dry_run import dry_run
+    from app.workflow import load_workflow
+
+    draft = load_workflow({"format": "clinicflow.workflow/1", "name": "Draft", "nodes": [
+        node("start", "trigger.manual", record_type="patient"),
+        node("task", "action.create_task", title="Call {{ patient.first_name }}"),
+        {**node("pause", "logic.wait", until="9999-12-31T00:00:00+00:00", offset_amount=2, offset_unit="days"),
+         "title": "Two days later"},
+    ], "edges": chain("start", "task", "pause")})
+    monkeypatch.setenv("CLINICFLOW_FAULT", "raise_in_step:task:RecursionError")
+    result = dry_run(db, draft, add_patient(db))
+    assert result.path == ["start", "task"]
+    assert [(s.node_id, s.status) for s in result.steps] == [("start", "completed"), ("task", "failed")]
+    assert result.steps[-1].error is not None and result.steps[-1].error["type"] == "InternalError"
+    monkeypatch.delenv("CLINICFLOW_FAULT")
+    result = dry_run(db, draft, add_patient(db))
+    assert result.steps[-1].error == {
+        "type": "InvalidWaitTime",
+        "message": "The wait 'Two days later' computes a time outside the supported range (field 'until')"}
+    assert task_titles(db) == []
