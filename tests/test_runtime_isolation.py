@@ -176,3 +176,40 @@ def test_a_test_run_walks_like_a_real_run_and_shows_an_unexpected_failure_as_a_f
         "type": "InvalidWaitTime",
         "message": "The wait 'Two days later' computes a time outside the supported range (field 'until')"}
     assert task_titles(db) == []
+
+
+def test_a_message_is_rendered_while_no_write_lock_is_held(sqlite_url, monkeypatch) -> None:
+    """A slow template (up to the template layer's time bound) must not block other writers."""
+    import sqlite3
+
+    import app.runtime.executor as executor
+    from app.store import open_database
+
+    db = open_database(sqlite_url)
+    try:
+        mail = make_workflow(db, [
+            node("start", "trigger.manual", record_type="patient"),
+            node("mail", "action.send_email", subject="Hello", body="Hi {{ patient.first_name }}"),
+        ], chain("start", "mail"), name="Mail")
+        run_id = start_run(db, mail, record=add_patient(db, email="ann@example.org"), actor="maria")
+        others_could_write: list[bool] = []
+        real_render = executor.render
+
+        def render_while_checking_the_lock(source: str, variables: dict, field: str) -> str:
+            other = sqlite3.connect(db.url.database, timeout=0, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                others_could_write.append(True)
+            except sqlite3.OperationalError:
+                others_could_write.append(False)
+            finally:
+                other.close()
+            return real_render(source, variables, field)
+
+        monkeypatch.setattr(executor, "render", render_while_checking_the_lock)
+        Runtime(db, "rt").run_once()
+        assert detail(db, run_id)["steps"][-1]["node_id"] == "mail"  # it was rendered (and failed: no SMTP)
+        assert others_could_write and all(others_could_write)
+    finally:
+        db.dispose()

@@ -81,6 +81,9 @@ class DryRunEffects:
     def wait(self, walk: RunWalk, node: Node, outcome: Outcome, now: datetime) -> bool:
         return False  # shows when it would resume; the walk goes on
 
+    def defer_message(self, walk: RunWalk, node: Node, now: datetime) -> bool:
+        return False  # rendered in the walk, so the dialog can show it
+
 
 def dry_run(db: Database, workflow: Workflow, record: RecordRef | None,
             payload: dict[str, Any] | None = None) -> DryRunResult:

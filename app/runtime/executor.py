@@ -116,12 +116,10 @@ def execute_node(conn: Connection, node: Node, scope: RunScope, now: datetime) -
                        output={"result": passed, "port": port, "rules": rules}, port=port)
     if kind == "logic.wait":
         return _wait(node, scope, now)
+    if is_message(node):
+        return render_message(conn, node, scope)
     rendered: dict[str, Any] = {}
     render_fields(node, scope.variables, rendered)
-    if kind == "action.send_email":
-        return _message(conn, node, scope, rendered, "email")
-    if kind == "action.send_sms":
-        return _message(conn, node, scope, rendered, "sms")
     if kind == "action.create_task":
         return _create_task(conn, node, scope, rendered, now)
     if kind == "action.update_record":
@@ -129,6 +127,16 @@ def execute_node(conn: Connection, node: Node, scope: RunScope, now: datetime) -
     if kind == "action.add_note":
         return _add_note(conn, scope, rendered, now)
     raise StepError("UnknownNode", f"Node '{node.id}' has type '{kind}', which this version of Clinicflow cannot run")
+
+
+def render_message(conn: Connection, node: Node, scope: RunScope) -> Outcome:
+    """A message node's message, rendered over `scope.variables` and checked; sends nothing.
+
+    Real runs call it from the outbox, outside any write transaction (a slow template does
+    not hold SQLite's write lock); `conn` is only read (the patient's name for an error)."""
+    rendered: dict[str, Any] = {}
+    render_fields(node, scope.variables, rendered)
+    return _message(conn, node, scope, rendered, "email" if node.type == "action.send_email" else "sms")
 
 
 def _trigger(scope: RunScope) -> Outcome:

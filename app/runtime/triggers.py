@@ -230,7 +230,8 @@ class Schedules:
 
     def stop(self) -> None:
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+            # Waits for a job firing right now, so nothing is written after the runtime stopped.
+            self._scheduler.shutdown(wait=True)
             self._scheduler = None
 
     def _current_signature(self) -> Any:

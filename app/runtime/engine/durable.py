@@ -21,7 +21,7 @@ from app.workflow import Node
 from app.workflow.vocabulary import DeliveryState, RunStatus, StepStatus
 
 from ..events import RuntimeEvent
-from ..executor import Outcome, StepError, execute_node
+from ..executor import Outcome, StepError
 from ..run_context import local_iso
 from .cursor import RunCursor
 from .outbox import Send
@@ -110,18 +110,22 @@ class DurableEffects:
                        output=output, error=error)
 
     def message(self, walk: RunWalk, node: Node, outcome: Outcome, now: datetime) -> bool:
-        """The intent is written `queued`; the outbox sends it once the batch has committed."""
-        assert outcome.message is not None
+        raise AssertionError("real runs defer their messages to the outbox")  # see defer_message
+
+    def defer_message(self, walk: RunWalk, node: Node, now: datetime) -> bool:
+        """The intent is written `queued`; the outbox renders and sends it once the batch has
+        committed, so rendering holds no write lock."""
         cursor = walk.cursor
         key = f"run.{self.run_id}.{node.id}.{cursor.next_attempt(node.id)}"
-        state_after = self._after(walk, node, outcome)
-        step_id = self._add_step(cursor, node, StepStatus.RUNNING, now, input=masked(outcome.input), finished=False,
+        state_after = self._after(walk, node, "out")
+        step_id = self._add_step(cursor, node, StepStatus.RUNNING, now, input=None, finished=False,
                                  need_id=True, delivery_key=key, delivery_state=DeliveryState.QUEUED, tries=[])
         assert step_id is not None
         cursor.active = step_id
         state_after["seq"], state_after["attempts"] = cursor.seq, dict(cursor.attempts)
-        self.sends.append(Send(self.run_id, self.workflow_id, step_id, node.id, outcome.message, key,
-                               int(getattr(node.config, "retries", 3)), [], state_after, cursor.dump()))
+        self.sends.append(Send(self.run_id, self.workflow_id, step_id, node.id, None, key,
+                               int(getattr(node.config, "retries", 3)), [], state_after, cursor.dump(),
+                               node=node, scope=walk.scope))
         walk.result.lease, walk.result.due_at = True, now
         return True
 
@@ -163,25 +167,18 @@ class DurableEffects:
                        "may not have been delivered. Check, then use Retry Step to send it again")
             self._fail_active(walk, active, now, "DeliveryUncertain", message)
             return True
-        # Rendered again from the node's templates over the records as they are now (`now` as
-        # when the step started): the stored input is masked, so a secret in the message
-        # would otherwise go out as ********.
+        # Rendered again by the outbox from the node's templates over the records as they are
+        # now (`now` as when the step started): the stored input is masked, so a secret in the
+        # message would otherwise go out as ********.
         started: datetime = active["started_at"]
         walk.scope.refresh(conn, walk.outputs, started)
         walk.refresh = True
-        try:
-            outcome = execute_node(conn, node, walk.scope, started)
-        except StepError as exc:
-            self._fail_active(walk, active, now, exc.error_type, str(exc))
-            return True
-        assert outcome.message is not None  # a message node always describes its message
-        shown = masked(outcome.input)
-        # A record changed since: the step shows what is sent now.
-        self.store.requeue_message(conn, active["id"], shown if shown != active["input"] else None)
-        state_after = self._after(walk, node, outcome)
-        self.sends.append(Send(self.run_id, self.workflow_id, active["id"], node.id, outcome.message,
+        self.store.requeue_message(conn, active["id"], None)
+        state_after = self._after(walk, node, "out")
+        self.sends.append(Send(self.run_id, self.workflow_id, active["id"], node.id, None,
                                active["delivery_key"], int(getattr(node.config, "retries", 3)),
-                               list(active["tries"] or []), state_after, cursor.dump()))
+                               list(active["tries"] or []), state_after, cursor.dump(),
+                               node=node, scope=walk.scope, shown_input=active["input"]))
         walk.result.lease, walk.result.due_at = True, now
         return True
 
@@ -193,12 +190,12 @@ class DurableEffects:
         walk.fail(now, error_type, message)
 
     @staticmethod
-    def _after(walk: RunWalk, node: Node, outcome: Outcome) -> dict[str, Any]:
+    def _after(walk: RunWalk, node: Node, port: str) -> dict[str, Any]:
         """The run's cursor once the message is sent: one more action, the node's edges followed."""
         after = walk.cursor.copy()
         after.actions += 1
         after.active = None
-        after.advance(walk.workflow, node.id, outcome.port)
+        after.advance(walk.workflow, node.id, port)
         return after.dump()
 
     # --- the end of the walk ----------------------------------------------------------

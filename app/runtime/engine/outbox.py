@@ -1,6 +1,7 @@
 """The outbox: messages whose intent a batch committed are sent outside any transaction.
 
-`deliver` checks the run is still this runtime's, marks the message `sending` just before it
+`deliver` renders the message (outside any write transaction, over the context the batch
+read), checks the run is still this runtime's, marks the message `sending` just before it
 is handed over (an SMS before the request; an email once the SMTP server has accepted the
 connection, right before MAIL FROM), sends it, and commits the outcome by an update guarded
 by the lease: sent (the run moves on), a transient failure (back-off, same key), or a
@@ -28,13 +29,14 @@ from app.runtime.integrations import (
     send_sms,
 )
 from app.store.database import Database
+from app.workflow import Node
 from app.workflow.vocabulary import DeliveryState, RunStatus, StepStatus
 
 from ..events import EventHub, RuntimeEvent
-from ..executor import Message, exception_words
+from ..executor import Message, StepError, exception_words, render_message
 from ..faults import database_fault, fault_point
 from ..lock_watch import LockWatch
-from ..run_context import local_iso
+from ..run_context import RunScope, local_iso
 from .run_store import LostRun, RunStore
 from .walk import is_transient
 
@@ -65,12 +67,15 @@ class Send:
     workflow_id: int
     step_id: int
     node_id: str
-    message: Message
+    message: Message | None       # None until the outbox has rendered it
     key: str
     retries: int
     tries: list[dict[str, Any]]
     state_after: dict[str, Any]   # the run's cursor once the message is sent
     state_now: dict[str, Any]     # the cursor while it is being sent or backing off
+    node: Node | None = None      # what to render, over the context the batch read
+    scope: RunScope | None = None
+    shown_input: dict[str, Any] | None = None   # the step's input as stored (masked)
 
 
 @dataclass
@@ -81,6 +86,8 @@ class Delivered:
     at: datetime
     output: dict[str, Any] | None
     failure: DeliveryError | None
+    input: dict[str, Any] | None = None   # the step's input, when rendering failed
+    tried: bool = True                    # False: nothing was attempted (rendering failed)
 
 
 class Outbox:
@@ -109,6 +116,11 @@ class Outbox:
 
         Raises the database error when the outcome could not be committed after a few
         tries; the outcome is then kept and `save_unsaved` commits it later."""
+        if send.message is None:
+            failed = self._render(send)
+            if failed is not None:
+                self._save(failed)
+                return
         if not self._claim(send):
             return
         self._in_flight.add(send.run_id)
@@ -132,16 +144,44 @@ class Outbox:
             done.set()
             self._in_flight.discard(send.run_id)
 
+    def _render(self, send: Send) -> Delivered | None:
+        """Render the message (no write transaction is open); a failure to commit, or None."""
+        assert send.node is not None and send.scope is not None
+        failure: DeliveryError | None = None
+        shown: dict[str, Any] | None = None
+        try:
+            with self.db.read() as conn:
+                outcome = render_message(conn, send.node, send.scope)
+        except StepError as exc:
+            failure, shown = DeliveryError(exc.error_type, str(exc), transient=False), mask_secrets(exc.input)
+        except DBAPIError as exc:
+            if not is_transient(exc):
+                raise
+            failure = DeliveryError("DatabaseError", "Nothing was sent: the database could not be read "
+                                    f"({mask_text(reason(exc))})", transient=True)
+        except Exception as exc:  # noqa: BLE001 - a bug fails this step, visibly
+            failure = DeliveryError("InternalError", f"Preparing the message failed unexpectedly: "
+                                    f"{exception_words(exc)}", transient=False)
+        else:
+            assert outcome.message is not None  # a message node always describes its message
+            send.message = outcome.message
+            send.shown_input = mask_secrets(outcome.input)
+            return None
+        return Delivered(send, self.now(), None, failure, input=shown, tried=failure.transient)
+
     def _claim(self, send: Send) -> bool:
         """Check the run is still this runtime's and extend its lease, in its own transaction;
         an SMS is also marked `sending` here. An email is marked `sending` only once the SMTP
         server has accepted the connection (`_mark_sending`, just before MAIL FROM), so a crash
         while connecting or logging in leaves it `queued`: sent by whoever takes the run over,
         not uncertain. False if the run was cancelled or taken over meanwhile."""
+        assert send.message is not None
         try:
             with self.writes.write() as conn:
                 if not self.store.extend_lease(conn, send.run_id, self._lease_until()):
                     raise LostRun(f"run {send.run_id} was cancelled or taken over before its message was sent")
+                if send.shown_input is not None:
+                    self.store.show_input(conn, send.step_id, send.shown_input)  # what is sent now
                 if send.message.channel != "email":
                     self.store.mark_sending(conn, send.step_id)
         except LostRun as exc:
@@ -157,6 +197,7 @@ class Outbox:
             self.store.mark_sending(conn, send.step_id)
 
     def _send(self, send: Send) -> Delivered | None:
+        assert send.message is not None
         output: dict[str, Any] | None = None
         failure: DeliveryError | None = None
         try:
@@ -242,8 +283,9 @@ class Outbox:
         tries = list(send.tries)
         if failure is None:
             tries.append({"at": local_iso(now), "result": "sent"})
-        else:
+        elif delivered.tried:
             tries.append({"at": local_iso(now), "error_type": failure.error_type, "message": str(failure)})
+        shown = {} if delivered.input is None else {"input": delivered.input}
         with self.writes.write() as conn:
             values: dict[str, Any]
             if failure is None:
@@ -258,10 +300,10 @@ class Outbox:
                 values = {"state": send.state_now, "due_at": now + timedelta(seconds=delay)}
             else:
                 message = str(failure)
-                if failure.transient and send.retries:
+                if failure.transient and send.retries and delivered.tried:
                     message = f"{message} (gave up after {len(tries)} tries)"
                 self.store.finish_step(conn, send.step_id, (StepStatus.RUNNING,), StepStatus.FAILED, now,
-                                       error=(failure.error_type, message), tries=tries)
+                                       error=(failure.error_type, message), tries=tries, **shown)
                 state = dict(send.state_now)
                 state.pop("active", None)
                 values = {"state": state, "due_at": None, "status": RunStatus.FAILED, "finished_at": now,

@@ -149,6 +149,11 @@ class RunStore:
                         .values(**values)).rowcount != 1:
             raise LostRun(f"step {step_id} was changed by someone else")
 
+    def show_input(self, conn: Connection, step_id: int, shown_input: dict[str, Any]) -> None:
+        """The rendered (masked) message a running message step is about to send."""
+        conn.execute(update(steps).where(steps.c.id == step_id, steps.c.status == StepStatus.RUNNING)
+                     .values(input=shown_input))
+
     def mark_sending(self, conn: Connection, step_id: int) -> None:
         """queued -> sending, just before the message is handed over."""
         claimed = conn.execute(update(steps).where(

@@ -27,6 +27,7 @@ from ..executor import (
     exception_words,
     execute_node,
     is_action,
+    is_message,
     node_label,
 )
 from ..faults import fault_point, raise_fault
@@ -59,6 +60,7 @@ class Effects(Protocol):
                output: dict[str, Any] | None = None, error: StepError | None = None) -> None: ...
     def message(self, walk: RunWalk, node: Node, outcome: Outcome, now: datetime) -> bool: ...
     def wait(self, walk: RunWalk, node: Node, outcome: Outcome, now: datetime) -> bool: ...
+    def defer_message(self, walk: RunWalk, node: Node, now: datetime) -> bool: ...
 
 
 def duration_words(seconds: int) -> str:
@@ -157,6 +159,9 @@ class RunWalk:
                 self.refresh = False
             else:
                 self.scope.variables["now"] = local_iso(now)
+            if is_message(node) and effects.defer_message(self, node, now):
+                self.executed += 1  # rendered and sent by the outbox, after the batch commits
+                break
             try:
                 outcome = self._execute(node, now)
             except StepError as exc:
