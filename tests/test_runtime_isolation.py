@@ -5,14 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from runtime_workflows import (
+    add_patient,
+    chain,
+    detail,
+    make_workflow,
+    node,
+    status,
+    task_titles,
+)
 from sqlalchemy import select, update
 
 from app.runtime import Runtime
 from app.runtime.control import start_run
 from app.store.records import add_record
 from app.store.schema import appointments, steps
-
-from runtime_workflows import add_patient, chain, detail, make_workflow, node, status, task_titles
 
 
 def task_workflow(db, title: str = "Welcome {{ patient.first_name }}") -> int:
@@ -182,7 +189,7 @@ def test_a_message_is_rendered_while_no_write_lock_is_held(sqlite_url, monkeypat
     """A slow template (up to the template layer's time bound) must not block other writers."""
     import sqlite3
 
-    import app.runtime.executor as executor
+    from app.runtime import executor
     from app.store import open_database
 
     db = open_database(sqlite_url)

@@ -9,14 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from conftest import run_clinicflow
+from runtime_workflows import add_patient, chain, make_workflow, node, wait_until
 
 from app.runtime import Runtime, RuntimeEvent
 from app.runtime.lock_watch import WAITING_WORDS
 from app.runtime.runtime import DATABASE_WAITING
 from app.store import open_database
-
-from conftest import run_clinicflow
-from runtime_workflows import add_patient, chain, make_workflow, node, wait_until
 
 _HOLD = """
 import sqlite3, sys, time

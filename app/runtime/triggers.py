@@ -142,6 +142,7 @@ def schedule_trigger(workflow: Workflow) -> Any:
 def latest_tick(workflow: Workflow, now: datetime, after: datetime | None) -> datetime | None:
     """The latest fire time <= now and > after (None if there is none)."""
     config: Any = workflow.trigger.config  # type: ignore[union-attr]
+    tick: datetime | None
     if not config.cron:
         every = int(config.every_seconds or 60)
         seconds = int((now - _EPOCH).total_seconds()) // every * every
