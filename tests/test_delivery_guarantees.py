@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from integration_servers import Answer, Gateway, MailHandler, free_port, smtp_server
+from runtime_clock import FakeClock
 from runtime_workflows import add_patient, chain, detail, drive, make_workflow, node, status
 from sqlalchemy import select
 
@@ -112,10 +113,11 @@ def test_a_lost_confirmation_is_delivery_uncertain_and_nothing_more_is_sent(db: 
     with smtp_server(MailHandler(data_delay=3.0)) as (server, handler):
         use_smtp(db, server.port, timeout="0.5")
         run_id = start_run(db, workflow_id, record=add_patient(db, email="ann@example.org"), actor="maria")
-        runtime = Runtime(db, "rt")
+        clock = FakeClock()
+        runtime = Runtime(db, "rt", now=clock)
         drive(runtime, lambda: finished(db, run_id))
         runtime.run_once()
-        time.sleep(1.2)  # longer than the first back-off would be
+        clock.advance(1.2)  # longer than the first back-off would be
         runtime.run_once()
         run = detail(db, run_id)
         assert run["status"] == "failed" and run["error"]["type"] == "DeliveryUncertain"

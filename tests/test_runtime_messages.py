@@ -14,6 +14,7 @@ from app.runtime.integrations import set_integration
 
 from conftest import REPO
 from integration_servers import Answer, Gateway, smtp_server
+from runtime_clock import FakeClock
 from runtime_workflows import add_patient, chain, detail, drive, make_workflow, node, status
 
 
@@ -106,11 +107,12 @@ def test_cancel_while_running_stops_a_run_that_is_backing_off(db) -> None:
     with Gateway([Answer(503, "busy")] * 5) as gateway:
         use_gateway(db, gateway)
         run_id = start_run(db, workflow_id, record=add_patient(db, mobile="+447700900000"), actor="maria")
-        runtime = Runtime(db, "rt")
+        clock = FakeClock()
+        runtime = Runtime(db, "rt", now=clock)
         runtime.run_once()
         assert status(db, run_id) == "running"
         cancel_run(db, run_id, "omar")
-        time.sleep(1.2)
+        clock.advance(1.2)  # past the first back-off
         runtime.run_once()
         assert len(gateway.posts) == 1
     run = detail(db, run_id)
@@ -132,8 +134,9 @@ def test_an_sms_whose_outcome_was_lost_in_a_crash_is_sent_again_with_the_same_ke
         run_id = start_run(db, workflow_id, record=add_patient(db, mobile="+447700900000"), actor="maria")
         _crash_once(db_url, "crash_after_send:text")
         assert len(gateway.posts) == 1 and status(db, run_id) == "running"
-        time.sleep(1.1)  # the crashed runtime's lease expires
-        drive(Runtime(db, "rt"), lambda: status(db, run_id) == "completed")
+        clock = FakeClock()
+        clock.advance(1.1)  # the crashed runtime's lease expires
+        drive(Runtime(db, "rt", now=clock), lambda: status(db, run_id) == "completed")
     assert keys(gateway) == [f"run.{run_id}.text.1"] * 2
     assert [s["node_id"] for s in detail(db, run_id)["steps"]] == ["start", "text", "task"]
 
@@ -144,8 +147,9 @@ def test_an_email_whose_outcome_was_lost_in_a_crash_is_delivery_uncertain_not_re
         use_smtp(db, server.port)
         run_id = start_run(db, workflow_id, record=add_patient(db, email="ann@example.org"), actor="maria")
         _crash_once(db_url, "crash_after_send:mail")
-        time.sleep(1.1)
-        runtime = Runtime(db, "rt")
+        clock = FakeClock()
+        clock.advance(1.1)  # the crashed runtime's lease expires
+        runtime = Runtime(db, "rt", now=clock)
         drive(runtime, lambda: status(db, run_id) != "running")
         run = detail(db, run_id)
         assert run["status"] == "failed" and run["error"]["type"] == "DeliveryUncertain"
@@ -187,7 +191,11 @@ def test_a_run_backing_off_past_its_max_runtime_fails(db) -> None:
     with Gateway([Answer(503, "busy")] * 10) as gateway:
         use_gateway(db, gateway)
         run_id = start_run(db, workflow_id, record=add_patient(db, mobile="+447700900000"), actor="maria")
-        drive(Runtime(db, "rt"), lambda: status(db, run_id) != "running")
+        clock = FakeClock()
+        runtime = Runtime(db, "rt", now=clock)
+        while status(db, run_id) == "running":
+            runtime.run_once()
+            clock.advance(1.0)  # back-offs of 1 s, then 2 s: the second ends past max runtime
     run = detail(db, run_id)
     assert run["error"] == {"type": "MaxRuntimeExceeded", "message": "Max runtime (2 seconds) exceeded"}
     assert run["steps"][-1]["status"] == "failed"
@@ -211,3 +219,45 @@ def test_a_back_off_goes_on_after_a_restart_instead_of_starting_over(db) -> None
     with db.read() as conn:
         tries = conn.execute(select(steps.c.tries).where(steps.c.node_id == "text")).scalar_one()
     assert len(tries) == 3 and all(t["message"] for t in tries)
+
+
+def test_an_email_whose_runtime_died_before_the_server_accepted_it_is_sent_normally_not_uncertain(
+        db_url: str, db) -> None:
+    import signal
+
+    from sqlalchemy import select
+
+    from app.store.schema import steps
+    from integration_servers import silent_listener
+    from runtime_workflows import wait_until
+
+    workflow_id = email_workflow(db)
+    run_id = start_run(db, workflow_id, record=add_patient(db, email="ann@example.org"), actor="maria")
+
+    def delivery_state() -> str | None:
+        with db.read() as conn:
+            return conn.execute(select(steps.c.delivery_state).where(steps.c.run_id == run_id,
+                                                                     steps.c.node_id == "mail")).scalar()
+
+    with silent_listener() as hung_port:
+        with db.write() as conn:
+            set_integration(conn, "smtp", {"host": "127.0.0.1", "port": str(hung_port), "security": "none",
+                                           "from": "desk@clinic.example", "timeout": "30"}, "tester")
+        env = {**os.environ, "CLINICFLOW_LEASE_SECONDS": "1"}
+        runtime = subprocess.Popen([sys.executable, "-m", "app", "--db", db_url, "runtime", "--once"], env=env,
+                                   cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: delivery_state() is not None, what="the email's intent to be committed")
+            time.sleep(1.0)  # connecting: the server has not even greeted it
+        finally:
+            runtime.send_signal(signal.SIGKILL)
+            runtime.wait(10)
+    assert delivery_state() == "queued"  # never handed over, so not uncertain
+    with smtp_server() as (server, handler):
+        use_smtp(db, server.port)
+        clock = FakeClock()
+        clock.advance(1.1)  # the killed runtime's lease expires
+        drive(Runtime(db, "rt", now=clock), lambda: status(db, run_id) != "running")
+        run = detail(db, run_id)
+        assert run["status"] == "completed", run["error"]
+        assert len(handler.received) == 1

@@ -14,6 +14,7 @@ from app.store.schema import runs, schedule_fires, workflows
 from app.store.timeutil import utcnow
 from app.store.workflows import get_version, set_enabled
 
+from runtime_clock import FakeClock
 from runtime_workflows import (
     add_patient, chain, count_runs, make_workflow, node, task_titles, wait_until,
 )
@@ -53,13 +54,14 @@ def test_disabling_a_workflow_stops_new_runs_but_a_waiting_run_goes_on(db) -> No
         node("pause", "logic.wait", amount=1, unit="seconds"),
         node("task", "action.create_task", title="Welcome {{ patient.first_name }}"),
     ], chain("start", "pause", "task"))
-    runtime = Runtime(db, "rt")
+    clock = FakeClock()
+    runtime = Runtime(db, "rt", now=clock)
     add_patient(db, first_name="Early")
     runtime.run_once()
     with db.write() as conn:
         set_enabled(conn, workflow_id, False, "maria")
     add_patient(db, first_name="Late")
-    time.sleep(1.1)
+    clock.advance(1.1)  # the waiting run falls due
     runtime.run_once()
     assert task_titles(db) == ["Welcome Early"]
     assert count_runs(db, workflow_id) == 1

@@ -15,6 +15,7 @@ from app.store.records import add_record
 from app.store.timeutil import parse_datetime, utcnow
 
 from conftest import REPO
+from runtime_clock import FakeClock
 from runtime_workflows import (
     add_patient, chain, detail, drive, make_workflow, node, status, step_path, task_titles, wait_until,
 )
@@ -31,7 +32,8 @@ def waiting_workflow(db, seconds: int = 1, **limits: int) -> int:
 def test_a_wait_makes_the_run_waiting_with_its_due_time_then_it_resumes_by_itself(db) -> None:
     workflow_id = waiting_workflow(db, seconds=1)
     run_id = start_run(db, workflow_id, record=add_patient(db), actor="maria")
-    runtime = Runtime(db, "rt")
+    clock = FakeClock()
+    runtime = Runtime(db, "rt", now=clock)
     before = utcnow()
     runtime.run_once()
     run = detail(db, run_id)
@@ -41,6 +43,9 @@ def test_a_wait_makes_the_run_waiting_with_its_due_time_then_it_resumes_by_itsel
     resume_at = parse_datetime(wait_step["output"]["resume_at"])
     assert timedelta(seconds=0.9) < resume_at - before < timedelta(seconds=5)
     assert task_titles(db) == []
+    runtime.run_once()
+    assert status(db, run_id) == "waiting"  # not yet due
+    clock.advance(1.1)
     drive(runtime, lambda: status(db, run_id) == "completed")
     assert step_path(db, run_id)[-2:] == [("pause", "completed"), ("task", "completed")]
     assert task_titles(db) == ["After the wait"]
@@ -94,11 +99,12 @@ def test_a_wait_until_something_that_is_not_a_date_fails_saying_so(db) -> None:
 def test_a_cancelled_waiting_run_never_resumes(db) -> None:
     workflow_id = waiting_workflow(db, seconds=1)
     run_id = start_run(db, workflow_id, record=add_patient(db), actor="maria")
-    runtime = Runtime(db, "rt")
+    clock = FakeClock()
+    runtime = Runtime(db, "rt", now=clock)
     runtime.run_once()
     assert status(db, run_id) == "waiting"
     cancel_run(db, run_id, "omar")
-    time.sleep(1.2)
+    clock.advance(1.2)  # past the wait's due time
     assert runtime.run_once() == 0
     run = detail(db, run_id)
     assert run["status"] == "cancelled"
@@ -109,10 +115,12 @@ def test_a_cancelled_waiting_run_never_resumes(db) -> None:
 def test_a_waiting_run_fails_at_its_max_runtime(db) -> None:
     workflow_id = waiting_workflow(db, seconds=3600, max_runtime_seconds=1)
     run_id = start_run(db, workflow_id, record=add_patient(db), actor="maria")
-    runtime = Runtime(db, "rt")
+    clock = FakeClock()
+    runtime = Runtime(db, "rt", now=clock)
     runtime.run_once()
     assert status(db, run_id) == "waiting"
-    drive(runtime, lambda: status(db, run_id) != "waiting")
+    clock.advance(1.1)  # past max runtime, long before the wait would end
+    runtime.run_once()
     run = detail(db, run_id)
     assert run["status"] == "failed"
     assert run["error"] == {"type": "MaxRuntimeExceeded", "message": "Max runtime (1 second) exceeded"}

@@ -230,3 +230,54 @@ class _Address:
 
     def __init__(self, port: int) -> None:
         self.server_address = ("127.0.0.1", port)
+
+
+@pytest.mark.parametrize("body", [
+    b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}",
+    b'{"a": ' + b'{"b": ' * 5000 + b"1" + b"}" * 5000 + b"}",
+])
+def test_a_deeply_nested_body_is_400_without_a_logged_traceback(db: Database, server: WebhookServer, body: bytes,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    workflow_id = make_workflow(db, {"type": "trigger.webhook", "config": {}})
+    status, answer = post(server, f"/hooks/{workflow_id}", body, token=token_of(db, workflow_id))
+    assert status == 400 and answer["error"] == "the body nests deeper than 32 levels"
+    assert run_count(db) == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+@pytest.mark.parametrize("body, words", [
+    (b'{"value": NaN}', "NaN"), (b'{"value": Infinity}', "Infinity"), (b'{"v": [-Infinity]}', "-Infinity"),
+    (b'{"value": 1e400}', "too large"), (b'{"note": "a\\u0000b"}', "\\u0000"), (b'{"a\\u0000": 1}', "\\u0000"),
+])
+def test_nan_infinity_and_nul_are_400_on_every_database(db: Database, server: WebhookServer, body: bytes,
+                                                        words: str) -> None:
+    workflow_id = make_workflow(db, {"type": "trigger.webhook", "config": {}})
+    status, answer = post(server, f"/hooks/{workflow_id}", body, token=token_of(db, workflow_id))
+    assert status == 400 and words in answer["error"]
+    assert run_count(db) == 0
+
+
+def test_a_slow_or_idle_connection_is_closed(db: Database) -> None:
+    import socket
+
+    webhooks = serve_webhooks(db, "127.0.0.1", 0, request_seconds=0.5)
+    try:
+        port = webhooks.server_address[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as idle:
+            assert idle.recv(1024) == b""  # closed by the server, not by our timeout
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+            slow.sendall(b"POST /hooks/1 HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+            assert slow.recv(1024) == b""
+        workflow_id = make_workflow(db, {"type": "trigger.webhook", "config": {}})
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as partial:
+            partial.sendall(f"POST /hooks/{workflow_id} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{".encode())
+            answer = b""
+            while chunk := partial.recv(4096):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive" in answer
+        # Still serving afterwards.
+        status, _ = post(webhooks, f"/hooks/{workflow_id}", {}, token=token_of(db, workflow_id))
+        assert status == 202
+    finally:
+        webhooks.shutdown()

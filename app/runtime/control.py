@@ -19,20 +19,26 @@ from app.store.history import record_action
 from app.store.records import RecordRef, find_record
 from app.store.schema import runs, steps, workflows
 from app.store.settings import effective_limits
-from app.store.workflows import get_version, live_version_number
 from app.store.timeutil import utcnow
+from app.store.workflows import get_version, live_version_number
 from app.workflow import Workflow
 from app.workflow.context import with_article
+from app.workflow.vocabulary import (
+    ACTIVE_RUN_STATUSES,
+    RunStatus,
+    StepStatus,
+    TriggerKind,
+)
+
+from .lock_watch import watched_write
 
 NOTIFY_CHANNEL: Final = "clinicflow_runs"
-TRIGGER_KINDS: Final = {
-    "manual": "trigger.manual", "webhook": "trigger.webhook",
-    "record_event": "trigger.record_event", "schedule": "trigger.schedule",
-}
+TRIGGER_KINDS: Final[dict[str, str]] = {str(kind): f"trigger.{kind}" for kind in TriggerKind}
 _TRIGGER_WORDS: Final = {
     "trigger.manual": "by hand", "trigger.webhook": "by a webhook",
     "trigger.record_event": "by a record event", "trigger.schedule": "by a schedule",
 }
+_ACTIVE: Final = tuple(sorted(ACTIVE_RUN_STATUSES))
 # Actions (and completed waits) are reused by Retry Run; triggers and conditions are re-evaluated.
 REUSED_KINDS: Final = ("action.", "logic.wait")
 
@@ -65,6 +71,14 @@ def initial_state(workflow: Workflow) -> dict[str, Any]:
     return {"pending": [workflow.trigger.id], "seq": 0, "actions": 0}
 
 
+def deadline_after(moment: datetime, seconds: int) -> datetime | None:
+    """When max runtime is reached; None (no deadline) when that lies past the calendar's end."""
+    try:
+        return moment + timedelta(seconds=seconds)
+    except OverflowError:
+        return None
+
+
 def create_run(conn: Connection, workflow_id: int, version: int, workflow: Workflow, *, trigger_kind: str,
                record: RecordRef | None, payload: dict[str, Any] | None, actor: str | None,
                event_id: int | None = None, now: datetime | None = None,
@@ -72,12 +86,12 @@ def create_run(conn: Connection, workflow_id: int, version: int, workflow: Workf
     """Insert a ready run; None if this event already started a run of this workflow."""
     now = now or utcnow()
     limits = limits or effective_limits(conn, workflow.limits.model_dump() if workflow.limits else None)
-    values = dict(
-        workflow_id=workflow_id, version=version, status="running", trigger_kind=trigger_kind,
-        record_type=record.type if record else None, record_id=record.id if record else None,
-        trigger_data=payload, event_id=event_id, started_by=actor, triggered_at=now,
-        deadline_at=now + timedelta(seconds=limits["max_runtime_seconds"]), due_at=now,
-        state=initial_state(workflow), updated_at=now)
+    values = {
+        "workflow_id": workflow_id, "version": version, "status": RunStatus.RUNNING, "trigger_kind": trigger_kind,
+        "record_type": record.type if record else None, "record_id": record.id if record else None,
+        "trigger_data": payload, "event_id": event_id, "started_by": actor, "triggered_at": now,
+        "deadline_at": deadline_after(now, limits["max_runtime_seconds"]), "due_at": now,
+        "state": initial_state(workflow), "updated_at": now}
     if event_id is None:
         run_id = conn.execute(insert(runs).values(**values).returning(runs.c.id)).scalar_one()
     else:
@@ -91,7 +105,7 @@ def create_run(conn: Connection, workflow_id: int, version: int, workflow: Workf
         run_id = conn.execute(stmt).scalar()
     if run_id is not None and notify:
         notify_new_run(conn)
-    return run_id
+    return None if run_id is None else int(run_id)
 
 
 def notify_new_run(conn: Connection) -> None:
@@ -109,9 +123,9 @@ def _workflow_row(conn: Connection, workflow_id: int) -> Any:
 
 
 def start_run(db: Database, workflow_id: int, *, record: RecordRef | None = None, actor: str,
-              trigger_kind: str = "manual", payload: dict[str, Any] | None = None) -> int:
+              trigger_kind: str = TriggerKind.MANUAL, payload: dict[str, Any] | None = None) -> int:
     """Start a run now; it is durably created (status running, due now) when this returns."""
-    with db.write() as conn:
+    with watched_write(db) as conn:
         row = _workflow_row(conn, workflow_id)
         shown = f"workflow {workflow_id} ({row['name']})"
         if not row["enabled"]:
@@ -158,18 +172,19 @@ def _status_of(conn: Connection, run_id: int) -> str:
 def cancel_run(db: Database, run_id: int, actor: str) -> None:
     """Running or Waiting -> Cancelled: nothing further executes, a waiting run never resumes."""
     now = utcnow()
-    with db.write() as conn:
+    with watched_write(db) as conn:
         if conn.dialect.name == "postgresql":
             # Wait for a runtime executing this run right now to commit its step first.
             conn.execute(select(runs.c.id).where(runs.c.id == run_id).with_for_update())
-        done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status.in_(("running", "waiting")))
-                            .values(status="cancelled", finished_at=now, due_at=None, lease_owner=None,
+        done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status.in_(_ACTIVE))
+                            .values(status=RunStatus.CANCELLED, finished_at=now, due_at=None, lease_owner=None,
                                     lease_expires_at=None, cancelled_by=actor, updated_at=now)).rowcount
         if done != 1:
             status = _status_of(conn, run_id)
             raise WrongState(f"run {run_id} is {status}; only a running or waiting run can be cancelled")
-        conn.execute(update(steps).where(steps.c.run_id == run_id, steps.c.status.in_(("running", "waiting")))
-                     .values(status="cancelled", finished_at=now, error_type="Cancelled",
+        conn.execute(update(steps).where(steps.c.run_id == run_id,
+                                         steps.c.status.in_((StepStatus.RUNNING, StepStatus.WAITING)))
+                     .values(status=StepStatus.CANCELLED, finished_at=now, error_type="Cancelled",
                              error_message=f"Cancelled by {actor}"))
         record_action(conn, actor, "run.cancel", f"run:{run_id}")
     wake_runtimes()
@@ -178,11 +193,11 @@ def cancel_run(db: Database, run_id: int, actor: str) -> None:
 def _retry(db: Database, run_id: int, actor: str, *, whole_run: bool) -> None:
     now = utcnow()
     what = "Retry Run" if whole_run else "Retry Step"
-    with db.write() as conn:
+    with watched_write(db) as conn:
         row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
         if row is None:
             raise NotFound(f"there is no run {run_id}")
-        if row["status"] != "failed":
+        if row["status"] != RunStatus.FAILED:
             raise WrongState(f"run {run_id} is {row['status']}; only a failed run can be retried")
         workflow = get_version(conn, row["workflow_id"], row["version"])
         limits = effective_limits(conn, workflow.limits.model_dump() if workflow.limits else None)
@@ -191,7 +206,7 @@ def _retry(db: Database, run_id: int, actor: str, *, whole_run: bool) -> None:
         if whole_run:
             assert workflow.trigger is not None
             reusable = conn.execute(
-                select(steps.c.id, steps.c.node_id).where(steps.c.run_id == run_id, steps.c.status == "completed")
+                select(steps.c.id, steps.c.node_id).where(steps.c.run_id == run_id, steps.c.status == StepStatus.COMPLETED)
                 .order_by(steps.c.seq, steps.c.id)).all()
             reuse: dict[str, list[int]] = {}
             for step_id, node_id in reusable:
@@ -205,9 +220,9 @@ def _retry(db: Database, run_id: int, actor: str, *, whole_run: bool) -> None:
             state["reuse"] = reuse
         elif not state.get("pending"):
             raise WrongState(f"run {run_id} has no failed step to retry; use Retry Run")
-        done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status == "failed").values(
-            status="running", finished_at=None, error_type=None, error_message=None, due_at=now,
-            deadline_at=now + timedelta(seconds=limits["max_runtime_seconds"]), lease_owner=None,
+        done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status == RunStatus.FAILED).values(
+            status=RunStatus.RUNNING, finished_at=None, error_type=None, error_message=None, due_at=now,
+            deadline_at=deadline_after(now, limits["max_runtime_seconds"]), lease_owner=None,
             lease_expires_at=None, state=state, updated_at=now)).rowcount
         if done != 1:
             raise WrongState(f"run {run_id} changed while {what} was being applied; try again")

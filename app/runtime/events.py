@@ -9,8 +9,19 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 log = logging.getLogger("clinicflow.runtime")
+
+
+class RuntimeState(StrEnum):
+    """What a runtime is doing, as `Runtime.state` and `runtime_state` events say it."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+    UNREACHABLE = "database unreachable"
+    # A write has waited over 2 s for SQLite's lock, which another program holds.
+    DATABASE_WAITING = "waiting for the database (locked by another program)"
 
 
 @dataclass(frozen=True)
@@ -19,7 +30,7 @@ class RuntimeEvent:
     run_id: int | None = None
     workflow_id: int | None = None
     step_id: int | None = None
-    state: str | None = None   # for runtime_state: "running" | "stopped" | "database unreachable"
+    state: str | None = None   # for runtime_state: a RuntimeState
 
 
 Subscriber = Callable[[RuntimeEvent], None]
@@ -49,7 +60,7 @@ class EventHub:
         for callback in subscribers:
             try:
                 callback(event)
-            except Exception:  # noqa: BLE001 - a subscriber's bug must not stop runs
+            except Exception:
                 log.exception("a runtime event subscriber failed")
 
     def __bool__(self) -> bool:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from app.store.errors import InvalidRecord, NotFound
 from app.store.records import RecordRef, add_record, append_line, update_record
@@ -23,6 +24,7 @@ from app.workflow.catalog import UNIT_SECONDS
 from app.workflow.conditions import evaluate
 from app.workflow.templates import render
 
+from .faults import raise_fault
 from .run_context import RunScope, local_iso
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -68,6 +70,21 @@ def is_message(node: Node) -> bool:
     return node.type in ("action.send_email", "action.send_sms")
 
 
+def exception_words(exc: BaseException) -> str:
+    """An unexpected failure in words, without the exception's class name."""
+    if isinstance(exc, MemoryError):
+        return "it needed more memory than the computer could give"
+    if isinstance(exc, RecursionError):
+        return "it nested too deeply"
+    reason = " ".join(str(exc).split())[:300]
+    if isinstance(exc, OverflowError):
+        return f"a value was out of range ({reason})" if reason else "a value was out of range"
+    if isinstance(exc, DBAPIError):
+        orig = getattr(exc, "orig", None) or exc
+        return f"the database refused a value ({' '.join(str(orig).split())[:300]})"
+    return f"an unexpected error ({reason})" if reason else "an unexpected error"
+
+
 def render_fields(node: Node, variables: dict[str, Any], rendered: dict[str, Any]) -> None:
     """Render every template field of the node's config into `rendered` (in place, so a
     failure still shows what was rendered before it)."""
@@ -80,8 +97,12 @@ def render_fields(node: Node, variables: dict[str, Any], rendered: dict[str, Any
             continue
         try:
             rendered[name] = render(source, variables, name)
+            raise_fault("raise_in_template", f"{node.id}.{name}")
         except TemplateError as exc:
             raise StepError("TemplateError", str(exc), input=rendered) from None
+        except Exception as exc:  # noqa: BLE001 - MemoryError, RecursionError, a filter's bug: the step fails
+            raise StepError("TemplateError", f"Template error in '{name}': {exception_words(exc)}",
+                            input=rendered) from None
 
 
 def execute_node(conn: Connection, node: Node, scope: RunScope, now: datetime) -> Outcome:
@@ -95,12 +116,10 @@ def execute_node(conn: Connection, node: Node, scope: RunScope, now: datetime) -
                        output={"result": passed, "port": port, "rules": rules}, port=port)
     if kind == "logic.wait":
         return _wait(node, scope, now)
+    if is_message(node):
+        return render_message(conn, node, scope)
     rendered: dict[str, Any] = {}
     render_fields(node, scope.variables, rendered)
-    if kind == "action.send_email":
-        return _message(conn, node, scope, rendered, "email")
-    if kind == "action.send_sms":
-        return _message(conn, node, scope, rendered, "sms")
     if kind == "action.create_task":
         return _create_task(conn, node, scope, rendered, now)
     if kind == "action.update_record":
@@ -108,6 +127,16 @@ def execute_node(conn: Connection, node: Node, scope: RunScope, now: datetime) -
     if kind == "action.add_note":
         return _add_note(conn, scope, rendered, now)
     raise StepError("UnknownNode", f"Node '{node.id}' has type '{kind}', which this version of Clinicflow cannot run")
+
+
+def render_message(conn: Connection, node: Node, scope: RunScope) -> Outcome:
+    """A message node's message, rendered over `scope.variables` and checked; sends nothing.
+
+    Real runs call it from the outbox, outside any write transaction (a slow template does
+    not hold SQLite's write lock); `conn` is only read (the patient's name for an error)."""
+    rendered: dict[str, Any] = {}
+    render_fields(node, scope.variables, rendered)
+    return _message(conn, node, scope, rendered, "email" if node.type == "action.send_email" else "sms")
 
 
 def _trigger(scope: RunScope) -> Outcome:
@@ -119,6 +148,23 @@ def _trigger(scope: RunScope) -> Outcome:
     return Outcome(input=data, output=data)
 
 
+def node_label(node: Node) -> str:
+    """How a person recognises the node: its title, else its id."""
+    return f"'{node.title}'" if node.title else f"'{node.id}'"
+
+
+def _shifted(node: Node, field: str, moment: datetime, seconds: int, step_input: dict[str, Any]) -> datetime:
+    """`moment` + `seconds`, refused with the node and field named when the result (or its
+    local time, which the step shows) falls outside the dates a computer can hold."""
+    try:
+        resume = moment + timedelta(seconds=seconds)
+        local_iso(resume)
+    except (OverflowError, ValueError):
+        raise StepError("InvalidWaitTime", f"The wait {node_label(node)} computes a time outside the supported "
+                        f"range (field '{field}')", input=step_input) from None
+    return resume
+
+
 def _wait(node: Node, scope: RunScope, now: datetime) -> Outcome:
     config: Any = node.config
     if config.until is not None:
@@ -127,16 +173,16 @@ def _wait(node: Node, scope: RunScope, now: datetime) -> Outcome:
         text = str(rendered.get("until", "")).strip()
         try:
             moment = parse_datetime(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise StepError("InvalidWaitTime",
                             f"Wait '{node.id}': 'until' gave '{text}', which is not a date-time", input=rendered) from None
         offset = (config.offset_amount or 0) * UNIT_SECONDS[config.offset_unit or "seconds"]
-        resume = moment + timedelta(seconds=offset)
         step_input = {"until": text, "offset_amount": config.offset_amount, "offset_unit": config.offset_unit}
+        resume = _shifted(node, "until", moment, offset, step_input)
     else:
         seconds = (config.amount or 0) * UNIT_SECONDS[config.unit or "seconds"]
-        resume = now + timedelta(seconds=seconds)
         step_input = {"amount": config.amount, "unit": config.unit}
+        resume = _shifted(node, "amount", now, seconds, step_input)
     return Outcome(input=step_input, output={"resume_at": local_iso(resume)}, resume_at=resume)
 
 

@@ -8,6 +8,10 @@ handed over and before its outcome is committed.
 database error (as a dropped connection would) the next `<times>` times the point is
 reached: `db_error_before_send` (reading the integration settings, before anything is
 sent), `db_error_saving_outcome` (committing a message's outcome after it was sent).
+
+`CLINICFLOW_FAULT=raise_in_step:<node_id>:MemoryError` (or RecursionError, OverflowError,
+RuntimeError) makes `raise_fault` raise that exception after the step's effects;
+`raise_in_template:<node_id>.<field>:<ExceptionName>` as if rendering that field raised it.
 """
 
 from __future__ import annotations
@@ -43,3 +47,21 @@ def database_fault(name: str, node_id: str) -> None:
         os.environ[ENV_FAULT] = f"{prefix}{times - 1}"
     raise OperationalError(f"-- fault injected at {name}:{node_id}", None,
                            ConnectionError("server closed the connection unexpectedly (fault injection)"))
+
+
+# Exceptions `raise_fault` can raise: the unexpected failures run isolation must contain.
+_RAISABLE = {"MemoryError": MemoryError, "RecursionError": RecursionError, "OverflowError": OverflowError,
+             "RuntimeError": RuntimeError}
+
+
+def raise_fault(name: str, node_id: str) -> None:
+    """Raise the exception `CLINICFLOW_FAULT=<name>:<node_id>:<ExceptionName>` names, here.
+
+    `raise_in_step` is reached after a step's effects and before it is recorded, so a test
+    can check that an unexpected failure fails that run alone and leaves no half-written step."""
+    spec = os.environ.get(ENV_FAULT)
+    prefix = f"{name}:{node_id}:"
+    if spec and spec.startswith(prefix):
+        kind = _RAISABLE.get(spec[len(prefix):])
+        if kind is not None:
+            raise kind(f"fault injected at {name}:{node_id}")

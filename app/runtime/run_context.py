@@ -35,7 +35,10 @@ def local_iso(moment: datetime) -> str:
 
 def context_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return local_iso(value)
+        try:
+            return local_iso(value)
+        except (OverflowError, ValueError):
+            return value.isoformat()  # at the edge of the calendar local time may not exist
     if isinstance(value, date):
         return value.isoformat()
     return value

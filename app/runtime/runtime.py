@@ -27,7 +27,9 @@ from app.store.timeutil import utcnow
 
 from .control import NOTIFY_CHANNEL, add_wake_listener, remove_wake_listener
 from .engine import Engine
-from .events import EventHub, RuntimeEvent
+from .events import EventHub, RuntimeEvent, RuntimeState
+from .integrations.webhook import WebhookServer, serve_webhooks
+from .lock_watch import LockWatch
 from .triggers import Schedules, dispatch_record_events, has_pending_events
 
 log = logging.getLogger("clinicflow.runtime")
@@ -36,6 +38,9 @@ ENV_LEASE: Final = "CLINICFLOW_LEASE_SECONDS"
 ENV_POLL: Final = "CLINICFLOW_POLL_SECONDS"
 ENV_WORKERS: Final = "CLINICFLOW_RUNTIME_WORKERS"
 SCHEDULE_CHECK_SECONDS: Final = 1.0
+LOCK_CHECK_SECONDS: Final = 0.25
+# The runtime's state (and the status bar's words) while another program holds SQLite's lock.
+DATABASE_WAITING: Final = RuntimeState.DATABASE_WAITING
 GATHER_SECONDS: Final = 0.005
 _instances = itertools.count(1)
 
@@ -51,11 +56,15 @@ class Runtime:
 
     def __init__(self, db: Database, name: str | None = None, *, http: tuple[str, int] | None = None,
                  lease_seconds: float | None = None, poll_seconds: float | None = None,
-                 batch_runs: int | None = None, workers: int | None = None) -> None:
+                 batch_runs: int | None = None, workers: int | None = None,
+                 now: Callable[[], datetime] = utcnow) -> None:
         self.db = db
+        # The clock of workflow time (waits, leases, back-off, max runtime); tests move it on.
+        self.now = now
         self.name = name or _default_name()
         self.http = http
-        self.state = "stopped"
+        self.state: str = RuntimeState.STOPPED
+        self._state_before_waiting: str = RuntimeState.RUNNING
         self.lease_seconds = lease_seconds or float(os.environ.get(ENV_LEASE) or 30.0)
         default_poll = 0.5 if db.is_postgresql else 0.05
         self.poll_seconds = poll_seconds or float(os.environ.get(ENV_POLL) or default_poll)
@@ -63,15 +72,24 @@ class Runtime:
         self.workers = workers or int(os.environ.get(ENV_WORKERS) or (2 if db.is_postgresql else 1))
         # Smaller batches on PostgreSQL: concurrent batches hold fewer locks for less time.
         batch_runs = batch_runs or (25 if db.is_postgresql else 100)
-        self.engine = Engine(db, self.name, lease_seconds=self.lease_seconds, batch_runs=batch_runs, hub=self._hub)
+        self.writes = LockWatch(db)
+        self.writes.subscribe(self._database_waiting_changed)
+        self.engine = Engine(db, self.name, lease_seconds=self.lease_seconds, batch_runs=batch_runs, hub=self._hub,
+                             writes=self.writes, now=now)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._schedules = Schedules(db, self.engine, self.name, self.wake)
-        self._webhooks: Any = None
+        self._webhooks: WebhookServer | None = None
         self.webhook_address: tuple[str, int] | None = None
 
     # --- public API -----------------------------------------------------------------
+
+    @property
+    def database_waiting(self) -> bool:
+        """True while a write of this runtime has waited over 2 s for SQLite's lock, held by
+        another program; `state` is then `DATABASE_WAITING` and a `runtime_state` event said so."""
+        return self.writes.waiting
 
     def subscribe(self, callback: Callable[[RuntimeEvent], None]) -> Callable[[], None]:
         return self._hub.subscribe(callback)
@@ -84,21 +102,20 @@ class Runtime:
         if self._threads:
             return
         self._stop.clear()
+        if self.db.is_sqlite:
+            # First, so that even the start's own writes are noticed waiting for another program.
+            self._spawn(self._lock_watch_loop, "lock-watch")
         if self.http is not None:
-            try:
-                from app.runtime.integrations.webhook import serve_webhooks
-            except ImportError as exc:
-                raise RuntimeError(f"webhook triggers cannot be served: {exc}") from None
             self._webhooks = serve_webhooks(self.db, self.http[0], self.http[1])
-            server = getattr(self._webhooks, "server_address", None) or getattr(self._webhooks, "address", None)
-            self.webhook_address = tuple(server[:2]) if server else self.http  # type: ignore[assignment]
-            log.info("serving webhook triggers on %s:%s", *(self.webhook_address or self.http))
+            host, port = self._webhooks.server_address[:2]
+            self.webhook_address = (str(host), int(port))
+            log.info("serving webhook triggers on %s:%s", *self.webhook_address)
         add_wake_listener(self)
         try:
             self._announce()
             self._schedules.start()
         except (OperationalError, DBAPIError) as exc:
-            self._set_state("database unreachable")
+            self._set_state(RuntimeState.UNREACHABLE)
             log.error("database unreachable: %s", _reason(exc))
         self._spawn(self._loop, "work")
         self._spawn(self._heartbeat_loop, "heartbeat")
@@ -125,11 +142,11 @@ class Runtime:
             self._webhooks.shutdown()
             self._webhooks = None
         try:
-            with self.db.write() as conn:
+            with self.engine.writes.write() as conn:
                 conn.execute(delete(runtimes).where(runtimes.c.name == self.name))
         except (OperationalError, DBAPIError):
             pass
-        self._set_state("stopped")
+        self._set_state(RuntimeState.STOPPED)
         log.info("runtime %s stopped", self.name)
 
     def run_once(self) -> int:
@@ -144,7 +161,21 @@ class Runtime:
         self._threads.append(thread)
         thread.start()
 
+    def _database_waiting_changed(self, waiting: bool) -> None:
+        if waiting:
+            self._state_before_waiting = self.state if self.state != DATABASE_WAITING else self._state_before_waiting
+            self._set_state(DATABASE_WAITING)
+        elif self.state == DATABASE_WAITING:
+            self._set_state(self._state_before_waiting)
+
+    def _lock_watch_loop(self) -> None:
+        while not self._stop.wait(LOCK_CHECK_SECONDS):
+            self.writes.check()
+
     def _set_state(self, state: str) -> None:
+        if state == RuntimeState.RUNNING and self.writes.waiting:
+            self._state_before_waiting = state
+            return  # still waiting for another program's lock: the status bar keeps saying so
         if state != self.state:
             self.state = state
             self._hub.emit(RuntimeEvent("runtime_state", state=state))
@@ -215,16 +246,16 @@ class Runtime:
                 steps_last_time = steps > 0
                 if steps:
                     log.debug("executed %d step(s)", steps)
-                self._set_state("running")
+                self._set_state(RuntimeState.RUNNING)
                 due = self.engine.next_due()
                 if due is not None:
-                    timeout = min(timeout, max(0.0, (due - utcnow()).total_seconds()))
+                    timeout = min(timeout, max(0.0, (due - self.now()).total_seconds()))
             except (OperationalError, DBAPIError) as exc:
-                if self.state != "database unreachable":
+                if self.state != RuntimeState.UNREACHABLE:
                     log.error("database unreachable: %s", _reason(exc))
-                self._set_state("database unreachable")
+                self._set_state(RuntimeState.UNREACHABLE)
                 timeout = 2.0
-            except Exception:  # noqa: BLE001 - log, keep the runtime alive, try again shortly
+            except Exception:
                 log.exception("runtime loop error")
                 timeout = 1.0
             if timeout > 0:
@@ -235,8 +266,9 @@ class Runtime:
 
         now = utcnow()
         dialect: Any = postgresql if self.db.is_postgresql else sqlite
-        values = dict(name=self.name, host=socket.gethostname(), pid=os.getpid(), started_at=now, heartbeat_at=now)
-        with self.db.write() as conn:
+        values = {"name": self.name, "host": socket.gethostname(), "pid": os.getpid(), "started_at": now,
+                  "heartbeat_at": now}
+        with self.engine.writes.write() as conn:
             conn.execute(dialect.insert(runtimes).values(**values).on_conflict_do_update(
                 index_elements=[runtimes.c.name], set_={"pid": os.getpid(), "started_at": now, "heartbeat_at": now}))
 
@@ -245,15 +277,15 @@ class Runtime:
         while not self._stop.wait(interval):
             try:
                 self.engine.heartbeat()
-                with self.db.write() as conn:
+                with self.engine.writes.write() as conn:
                     done = conn.execute(update(runtimes).where(runtimes.c.name == self.name)
                                         .values(heartbeat_at=utcnow())).rowcount
                 if not done:
                     self._announce()
             except (OperationalError, DBAPIError) as exc:
-                if self.state != "database unreachable":
+                if self.state != RuntimeState.UNREACHABLE:
                     log.error("database unreachable: %s", _reason(exc))
-                self._set_state("database unreachable")
+                self._set_state(RuntimeState.UNREACHABLE)
 
     def _listen_loop(self) -> None:
         import psycopg

@@ -15,18 +15,25 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Connection, func, select, update
 
 from app.store.database import Database
 from app.store.records import RecordRef
-from app.store.schema import record_events, runs, schedule_fires, workflow_versions, workflows
+from app.store.schema import (
+    record_events,
+    runs,
+    schedule_fires,
+    workflow_versions,
+    workflows,
+)
 from app.store.settings import effective_limits
 from app.store.timeutil import iso, utcnow
 from app.workflow import Workflow
 from app.workflow.catalog import ConditionConfig
+from app.workflow.vocabulary import TriggerKind
 
 from .control import create_run, notify_new_run
 from .engine import Engine
@@ -35,7 +42,7 @@ from .run_context import RunScope
 log = logging.getLogger("clinicflow.runtime")
 
 EVENT_BATCH: Final = 500
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # Windows searched backwards for the latest cron tick: the smallest that holds one wins.
 _CRON_WINDOWS: Final = (timedelta(hours=2), timedelta(days=2), timedelta(days=40), timedelta(days=400))
 
@@ -71,7 +78,7 @@ def has_pending_events(db: Database) -> bool:
 def dispatch_record_events(db: Database, engine: Engine) -> int:
     """Turn pending record events into runs; returns how many runs were started."""
     started = 0
-    with db.write() as conn:
+    with engine.writes.write() as conn:
         query = (select(record_events).where(record_events.c.dispatched.is_(False))
                  .order_by(record_events.c.id).limit(EVENT_BATCH))
         if db.is_postgresql:
@@ -96,7 +103,7 @@ def dispatch_record_events(db: Database, engine: Engine) -> int:
                     continue
                 if origin == workflow_id:
                     continue
-                run_id = create_run(conn, workflow_id, version, workflow, trigger_kind="record_event",
+                run_id = create_run(conn, workflow_id, version, workflow, trigger_kind=TriggerKind.RECORD_EVENT,
                                     record=RecordRef(event["record_type"], event["record_id"]),
                                     payload={"event": event["event"], "changes": event["changes"]},
                                     actor=event["actor"], event_id=event["id"], now=now,
@@ -129,12 +136,13 @@ def schedule_trigger(workflow: Workflow) -> Any:
     if config.cron:
         return CronTrigger.from_crontab(config.cron, timezone=_local_zone())
     # Anchored at the epoch so every runtime computes the same fire times.
-    return IntervalTrigger(seconds=int(config.every_seconds or 60), start_date=_EPOCH, timezone=timezone.utc)
+    return IntervalTrigger(seconds=int(config.every_seconds or 60), start_date=_EPOCH, timezone=UTC)
 
 
 def latest_tick(workflow: Workflow, now: datetime, after: datetime | None) -> datetime | None:
     """The latest fire time <= now and > after (None if there is none)."""
     config: Any = workflow.trigger.config  # type: ignore[union-attr]
+    tick: datetime | None
     if not config.cron:
         every = int(config.every_seconds or 60)
         seconds = int((now - _EPOCH).total_seconds()) // every * every
@@ -154,7 +162,7 @@ def latest_tick(workflow: Workflow, now: datetime, after: datetime | None) -> da
                 break
         if tick is None:
             return None
-        tick = tick.astimezone(timezone.utc)
+        tick = tick.astimezone(UTC)
     if after is not None and tick <= after:
         return None
     return tick
@@ -177,7 +185,7 @@ def fire_schedule(conn: Connection, workflow_id: int, version: int, workflow: Wo
     payload = {"fire_time": iso(tick)}
     limits = _limits(conn, workflow)
     if config.for_each is None:
-        create_run(conn, workflow_id, version, workflow, trigger_kind="schedule", record=None, payload=payload,
+        create_run(conn, workflow_id, version, workflow, trigger_kind=TriggerKind.SCHEDULE, record=None, payload=payload,
                    actor="schedule", limits=limits)
         return 1
     from app.store.records import list_records
@@ -188,11 +196,11 @@ def fire_schedule(conn: Connection, workflow_id: int, version: int, workflow: Wo
     now = utcnow()
     for record in list_records(conn, config.for_each.record_type):
         ref = RecordRef(config.for_each.record_type, int(record["id"]))
-        scope = RunScope(0, workflow_id, workflow.name, "schedule", "schedule", ref, None)
+        scope = RunScope(0, workflow_id, workflow.name, "schedule", TriggerKind.SCHEDULE, ref, None)
         scope.refresh(conn, {}, now)
         if rules.rules and not evaluate(rules, scope.variables, now)[0]:
             continue
-        create_run(conn, workflow_id, version, workflow, trigger_kind="schedule", record=ref, payload=payload,
+        create_run(conn, workflow_id, version, workflow, trigger_kind=TriggerKind.SCHEDULE, record=ref, payload=payload,
                    actor="schedule", limits=limits, now=now, notify=False)
         started += 1
     if started:
@@ -216,14 +224,15 @@ class Schedules:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self._scheduler = BackgroundScheduler(
-            timezone=timezone.utc, daemon=True,
+            timezone=UTC, daemon=True,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         self._scheduler.start()
         self.refresh(force=True)
 
     def stop(self) -> None:
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+            # Waits for a job firing right now, so nothing is written after the runtime stopped.
+            self._scheduler.shutdown(wait=True)
             self._scheduler = None
 
     def _current_signature(self) -> Any:
@@ -252,7 +261,7 @@ class Schedules:
         """An APScheduler job: start the current tick of one workflow (if still enabled)."""
         try:
             started = 0
-            with self.db.write() as conn:
+            with self.engine.writes.write() as conn:
                 for wid, version, workflow, _ in enabled_workflows(conn, self.engine, "trigger.schedule"):
                     if wid == workflow_id:
                         tick = latest_tick(workflow, utcnow(), None)
@@ -261,13 +270,13 @@ class Schedules:
             if started:
                 log.info("schedule of workflow %s started %d run(s)", workflow_id, started)
                 self.on_fired()
-        except Exception:  # noqa: BLE001 - the next tick or catch-up will try again
+        except Exception:
             log.exception("schedule of workflow %s could not fire", workflow_id)
 
     def catch_up(self) -> int:
         """One run for the latest tick missed since the last fire (or since the workflow changed)."""
         started = 0
-        with self.db.write() as conn:
+        with self.engine.writes.write() as conn:
             for workflow_id, version, workflow, updated_at in enabled_workflows(conn, self.engine, "trigger.schedule"):
                 last = conn.execute(select(func.max(schedule_fires.c.fire_time))
                                     .where(schedule_fires.c.workflow_id == workflow_id)).scalar()

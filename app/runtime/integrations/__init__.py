@@ -5,12 +5,34 @@ from .email import check_smtp, message_id, send_email
 from .errors import DeliveryError, IntegrationSettingError
 from .masking import MASK, SecretMaskingFilter, mask_secrets, mask_text
 from .preflight import preflight
-from .settings import last_test_result, load_sms, load_smtp, record_test_result, set_integration
+from .settings import (
+    last_test_result,
+    load_sms,
+    load_smtp,
+    record_test_result,
+    set_integration,
+)
 from .sms import check_sms, send_sms
 from .webhook import WebhookServer, serve_webhooks
 
 __all__ = [
-    "MASK", "DeliveryError", "IntegrationSettingError", "SecretMaskingFilter", "check_sms", "check_smtp",
-    "last_test_result", "load_sms", "load_smtp", "mask_secrets", "mask_text", "message_id", "preflight",
-    "record_test_result", "send_email", "send_sms", "serve_webhooks", "set_integration", "WebhookServer",
+    "MASK",
+    "DeliveryError",
+    "IntegrationSettingError",
+    "SecretMaskingFilter",
+    "WebhookServer",
+    "check_sms",
+    "check_smtp",
+    "last_test_result",
+    "load_sms",
+    "load_smtp",
+    "mask_secrets",
+    "mask_text",
+    "message_id",
+    "preflight",
+    "record_test_result",
+    "send_email",
+    "send_sms",
+    "serve_webhooks",
+    "set_integration",
 ]

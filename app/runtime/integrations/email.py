@@ -12,7 +12,7 @@ import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
@@ -127,8 +127,13 @@ def build_message(settings: SmtpSettings, *, to: str, subject: str, body: str, k
     return message
 
 
-def send_email(conn: Connection, *, to: str, subject: str, body: str, key: str) -> dict[str, Any]:
+def send_email(conn: Connection, *, to: str, subject: str, body: str, key: str,
+               before_handover: Callable[[], None] | None = None) -> dict[str, Any]:
     """Hand one message to the SMTP server; returns the step output.
+
+    `before_handover` is called once the server has accepted the connection (after EHLO,
+    STARTTLS and login) and just before MAIL FROM: from then on the message may reach the
+    server. Whatever it raises aborts the send, nothing handed over.
 
     Raises `DeliveryError`: transient ones (refused, timed out, 4xx) may be retried with the
     same key; `DeliveryUncertain` means the server may have the message and it must not be
@@ -146,6 +151,8 @@ def send_email(conn: Connection, *, to: str, subject: str, body: str, key: str) 
     handed_over = False
     try:
         with _session(settings) as smtp:
+            if before_handover is not None:
+                before_handover()
             code, reply = smtp.mail(parseaddr(settings.sender)[1])
             if code != 250:
                 transient = 400 <= code < 500

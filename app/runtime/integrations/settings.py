@@ -117,7 +117,7 @@ def _parse_value(kind: str, key: str, raw: str) -> Any:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise IntegrationSettingError(f"{where}: '{raw}' is not an http:// or https:// address")
         try:
-            parts.port
+            _ = parts.port  # reading it checks it
         except ValueError:
             raise IntegrationSettingError(f"{where}: '{raw}' has a bad port") from None
         return text

@@ -45,7 +45,7 @@ def _reply_text(raw: bytes) -> str:
 
 def _read(response: Any) -> bytes:
     try:
-        return response.read(MAX_REPLY_READ)
+        return bytes(response.read(MAX_REPLY_READ))
     except (OSError, http.client.HTTPException):
         return b""
 

@@ -6,16 +6,24 @@ object body (at most 1 MiB), which becomes `payload.*` in the run's context; `"r
 `{"run_id": N}` only once the run is durably created; 401 bad token, 404 unknown or
 disabled workflow, 400 bad body, 413 too large. Served by a ThreadingHTTPServer on a
 background thread (`clinicflow runtime --http HOST:PORT`).
+
+Bounded: a body nested deeper than 32 levels, or holding NaN, Infinity (also a number too
+large for a float) or the character U+0000 anywhere, is refused with 400 before the
+database sees it; each request (the wait for it on a kept-alive connection, its headers
+and its body) must arrive within 10 seconds, or the connection is closed.
 """
 
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import logging
+import math
 import re
 import socket
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
@@ -30,6 +38,7 @@ from app.store.records import RecordRef, find_record
 from app.store.schema import workflows
 from app.store.workflows import get_version, live_version_number
 from app.workflow.context import with_article
+from app.workflow.vocabulary import TriggerKind
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,10 @@ MAX_BODY: Final = 1024 * 1024
 # A too-large body is read and dropped up to this size so the client sees the 413 rather
 # than a reset connection; beyond it the connection is simply closed.
 MAX_DISCARD: Final = 16 * 1024 * 1024
+MAX_DEPTH: Final = 32
+# The whole request (headers and body), and the wait for the next one on a kept-alive
+# connection, must arrive within this time: slow or idle connections do not pile up.
+REQUEST_SECONDS: Final = 10.0
 _PATH: Final = re.compile(r"^/hooks/(\d{1,12})/?$")
 # Compared against when a workflow has no token yet, so timing does not reveal that.
 _NO_TOKEN: Final = "\x00" * 43
@@ -56,17 +69,18 @@ class WebhookServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, db: Database, address: tuple[str, int]) -> None:
+    def __init__(self, db: Database, address: tuple[str, int], *, request_seconds: float = REQUEST_SECONDS) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _WebhookHandler)
         self.db = db
+        self.request_seconds = request_seconds
         self.thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def shutdown(self) -> None:
         """Stop serving, close the socket and wait for the serving thread."""
@@ -76,9 +90,10 @@ class WebhookServer(ThreadingHTTPServer):
             self.thread.join(timeout=10)
 
 
-def serve_webhooks(db: Database, host: str = "127.0.0.1", port: int = 0) -> WebhookServer:
+def serve_webhooks(db: Database, host: str = "127.0.0.1", port: int = 0, *,
+                   request_seconds: float = REQUEST_SECONDS) -> WebhookServer:
     """Start serving `POST /hooks/<workflow_id>` on a background thread; port 0 picks a free one."""
-    server = WebhookServer(db, (host, port))
+    server = WebhookServer(db, (host, port), request_seconds=request_seconds)
     server.thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"webhooks-{host}:{server.server_address[1]}",
                                      daemon=True)
     server.thread.start()
@@ -110,16 +125,43 @@ def _webhook_workflow(db: Database, workflow_id: int) -> tuple[str | None, str |
         return row.webhook_token, getattr(trigger.config, "record_type", None)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise WebhookRefused(HTTPStatus.BAD_REQUEST, f"the body holds {name}, which is not a JSON number")
+
+
+def _check_values(body: Any) -> None:
+    """Depth, non-finite numbers and U+0000, checked without recursion over the parsed body."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise WebhookRefused(HTTPStatus.BAD_REQUEST, f"the body nests deeper than {MAX_DEPTH} levels")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and "\x00" in key:
+                    raise WebhookRefused(HTTPStatus.BAD_REQUEST, "the body holds the character \\u0000 in a key")
+                stack.append((item, depth + 1))
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise WebhookRefused(HTTPStatus.BAD_REQUEST, "the body holds a number too large to store")
+        elif isinstance(value, str) and "\x00" in value:
+            raise WebhookRefused(HTTPStatus.BAD_REQUEST, "the body holds the character \\u0000, which cannot be stored")
+
+
 def _parse_body(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise WebhookRefused(HTTPStatus.BAD_REQUEST, "the body must be UTF-8 JSON") from None
     except json.JSONDecodeError as exc:
         raise WebhookRefused(HTTPStatus.BAD_REQUEST,
                              f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        # The parser gave up long before our own limit: the body is far too deep.
+        raise WebhookRefused(HTTPStatus.BAD_REQUEST, f"the body nests deeper than {MAX_DEPTH} levels") from None
     if not isinstance(body, dict):
         raise WebhookRefused(HTTPStatus.BAD_REQUEST, "the body must be a JSON object, e.g. {\"record\": \"patient:12\"}")
+    _check_values(body)
     return body
 
 
@@ -146,13 +188,48 @@ def _record(db: Database, body: dict[str, Any], record_type: str | None) -> Reco
     return ref
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The connection's reads, each given only the time left until the request's deadline."""
+
+    def __init__(self, handler: _WebhookHandler) -> None:
+        super().__init__()
+        self._handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._handler.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"the request did not arrive within {self._handler.server.request_seconds:g} seconds")
+        self._handler.connection.settimeout(remaining)
+        return int(self._handler.connection.recv_into(buffer))
+
+
 class _WebhookHandler(BaseHTTPRequestHandler):
     server: WebhookServer
     server_version = "clinicflow"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    timeout = REQUEST_SECONDS  # also bounds each write of the answer
+    deadline = 0.0
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.request_seconds)
+        self.rfile.close()
+        self.rfile = io.BufferedReader(_DeadlineReader(self), 64 * 1024)
+
+    def handle_one_request(self) -> None:
+        self.deadline = time.monotonic() + self.server.request_seconds
+        super().handle_one_request()
+
+    def log_error(self, format: str, *args: Any) -> None:
+        # A timed-out or garbled request is the client's business: a line, not a traceback.
+        log.info("webhook connection from %s: %s", self.address_string(), format % args)
 
     def do_POST(self) -> None:
+        answer: dict[str, Any]
         try:
             status, answer = HTTPStatus.ACCEPTED, {"run_id": self._start_run()}
         except WebhookRefused as exc:
@@ -160,7 +237,7 @@ class _WebhookHandler(BaseHTTPRequestHandler):
         except SQLAlchemyError as exc:
             log.error("webhook %s: database unavailable: %s", self.path, type(exc).__name__)
             status, answer = HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the practice database is unavailable; try again"}
-        except Exception:  # noqa: BLE001 - a bug answers 500 and is logged, the server keeps serving
+        except Exception:  # a bug answers 500 and is logged, the server keeps serving
             log.exception("webhook %s failed", self.path)
             status, answer = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; see the runtime's log"}
         self._answer(status, answer)
@@ -188,7 +265,7 @@ class _WebhookHandler(BaseHTTPRequestHandler):
         record = _record(self.server.db, body, record_type)
         try:
             run_id = start_run(self.server.db, workflow_id, record=record, actor="webhook",
-                               trigger_kind="webhook", payload=body)
+                               trigger_kind=TriggerKind.WEBHOOK, payload=body)
         except InvalidRecord as exc:
             raise WebhookRefused(HTTPStatus.BAD_REQUEST, " ".join(str(exc).split())) from None
         except (NotFound, WrongState) as exc:
@@ -223,7 +300,16 @@ class _WebhookHandler(BaseHTTPRequestHandler):
             self._discard_body()
             raise WebhookRefused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                                  f"the body is {length} bytes; the limit is {MAX_BODY} bytes (1 MiB)")
-        return self.rfile.read(length)
+        try:
+            raw = self.rfile.read(length)
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            raise WebhookRefused(HTTPStatus.REQUEST_TIMEOUT,
+                                 f"the body did not arrive within {self.server.request_seconds:g} seconds") from None
+        if len(raw) < length:
+            self.close_connection = True
+            raise WebhookRefused(HTTPStatus.BAD_REQUEST, "the body is shorter than its Content-Length")
+        return raw
 
     def _discard_body(self) -> None:
         """Read and drop the body so the answer reaches the client, then close the connection."""
@@ -235,7 +321,10 @@ class _WebhookHandler(BaseHTTPRequestHandler):
         if remaining > MAX_DISCARD:
             return
         while remaining > 0:
-            chunk = self.rfile.read(min(remaining, 64 * 1024))
+            try:
+                chunk = self.rfile.read(min(remaining, 64 * 1024))
+            except (TimeoutError, OSError):
+                break
             if not chunk:
                 break
             remaining -= len(chunk)

@@ -1,0 +1,215 @@
+"""The batch loop: claim ready runs, walk each in its own savepoint, commit them together.
+
+See the package's opening docstring for the durable protocol this implements.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+
+from app.store.database import Database
+from app.store.records import RecordRef
+from app.store.settings import DEFAULT_LIMITS, default_limits
+from app.store.timeutil import utcnow
+from app.store.workflows import get_version
+from app.workflow import Workflow
+from app.workflow.vocabulary import RunStatus, TriggerKind
+
+from ..events import EventHub, RuntimeEvent
+from ..executor import exception_words
+from ..lock_watch import LockWatch
+from ..run_context import RunScope
+from .cursor import RunCursor
+from .durable import DurableEffects
+from .outbox import Outbox, Send
+from .run_store import LostRun, RunStore
+from .walk import RunWalk, is_conflict, is_transient
+
+log = logging.getLogger("clinicflow.runtime")
+
+# A run yields after this many steps in one batch, so one huge run cannot starve the rest.
+STEPS_PER_RUN_PER_BATCH: Final = 500
+
+
+@dataclass
+class BatchResult:
+    steps: int = 0
+    runs: int = 0
+    sends: list[Send] = field(default_factory=list)
+
+
+def effective_limits(workflow: Workflow, defaults: dict[str, int]) -> dict[str, int]:
+    limits = dict(defaults or DEFAULT_LIMITS)
+    if workflow.limits is not None:
+        for key, value in workflow.limits.model_dump().items():
+            if value is not None:
+                limits[key] = int(value)
+    return limits
+
+
+class Engine:
+    """Executes ready runs on one database for one runtime (`owner`).
+
+    `now` is the engine's clock (aware UTC): due times, leases, back-off and max runtime are
+    all measured with it, so tests can move time forward instead of sleeping."""
+
+    def __init__(self, db: Database, owner: str, *, lease_seconds: float = 30.0, batch_runs: int = 100,
+                 batch_seconds: float = 0.25, hub: EventHub | None = None, writes: LockWatch | None = None,
+                 now: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.batch_runs = batch_runs
+        self.batch_seconds = batch_seconds
+        self.hub = hub if hub is not None else EventHub()
+        self.now = now
+        # Every write of this runtime goes through it, so a long wait for SQLite's lock is noticed.
+        self.writes = writes if writes is not None else LockWatch(db)
+        self.store = RunStore(owner, postgresql=db.is_postgresql)
+        self.outbox = Outbox(db, self.store, self.writes, self.hub, lease_seconds=lease_seconds, now=now)
+        self._workflows: dict[tuple[int, int], Workflow] = {}
+
+    # --- reading --------------------------------------------------------------------
+
+    def workflow(self, conn: Connection, workflow_id: int, version: int) -> Workflow:
+        """Published versions never change, so they are parsed once."""
+        key = (workflow_id, version)
+        workflow = self._workflows.get(key)
+        if workflow is None:
+            workflow = get_version(conn, workflow_id, version)
+            self._workflows[key] = workflow
+        return workflow
+
+    def next_due(self) -> datetime | None:
+        """When the next run falls due (or a held lease expires); None if nothing is active."""
+        with self.db.read() as conn:
+            return self.store.next_due(conn)
+
+    # --- one batch ------------------------------------------------------------------
+
+    def process_batch(self, stop: threading.Event | None = None) -> BatchResult:
+        """Claim ready runs and execute their steps in one transaction."""
+        result = BatchResult()
+        events: list[RuntimeEvent] = []
+        started = time.monotonic()
+        try:
+            with self.writes.write() as conn:
+                rows = self.store.ready_runs(conn, self.now(), self.batch_runs)
+                if not rows:
+                    return result
+                # Records are locked in one order by every batch, so concurrent batches wait
+                # for each other instead of deadlocking.
+                rows = sorted(rows, key=lambda r: (r["record_type"] or "", r["record_id"] or 0, r["id"]))
+                defaults = default_limits(conn)
+                for row in rows:
+                    if stop is not None and stop.is_set():
+                        break
+                    if time.monotonic() - started > self.batch_seconds and result.runs:
+                        break
+                    result.steps += self._advance_isolated(conn, row, defaults, events, result.sends, stop)
+                    result.runs += 1
+        except DBAPIError as exc:
+            if not is_conflict(exc):
+                raise
+            # Another runtime's transaction collided with this batch; nothing was committed.
+            log.info("batch rolled back after a conflict with another runtime; trying again")
+            return BatchResult(runs=1)
+        self._emit(events)
+        return result
+
+    def _emit(self, events: list[RuntimeEvent]) -> None:
+        if self.hub:
+            for event in events:
+                self.hub.emit(event)
+
+    def _advance_isolated(self, conn: Connection, row: Any, defaults: dict[str, int], events: list[RuntimeEvent],
+                          sends: list[Send], stop: threading.Event | None) -> int:
+        """One run's part of the batch in a savepoint: whatever it raises stays with that run."""
+        failure: BaseException | None = None
+        for careful in (False, True):
+            effects = DurableEffects(self.store, conn, row, careful=careful, lease_seconds=self.lease_seconds,
+                                     stop=stop, with_ids=bool(self.hub))
+            try:
+                with conn.begin_nested():
+                    executed = self._advance(conn, row, defaults, effects)
+            except LostRun as exc:
+                log.info("%s; leaving it", exc)
+                return 0
+            except DBAPIError as exc:
+                if is_transient(exc):
+                    raise  # the database, not the run: the batch is tried again
+                failure = exc
+            except Exception as exc:  # noqa: BLE001 - MemoryError, RecursionError, a bug: this run's alone
+                failure = exc
+            else:
+                events.extend(effects.events)
+                sends.extend(effects.sends)
+                return executed
+            if not careful:
+                log.warning("run %s: a step failed unexpectedly (%s); executing it again step by step",
+                            row["id"], exception_words(failure))
+        assert failure is not None
+        words = exception_words(failure)
+        detail = "".join(traceback.format_exception(failure))
+        del failure  # frees what the failure held on to (a huge value, a deep stack) before going on
+        self._fail_unexecutable(conn, row, words, detail, events)
+        return 0
+
+    def _advance(self, conn: Connection, row: Any, defaults: dict[str, int], effects: DurableEffects) -> int:
+        run_id: int = row["id"]
+        workflow_id: int = row["workflow_id"]
+        workflow = self.workflow(conn, workflow_id, row["version"])
+        cursor = RunCursor.load(row["state"])
+        record = RecordRef(row["record_type"], row["record_id"]) if row["record_type"] else None
+        payload = row["trigger_data"] if row["trigger_kind"] == TriggerKind.WEBHOOK else None
+        scope = RunScope(run_id, workflow_id, workflow.name, row["started_by"], row["trigger_kind"], record, payload)
+        outputs, reused_outputs = self.store.completed_outputs(conn, run_id) if cursor.seq else ({}, {})
+        walk = RunWalk(conn, workflow, scope, cursor, effective_limits(workflow, defaults), effects, self.now,
+                       deadline=row["deadline_at"], max_steps=STEPS_PER_RUN_PER_BATCH, outputs=outputs,
+                       reused_outputs=reused_outputs)
+        walk.run()
+        effects.save(walk, self.now())
+        return walk.executed
+
+    def _fail_unexecutable(self, conn: Connection, row: Any, words: str, detail: str,
+                           events: list[RuntimeEvent]) -> None:
+        """The run raised outside any step even step by step: it fails as a whole, guarded."""
+        now = self.now()
+        message = f"Run {row['id']} could not be executed: {words}. The runtime's log has the details"
+        log.error("run %s failed unexpectedly:\n%s", row["id"], detail)
+        try:
+            with conn.begin_nested():
+                self.store.save_run(conn, row, now, status=RunStatus.FAILED, due_at=None, finished_at=now,
+                                    error_type="InternalError", error_message=message, state=row["state"],
+                                    updated_at=now, lease_owner=None, lease_expires_at=None)
+        except LostRun as exc:
+            log.info("%s; leaving it", exc)
+            return
+        if self.hub:
+            events.append(RuntimeEvent("run_changed", row["id"], row["workflow_id"]))
+
+    # --- messages -------------------------------------------------------------------
+
+    def deliver(self, send: Send) -> None:
+        """Send one message whose intent is committed, then commit its outcome (`Outbox`)."""
+        self.outbox.deliver(send)
+
+    def has_unsaved(self) -> bool:
+        return self.outbox.has_unsaved()
+
+    def save_unsaved(self) -> None:
+        self.outbox.save_unsaved()
+
+    def heartbeat(self) -> None:
+        """Extend the leases of the runs whose messages this runtime is sending; no other run's."""
+        self.outbox.heartbeat()

@@ -1,0 +1,217 @@
+"""The effects of a real run: step rows, the message intent, waits, and the run's guarded save.
+
+Finished steps are written together just before the run's cursor, in the batch's
+transaction; a step that must be found again (a message, a wait) is written at once for
+its id. Resuming a run resumes its step in progress: a wait that fell due completes, a
+queued message is rendered again and queued for the outbox, an email that may be in the
+server's hands (`sending`) fails as Delivery uncertain.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from app.runtime.integrations import mask_secrets
+from app.workflow import Node
+from app.workflow.vocabulary import DeliveryState, RunStatus, StepStatus
+
+from ..events import RuntimeEvent
+from ..executor import Outcome, StepError
+from ..run_context import local_iso
+from .cursor import RunCursor
+from .outbox import Send
+from .run_store import ACTIVE_STEP, STEP_COLUMNS, RunStore
+from .walk import RunWalk
+
+log = logging.getLogger("clinicflow.runtime")
+
+
+def masked(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    return mask_secrets(data) if data else data
+
+
+class DurableEffects:
+    """Writes one run's steps in the batch's transaction and collects its events and sends."""
+
+    def __init__(self, store: RunStore, conn: Connection, row: Any, *, careful: bool, lease_seconds: float,
+                 stop: threading.Event | None, with_ids: bool) -> None:
+        self.store = store
+        self.conn = conn
+        self.row = row
+        self.run_id: int = row["id"]
+        self.workflow_id: int = row["workflow_id"]
+        self.careful = careful
+        self.lease_seconds = lease_seconds
+        self.stop = stop
+        self.with_ids = with_ids   # someone listens for step events: their ids are needed
+        self.events: list[RuntimeEvent] = []
+        self.sends: list[Send] = []
+        self._unwritten: list[dict[str, Any]] = []
+
+    # --- step rows ------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        if not self._unwritten:
+            return
+        ids = self.store.insert_steps(self.conn, self._unwritten, ids=self.with_ids)
+        self.events.extend(RuntimeEvent("step_changed", self.run_id, self.workflow_id, i) for i in ids)
+        self._unwritten.clear()
+
+    def _add_step(self, cursor: RunCursor, node: Node, status: str, now: datetime, *, input: dict[str, Any] | None,
+                  output: dict[str, Any] | None = None, error: StepError | None = None, finished: bool = True,
+                  need_id: bool = False, **extra: Any) -> int | None:
+        cursor.seq += 1
+        attempt = cursor.next_attempt(node.id)
+        cursor.attempts[node.id] = attempt
+        params = dict.fromkeys(STEP_COLUMNS)
+        params.update(run_id=self.run_id, seq=cursor.seq, node_id=node.id, node_type=node.type, attempt=attempt,
+                      status=status, input=input, output=output, started_at=now,
+                      finished_at=now if finished else None, **extra)
+        if error is not None:
+            params.update(error_type=error.error_type, error_message=str(error), error_detail=error.detail)
+        if not need_id:
+            self._unwritten.append(params)
+            return None
+        self._flush()
+        step_id = self.store.insert_step(self.conn, params)
+        self._changed(step_id)
+        return step_id
+
+    def _changed(self, step_id: int) -> None:
+        if self.with_ids:
+            self.events.append(RuntimeEvent("step_changed", self.run_id, self.workflow_id, step_id))
+
+    # --- the walk's effects -----------------------------------------------------------
+
+    def pause(self, walk: RunWalk, now: datetime) -> bool:
+        if self.stop is not None and self.stop.is_set() and walk.executed:
+            walk.result.due_at = now  # the current step is done; the rest waits for the next start
+            return True
+        return False
+
+    def deadline_passed(self, walk: RunWalk, now: datetime, message: str) -> None:
+        if walk.cursor.active is not None:
+            self.store.finish_step(self.conn, walk.cursor.active, ACTIVE_STEP, StepStatus.FAILED, now,
+                                   error=("MaxRuntimeExceeded", message))
+            self._changed(walk.cursor.active)
+            walk.cursor.active = None
+
+    def visit(self, node: Node) -> None:
+        pass
+
+    def record(self, walk: RunWalk, node: Node, status: StepStatus, now: datetime, *, input: dict[str, Any] | None,
+               output: dict[str, Any] | None = None, error: StepError | None = None) -> None:
+        self._add_step(walk.cursor, node, status, now, input=masked(input) if status == StepStatus.FAILED else input,
+                       output=output, error=error)
+
+    def message(self, walk: RunWalk, node: Node, outcome: Outcome, now: datetime) -> bool:
+        raise AssertionError("real runs defer their messages to the outbox")  # see defer_message
+
+    def defer_message(self, walk: RunWalk, node: Node, now: datetime) -> bool:
+        """The intent is written `queued`; the outbox renders and sends it once the batch has
+        committed, so rendering holds no write lock."""
+        cursor = walk.cursor
+        key = f"run.{self.run_id}.{node.id}.{cursor.next_attempt(node.id)}"
+        state_after = self._after(walk, node, "out")
+        step_id = self._add_step(cursor, node, StepStatus.RUNNING, now, input=None, finished=False,
+                                 need_id=True, delivery_key=key, delivery_state=DeliveryState.QUEUED, tries=[])
+        assert step_id is not None
+        cursor.active = step_id
+        state_after["seq"], state_after["attempts"] = cursor.seq, dict(cursor.attempts)
+        self.sends.append(Send(self.run_id, self.workflow_id, step_id, node.id, None, key,
+                               int(getattr(node.config, "retries", 3)), [], state_after, cursor.dump(),
+                               node=node, scope=walk.scope))
+        walk.result.lease, walk.result.due_at = True, now
+        return True
+
+    def wait(self, walk: RunWalk, node: Node, outcome: Outcome, now: datetime) -> bool:
+        assert outcome.resume_at is not None
+        if outcome.resume_at <= now:
+            return False
+        step_id = self._add_step(walk.cursor, node, StepStatus.WAITING, now, input=outcome.input,
+                                 output=outcome.output, finished=False, need_id=True)
+        walk.cursor.active = step_id
+        walk.result.status = RunStatus.WAITING
+        deadline = walk.deadline
+        walk.result.due_at = min(outcome.resume_at, deadline) if deadline else outcome.resume_at
+        return True
+
+    def resume_active(self, walk: RunWalk, now: datetime) -> bool:
+        """The step in progress when the run was last saved; True when the walk ends here."""
+        cursor, conn = walk.cursor, self.conn
+        assert cursor.active is not None
+        active = self.store.step(conn, cursor.active)
+        if active is None or active["status"] not in ACTIVE_STEP:
+            cursor.active = None
+            return False
+        node = walk.workflow.node(active["node_id"])
+        if active["status"] == StepStatus.WAITING:
+            output = {**(active["output"] or {}), "resumed_at": local_iso(now)}
+            self.store.finish_step(conn, active["id"], (StepStatus.WAITING,), StepStatus.COMPLETED, now,
+                                   output=output)
+            self._changed(active["id"])
+            cursor.active = None
+            walk.completed(node, output)
+            walk.executed += 1
+            return False
+        # A message step: queued, backing off, or its runtime stopped while sending.
+        if active["delivery_state"] == DeliveryState.SENDING and node.type == "action.send_email":
+            to = (active["input"] or {}).get("to") or "the recipient"
+            message = (f"Delivery uncertain: the runtime stopped while handing the email to {to} over to the SMTP "
+                       "server, which had accepted the connection, and before the server confirmed it; it may or "
+                       "may not have been delivered. Check, then use Retry Step to send it again")
+            self._fail_active(walk, active, now, "DeliveryUncertain", message)
+            return True
+        # Rendered again by the outbox from the node's templates over the records as they are
+        # now (`now` as when the step started): the stored input is masked, so a secret in the
+        # message would otherwise go out as ********.
+        started: datetime = active["started_at"]
+        walk.scope.refresh(conn, walk.outputs, started)
+        walk.refresh = True
+        self.store.requeue_message(conn, active["id"], None)
+        state_after = self._after(walk, node, "out")
+        self.sends.append(Send(self.run_id, self.workflow_id, active["id"], node.id, None,
+                               active["delivery_key"], int(getattr(node.config, "retries", 3)),
+                               list(active["tries"] or []), state_after, cursor.dump(),
+                               node=node, scope=walk.scope, shown_input=active["input"]))
+        walk.result.lease, walk.result.due_at = True, now
+        return True
+
+    def _fail_active(self, walk: RunWalk, active: Any, now: datetime, error_type: str, message: str) -> None:
+        self.store.finish_step(self.conn, active["id"], (StepStatus.RUNNING,), StepStatus.FAILED, now,
+                               error=(error_type, message))
+        self._changed(active["id"])
+        walk.cursor.active = None
+        walk.fail(now, error_type, message)
+
+    @staticmethod
+    def _after(walk: RunWalk, node: Node, port: str) -> dict[str, Any]:
+        """The run's cursor once the message is sent: one more action, the node's edges followed."""
+        after = walk.cursor.copy()
+        after.actions += 1
+        after.active = None
+        after.advance(walk.workflow, node.id, port)
+        return after.dump()
+
+    # --- the end of the walk ----------------------------------------------------------
+
+    def save(self, walk: RunWalk, now: datetime) -> None:
+        """The steps, then the run's status and cursor, guarded; `LostRun` if someone was first."""
+        self._flush()
+        result = walk.result
+        self.store.save_run(
+            self.conn, self.row, now, status=result.status, due_at=result.due_at, finished_at=result.finished_at,
+            error_type=result.error_type, error_message=result.error_message, state=walk.cursor.dump(),
+            updated_at=now, lease_owner=self.store.owner if result.lease else None,
+            lease_expires_at=now + timedelta(seconds=self.lease_seconds) if result.lease else None)
+        if self.with_ids:
+            self.events.append(RuntimeEvent("run_changed", self.run_id, self.workflow_id))
+        if result.status == RunStatus.FAILED:
+            log.warning("run %s of workflow %s failed: %s", self.run_id, self.workflow_id, result.error_message)
+        elif result.status != self.row["status"] or result.status != RunStatus.RUNNING:
+            log.info("run %s of workflow %s: %s", self.run_id, self.workflow_id, result.status)

@@ -1,0 +1,210 @@
+"""The walk of one run through its workflow graph, shared by real runs and the editor's Test run.
+
+A `RunWalk` follows edges from the cursor, executes each node (`execute_node`) and hands
+what is durable or not to an effects strategy: `DurableEffects` (app/runtime/engine/durable.py)
+writes step rows, queues messages and makes the run wait; `DryRunEffects`
+(app/runtime/dry_run.py) records what would happen and walks on. The walk itself decides
+only what the workflow means: which node is next, limits, fresh context, failures.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+
+from app.workflow import Node, Workflow
+from app.workflow.vocabulary import RunStatus, StepStatus
+
+from ..executor import (
+    Outcome,
+    StepError,
+    exception_words,
+    execute_node,
+    is_action,
+    is_message,
+    node_label,
+)
+from ..faults import fault_point, raise_fault
+from ..run_context import RunScope, local_iso
+from .cursor import RunCursor
+
+
+@dataclass
+class WalkResult:
+    """Where the run stands when the walk ends."""
+
+    status: str = RunStatus.RUNNING
+    due_at: datetime | None = None
+    finished_at: datetime | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    lease: bool = False   # a message is being sent: the run stays leased to this runtime
+
+
+class Effects(Protocol):
+    """What a step's outcome does: written durably, or only shown (a Test run)."""
+
+    careful: bool   # a savepoint around each step: an unexpected failure is recorded, not raised
+
+    def pause(self, walk: RunWalk, now: datetime) -> bool: ...
+    def deadline_passed(self, walk: RunWalk, now: datetime, message: str) -> None: ...
+    def resume_active(self, walk: RunWalk, now: datetime) -> bool: ...
+    def visit(self, node: Node) -> None: ...
+    def record(self, walk: RunWalk, node: Node, status: StepStatus, now: datetime, *, input: dict[str, Any] | None,
+               output: dict[str, Any] | None = None, error: StepError | None = None) -> None: ...
+    def message(self, walk: RunWalk, node: Node, outcome: Outcome, now: datetime) -> bool: ...
+    def wait(self, walk: RunWalk, node: Node, outcome: Outcome, now: datetime) -> bool: ...
+    def defer_message(self, walk: RunWalk, node: Node, now: datetime) -> bool: ...
+
+
+def duration_words(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """A database error that goes away by itself: a dropped connection, a lock, a conflict."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated or is_conflict(exc)
+
+
+def is_conflict(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40P01", "40001", "55P03")  # deadlock, serialization failure, lock not available
+
+
+class RunWalk:
+    """One run's walk from its cursor until it completes, fails, waits, sends or yields."""
+
+    def __init__(self, conn: Connection, workflow: Workflow, scope: RunScope, cursor: RunCursor,
+                 limits: dict[str, int], effects: Effects, now: Callable[[], datetime], *,
+                 deadline: datetime | None = None, max_steps: int = 500,
+                 outputs: dict[str, Any] | None = None, reused_outputs: dict[int, Any] | None = None) -> None:
+        self.conn = conn
+        self.workflow = workflow
+        self.scope = scope
+        self.cursor = cursor
+        self.limits = limits
+        self.effects = effects
+        self.now = now
+        self.deadline = deadline
+        self.max_steps = max_steps
+        self.outputs: dict[str, Any] = outputs if outputs is not None else {}
+        self.reused_outputs: dict[int, Any] = reused_outputs or {}
+        self.result = WalkResult()
+        self.executed = 0
+        self.refresh = True   # read the context from the database before the next step
+
+    def fail(self, now: datetime, error_type: str, message: str) -> None:
+        result = self.result
+        result.status, result.finished_at, result.due_at = RunStatus.FAILED, now, None
+        result.error_type, result.error_message = error_type, message
+
+    def completed(self, node: Node, output: dict[str, Any] | None, port: str = "out") -> None:
+        """A node's output is known: later templates see it and the cursor moves on."""
+        self.outputs[node.id] = output
+        self.scope.set_output(node.id, output)
+        self.cursor.advance(self.workflow, node.id, port)
+
+    def run(self) -> WalkResult:
+        cursor, effects = self.cursor, self.effects
+        while True:
+            now = self.now()
+            if effects.pause(self, now):
+                break
+            if self.deadline is not None and now >= self.deadline:
+                message = f"Max runtime ({duration_words(self.limits['max_runtime_seconds'])}) exceeded"
+                effects.deadline_passed(self, now, message)
+                self.fail(now, "MaxRuntimeExceeded", message)
+                break
+            if cursor.active is not None:
+                if effects.resume_active(self, now):
+                    break
+                continue
+            if not cursor.pending:
+                self.result.status, self.result.finished_at, self.result.due_at = RunStatus.COMPLETED, now, None
+                break
+            if self.executed >= self.max_steps:
+                self.result.due_at = now  # yield: one huge run must not starve the rest
+                break
+            try:
+                node = self.workflow.node(cursor.pending[0])
+            except KeyError:  # only a draft in a Test run can get here: published graphs are checked
+                self.fail(now, "UnknownNode", f"The workflow has no node '{cursor.pending[0]}'")
+                break
+            queue = cursor.reuse.get(node.id)
+            if queue:
+                # Retry Run: this step completed earlier in the run; its output is reused.
+                self.completed(node, self.reused_outputs.get(queue.pop(0)))
+                continue
+            effects.visit(node)
+            if is_action(node) and cursor.actions >= self.limits["max_actions_per_run"]:
+                message = f"Max actions per run ({self.limits['max_actions_per_run']}) reached"
+                effects.record(self, node, StepStatus.FAILED, now, input=None,
+                               error=StepError("MaxActionsReached", message))
+                self.fail(now, "MaxActionsReached", message)
+                break
+            if self.refresh:
+                self.scope.refresh(self.conn, self.outputs, now)
+                self.refresh = False
+            else:
+                self.scope.variables["now"] = local_iso(now)
+            if is_message(node) and effects.defer_message(self, node, now):
+                self.executed += 1  # rendered and sent by the outbox, after the batch commits
+                break
+            try:
+                outcome = self._execute(node, now)
+            except StepError as exc:
+                effects.record(self, node, StepStatus.FAILED, now, input=exc.input, error=exc)
+                self.fail(now, exc.error_type, str(exc))
+                break
+            except Exception as exc:  # MemoryError, RecursionError, a bug: this run fails alone
+                if not effects.careful or (isinstance(exc, DBAPIError) and is_transient(exc)):
+                    raise
+                error = StepError("InternalError", f"Step {node_label(node)} failed unexpectedly: "
+                                  f"{exception_words(exc)}. The step's detail has the traceback",
+                                  detail="".join(traceback.format_exception(exc)))
+                del exc  # frees what the failure held on to (a huge value, a deep stack)
+                effects.record(self, node, StepStatus.FAILED, now, input=None, error=error)
+                self.fail(now, "InternalError", str(error))
+                break
+            self.executed += 1
+            if outcome.message is not None and effects.message(self, node, outcome, now):
+                break
+            if outcome.resume_at is not None:
+                if effects.wait(self, node, outcome, now):
+                    break
+                if outcome.resume_at <= now:
+                    outcome.output = {**(outcome.output or {}), "resumed_at": local_iso(now)}
+            effects.record(self, node, StepStatus.COMPLETED, now, input=outcome.input, output=outcome.output)
+            if is_action(node):
+                cursor.actions += 1
+            self.refresh = self.refresh or outcome.changed_records
+            self.completed(node, outcome.output, outcome.port)
+        return self.result
+
+    def _execute(self, node: Node, now: datetime) -> Outcome:
+        if self.effects.careful:
+            # A savepoint per step keeps the steps before a failing one and drops whatever the
+            # failing one wrote.
+            with self.conn.begin_nested():
+                return self._effect(node, now)
+        # Actions validate everything before they write, so a StepError leaves nothing behind;
+        # anything else rolls back the run's savepoint and the run executes again carefully.
+        return self._effect(node, now)
+
+    def _effect(self, node: Node, now: datetime) -> Outcome:
+        outcome = execute_node(self.conn, node, self.scope, now)
+        fault_point("crash_after_effect", node.id)
+        raise_fault("raise_in_step", node.id)
+        return outcome
