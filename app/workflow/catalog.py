@@ -28,7 +28,7 @@ OPS_WITHOUT_VALUE: Final = frozenset({"is_set", "is_not_set"})
 class NodeConfig(BaseModel):
     """Base of every node's config: unknown keys are refused."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     # Fields that must be present before the workflow can be published.
     REQUIRED: ClassVar[tuple[str, ...]] = ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,17 @@ class Problem:
 class WorkflowError(ValueError):
     """A workflow that cannot be accepted; `problems` lists every reason at once."""
 
+    # A message lists this many problems and counts the rest, so it stays readable.
+    SHOWN: ClassVar[int] = 20
+
     def __init__(self, problems: list[Problem], summary: str) -> None:
         self.problems = list(problems)
-        detail = "; ".join(str(p) for p in self.problems)
-        super().__init__(f"{summary}: {detail}" if detail else summary)
+        detail = "; ".join(str(p) for p in self.problems[: self.SHOWN])
+        if len(self.problems) > self.SHOWN:
+            detail += f"; and {len(self.problems) - self.SHOWN} more"
+        message = f"{summary}: {detail}" if detail else summary
+        # One line whatever a file's keys and values hold.
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 class WorkflowFileError(WorkflowError):
