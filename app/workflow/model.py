@@ -11,15 +11,19 @@ import json
 import math
 from collections.abc import Mapping
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
 
-from .catalog import CATALOG, NodeConfig, node_type
+from .catalog import CATALOG, NodeConfig, NodeType, node_type
 from .errors import Problem, WorkflowFileError
 
 FORMAT: Final = "clinicflow.workflow/1"
 ID_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+# DESIGN section 6: the practice's defaults until changed in Settings; a workflow may set its own.
+DEFAULT_LIMITS: Final[Mapping[str, int]] = MappingProxyType(
+    {"max_runtime_seconds": 30 * 86400, "max_actions_per_run": 25, "max_nodes": 100})
 MAX_FILE_BYTES: Final = 5 * 1024 * 1024
 MAX_DEPTH: Final = 64  # nesting of objects and arrays; a real workflow file needs about 8
 
@@ -42,8 +46,23 @@ class Node(BaseModel):
     title: str | None = None
 
     @property
+    def spec(self) -> NodeType:
+        """This node's catalog entry."""
+        return node_type(self.type)
+
+    @property
     def kind(self) -> str:
-        return node_type(self.type).kind
+        return self.spec.kind
+
+    @property
+    def is_action(self) -> bool:
+        """Counts toward max actions per run (`NodeType.is_action`)."""
+        return self.spec.is_action
+
+    @property
+    def is_message(self) -> bool:
+        """Sends an email or SMS (`NodeType.is_message`)."""
+        return self.spec.is_message
 
 
 class Edge(BaseModel):
@@ -79,6 +98,16 @@ class Workflow(BaseModel):
         copied = super().model_copy(update=update, deep=deep)
         copied.__dict__.pop("trigger", None)  # the cached trigger may belong to the old nodes
         return copied
+
+    def effective_limits(self, defaults: Mapping[str, int] | None = None) -> dict[str, int]:
+        """This workflow's safety limits: its own where it sets one, else `defaults` (the
+        practice's, from settings), else DESIGN section 6. The one place limits are merged."""
+        limits = {key: int(value) for key, value in {**DEFAULT_LIMITS, **(defaults or {})}.items()}
+        if self.limits is not None:
+            for key, value in self.limits.model_dump().items():
+                if value is not None:
+                    limits[key] = int(value)
+        return limits
 
     def outgoing(self, node_id: str) -> list[Edge]:
         """Edges leaving a node, in the order the runtime follows them."""
