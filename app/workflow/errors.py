@@ -46,7 +46,7 @@ class WorkflowFileError(WorkflowError):
         super().__init__(problems, "Invalid workflow file")
 
 
-class WorkflowNotPublishable(WorkflowError):
+class WorkflowNotPublishableError(WorkflowError):
     """The draft is well-formed but cannot be published yet."""
 
     def __init__(self, problems: list[Problem]) -> None:
@@ -60,3 +60,7 @@ class TemplateError(ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"Template error in '{field}': {reason}")
+
+
+# The name other layers import and catch.
+WorkflowNotPublishable = WorkflowNotPublishableError

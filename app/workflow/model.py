@@ -274,15 +274,16 @@ def load_workflow(source: str | bytes | dict[str, Any]) -> Workflow:
         except ValidationError as exc:
             problems.extend(_problems_from(exc, None, f"edges.{index}"))
             continue
-        source, target = by_id.get(edge.source), by_id.get(edge.target)
+        from_node, to_node = by_id.get(edge.source), by_id.get(edge.target)
         if edge.source not in seen:
-            problems.append(Problem(f"edge {index} starts at missing node '{edge.source}'", None, f"edges.{index}.from"))
-        elif source is not None and edge.port not in node_type(source.type).ports_out:
-            ports = ", ".join(node_type(source.type).ports_out)
+            problems.append(Problem(f"edge {index} starts at missing node '{edge.source}'", None,
+                                    f"edges.{index}.from"))
+        elif from_node is not None and edge.port not in from_node.spec.ports_out:
+            ports = ", ".join(from_node.spec.ports_out)
             problems.append(Problem(f"has no port '{edge.port}' (ports: {ports})", edge.source, f"edges.{index}.port"))
         if edge.target not in seen:
             problems.append(Problem(f"edge {index} goes to missing node '{edge.target}'", None, f"edges.{index}.to"))
-        elif target is not None and not node_type(target.type).has_input:
+        elif to_node is not None and not to_node.spec.has_input:
             problems.append(Problem("a trigger has no input; no edge may go to it", edge.target, f"edges.{index}.to"))
         edges.append(edge)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Final
 
 
-class FieldKind(str, enum.Enum):
+class FieldKind(enum.StrEnum):
     TEXT = "text"
     INTEGER = "integer"
     DATE = "date"

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
@@ -57,7 +57,7 @@ MAX_RANGE: Final = MAX_OUTPUT_CHARS
 MAX_JSON_INDENT: Final = 8
 
 
-class _Bound(Exception):
+class _BoundError(Exception):
     """A template went past one of the bounds; `reason` is said to the designer."""
 
     def __init__(self, reason: str) -> None:
@@ -65,7 +65,7 @@ class _Bound(Exception):
         self.reason = reason
 
 
-class _TooSlow(_Bound):
+class _TooSlowError(_BoundError):
     def __init__(self) -> None:
         super().__init__(f"rendering took longer than {MAX_RENDER_SECONDS:g} s")
 
@@ -85,11 +85,11 @@ _budget: ContextVar[_Budget | None] = ContextVar("template_budget", default=None
 def _check_deadline() -> None:
     budget = _budget.get()
     if budget is not None and time.monotonic() > budget.deadline:
-        raise _TooSlow
+        raise _TooSlowError
 
 
-def _not_allowed(what: str) -> _Bound:
-    return _Bound(f"not allowed: {what}")
+def _not_allowed(what: str) -> _BoundError:
+    return _BoundError(f"not allowed: {what}")
 
 
 def _size(value: Any, limit: int = MAX_WORK_CHARS) -> int:
@@ -158,7 +158,7 @@ class _CountedIter(Iterator[Any]):
         self._inner = inner
         self._total = 0
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Self:
         return self
 
     def __next__(self) -> Any:
@@ -178,7 +178,7 @@ def _tick() -> None:
     if budget.iterations > MAX_LOOP_ITERATIONS:
         raise _not_allowed(f"more than {MAX_LOOP_ITERATIONS} loop iterations")
     if budget.iterations % 64 == 0 and time.monotonic() > budget.deadline:
-        raise _TooSlow
+        raise _TooSlowError
 
 
 # -- the guards the rewritten template calls -------------------------------------------
@@ -205,7 +205,7 @@ def _out(value: Any) -> str:
         if budget.produced > MAX_WORK_CHARS:
             raise _not_allowed(f"producing more than {MAX_WORK_CHARS} characters of text in all")
         if time.monotonic() > budget.deadline:
-            raise _TooSlow
+            raise _TooSlowError
     return text
 
 
@@ -230,12 +230,17 @@ class _Guard(NodeTransformer):
     cannot see or rebind.
     """
 
+    def get_visitor(self, node: nodes.Node) -> Callable[..., Any] | None:
+        rewrite: dict[type[nodes.Node], Callable[..., Any]] = {
+            nodes.For: self._for, nodes.Output: self._output, nodes.Concat: self._concatenation}
+        return rewrite.get(type(node))
+
     @staticmethod
     def _call(guard: str, args: list[Any], lineno: int) -> nodes.Call:
         return nodes.Call(nodes.ImportedName(f"{__name__}.{guard}", lineno=lineno), args, [], None, None,
                           lineno=lineno)
 
-    def visit_For(self, node: nodes.For) -> nodes.Node:
+    def _for(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
         node.iter = self._call("_loop", [node.iter], node.lineno)
         if node.recursive:  # `loop(children)` iterates again, outside the loop statement
@@ -244,12 +249,12 @@ class _Guard(NodeTransformer):
                     call.args = [self._call("_loop", [call.args[0]], call.lineno), *call.args[1:]]
         return node
 
-    def visit_Output(self, node: nodes.Output) -> nodes.Node:
+    def _output(self, node: nodes.Output) -> nodes.Node:
         self.generic_visit(node)
         node.nodes = [self._call("_out", [child], child.lineno) for child in node.nodes]
         return node
 
-    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+    def _concatenation(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
         return self._call("_concat", list(node.nodes), node.lineno)
 
@@ -262,10 +267,10 @@ def _repeat_check(left: Any, right: Any) -> None:
             one = len(seq) if isinstance(seq, str) else _size(seq)
             if one * times > MAX_OUTPUT_CHARS:
                 raise _not_allowed(f"repeating a value {times} times would exceed {MAX_OUTPUT_CHARS} characters")
-    if _is_int(left) and _is_int(right):
-        if left.bit_length() + right.bit_length() > MAX_INT_BITS + 1 or \
-                abs(left * right).bit_length() > MAX_INT_BITS:
-            raise _not_allowed(f"numbers beyond {MAX_INT_BITS} bits")
+    # Both factors are small when the first test fails, so the product is cheap to try.
+    if _is_int(left) and _is_int(right) and (left.bit_length() + right.bit_length() > MAX_INT_BITS + 1
+                                             or abs(left * right).bit_length() > MAX_INT_BITS):
+        raise _not_allowed(f"numbers beyond {MAX_INT_BITS} bits")
 
 
 def _is_int(value: Any) -> bool:
@@ -273,9 +278,11 @@ def _is_int(value: Any) -> bool:
 
 
 def _power_check(base: Any, exponent: Any) -> None:
-    if _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1:
-        if (abs(base).bit_length() - 1) * exponent >= MAX_INT_BITS or abs(base ** exponent).bit_length() > MAX_INT_BITS:
-            raise _not_allowed(f"numbers beyond {MAX_INT_BITS} bits")
+    # The result has at least (bits of base - 1) * exponent bits: refuse before computing it.
+    if _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1 and (
+            (abs(base).bit_length() - 1) * exponent >= MAX_INT_BITS
+            or abs(base ** exponent).bit_length() > MAX_INT_BITS):
+        raise _not_allowed(f"numbers beyond {MAX_INT_BITS} bits")
 
 
 def _add_check(left: Any, right: Any) -> None:
@@ -476,7 +483,7 @@ class _TimedRange:
         except OverflowError:
             size = MAX_RANGE + 1
         if size > MAX_RANGE:
-            raise _Bound(f"range() is limited to {MAX_RANGE} numbers")
+            raise _BoundError(f"range() is limited to {MAX_RANGE} numbers")
         self._numbers = numbers
 
     def __len__(self) -> int:
@@ -489,7 +496,7 @@ class _TimedRange:
             yield number
 
 
-def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002 - Jinja's names
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
     if not (_is_int(n) and _is_int(max)) or n > 20 or max > 200:
         raise _not_allowed("lipsum() beyond 20 paragraphs of 200 words")
     return str(generate_lorem_ipsum(n=n, html=html, min=min, max=max))
@@ -562,7 +569,7 @@ _ENV: Final = _environment()
 
 def _reason_of(exc: BaseException) -> str:
     """A failure in a designer's words (never an exception class name)."""
-    if isinstance(exc, _Bound):
+    if isinstance(exc, _BoundError):
         return exc.reason
     if isinstance(exc, UndefinedError):
         return str(exc)
@@ -594,7 +601,7 @@ def _compile(source: str) -> Template | str:
         return f"{exc.message} (line {exc.lineno})"
     except SyntaxError:  # Python's own nesting limit on the generated code
         return "the template is nested too deeply"
-    except Exception as exc:  # RecursionError, MemoryError, a bound hit while folding constants
+    except (RecursionError, MemoryError, OverflowError, _BoundError) as exc:
         return _reason_of(exc)
     finally:
         _budget.reset(token)
@@ -623,12 +630,12 @@ def render(source: str, context: dict[str, Any], field: str) -> str:
             parts.append(chunk)
             size += len(chunk)
             if size > MAX_OUTPUT_CHARS:
-                raise _Bound(f"output is longer than {MAX_OUTPUT_CHARS} characters")
+                raise _BoundError(f"output is longer than {MAX_OUTPUT_CHARS} characters")
         _check_deadline()
     except TemplateError:
         raise
     except Exception as exc:  # a bound, an undefined name, a filter given the wrong kind of value...
-        raise TemplateError(field, _reason_of(exc)) from None
+        raise TemplateError(field, _reason_of(exc)) from exc
     finally:
         _budget.reset(token)
     return "".join(parts)

@@ -80,22 +80,22 @@ def _structure(workflow: Workflow) -> list[Problem]:
 
     # Colour-marking depth-first search; report each cycle once, at the edge closing it.
     state: dict[str, int] = {}
-    for start in children:
+    for start, first_children in children.items():
         if start in state:
             continue
-        stack = [(start, iter(children[start]))]
+        stack = [(start, iter(first_children))]
         state[start] = 1
         while stack:
             current, it = stack[-1]
-            child = next(it, None)
-            if child is None:
+            following = next(it, None)
+            if following is None:
                 state[current] = 2
                 stack.pop()
-            elif state.get(child) == 1:
-                problems.append(Problem(f"the edge to '{child}' closes a loop; workflows cannot loop", current))
-            elif child not in state:
-                state[child] = 1
-                stack.append((child, iter(children[child])))
+            elif state.get(following) == 1:
+                problems.append(Problem(f"the edge to '{following}' closes a loop; workflows cannot loop", current))
+            elif following not in state:
+                state[following] = 1
+                stack.append((following, iter(children[following])))
     return problems
 
 
@@ -174,7 +174,8 @@ def _node_config(workflow: Workflow, node_id: str, context_known: bool) -> list[
         else:
             spec = field_spec(config.record, config.field)
             if spec is None:
-                problems.append(Problem(f"{with_article(config.record)} has no field '{config.field}'", node.id, "field"))
+                problems.append(Problem(f"{with_article(config.record)} has no field '{config.field}'", node.id,
+                                        "field"))
             elif not spec.editable:
                 problems.append(Problem(f"'{config.field}' cannot be changed", node.id, "field"))
     if context_known and node.spec.needs_patient and "patient" not in context_record_types(workflow):
