@@ -55,6 +55,8 @@ PAYLOADS = {
     "lazy map into list": "{{ range(100000)|map('center', 1000)|list|length }}",
     "macro output": "{% macro m() %}{% for i in range(10000) %}{{ 'x'*10000 }}{% endfor %}{% endmacro %}"
                     "{{ m()|length }}",
+    "macro literal text": "{% macro m() %}{% for i in range(10000) %}" + "y" * 2000 + "{% endfor %}{% endmacro %}"
+                          "{{ m()|length }}",
     "macro recursion": "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
     "recursive loop": "{% for x in [[1, 2], [3]] recursive %}{% if x is iterable %}{{ loop([x, x]) }}{% endif %}"
                       "{% endfor %}",

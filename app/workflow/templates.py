@@ -198,7 +198,12 @@ def _loop(iterable: Any) -> Iterator[Any]:
 
 def _out(value: Any) -> str:
     """Every `{{ }}` and piece of literal text: all text produced, counted."""
-    text = value if isinstance(value, str) else str(_readable(value))
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, (int, float)):  # bool too; Python itself limits an int's digits
+        text = str(value)
+    else:
+        text = str(_readable(value))
     budget = _budget.get()
     if budget is not None:
         budget.produced += len(text)
@@ -230,6 +235,13 @@ class _Guard(NodeTransformer):
     cannot see or rebind.
     """
 
+    def __init__(self, tree: nodes.Template) -> None:
+        # Literal text runs once per rendering unless a loop, macro or call block repeats
+        # it; only repeated text needs counting (the source itself is bounded).
+        self._repeated: set[int] = {
+            id(output) for block in tree.find_all((nodes.For, nodes.Macro, nodes.CallBlock))
+            for output in block.find_all(nodes.Output)}
+
     def get_visitor(self, node: nodes.Node) -> Callable[..., Any] | None:
         rewrite: dict[type[nodes.Node], Callable[..., Any]] = {
             nodes.For: self._for, nodes.Output: self._output, nodes.Concat: self._concatenation}
@@ -251,12 +263,17 @@ class _Guard(NodeTransformer):
 
     def _output(self, node: nodes.Output) -> nodes.Node:
         self.generic_visit(node)
-        node.nodes = [self._call("_out", [child], child.lineno) for child in node.nodes]
+        repeated = id(node) in self._repeated
+        node.nodes = [child if isinstance(child, nodes.TemplateData) and not repeated
+                      else self._call("_out", [child], child.lineno) for child in node.nodes]
         return node
 
     def _concatenation(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
         return self._call("_concat", list(node.nodes), node.lineno)
+
+
+_GUARDS: Final = frozenset({_loop, _out, _concat})
 
 
 # -- bounded operators -------------------------------------------------------------------
@@ -531,6 +548,11 @@ class _Environment(ImmutableSandboxedEnvironment):
             _printf_check(left, right)
         return super().call_binop(context, operator, left, right)
 
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if obj in _GUARDS:  # the rewritten template's own guards: skip the sandbox's per-call checks
+            return obj(*args)
+        return super().call(context, obj, *args, **kwargs)
+
     def _lookup(self, obj: Any, key: Any) -> Any:
         if isinstance(obj, Undefined):
             return obj  # report the first missing name, not a follow-on one
@@ -594,7 +616,8 @@ def _compile(source: str) -> Template | str:
         return f"the template is longer than {MAX_SOURCE_CHARS} characters"
     token = _budget.set(_Budget(deadline=time.monotonic() + MAX_RENDER_SECONDS))
     try:
-        tree = _Guard().visit(_ENV.parse(source))
+        parsed = _ENV.parse(source)
+        tree = _Guard(parsed).visit(parsed)
         code = _ENV.compile(tree)
         return _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None), None)
     except TemplateSyntaxError as exc:
