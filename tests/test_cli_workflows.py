@@ -198,3 +198,19 @@ def test_publish_warns_of_an_unconnected_integration_and_missing_addresses_but_p
     cli("workflow", "update", "1", write(tmp_path, {**REMINDER, "description": "v2"}))
     again = cli("workflow", "publish", "1")
     assert (again.code, again.out, again.err) == (0, "2\n", "")
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    (json.dumps({**REMINDER, "nodes": [{**REMINDER["nodes"][0], "type": ["trigger.manual"]}]}),
+     "unknown node type [\"trigger.manual\"]"),
+    (json.dumps({**REMINDER, "nodes": [{**REMINDER["nodes"][0], "position": [0, float("nan")]}]}),
+     "field 'position.1': must be a finite number, not NaN"),
+    (json.dumps({**REMINDER, "description": "@"}).replace('"@"', "[" * 100_000 + "]" * 100_000),
+     "nested more than 64 levels deep"),
+    (json.dumps({**REMINDER, "description": "x" * (6 * 1024 * 1024)}), "the file is 6.0 MB"),
+])
+def test_hostile_files_are_refused_in_one_line_and_nothing_is_stored(cli, tmp_path: Path, text: str,
+                                                                     reason: str) -> None:
+    line = one_line_refusal(cli("workflow", "import", write(tmp_path, text)))
+    assert line.startswith("Invalid workflow file: ") and reason in line, line
+    assert cli("workflow", "list", "--json").out.strip() == "[]"

@@ -171,7 +171,8 @@ def test_max_actions_per_run_stops_before_the_action_that_would_exceed(db) -> No
         node("one", "action.create_task", title="one"),
         node("two", "action.create_task", title="two"),
         node("three", "action.create_task", title="three"),
-    ], chain("start", "one", "two", "three"), limits={"max_actions_per_run": 2})
+    ], [edge("start", "one"), edge("start", "two"), edge("start", "three")],  # fan-out: publish refuses a path
+        limits={"max_actions_per_run": 2})                                    # over the limit, not a run
     run_id = start_run(db, workflow_id, record=add_patient(db), actor="maria")
     Runtime(db, "rt").run_once()
     run = detail(db, run_id)
@@ -190,7 +191,7 @@ def test_max_actions_default_comes_from_the_practice_settings(db) -> None:
         node("start", "trigger.manual", record_type="patient"),
         node("one", "action.create_task", title="one"),
         node("two", "action.create_task", title="two"),
-    ], chain("start", "one", "two"))
+    ], [edge("start", "one"), edge("start", "two")])
     run_id = start_run(db, workflow_id, record=add_patient(db), actor="maria")
     Runtime(db, "rt").run_once()
     assert detail(db, run_id)["error"]["message"] == "Max actions per run (1) reached"

@@ -209,3 +209,109 @@ def test_a_copy_with_other_nodes_finds_its_own_trigger() -> None:
     assert workflow.trigger is not None and workflow.trigger.id == "start"
     without_trigger = workflow.model_copy(update={"nodes": workflow.nodes[1:], "edges": ()})
     assert without_trigger.trigger is None
+
+
+# -- limits and type errors (issue 9 item 7): refused in one line naming node and field --------------------------
+
+def one_line(source: str | dict[str, Any]) -> str:
+    with pytest.raises(WorkflowFileError) as caught:
+        load_workflow(source)
+    message = str(caught.value)
+    assert "\n" not in message and "Error" not in message.removeprefix("Invalid workflow file")
+    return message
+
+
+def test_a_file_over_5_mb_is_refused_before_parsing_naming_its_size() -> None:
+    big = doc(TRIGGER, description="x" * (6 * 1024 * 1024))
+    assert one_line(big) == "Invalid workflow file: the file is 6.0 MB; a workflow file may be at most 5 MB"
+    assert one_line("[" * (100 * 1024 * 1024)).startswith("Invalid workflow file: the file is 100.0 MB")
+
+
+def test_deep_nesting_is_refused_without_recursion_error() -> None:
+    deep_text = doc({**TRIGGER, "config": {"record_type": "patient", "x": "@"}}).replace(
+        '"@"', "[" * 100_000 + "]" * 100_000)
+    assert one_line(deep_text) == "Invalid workflow file: nested more than 64 levels deep"
+    deep: Any = []
+    for _ in range(100_000):
+        deep = [deep]
+    message = one_line({"format": FORMAT, "name": "Deep", "nodes": [{**TRIGGER, "position": deep}]})
+    assert message.startswith("Invalid workflow file: node 'start', field 'position.0.0.0")
+    assert message.endswith(": nested more than 64 levels deep")
+    just_too_deep: Any = 1
+    for _ in range(64):
+        just_too_deep = [just_too_deep]
+    assert one_line(json.dumps({"format": FORMAT, "name": "x", "description": just_too_deep})) == \
+        "Invalid workflow file: field 'description.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0" \
+        ".0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0': nested more than 64 levels deep"
+
+
+@pytest.mark.parametrize(("constant", "shown"), [("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity")])
+def test_nan_and_infinity_in_a_file_are_refused_naming_node_and_field(constant: str, shown: str) -> None:
+    text = doc({**TRIGGER, "position": [0, 0]}).replace("[0, 0]", f"[0, {constant}]")
+    assert one_line(text) == f"Invalid workflow file: node 'start', field 'position.1': must be a finite number, not {shown}"
+    rule = {"field": "patient.id", "op": "equals", "value": "@"}
+    cond = {"id": "check", "type": "logic.condition", "config": {"rules": [rule]}}
+    text = doc(TRIGGER, cond).replace('"@"', constant)
+    assert one_line(text) == (f"Invalid workflow file: node 'check', field 'config.rules.0.value': "
+                              f"must be a finite number, not {shown}")
+
+
+def test_non_finite_numbers_given_as_data_are_refused_by_the_model() -> None:
+    """Data from the database or the editor, not JSON text: the model itself refuses NaN."""
+    from app.workflow import Node
+    from app.workflow.catalog import Rule
+
+    with pytest.raises(ValueError, match="finite number"):
+        Node.model_validate({**TRIGGER, "position": (float("nan"), 0.0)})
+    with pytest.raises(ValueError, match="finite number"):
+        Rule(field="patient.id", op="equals", value=float("inf"))
+    message = one_line({"format": FORMAT, "name": "x", "nodes": [{**TRIGGER, "position": [float("inf"), 0]}]})
+    assert message == "Invalid workflow file: node 'start', field 'position.0': must be a finite number, not Infinity"
+
+
+@pytest.mark.parametrize(("node", "expected"), [
+    ({**TRIGGER, "type": ["trigger.manual"]}, "node 'start', field 'type': unknown node type [\"trigger.manual\"]"),
+    ({**TRIGGER, "type": {"a": 1}}, "node 'start', field 'type': unknown node type {\"a\": 1}"),
+    ({**TRIGGER, "type": None}, "node 'start', field 'type': unknown node type null"),
+    ({**TRIGGER, "config": "patient"}, "node 'start', field 'config': must be an object, not \"patient\""),
+    ({**TRIGGER, "config": ["patient"]}, "node 'start', field 'config': must be an object, not [\"patient\"]"),
+    ({**TRIGGER, "id": 7}, "field 'nodes.0.id': must be text, not 7"),
+    ({**TRIGGER, "id": ["start"]}, "field 'nodes.0.id': must be text, not [\"start\"]"),
+    ({**TRIGGER, "position": "top"}, "node 'start', field 'position': must be a list, not \"top\""),
+    ({**TRIGGER, "position": ["a", 1]}, "node 'start', field 'position.0': must be a number, not \"a\""),
+    ({**TRIGGER, "title": 5}, "node 'start', field 'title': must be text, not 5"),
+    ({**TRIGGER, "config": {"record_type": ["patient"]}}, "node 'start', field 'config.record_type': must be"),
+    ({**TRIGGER, "id": "a\nb"}, "field 'nodes.0.id': \"a\\nb\" is not a node id"),
+    ({**TRIGGER, "x\ny": 1}, "node 'start', field '\"x\\ny\"': unknown key"),
+    ("start", "field 'nodes.0': must be an object"),
+])
+def test_type_errors_in_a_node_are_one_line_naming_node_and_field(node: Any, expected: str) -> None:
+    message = one_line(json.dumps({"format": FORMAT, "name": "x", "nodes": [node]}))
+    assert message.startswith(f"Invalid workflow file: {expected}"), message
+
+
+@pytest.mark.parametrize(("top", "expected"), [
+    ({"nodes": {"start": TRIGGER}}, "field 'nodes': must be a list of nodes"),
+    ({"nodes": "start"}, "field 'nodes': must be a list of nodes"),
+    ({"edges": {"from": "a"}}, "field 'edges': must be a list of edges"),
+    ({"edges": [["start", "note"]]}, "field 'edges.0': must be an object"),
+    ({"edges": [{"from": ["start"], "to": "note"}]}, "field 'edges.0.from': must be text, not [\"start\"]"),
+    ({"name": {"en": "x"}}, "field 'name': must be text, not {\"en\": \"x\"}"),
+    ({"limits": "none"}, "field 'limits': must be an object, not \"none\""),
+    ({"limits": {"max_nodes": 1.5}}, "field 'limits.max_nodes': must be a whole number, not 1.5"),
+    ({"format": ["clinicflow.workflow/1"]}, "field 'format': must be 'clinicflow.workflow/1', not [\"clinicflow"),
+])
+def test_type_errors_at_the_top_are_one_line_naming_the_field(top: dict[str, Any], expected: str) -> None:
+    message = one_line(json.dumps({"format": FORMAT, "name": "x", "nodes": [TRIGGER], **top}))
+    assert expected in message, message
+
+
+def test_a_huge_value_is_shown_shortened() -> None:
+    message = one_line(json.dumps({"format": FORMAT, "name": "x", "nodes": [{**TRIGGER, "title": ["y" * 100_000]}]}))
+    assert len(message) < 300
+
+
+def test_many_problems_are_counted_not_all_listed() -> None:
+    nodes = [{"id": f"n{i}", "type": "nope"} for i in range(500)]
+    message = one_line(json.dumps({"format": FORMAT, "name": "x", "nodes": nodes}))
+    assert message.endswith("; and 480 more")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from app.workflow import FORMAT, WorkflowNotPublishable, check_publishable, load_workflow, publish_problems
+from app.workflow import FORMAT, Workflow, WorkflowNotPublishable, check_publishable, load_workflow, publish_problems
 from app.workflow.context import available_variables
 
 PATIENT_TRIGGER = {"id": "start", "type": "trigger.manual", "config": {"record_type": "patient"}}
@@ -154,10 +154,46 @@ def test_max_nodes_from_the_workflow_limits() -> None:
 def test_max_nodes_default_is_the_practice_setting() -> None:
     nodes = [PATIENT_TRIGGER] + [note(f"n{i}") for i in range(100)]
     edges = [("start", "n0")] + [(f"n{i}", f"n{i + 1}") for i in range(99)]
-    workflow = load_workflow({"format": FORMAT, "name": "Big", "nodes": nodes,
+    workflow = load_workflow({"format": FORMAT, "name": "Big", "nodes": nodes, "limits": {"max_actions_per_run": 1000},
                               "edges": [{"from": a, "to": b} for a, b in edges]})
     assert [str(p) for p in publish_problems(workflow)] == ["the workflow has 101 nodes; the limit is 100"]
     assert publish_problems(workflow, default_max_nodes=200) == []
+    assert publish_problems(workflow, defaults={"max_nodes": 200}) == []
+
+
+def chain(length: int, **top: Any) -> Workflow:
+    """trigger -> n0 -> n1 -> ... (all actions)."""
+    nodes = [PATIENT_TRIGGER] + [note(f"n{i}") for i in range(length)]
+    edges = [("start", "n0")] + [(f"n{i}", f"n{i + 1}") for i in range(length - 1)]
+    return load_workflow({"format": FORMAT, "name": "Chain", "nodes": nodes,
+                          "edges": [{"from": a, "to": b} for a, b in edges], **top})
+
+
+def test_a_path_with_more_actions_than_a_run_may_take_is_refused_naming_where() -> None:
+    assert publish_problems(chain(25)) == []
+    assert [str(p) for p in publish_problems(chain(26))] == [
+        "node 'n25': a path from the trigger reaches 26 actions here; a run may take at most 25 (max actions per run)"]
+    assert [p.node_id for p in publish_problems(chain(30), defaults={"max_actions_per_run": 10})] == ["n10"]
+    assert publish_problems(chain(30), defaults={"max_actions_per_run": 30}) == []
+    assert [p.node_id for p in publish_problems(chain(5, limits={"max_actions_per_run": 3}),
+                                                defaults={"max_actions_per_run": 30})] == ["n3"]
+
+
+def test_the_action_count_is_per_path_not_per_workflow() -> None:
+    """Two branches of a condition of 3 actions each: no one path holds more than 3."""
+    check = {"id": "check", "type": "logic.condition", "config": {"rules": [{"field": "patient.email", "op": "is_set"}]}}
+    wait = {"id": "pause", "type": "logic.wait", "config": {"amount": 1, "unit": "days"}}
+    nodes = [PATIENT_TRIGGER, check, wait] + [note(f"t{i}") for i in range(3)] + [note(f"f{i}") for i in range(3)]
+    edges = [{"from": "start", "to": "pause"}, {"from": "pause", "to": "check"},
+             {"from": "check", "port": "true", "to": "t0"}, {"from": "t0", "to": "t1"}, {"from": "t1", "to": "t2"},
+             {"from": "check", "port": "false", "to": "f0"}, {"from": "f0", "to": "f1"}, {"from": "f1", "to": "f2"},
+             {"from": "t2", "to": "f2"}]  # f2 is reached after t0..t2 too: that path holds 4
+    workflow = load_workflow({"format": FORMAT, "name": "Branches", "nodes": nodes, "edges": edges,
+                              "limits": {"max_actions_per_run": 3}})
+    assert [(p.node_id, p.message.split(";")[0]) for p in publish_problems(workflow)] == [
+        ("f2", "a path from the trigger reaches 4 actions here")]
+    with pytest.raises(WorkflowNotPublishable, match="node 'f2'"):
+        check_publishable(workflow, defaults={"max_actions_per_run": 50})
 
 
 def test_all_problems_are_reported_at_once_each_naming_its_node() -> None:

@@ -138,7 +138,7 @@ def publish(conn: Connection, workflow_id: int, actor: str, note: str | None = N
     if row["archived"]:
         raise WrongState(f"workflow {workflow_id} is archived")
     draft = load_workflow(row["draft"])
-    check_publishable(draft, default_limits(conn)["max_nodes"])
+    check_publishable(draft, defaults=default_limits(conn))
     number = (live_version_number(conn, workflow_id) or 0) + 1
     now = utcnow()
     conn.execute(insert(workflow_versions).values(

@@ -6,11 +6,13 @@ before publishing is listed in each model's `REQUIRED` and checked by `validatio
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .cron import cron_problem
 from .records import RECORD_EVENTS
 
 RecordType = Literal["patient", "appointment", "task", "recall"]
@@ -28,7 +30,7 @@ OPS_WITHOUT_VALUE: Final = frozenset({"is_set", "is_not_set"})
 class NodeConfig(BaseModel):
     """Base of every node's config: unknown keys are refused."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     # Fields that must be present before the workflow can be published.
     REQUIRED: ClassVar[tuple[str, ...]] = ()
@@ -79,14 +81,9 @@ class ScheduleTriggerConfig(NodeConfig):
         if self.cron is not None and self.every_seconds is not None:
             raise ValueError("give either 'cron' or 'every_seconds', not both")
         if self.cron is not None:
-            from apscheduler.triggers.cron import CronTrigger
-
-            if len(self.cron.split()) != 5:
-                raise ValueError(f"cron '{self.cron}' must have 5 fields (minute hour day month weekday)")
-            try:
-                CronTrigger.from_crontab(self.cron)
-            except ValueError as exc:
-                raise ValueError(f"cron '{self.cron}' is not valid: {exc}") from None
+            problem = cron_problem(self.cron)
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
 
@@ -166,23 +163,43 @@ Kind = Literal["trigger", "logic", "action"]
 
 @dataclass(frozen=True)
 class NodeType:
-    type: str
+    """One entry of the catalog. The flags say what a node of this type is, so no layer
+    repeats type names: `is_action` (counts toward max actions per run, takes `retries`),
+    `is_message` (hands a message to a person: consent, quiet hours, daily limit, outbox),
+    `needs_patient` (acts on the context's patient even without an explicit recipient)."""
+
+    name: str
     kind: Kind
     title: str
     description: str
     ports_out: tuple[str, ...]
-    config_model: type[NodeConfig]
+    config_model: builtins.type[NodeConfig]
+    is_message: bool = False
+    needs_patient: bool = False
+
+    @property
+    def is_action(self) -> bool:
+        return self.kind == "action"
+
+    @property
+    def is_trigger(self) -> bool:
+        return self.kind == "trigger"
 
     @property
     def has_input(self) -> bool:
         return self.kind != "trigger"
+
+    @property
+    def type(self) -> str:
+        """The old name of `name` (kept for callers not yet moved; it shadowed the builtin)."""
+        return self.name
 
     def parse_config(self, config: dict[str, Any]) -> NodeConfig:
         return self.config_model.model_validate(config)
 
 
 CATALOG: Final[dict[str, NodeType]] = {
-    t.type: t
+    t.name: t
     for t in (
         NodeType("trigger.manual", "trigger", "Manual trigger",
                  "Started by a person from a record's Actions menu.", ("out",), ManualTriggerConfig),
@@ -201,20 +218,25 @@ CATALOG: Final[dict[str, NodeType]] = {
         NodeType("logic.wait", "logic", "Wait",
                  "Pauses the run for a while or until a date.", ("out",), WaitConfig),
         NodeType("action.send_email", "action", "Send email",
-                 "Sends an email through the practice's SMTP server.", ("out",), SendEmailConfig),
+                 "Sends an email through the practice's SMTP server.", ("out",), SendEmailConfig,
+                 is_message=True, needs_patient=True),
         NodeType("action.send_sms", "action", "Send SMS",
-                 "Sends a text message through the SMS gateway.", ("out",), SendSmsConfig),
+                 "Sends a text message through the SMS gateway.", ("out",), SendSmsConfig,
+                 is_message=True, needs_patient=True),
         NodeType("action.create_task", "action", "Create task",
                  "Creates a task for staff, linked to the patient.", ("out",), CreateTaskConfig),
         NodeType("action.update_record", "action", "Update record",
                  "Changes one field of a record in the run's context.", ("out",),
                  UpdateRecordConfig),
         NodeType("action.add_note", "action", "Add note",
-                 "Appends a note to the patient's record.", ("out",), AddNoteConfig),
+                 "Appends a note to the patient's record.", ("out",), AddNoteConfig,
+                 needs_patient=True),
     )
 }
 
-TRIGGER_TYPES: Final = tuple(t for t, spec in CATALOG.items() if spec.kind == "trigger")
+TRIGGER_TYPES: Final = tuple(t for t, spec in CATALOG.items() if spec.is_trigger)
+ACTION_TYPES: Final = tuple(t for t, spec in CATALOG.items() if spec.is_action)
+MESSAGE_TYPES: Final = tuple(t for t, spec in CATALOG.items() if spec.is_message)
 
 
 def node_type(type_name: str) -> NodeType:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from .catalog import ConditionConfig, Rule
@@ -42,7 +42,7 @@ def _as_time(value: Any) -> datetime | None:
         return None
     if moment.tzinfo is None:
         moment = moment.astimezone()  # naive means the computer's local time
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def _as_number(value: Any) -> float | None:
@@ -81,20 +81,21 @@ def rule_holds(rule: Rule, context: dict[str, Any], now: datetime | None = None)
     if op == "contains":
         return _text(expected).casefold() in _text(actual).casefold()
     if op in ("greater_than", "less_than"):
-        a, b = _as_number(actual), _as_number(expected)
-        if a is None or b is None:
+        x, y = _as_number(actual), _as_number(expected)
+        if x is None or y is None:
             return False
-        return a > b if op == "greater_than" else a < b
+        return x > y if op == "greater_than" else x < y
     if op in ("before", "after"):
-        a = _as_time(actual)
-        b = (now or datetime.now(timezone.utc)) if str(expected).strip() == "now" else _as_time(expected)
-        if a is None or b is None:
+        then = _as_time(actual)
+        other = (now or datetime.now(UTC)) if str(expected).strip() == "now" else _as_time(expected)
+        if then is None or other is None:
             return False
-        return a < b if op == "before" else a > b
+        return then < other if op == "before" else then > other
     return False
 
 
-def evaluate(config: ConditionConfig, context: dict[str, Any], now: datetime | None = None) -> tuple[bool, list[dict[str, Any]]]:
+def evaluate(config: ConditionConfig, context: dict[str, Any],
+             now: datetime | None = None) -> tuple[bool, list[dict[str, Any]]]:
     """Whether the condition holds, with each rule's outcome for the step's output."""
     outcomes = []
     for rule in config.rules:

@@ -59,7 +59,7 @@ def available_variables(workflow: Workflow) -> list[str]:
     for root, keys in BUILTINS.items():
         names.extend(f"{root}.{k}" for k in keys)
     names.append("now")
-    names.extend(f"steps.{n.id}.output" for n in workflow.nodes if n.kind == "action")
+    names.extend(f"steps.{n.id}.output" for n in workflow.nodes if n.is_action)
     return names
 
 

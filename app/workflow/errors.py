@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,17 @@ class Problem:
 class WorkflowError(ValueError):
     """A workflow that cannot be accepted; `problems` lists every reason at once."""
 
+    # A message lists this many problems and counts the rest, so it stays readable.
+    SHOWN: ClassVar[int] = 20
+
     def __init__(self, problems: list[Problem], summary: str) -> None:
         self.problems = list(problems)
-        detail = "; ".join(str(p) for p in self.problems)
-        super().__init__(f"{summary}: {detail}" if detail else summary)
+        detail = "; ".join(str(p) for p in self.problems[: self.SHOWN])
+        if len(self.problems) > self.SHOWN:
+            detail += f"; and {len(self.problems) - self.SHOWN} more"
+        message = f"{summary}: {detail}" if detail else summary
+        # One line whatever a file's keys and values hold.
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 class WorkflowFileError(WorkflowError):
@@ -38,7 +46,7 @@ class WorkflowFileError(WorkflowError):
         super().__init__(problems, "Invalid workflow file")
 
 
-class WorkflowNotPublishable(WorkflowError):
+class WorkflowNotPublishableError(WorkflowError):
     """The draft is well-formed but cannot be published yet."""
 
     def __init__(self, problems: list[Problem]) -> None:
@@ -52,3 +60,7 @@ class TemplateError(ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"Template error in '{field}': {reason}")
+
+
+# The name other layers import and catch.
+WorkflowNotPublishable = WorkflowNotPublishableError

@@ -7,25 +7,36 @@ once so the editor can mark every node that needs attention.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from typing import Final
 
 from .catalog import OPS_WITHOUT_VALUE, ConditionConfig, Rule, ScheduleTriggerConfig, UpdateRecordConfig, WaitConfig
 from .context import context_record_types, unknown_variable_reason, with_article
 from .errors import Problem, TemplateError, WorkflowNotPublishable
-from .model import Workflow
+from .model import DEFAULT_LIMITS, Workflow
 from .records import field_spec
 from .templates import check_syntax, variables
 
-DEFAULT_MAX_NODES: Final = 100
+DEFAULT_MAX_NODES: Final = DEFAULT_LIMITS["max_nodes"]
 
 
-def publish_problems(workflow: Workflow, default_max_nodes: int = DEFAULT_MAX_NODES) -> list[Problem]:
-    """Every reason this workflow cannot be published; empty when it can."""
+def publish_problems(workflow: Workflow, default_max_nodes: int | None = None, *,
+                     defaults: Mapping[str, int] | None = None) -> list[Problem]:
+    """Every reason this workflow cannot be published; empty when it can.
+
+    `defaults` are the practice's limits (`app.store.settings.default_limits`); the older
+    `default_max_nodes` gives only the node limit.
+    """
+    merged = {**(defaults or {}), **({"max_nodes": default_max_nodes} if default_max_nodes is not None else {})}
+    limits = workflow.effective_limits(merged)
     problems: list[Problem] = []
-    problems += _structure(workflow)
-    max_nodes = (workflow.limits.max_nodes if workflow.limits and workflow.limits.max_nodes else default_max_nodes)
+    structure = _structure(workflow)
+    problems += structure
+    max_nodes = limits["max_nodes"]
     if len(workflow.nodes) > max_nodes:
         problems.append(Problem(f"the workflow has {len(workflow.nodes)} nodes; the limit is {max_nodes}"))
+    if not structure:  # one trigger, no loops: paths are finite
+        problems += _actions_on_paths(workflow, limits["max_actions_per_run"])
     # Without exactly one trigger the run's context is unknown; checking variables against
     # it would only bury the real problem under follow-on ones.
     context_known = workflow.trigger is not None
@@ -34,8 +45,9 @@ def publish_problems(workflow: Workflow, default_max_nodes: int = DEFAULT_MAX_NO
     return problems
 
 
-def check_publishable(workflow: Workflow, default_max_nodes: int = DEFAULT_MAX_NODES) -> None:
-    problems = publish_problems(workflow, default_max_nodes)
+def check_publishable(workflow: Workflow, default_max_nodes: int | None = None, *,
+                      defaults: Mapping[str, int] | None = None) -> None:
+    problems = publish_problems(workflow, default_max_nodes, defaults=defaults)
     if problems:
         raise WorkflowNotPublishable(problems)
 
@@ -68,23 +80,51 @@ def _structure(workflow: Workflow) -> list[Problem]:
 
     # Colour-marking depth-first search; report each cycle once, at the edge closing it.
     state: dict[str, int] = {}
-    for start in children:
+    for start, first_children in children.items():
         if start in state:
             continue
-        stack = [(start, iter(children[start]))]
+        stack = [(start, iter(first_children))]
         state[start] = 1
         while stack:
             current, it = stack[-1]
-            child = next(it, None)
-            if child is None:
+            following = next(it, None)
+            if following is None:
                 state[current] = 2
                 stack.pop()
-            elif state.get(child) == 1:
-                problems.append(Problem(f"the edge to '{child}' closes a loop; workflows cannot loop", current))
-            elif child not in state:
-                state[child] = 1
-                stack.append((child, iter(children[child])))
+            elif state.get(following) == 1:
+                problems.append(Problem(f"the edge to '{following}' closes a loop; workflows cannot loop", current))
+            elif following not in state:
+                state[following] = 1
+                stack.append((following, iter(children[following])))
     return problems
+
+
+def _actions_on_paths(workflow: Workflow, limit: int) -> list[Problem]:
+    """DESIGN section 6: no path from the trigger may hold more actions than a run may take.
+
+    Names the action where a path first goes past the limit: the one the runtime would
+    refuse to execute. (Longest path by actions in the acyclic graph, in topological order.)
+    """
+    incoming: dict[str, int] = {n.id: 0 for n in workflow.nodes}
+    children: dict[str, list[str]] = {n.id: [] for n in workflow.nodes}
+    for edge in workflow.edges:
+        children[edge.source].append(edge.target)
+        incoming[edge.target] += 1
+    actions = {n.id: int(n.is_action) for n in workflow.nodes}
+    most: dict[str, int] = dict(actions)  # most actions on a path ending at the node
+    ready = deque(node_id for node_id, count in incoming.items() if count == 0)
+    order: list[str] = []
+    while ready:
+        current = ready.popleft()
+        order.append(current)
+        for child in children[current]:
+            most[child] = max(most[child], most[current] + actions[child])
+            incoming[child] -= 1
+            if incoming[child] == 0:
+                ready.append(child)
+    return [Problem(f"a path from the trigger reaches {limit + 1} actions here; "
+                    f"a run may take at most {limit} (max actions per run)", node_id)
+            for node_id in order if actions[node_id] and most[node_id] == limit + 1]
 
 
 def _node_config(workflow: Workflow, node_id: str, context_known: bool) -> list[Problem]:
@@ -134,13 +174,13 @@ def _node_config(workflow: Workflow, node_id: str, context_known: bool) -> list[
         else:
             spec = field_spec(config.record, config.field)
             if spec is None:
-                problems.append(Problem(f"{with_article(config.record)} has no field '{config.field}'", node.id, "field"))
+                problems.append(Problem(f"{with_article(config.record)} has no field '{config.field}'", node.id,
+                                        "field"))
             elif not spec.editable:
                 problems.append(Problem(f"'{config.field}' cannot be changed", node.id, "field"))
-    if context_known and node.type in ("action.send_email", "action.send_sms", "action.add_note") \
-            and "patient" not in context_record_types(workflow):
+    if context_known and node.spec.needs_patient and "patient" not in context_record_types(workflow):
         to_set = getattr(config, "to", None)
-        if node.type == "action.add_note" or not to_set:
+        if not node.is_message or not to_set:
             problems.append(Problem("needs a patient, but runs of this workflow are not started for one", node.id))
     return problems
 
