@@ -1,4 +1,4 @@
-"""The catalog names what each node type is (flags), the workflow merges its limits, and the model needs no scheduler."""
+"""The catalog names what each node type is (flags), a workflow merges its limits, the model needs no scheduler."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.workflow import ACTION_TYPES, CATALOG, DEFAULT_LIMITS, FORMAT, MESSAGE_TYPES, TRIGGER_TYPES, load_workflow, node_type
+from app.workflow import (
+    ACTION_TYPES,
+    CATALOG,
+    DEFAULT_LIMITS,
+    FORMAT,
+    MESSAGE_TYPES,
+    TRIGGER_TYPES,
+    load_workflow,
+    node_type,
+)
 
 
 def test_flags_say_which_types_are_actions_and_messages() -> None:
