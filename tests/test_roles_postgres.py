@@ -375,3 +375,40 @@ def test_a_webhook_answers_202_with_a_token_shown_once_that_is_in_no_table(pg_ur
         for table in tables:
             dump = conn.execute(text(f'SELECT coalesce(string_agg(t::text, \'\n\'), \'\') FROM "{table}" t')).scalar()
             assert token not in dump, table
+
+
+def test_the_runtime_login_executes_a_run_a_member_of_staff_started(owner: Database, login, capsys) -> None:  # type: ignore[no-untyped-def]
+    workflow_id = manual_workflow(owner)
+    patient = a_patient(owner)
+    maria, runtime = login("staff"), login("runtime")
+    run_id = clinicflow(capsys, maria.url, "run", "start", str(workflow_id), "--record", patient).out.strip()
+    done = clinicflow(capsys, runtime.url, "runtime", "--once", "--name", "server")
+    assert done.code == 0, done.err
+    shown = json.loads(clinicflow(capsys, maria.url, "run", "show", run_id, "--json").out)
+    assert shown["status"] == "completed", shown
+    tasks = json.loads(clinicflow(capsys, maria.url, "record", "list", "task", "--json").out)
+    assert [t["title"] for t in tasks] == ["Call Ann"]
+    # ... but the runtime may not do what people do.
+    refused = clinicflow(capsys, runtime.url, "workflow", "publish", str(workflow_id))
+    assert refused.err.strip() == f"clinicflow: {runtime.name} (clinicflow_runtime) may not publish workflows"
+
+
+def test_staff_may_insert_only_a_manual_run_and_the_database_writes_its_start(owner: Database, login) -> None:  # type: ignore[no-untyped-def]
+    manual = manual_workflow(owner)
+    hook = manual_workflow(owner, trigger="trigger.webhook")
+    maria = login("staff")
+    columns = "workflow_id, version, status, trigger_kind, state, triggered_at, updated_at"
+    with psycopg.connect(maria.conninfo) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only a manual run"):
+            conn.execute(f"INSERT INTO runs ({columns}) VALUES (%s, 1, 'running', 'webhook', '{{}}', now(), now())",
+                         (hook,))
+        conn.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only a manual run"):
+            conn.execute(f"INSERT INTO runs ({columns}) VALUES (%s, 7, 'running', 'manual', '{{}}', now(), now())",
+                         (manual,))
+        conn.rollback()
+        # A crafted cursor (skip straight to the task) is replaced by the workflow's start.
+        row = conn.execute(f"INSERT INTO runs ({columns}) VALUES (%s, 1, 'completed', 'manual', "
+                           "'{\"pending\": [\"task\"], \"seq\": 5, \"actions\": 0}', now(), now()) "
+                           "RETURNING status, state", (manual,)).fetchone()
+    assert row == ("running", {"pending": ["start"], "seq": 0, "actions": 0})

@@ -140,6 +140,47 @@ END
 $$;
 """
 
+# Staff may INSERT a run (start it) but not UPDATE one (cancel, retry), and a run's cursor
+# decides what it executes: so a new run inserted by staff must be a manual run of an
+# enabled workflow's live version, and the database writes its starting cursor itself.
+# (Managers may update runs anyway, and the runtime creates every other kind of run.)
+_RUN_GUARD: Final = """
+CREATE OR REPLACE FUNCTION clinicflow_check_new_run() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    live_number integer;
+    live jsonb;
+    start_node text;
+BEGIN
+    IF @schema@.clinicflow_may_name_actor(TG_RELID)
+       OR pg_has_role(session_user, 'clinicflow_runtime', 'MEMBER')
+       OR pg_has_role(session_user, 'clinicflow_manager', 'MEMBER') THEN
+        RETURN NEW;
+    END IF;
+    SELECT v.number, v.definition INTO live_number, live
+      FROM @schema@.workflow_versions v JOIN @schema@.workflows w ON w.id = v.workflow_id
+     WHERE v.workflow_id = NEW.workflow_id AND w.enabled AND NOT w.archived
+     ORDER BY v.number DESC LIMIT 1;
+    SELECT n ->> 'id' INTO start_node FROM jsonb_array_elements(live -> 'nodes') n
+     WHERE n ->> 'type' = 'trigger.manual' LIMIT 1;
+    IF NEW.trigger_kind IS DISTINCT FROM 'manual' OR start_node IS NULL OR NEW.version IS DISTINCT FROM live_number
+       OR NEW.event_id IS NOT NULL THEN
+        RAISE EXCEPTION 'staff may start only a manual run of an enabled workflow''s live version'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    NEW.status := 'running';
+    NEW.state := jsonb_build_object('pending', jsonb_build_array(start_node), 'seq', 0, 'actions', 0);
+    NEW.lease_owner := NULL;
+    NEW.lease_expires_at := NULL;
+    NEW.finished_at := NULL;
+    NEW.error_type := NULL;
+    NEW.error_message := NULL;
+    NEW.cancelled_by := NULL;
+    RETURN NEW;
+END
+$$;
+"""
+
 # An admin manages the team through these, which run with the rights of the schema's owner
 # (who may create roles): no workstation login needs CREATEROLE, and EXECUTE is granted
 # to clinicflow_admin only. Names are quoted with format('%I'); only the five group roles
@@ -315,7 +356,7 @@ def install_functions(conn: Connection) -> None:
     assert isinstance(schema, str)
     cursor = conn.connection.cursor()  # no bind-parameter processing: the bodies use format('%I')
     try:
-        for body in (_ACTOR_FUNCTIONS, _TEAM_FUNCTIONS):
+        for body in (_ACTOR_FUNCTIONS, _RUN_GUARD, _TEAM_FUNCTIONS):
             cursor.execute(body.replace("@schema@", _quote(conn, schema)))
     finally:
         cursor.close()
@@ -333,6 +374,10 @@ def install_functions(conn: Connection) -> None:
         arguments = ", ".join(f"'{column}'" for column in columns)
         conn.execute(text(f"CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {q_table} "
                           f"FOR EACH ROW EXECUTE FUNCTION clinicflow_stamp_actor({arguments})"))
+    if "runs" in tables:
+        conn.execute(text("DROP TRIGGER IF EXISTS clinicflow_check_runs ON runs"))
+        conn.execute(text("CREATE TRIGGER clinicflow_check_runs BEFORE INSERT ON runs "
+                          "FOR EACH ROW EXECUTE FUNCTION clinicflow_check_new_run()"))
 
 
 def setup_roles(conn: Connection) -> list[str]:
