@@ -21,11 +21,14 @@ def test_upgrading_moves_secrets_out_of_the_settings_and_hashes_webhook_tokens(d
         upgrade_schema(db, "0003")
         with db.write() as conn:
             conn.execute(insert(settings), [
-                {"key": "integration.smtp", "value": {"host": "mail.clinic.lan", "password": "pw-smtp"}, "updated_at": NOW},
-                {"key": "integration.sms", "value": {"url": "http://sms.lan/send", "token": "tok-sms"}, "updated_at": NOW},
+                {"key": "integration.smtp", "value": {"host": "mail.clinic.lan", "password": "pw-smtp"},
+                 "updated_at": NOW},
+                {"key": "integration.sms", "value": {"url": "http://sms.lan/send", "token": "tok-sms"},
+                 "updated_at": NOW},
             ])
-            conn.execute(insert(workflows).values(name="Hook", draft={"nodes": []}, enabled=True, archived=False,
-                                                  webhook_token="plain-token-from-before", created_at=NOW, updated_at=NOW))
+            conn.execute(insert(workflows).values(
+                name="Hook", draft={"nodes": []}, enabled=True, archived=False,
+                webhook_token="plain-token-from-before", created_at=NOW, updated_at=NOW))
         upgrade_schema(db)
         with db.read() as conn:
             stored = {r.key: r.value for r in conn.execute(select(settings.c.key, settings.c.value))}

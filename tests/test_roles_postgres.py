@@ -122,7 +122,8 @@ STATEMENTS = {
     "read records": "SELECT * FROM patients",
     "read runs": "SELECT * FROM runs",
     "see which secrets are set": "SELECT key FROM secrets",
-    "add a record": "INSERT INTO patients (first_name, last_name, created_at, updated_at) VALUES ('B', 'C', now(), now())",
+    "add a record": ("INSERT INTO patients (first_name, last_name, created_at, updated_at) "
+                     "VALUES ('B', 'C', now(), now())"),
     "update a record": "UPDATE patients SET notes = 'called'",
     "start a run": ("INSERT INTO runs (workflow_id, version, status, trigger_kind, triggered_at, updated_at) "
                     "VALUES ({w}, 1, 'running', 'manual', now(), now())"),
@@ -130,8 +131,8 @@ STATEMENTS = {
     "erase a patient": "DELETE FROM patients",
     "enable a workflow": "UPDATE workflows SET enabled = false WHERE id = {w}",
     "edit a workflow": "UPDATE workflows SET name = 'Renamed' WHERE id = {w}",
-    "publish a workflow": ("INSERT INTO workflow_versions (workflow_id, number, definition, published_at, published_by) "
-                           "SELECT id, 2, draft, now(), 'x' FROM workflows WHERE id = {w}"),
+    "publish a workflow": ("INSERT INTO workflow_versions (workflow_id, number, definition, published_at, "
+                           "published_by) SELECT id, 2, draft, now(), 'x' FROM workflows WHERE id = {w}"),
     "delete a workflow": "DELETE FROM workflow_versions WHERE workflow_id = -1",
     "change settings": "INSERT INTO settings (key, value, updated_at) VALUES ('limits', '{{}}', now())",
     "read a secret": "SELECT value FROM secrets",
@@ -273,7 +274,8 @@ def test_an_admin_manages_the_team_and_the_new_login_works(owner: Database, logi
 
 def test_as_is_refused_for_a_team_member_on_postgresql(owner: Database, login, capsys) -> None:  # type: ignore[no-untyped-def]
     maria = login("staff")
-    result = clinicflow(capsys, maria.url, "--as", "dr_jones", "record", "add", "patient", "first_name=A", "last_name=B")
+    result = clinicflow(capsys, maria.url, "--as", "dr_jones", "record", "add", "patient", "first_name=A",
+                        "last_name=B")
     assert result.code == 1
     assert result.err.strip() == ("clinicflow: --as cannot be used on PostgreSQL: the history records the login "
                                   f"you connected as ({maria.name})")
@@ -300,8 +302,9 @@ def test_an_insert_naming_another_actor_is_overwritten_with_the_login(owner: Dat
         run = conn.execute("INSERT INTO runs (workflow_id, version, status, trigger_kind, started_by, triggered_at, "
                            "updated_at) VALUES (%s, 1, 'running', 'manual', 'dr_jones', now(), now()) "
                            "RETURNING started_by", (workflow_id,)).fetchone()
-        event = conn.execute("INSERT INTO record_events (record_type, record_id, event, actor, occurred_at, dispatched) "
-                             "VALUES ('patient', 1, 'updated', 'dr_jones', now(), false) RETURNING actor").fetchone()
+        event = conn.execute("INSERT INTO record_events (record_type, record_id, event, actor, occurred_at, "
+                             "dispatched) VALUES ('patient', 1, 'updated', 'dr_jones', now(), false) "
+                             "RETURNING actor").fetchone()
     assert forged == (maria.name,) and defaulted == (maria.name,)
     assert run == (maria.name,) and event == (maria.name,)
     with owner.read() as conn:  # the owner (setup, tests) may still name the actor (`--as`)
@@ -371,7 +374,8 @@ def test_a_webhook_answers_202_with_a_token_shown_once_that_is_in_no_table(pg_ur
         server.shutdown()
         runtime_db.dispose()
     with owner.read() as conn:
-        tables = [r[0] for r in conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))]
+        query = text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        tables = [r[0] for r in conn.execute(query)]
         for table in tables:
             dump = conn.execute(text(f'SELECT coalesce(string_agg(t::text, \'\n\'), \'\') FROM "{table}" t')).scalar()
             assert token not in dump, table

@@ -16,14 +16,14 @@ from sqlalchemy.exc import DBAPIError
 
 from app.store import roles
 from app.store.database import Database
-from app.store.errors import NotFound, Refused, WrongState
+from app.store.errors import NotFound, WrongState
 from app.store.history import record_action
 from app.store.roles import EVERYTHING, GROUP_ROLES, MAY, PEOPLE_ROLES, RUNTIME, SHORT_NAMES, Permission
 
 from .actor import default_actor
 
 __all__ = [
-    "ACTION_WORDS", "GROUP_ROLES", "Member", "Permission", "TEAMS_NEED_POSTGRESQL", "TeamMember",
+    "ACTION_WORDS", "GROUP_ROLES", "TEAMS_NEED_POSTGRESQL", "Member", "Permission", "TeamMember",
     "add_member", "current_member", "is_privilege_refusal", "list_members", "may_not", "parse_role",
     "refused_in_words", "remove_member", "set_role", "setup_roles", "why_not",
 ]

@@ -51,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     given = getattr(args, "actor", None)
-    ctx = CliContext(database_url=getattr(args, "db", None), actor=given or default_actor(), actor_given=given is not None)
+    ctx = CliContext(database_url=getattr(args, "db", None), actor=given or default_actor(),
+                     actor_given=given is not None)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         if args.command is None:

@@ -18,7 +18,8 @@ def register(sub: Any) -> None:
 
     p = add_command(cmds, "add", "a login for a team member, in one role", _add)
     p.add_argument("name", metavar="NAME", help="their login name")
-    p.add_argument("--role", required=True, metavar="ROLE", help=f"staff, manager, designer, admin or runtime ({_ROLES})")
+    p.add_argument("--role", required=True, metavar="ROLE",
+                   help=f"staff, manager, designer, admin or runtime ({_ROLES})")
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from standard input (first line); without it the login has no password")
 

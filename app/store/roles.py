@@ -11,6 +11,7 @@ GRANTs are on the tables of the schema being migrated (the connection's search_p
 from __future__ import annotations
 
 from enum import StrEnum
+from itertools import pairwise
 from typing import Final
 
 from sqlalchemy import Connection, text
@@ -198,7 +199,8 @@ BEGIN
                       JOIN pg_roles r ON r.oid = m.member
                       WHERE r.rolname = p_member AND g.rolname LIKE 'clinicflow\\_%')
        OR (SELECT rolsuper FROM pg_roles WHERE rolname = p_member) THEN
-        RAISE EXCEPTION '% is not a team member (not in a clinicflow role)', p_member USING ERRCODE = 'wrong_object_type';
+        RAISE EXCEPTION '% is not a team member (not in a clinicflow role)', p_member
+            USING ERRCODE = 'wrong_object_type';
     END IF;
 END
 $$;
@@ -280,7 +282,7 @@ def existing_group_roles(conn: Connection) -> set[str]:
 
 
 def _memberships_done(conn: Connection) -> bool:
-    pairs = list(zip(PEOPLE_ROLES[:-1], PEOPLE_ROLES[1:], strict=True))
+    pairs = list(pairwise(PEOPLE_ROLES))
     found = conn.execute(text(
         "SELECT count(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
         "JOIN pg_roles r ON r.oid = m.member WHERE (g.rolname, r.rolname) IN ("
@@ -306,7 +308,7 @@ def create_group_roles(conn: Connection) -> list[str]:
             "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '" + role + "') THEN "
             f"CREATE ROLE {_quote(conn, role)} NOLOGIN; END IF; "
             "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"))
-    for lower, higher in zip(PEOPLE_ROLES[:-1], PEOPLE_ROLES[1:], strict=True):
+    for lower, higher in pairwise(PEOPLE_ROLES):
         conn.execute(text(
             "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
             f"JOIN pg_roles r ON r.oid = m.member WHERE g.rolname = '{lower}' AND r.rolname = '{higher}') THEN "

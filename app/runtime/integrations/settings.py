@@ -1,9 +1,10 @@
 """Integration settings (SMTP server, SMS gateway) kept in the practice database.
 
 They live in the `settings` table, so every workstation and runtime on a shared database
-uses the same ones; the secrets among them (password, tokens) in the `secrets` table, which
-on PostgreSQL only admins and the runtime may read (`app.store.secrets`). `integration set` validates every key and value before anything is
-stored; the outcome of the latest `integration test` is kept for the Publish pre-flight.
+uses the same ones; the secrets among them (password, tokens) in the `secrets` table,
+which on PostgreSQL only admins and the runtime may read (`app.store.secrets`).
+`integration set` validates every key and value before anything is stored; the outcome
+of the latest `integration test` is kept for the Publish pre-flight.
 """
 
 from __future__ import annotations

@@ -182,7 +182,8 @@ class _WebhookHandler(BaseHTTPRequestHandler):
         given = _bearer(self.headers.get("Authorization"))
         expected = token or _NO_TOKEN
         # Only the token's SHA-256 is stored; the hashes are compared in constant time.
-        if not hmac.compare_digest(hash_webhook_token(given).encode("utf-8"), expected.encode("utf-8")) or token is None:
+        presented = hash_webhook_token(given).encode("utf-8")
+        if not hmac.compare_digest(presented, expected.encode("utf-8")) or token is None:
             raise WebhookRefused(HTTPStatus.UNAUTHORIZED, "missing or wrong token (Authorization: Bearer <token>; "
                                  f"see clinicflow workflow webhook {workflow_id})")
         body = _parse_body(raw)

@@ -20,8 +20,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('key', name=op.f('pk_secrets'))
     )
     conn = op.get_bind()
-    from app.store.secrets import move_secrets_out_of_settings
     from app.store.roles import setup_roles
+    from app.store.secrets import move_secrets_out_of_settings
     from app.store.workflows import hash_stored_webhook_tokens
 
     move_secrets_out_of_settings(conn)
