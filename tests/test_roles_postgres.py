@@ -416,3 +416,21 @@ def test_staff_may_insert_only_a_manual_run_and_the_database_writes_its_start(ow
                            "'{\"pending\": [\"task\"], \"seq\": 5, \"actions\": 0}', now(), now()) "
                            "RETURNING status, state", (manual,)).fetchone()
     assert row == ("running", {"pending": ["start"], "seq": 0, "actions": 0})
+
+
+def test_a_refusal_without_its_use_case_is_still_one_line(owner: Database, login) -> None:  # type: ignore[no-untyped-def]
+    from app.api import refusal_message
+    from app.api import workflows as api_workflows
+
+    workflow_id = manual_workflow(owner)
+    maria = open_database(login("staff").url)
+    try:
+        with pytest.raises(Exception) as refused:
+            api_workflows.publish(maria, workflow_id, "maria")
+        assert refusal_message(refused.value) == "the database refused: permission denied for table workflows"
+        assert team.is_privilege_refusal(refused.value)
+        member = team.current_member(maria)
+        assert member.role == "clinicflow_staff" and not member.can("workflow.publish") and member.can("run.start")
+        assert team.why_not(member, "workflow.publish") == f"{member.name} (clinicflow_staff) may not publish workflows"
+    finally:
+        maria.dispose()
