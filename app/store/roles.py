@@ -374,7 +374,9 @@ def install_functions(conn: Connection) -> None:
         trigger = _quote(conn, f"clinicflow_actor_{table}")
         conn.execute(text(f"DROP TRIGGER IF EXISTS {trigger} ON {q_table}"))
         arguments = ", ".join(f"'{column}'" for column in columns)
-        conn.execute(text(f"CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {q_table} "
+        # UPDATE OF: the runtime's frequent updates of a run's cursor do not fire it.
+        watched = ", ".join(_quote(conn, column) for column in columns)
+        conn.execute(text(f"CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE OF {watched} ON {q_table} "
                           f"FOR EACH ROW EXECUTE FUNCTION clinicflow_stamp_actor({arguments})"))
     if "runs" in tables:
         conn.execute(text("DROP TRIGGER IF EXISTS clinicflow_check_runs ON runs"))
