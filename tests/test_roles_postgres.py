@@ -434,3 +434,44 @@ def test_a_refusal_without_its_use_case_is_still_one_line(owner: Database, login
         assert team.why_not(member, "workflow.publish") == f"{member.name} (clinicflow_staff) may not publish workflows"
     finally:
         maria.dispose()
+
+
+def test_the_readme_setup_an_owner_with_createrole_an_admin_then_staff(pg_url: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The few commands of the README: a non-superuser owner who may create roles runs
+    `init` and adds the first admin; the admin adds a member of staff, who can work."""
+    suffix = uuid.uuid4().hex[:8]
+    owner_name, admin_name, staff_name = f"cf_owner_{suffix}", f"cf_boss_{suffix}", f"cf_maria_{suffix}"
+    schema = f"t_own_{suffix}"
+    root = create_engine(make_url(pg_url).set(query={}))
+
+    def url_of(user: str) -> str:
+        return make_url(pg_url).set(username=user, password=PASSWORD, query={"options": f"-csearch_path={schema}"}) \
+            .render_as_string(hide_password=False)
+
+    with root.begin() as conn:
+        conn.execute(text(f"CREATE ROLE {owner_name} LOGIN CREATEROLE PASSWORD '{PASSWORD}'"))
+        conn.execute(text(f"CREATE SCHEMA {schema} AUTHORIZATION {owner_name}"))
+    try:
+        for _ in range(2):
+            ready = clinicflow(capsys, url_of(owner_name), "init")
+            assert ready.code == 0, ready.err
+        added = clinicflow(capsys, url_of(owner_name), "team", "add", admin_name, "--role", "admin",
+                           "--password-stdin", stdin=PASSWORD + "\n")
+        assert added.code == 0, added.err
+        added = clinicflow(capsys, url_of(admin_name), "team", "add", staff_name, "--role", "staff",
+                           "--password-stdin", stdin=PASSWORD + "\n")
+        assert added.code == 0, added.err
+        work = clinicflow(capsys, url_of(staff_name), "record", "add", "patient", "first_name=Ann", "last_name=Lee")
+        assert work.code == 0, work.err
+        listed = json.loads(clinicflow(capsys, url_of(admin_name), "team", "list", "--json").out)
+        assert {(m["name"], m["role"]) for m in listed} >= {(admin_name, "clinicflow_admin"),
+                                                            (staff_name, "clinicflow_staff")}
+    finally:
+        with root.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            for name in (staff_name, admin_name, owner_name):
+                if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": name}).first():
+                    conn.execute(text(f"REASSIGN OWNED BY {name} TO CURRENT_USER"))
+                    conn.execute(text(f"DROP OWNED BY {name}"))
+                    conn.execute(text(f"DROP ROLE {name}"))
+        root.dispose()
