@@ -199,6 +199,8 @@ def test_staff_add_records_and_start_runs_but_may_not_publish_cancel_or_erase(ow
     maria = login("staff")
     added = clinicflow(capsys, maria.url, "record", "add", "patient", "first_name=Bo", "last_name=Li")
     assert added.code == 0, added.err
+    updated = clinicflow(capsys, maria.url, "record", "update", patient, "mobile=07700 900123")
+    assert updated.code == 0, updated.err
     started = clinicflow(capsys, maria.url, "run", "start", str(workflow_id), "--record", patient)
     assert started.code == 0, started.err
     run_id = started.out.strip()
@@ -211,7 +213,7 @@ def test_staff_add_records_and_start_runs_but_may_not_publish_cancel_or_erase(ow
     assert enable.err.strip() == f"clinicflow: {maria.name} (clinicflow_staff) may not disable workflows"
     # The history names Maria's login, written by the database.
     pairs = {(h.action, h.actor) for h in list_history(owner) if not h.action.startswith("team.")}
-    assert {("record.add", maria.name), ("run.start", maria.name)} <= pairs
+    assert {("record.add", maria.name), ("record.update", maria.name), ("run.start", maria.name)} <= pairs
     assert {actor for _, actor in pairs} == {maria.name, "setup"}
 
 
