@@ -60,3 +60,13 @@ def test_the_workflow_model_does_not_import_the_scheduler() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[1])
     assert result.stdout.strip() == "[]"
+
+
+def test_every_event_a_record_type_offers_can_be_chosen_on_a_record_event_trigger() -> None:
+    from app.workflow.catalog import RecordEventTriggerConfig
+    from app.workflow.records import RECORD_EVENTS
+
+    for record_type, events in RECORD_EVENTS.items():
+        for event in events:
+            config = RecordEventTriggerConfig(record_type=record_type, event=event)
+            assert config.event == event
