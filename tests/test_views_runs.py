@@ -128,11 +128,13 @@ def start_from_actions_menu(qtbot: Any, window: Any, ref: RecordRef, workflow_id
     records = window.records
     window.show_records()
     records.set_record_type(ref.type)
-    assert records.select(ref)
+    qtbot.waitUntil(lambda: records.select(ref), timeout=WAIT)  # records are read in the background
     started: list[int] = []
     records.runStarted.connect(lambda run_id, _w: started.append(run_id))
     records.actions_menu.popup(records.mapToGlobal(records.rect().center()))
     qtbot.waitUntil(records.actions_menu.isVisible)
+    # The menu's workflows are one background query: wait for them to be listed.
+    qtbot.waitUntil(lambda: any(a.data() == workflow_id for a in records.actions_menu.actions()), timeout=WAIT)
     action = next(a for a in records.actions_menu.actions() if a.data() == workflow_id)
     assert action.isEnabled()
     records.actions_menu.close()
@@ -203,7 +205,7 @@ def test_a_run_failing_on_a_patient_without_email_is_fixed_in_records_and_finish
 
     # Fix the record in the records view.
     window.show_records()
-    assert window.records.select(bob)
+    qtbot.waitUntil(lambda: window.records.select(bob), timeout=WAIT)
     dialog = window.records.edit_current()
     dialog.editors["email"].setText("bob@example.org")
     with qtbot.waitSignal(dialog.saved, timeout=WAIT):
@@ -316,7 +318,7 @@ def test_a_patient_added_in_the_records_view_starts_an_event_triggered_workflow(
     with qtbot.waitSignal(dialog.saved, timeout=WAIT) as saved:
         qtbot.mouseClick(dialog.buttons.button(dialog.buttons.StandardButton.Save), Qt.MouseButton.LeftButton)
     ref = saved.args[0]
-    assert window.records.current_ref() == ref
+    qtbot.waitUntil(lambda: window.records.current_ref() == ref, timeout=WAIT)  # re-read in the background
     page = window.open_workflow(workflow_id)
     page.show_runs()
     qtbot.waitUntil(lambda: page.runs.model.rowCount() == 1 and page.runs.model.run_at(0).status == "completed",

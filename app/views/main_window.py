@@ -24,10 +24,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import func, select
-
-from app.store import Database
-from app.store.schema import patients, workflows
+from app.api import Database, practice
 
 from .background import run_in_background
 from .records_view import RecordsView
@@ -325,10 +322,13 @@ class MainWindow(QMainWindow):
     # --- pages ---------------------------------------------------------------------------------------
 
     def _show_start_page(self) -> None:
-        with self.db.read() as conn:
-            empty = (conn.execute(select(func.count()).select_from(workflows)).scalar_one() == 0
-                     and conn.execute(select(func.count()).select_from(patients)).scalar_one() == 0)
-        self.stack.setCurrentWidget(self.welcome if empty else self.home)
+        db = self.db
+
+        def show(empty: object) -> None:
+            if self.stack.currentWidget() in (self.welcome, self.home):
+                self.stack.setCurrentWidget(self.welcome if empty else self.home)
+
+        run_in_background(lambda: practice.is_empty(db), show, context=self)
 
     def show_workflows(self) -> None:
         self.workflows_dock.show()
@@ -532,9 +532,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Loading the demo practice…")
 
         def work() -> str:
-            from app.store.demo import load_demo
-
-            return load_demo(db, actor)
+            return practice.load_demo(db, actor)
 
         def done(summary: str) -> None:
             self.welcome.set_busy("")
