@@ -15,7 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from app.store.errors import Refused
+from app.api import Refused
 
 log = logging.getLogger("clinicflow.gui")
 
