@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (
     QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
 )
 
-from app.store.workflows import VersionInfo
+from app.api.workflows import VersionInfo
 from app.workflow import Problem
 
 from .nodes import icon_path

@@ -14,11 +14,9 @@ from PySide6.QtWidgets import (
     QMessageBox, QToolBar, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
 )
 
-from app.store import Database
-from app.store.workflows import (
-    WorkflowInfo, create_workflow, delete_workflow, duplicate_workflow, get_draft, list_workflows,
-    rename_workflow, set_enabled,
-)
+from app.api import Database
+from app.api import workflows as api
+from app.api.workflows import WorkflowInfo
 from app.workflow import Node, Workflow, load_workflow, node_type
 
 from .background import run_in_background
@@ -117,9 +115,9 @@ class WorkflowList(QWidget):
     # --- list ---------------------------------------------------------------------------------
 
     def reload(self) -> None:
-        with self._db.read() as conn:
-            self.infos = list_workflows(conn)
-        self._fill()
+        """Read the list again in the background."""
+        db = self._db
+        run_in_background(lambda: api.list_workflows(db), lambda infos: self.set_infos(list(infos)), context=self)
 
     def set_infos(self, infos: list[WorkflowInfo]) -> None:
         """Show a list read elsewhere (the database watcher reads it off the GUI thread)."""
@@ -209,8 +207,7 @@ class WorkflowList(QWidget):
         db, actor = self._db, self._actor()
 
         def write() -> None:
-            with db.write() as conn:
-                set_enabled(conn, workflow_id, enabled, actor)
+            api.set_enabled(db, workflow_id, enabled, actor)
 
         def failed(exc: Exception) -> None:
             self.reload()
@@ -244,8 +241,7 @@ class WorkflowList(QWidget):
         db, actor = self._db, self._actor()
 
         def work() -> int:
-            with db.write() as conn:
-                return create_workflow(conn, new_workflow(name), actor)
+            return api.create_workflow(db, new_workflow(name), actor)
 
         self._write("New workflow", work, lambda wid: self._changed(f"Created “{name}”", int(wid)))  # type: ignore[arg-type]
 
@@ -255,8 +251,7 @@ class WorkflowList(QWidget):
             return
 
         def work() -> int:
-            with db.write() as conn:
-                return duplicate_workflow(conn, workflow_id, actor)
+            return api.duplicate_workflow(db, workflow_id, actor)
 
         self._write("Duplicate workflow", work, lambda wid: self._changed("Workflow duplicated", int(wid)))  # type: ignore[arg-type]
 
@@ -270,8 +265,7 @@ class WorkflowList(QWidget):
             return
 
         def work() -> None:
-            with db.write() as conn:
-                rename_workflow(conn, info.id, name, actor)
+            api.rename_workflow(db, info.id, name, actor)
 
         self._write("Rename workflow", work, lambda _: self._changed(f"Renamed to “{name.strip()}”"))
 
@@ -288,8 +282,7 @@ class WorkflowList(QWidget):
             return
 
         def work() -> str:
-            with db.write() as conn:
-                return delete_workflow(conn, info.id, actor)
+            return api.delete_workflow(db, info.id, actor)
 
         self._write("Delete workflow", work, lambda outcome: self._changed(f"“{info.name}” {outcome}"))
 
@@ -303,9 +296,7 @@ class WorkflowList(QWidget):
         db, actor = self._db, self._actor()
 
         def work() -> int:
-            workflow = load_workflow(Path(path).read_text(encoding="utf-8"))
-            with db.write() as conn:
-                return create_workflow(conn, workflow, actor)
+            return api.create_workflow(db, load_workflow(Path(path).read_text(encoding="utf-8")), actor)
 
         self._write("Import workflow", work,
                     lambda wid: self._changed(f"Imported {Path(path).name}", int(wid)))  # type: ignore[arg-type]
@@ -321,7 +312,9 @@ class WorkflowList(QWidget):
                                                   "Workflow files (*.json)")
         if not path:
             return
-        with self._db.read() as conn:
-            text = get_draft(conn, info.id).to_json()
-        Path(path).write_text(text, encoding="utf-8")
-        self.message.emit(f"Exported “{info.name}” to {path}")
+        db, target = self._db, Path(path)
+
+        def work() -> None:
+            target.write_text(api.export_workflow(db, info.id), encoding="utf-8")
+
+        self._write("Export workflow", work, lambda _: self.message.emit(f"Exported “{info.name}” to {path}"))
