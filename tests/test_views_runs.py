@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
+from conftest import run_clinicflow
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -17,8 +19,6 @@ from app.store import RecordRef, open_database
 from app.store.records import add_record, get_record
 from app.store.workflows import create_workflow, publish, set_enabled
 from app.workflow import load_workflow
-
-from conftest import run_clinicflow
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -31,7 +31,7 @@ def flow(name: str, nodes: list[dict[str, Any]], record_type: str = "patient") -
                   "position": [0, 0]}]
     for index, node in enumerate(nodes, start=1):
         all_nodes.append({**node, "position": [index * 250, 0]})
-    edges = [{"from": a["id"], "to": b["id"]} for a, b in zip(all_nodes, all_nodes[1:], strict=False)]
+    edges = [{"from": a["id"], "to": b["id"]} for a, b in pairwise(all_nodes)]
     return {"format": "clinicflow.workflow/1", "name": name, "nodes": all_nodes, "edges": edges}
 
 
@@ -101,7 +101,7 @@ def smtp_server() -> Iterator[tuple[int, list[Any]]]:
     received: list[Any] = []
 
     class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             received.append(envelope)
             return "250 OK"
 

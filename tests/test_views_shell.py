@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -312,11 +312,11 @@ def test_runs_can_be_found_by_record_and_narrowed_to_a_date_range(open_window: A
     view.search.clear()
     qtbot.waitUntil(lambda: view.model.rowCount() == 3000)
     # Local midnights bound the range: count what falls inside it in local time.
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     first = datetime(2025, 1, 2).astimezone()
     last = datetime(2025, 1, 3).astimezone()
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     expected = sum(1 for i in range(3000) if first <= start + timedelta(minutes=i) < last)
     view.since_edit.setDate(QDate(2025, 1, 2))
     view.until_edit.setDate(QDate(2025, 1, 2))
@@ -332,5 +332,5 @@ def test_the_database_connection_test_names_what_answered_or_why_not(pg_url: str
     from app.views.settings_dialog import check_database
 
     assert check_database(pg_url).startswith("connected to PostgreSQL ")
-    with pytest.raises(Exception, match="refused|connect"):
+    with pytest.raises(Exception, match=r"refused|connect"):
         check_database("postgresql+psycopg://nobody@127.0.0.1:1/none")

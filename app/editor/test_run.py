@@ -257,7 +257,8 @@ class TestRunDialog(QDialog):
         failed = [s for s in result.steps if s.error]
         summary = " → ".join(titles.get(i, i) for i in result.path) or "(nothing ran)"
         self.status_label.setText(
-            f"Path taken: {summary}" + (f"\nStopped with an error at {titles.get(failed[0].node_id, failed[0].node_id)}: "
+            f"Path taken: {summary}"
+            + (f"\nStopped with an error at {titles.get(failed[0].node_id, failed[0].node_id)}: "
                                         f"{failed[0].error.get('message')}" if failed else ""))
         self.steps_tree.clear()
         for number, step in enumerate(result.steps, 1):

@@ -16,30 +16,52 @@ from typing import Any, Final
 
 os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
 
-from PySide6.QtCore import QRect, QThreadPool, QTimer, Qt, Signal  # noqa: E402
-from PySide6.QtGui import (  # noqa: E402
-    QAction, QColor, QIcon, QKeySequence, QPainter, QPixmap, QUndoCommand, QUndoStack,
+from PySide6.QtCore import QRect, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QIcon,
+    QKeySequence,
+    QPainter,
+    QPixmap,
+    QUndoCommand,
+    QUndoStack,
 )
-from PySide6.QtWidgets import (  # noqa: E402
-    QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QStyle, QStyleOptionButton, QToolBar, QToolButton,
-    QVBoxLayout, QWidget,
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QStyle,
+    QStyleOptionButton,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
-from app.api import Database, Refused  # noqa: E402
-from app.api import workflows as api  # noqa: E402
-from app.api.workflows import WorkflowInfo  # noqa: E402
-from app.workflow import (  # noqa: E402
-    CATALOG, Limits, Problem, Workflow, available_variables, context_record_types, publish_problems,
+from app.api import Database, Refused
+from app.api import workflows as api
+from app.api.workflows import WorkflowInfo
+from app.views.background import reason, run_and_wait, run_in_background
+from app.workflow import (
+    CATALOG,
+    Limits,
+    Problem,
+    Workflow,
+    available_variables,
+    context_record_types,
+    publish_problems,
 )
-from app.workflow.model import ID_PATTERN  # noqa: E402
-from app.workflow.records import field_names  # noqa: E402
+from app.workflow.model import ID_PATTERN
+from app.workflow.records import field_names
 
-from app.views.background import reason, run_and_wait, run_in_background  # noqa: E402
-from .mapping import GraphReader, add_workflow_nodes, config_json, new_node_id  # noqa: E402
-from .nodes import NODE_CLASSES, ClinicGraph, ClinicNode, ClinicViewer, icon_path, summarize  # noqa: E402
-from .palette import NodePalette  # noqa: E402
-from .panels import ProblemsPanel, VersionsPanel  # noqa: E402
-from .properties import PropertiesPanel  # noqa: E402
+from .mapping import GraphReader, add_workflow_nodes, config_json, new_node_id
+from .nodes import NODE_CLASSES, ClinicGraph, ClinicNode, ClinicViewer, icon_path, summarize
+from .palette import NodePalette
+from .panels import ProblemsPanel, VersionsPanel
+from .properties import PropertiesPanel
 
 AUTOSAVE_DELAY_MS: Final = 800
 VALIDATE_DELAY_MS: Final = 250
@@ -540,7 +562,8 @@ class EditorWidget(QWidget):
     def _apply_id(self, node: ClinicNode, new_id: str) -> None:
         old = node.get_property("node_id")
         if not re.fullmatch(ID_PATTERN, new_id):
-            self.status_label.setText(f"'{new_id}' is not a valid id (letters, digits and _; not starting with a digit)")
+            self.status_label.setText(
+                f"'{new_id}' is not a valid id (letters, digits and _; not starting with a digit)")
             return
         if new_id in self._taken_ids():
             self.status_label.setText(f"Another node already has the id '{new_id}'")

@@ -12,6 +12,11 @@ TRIGGER_TYPE_WORDS = {"trigger.manual": "Manual", "trigger.record_event": "Recor
                       "trigger.schedule": "Schedule", "trigger.webhook": "Webhook"}
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 minute`, `2 minutes`, `1,204 runs`: a count with its noun, singular for exactly one."""
+    return f"{count:,} {noun if count == 1 else (nouns or noun + 's')}"
+
+
 def local_time(moment: datetime | None, *, seconds: bool = True) -> str:
     """A timestamp in this computer's time zone (stored times are UTC)."""
     if moment is None:

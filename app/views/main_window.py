@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
 from app.api import Database, practice
 
 from .background import run_in_background
@@ -116,11 +117,13 @@ class MainWindow(QMainWindow):
 
         # --- docks -----------------------------------------------------------------------------
         self.workflows = WorkflowList(db, self.actor)
-        self.workflows_dock = self._dock("Workflows", "workflowsDock", self.workflows, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.workflows_dock = self._dock("Workflows", "workflowsDock", self.workflows,
+                                         Qt.DockWidgetArea.LeftDockWidgetArea)
         self.records = RecordsView(db, self.actor)
         self.records_dock = self._dock("Records", "recordsDock", self.records, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.inspector = StepInspector(db, self.actor)
-        self.inspector_dock = self._dock("Run viewer", "stepInspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.inspector_dock = self._dock("Run viewer", "stepInspector", self.inspector,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.workflows_dock, self.records_dock)
         # The side docks take the full height; the bottom one (Problems) sits under the canvas only.
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -199,7 +202,8 @@ class MainWindow(QMainWindow):
                                       "settingsAction")
         if self.settings_action.shortcut().isEmpty():
             self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
-        self.refresh_action = action("Refresh", self.refresh_all, "F5", "refreshAction")  # not StandardKey: Ctrl+R on some desktops
+        # Not StandardKey.Refresh: that is Ctrl+R on some desktops (All runs here).
+        self.refresh_action = action("Refresh", self.refresh_all, "F5", "refreshAction")
         self.demo_action = action("Load demo practice", self.load_demo, None, "loadDemoAction")
         self.reset_layout_action = action("Reset layout", self.reset_layout, None, "resetLayoutAction")
         self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit, "quitAction")
@@ -513,7 +517,8 @@ class MainWindow(QMainWindow):
         if others > 0:
             words += f" · {others} other runtime{'s' if others != 1 else ''} active"
         self.runtime_label.setText(words)
-        icon_name = {"running": "runtime-running", "database unreachable": "runtime-unreachable"}.get(state, "runtime-stopped")
+        icon_name = {"running": "runtime-running",
+                     "database unreachable": "runtime-unreachable"}.get(state, "runtime-stopped")
         self.runtime_icon.setPixmap(icon(icon_name).pixmap(12, 12))
 
     # --- actions ------------------------------------------------------------------------------------
@@ -580,7 +585,7 @@ class MainWindow(QMainWindow):
 
     # --- closing -----------------------------------------------------------------------------------------
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self._closing:
             event.accept()
             return

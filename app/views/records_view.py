@@ -14,9 +14,24 @@ from typing import Any, Final
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
-    QLineEdit, QMenu, QMessageBox, QPushButton, QTableView, QToolButton, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
+
 from app.api import Database, RecordRef
 from app.api import records as records_api
 from app.api import runs as runs_api
@@ -156,7 +171,8 @@ class RecordDialog(QDialog):
                     editor.setCurrentText(str(current))
             else:
                 editor = QLineEdit(_shown(current))
-                editor.setPlaceholderText({FieldKind.DATE: "YYYY-MM-DD", FieldKind.DATETIME: "YYYY-MM-DD HH:MM (local time)",
+                editor.setPlaceholderText({FieldKind.DATE: "YYYY-MM-DD",
+                                           FieldKind.DATETIME: "YYYY-MM-DD HH:MM (local time)",
                                            FieldKind.INTEGER: "number"}.get(spec.kind, ""))
                 if spec.name == "patient_id":
                     editor.setPlaceholderText("patient number, e.g. 12")

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from PySide6.QtCore import (
-    QAbstractTableModel, QModelIndex, QModelRoleData, QObject, QPersistentModelIndex, Qt, Signal,
+    QAbstractTableModel,
+    QModelIndex,
+    QModelRoleData,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
 )
 
 from app.api import Database
@@ -169,7 +175,7 @@ class RunsModel(QAbstractTableModel):
         run = self._row(index.row())
         return None if run is None else self._value(run, index.column(), role)
 
-    def multiData(self, index: Index, roles: Any) -> None:  # noqa: N802 - Qt override
+    def multiData(self, index: Index, roles: Any) -> None:
         # The delegate asks for ~7 roles per cell at once: answering them in one Python call
         # (not seven) matters when the runtime's threads compete for the GIL during a repaint.
         run = self._row(index.row()) if index.isValid() else None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
+
 from app.api import Database, watch
 from app.api.engine import open_runtime
 
@@ -125,7 +126,7 @@ class DatabaseWatcher(QThread):
         while not self._stop.is_set():
             try:
                 change = self._look(first)
-            except Exception as exc:  # noqa: BLE001 - a database outage is shown, not fatal
+            except Exception as exc:
                 if not self._down:
                     self._down = True
                     self.unreachable.emit(" ".join(str(exc).split())[:200])
@@ -152,8 +153,9 @@ class DatabaseWatcher(QThread):
             # Keyed with the time too: a run retried and failing again is news again.
             key = (failure.id, failure.updated_at)
             if key not in self._seen_failed:
-                newly_failed.append({"id": failure.id, "workflow_id": failure.workflow_id, "name": failure.workflow_name,
-                                     "error_message": failure.error_message, "updated_at": failure.updated_at})
+                newly_failed.append({"id": failure.id, "workflow_id": failure.workflow_id,
+                                     "name": failure.workflow_name, "error_message": failure.error_message,
+                                     "updated_at": failure.updated_at})
             self._seen_failed.add(key)
         return DatabaseChange(runs_changed=seen.runs_changed, workflows_changed=seen.workflows_changed,
                               failed_total=seen.failed_total, newly_failed=newly_failed,

@@ -130,7 +130,8 @@ class SettingsDialog(QDialog):
         stored = str(self._settings.value("database/url", "") or "")
         self.local_db = QRadioButton("This computer's database file", objectName="databaseLocal")
         self.local_db.setToolTip(default_database_url())
-        self.shared_db = QRadioButton("A shared PostgreSQL database (several workstations)", objectName="databaseShared")
+        self.shared_db = QRadioButton("A shared PostgreSQL database (several workstations)",
+                                      objectName="databaseShared")
         group = QButtonGroup(tab)
         group.addButton(self.local_db)
         group.addButton(self.shared_db)
@@ -355,7 +356,7 @@ class SettingsDialog(QDialog):
         def checked(check: DatabaseCheck) -> None:
             self._set_busy(False)
             if not check.ok:
-                self._fail(ending(f"Not saved: {shown_url(url) if url else 'this computer’s file'} cannot be used: "
+                self._fail(ending(f"Not saved: {shown_url(url) if url else 'this computer’s file'} cannot be used: "  # noqa: RUF001
                                   f"{check.reason}"))
                 return
             if check.new_file and not check.is_default and not confirm_new_database(check, self):

@@ -152,7 +152,8 @@ class ChooseDatabaseDialog(QDialog):
             self.accept()
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Database file", "", "Clinicflow database (*.sqlite3);;All files (*)",
+        path, _ = QFileDialog.getSaveFileName(self, "Database file", "",
+                                              "Clinicflow database (*.sqlite3);;All files (*)",
                                               options=QFileDialog.Option.DontConfirmOverwrite)
         if path:
             self.url_edit.setText(path)

@@ -16,9 +16,22 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMenu, QMessageBox, QPlainTextEdit, QPushButton,
-    QSplitter, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
+
 from app.api import Database, NotFound
 from app.api import runs as runs_api
 from app.api.runs import RunDetail, RunSummary, StepView
@@ -102,7 +115,10 @@ class JsonTree(QTreeWidget):
                 item = QTreeWidgetItem(parent, [str(key), f"{len(child)} item{'s' if len(child) != 1 else ''}"])
                 self._add(item, child)
             else:
-                shown = as_text(child) if not isinstance(child, (dict, list)) else ("{}" if isinstance(child, dict) else "[]")
+                if isinstance(child, (dict, list)):
+                    shown = "{}" if isinstance(child, dict) else "[]"
+                else:
+                    shown = as_text(child)
                 item = QTreeWidgetItem(parent, [str(key), shown])
                 item.setToolTip(1, shown)
             item.setData(0, Qt.ItemDataRole.UserRole, child)
@@ -146,7 +162,8 @@ class StepInspector(QWidget):
         self.status_note = QLabel(objectName="runStatusNote", wordWrap=True)
         self.status_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.retry_run = QPushButton(status_icon("running"), "Retry Run", objectName="retryRunButton")
-        self.retry_run.setToolTip("Walk the whole workflow again with fresh record data; completed steps are not repeated")
+        self.retry_run.setToolTip(
+            "Walk the whole workflow again with fresh record data; completed steps are not repeated")
         self.retry_step = QPushButton(status_icon("running"), "Retry Step", objectName="retryStepButton")
         self.retry_step.setToolTip("Run the failed step again with fresh record data, then continue")
         self.cancel = QPushButton(status_icon("cancelled"), "Cancel Run", objectName="cancelRunButton")

@@ -10,8 +10,20 @@ from typing import Final
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QMenu,
-    QMessageBox, QToolBar, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QToolBar,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.api import Database
@@ -20,7 +32,7 @@ from app.api.workflows import WorkflowInfo
 from app.workflow import Node, Workflow, load_workflow, node_type
 
 from .background import run_in_background
-from .display import TRIGGER_TYPE_WORDS
+from .display import TRIGGER_TYPE_WORDS, plural
 from .theme import icon, status_colour, status_icon
 
 
@@ -79,9 +91,11 @@ class WorkflowList(QWidget):
         self.toolbar = QToolBar("Workflow actions", objectName="workflowToolbar")
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.new_action = self._action("New", self.new, QKeySequence.StandardKey.New, "newWorkflowAction")
-        self.duplicate_action = self._action("Duplicate", self.duplicate, QKeySequence("Ctrl+D"), "duplicateWorkflowAction")
+        self.duplicate_action = self._action("Duplicate", self.duplicate, QKeySequence("Ctrl+D"),
+                                             "duplicateWorkflowAction")
         self.rename_action = self._action("Rename", self.rename, QKeySequence(Qt.Key.Key_F2), "renameWorkflowAction")
-        self.delete_action = self._action("Delete", self.delete, QKeySequence.StandardKey.Delete, "deleteWorkflowAction")
+        self.delete_action = self._action("Delete", self.delete, QKeySequence.StandardKey.Delete,
+                                          "deleteWorkflowAction")
         self.import_action = self._action("Import…", self.import_file, QKeySequence("Ctrl+I"), "importWorkflowAction")
         self.export_action = self._action("Export…", self.export_file, QKeySequence("Ctrl+E"), "exportWorkflowAction")
         # Import and Export live in the File menu: with them the toolbar overflowed the dock.
@@ -108,7 +122,8 @@ class WorkflowList(QWidget):
                 name: str) -> QAction:
         action = QAction(text, self, shortcut=QKeySequence(shortcut))
         action.setObjectName(name)
-        action.setToolTip(f"{text.rstrip('…')} ({QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)})")
+        keys = QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)
+        action.setToolTip(f"{text.rstrip('…')} ({keys})")
         action.triggered.connect(slot)
         return action
 
@@ -129,7 +144,8 @@ class WorkflowList(QWidget):
         keep = self.current_id()
         mode = self.filter_box.currentData()
         shown = [i for i in self.infos
-                 if mode == "all" or (mode == "enabled" and i.enabled) or (mode == "draft" and i.has_unpublished_changes)]
+                 if mode == "all" or (mode == "enabled" and i.enabled)
+                 or (mode == "draft" and i.has_unpublished_changes)]
         self._filling = True
         self.tree.clear()
         for info in shown:
@@ -151,7 +167,7 @@ class WorkflowList(QWidget):
             if info.failed_runs:
                 item.setIcon(Col.FAILED, status_icon("failed"))
                 item.setForeground(Col.FAILED, status_colour("failed"))
-                item.setToolTip(Col.FAILED, f"{info.failed_runs} failed run{'s' if info.failed_runs != 1 else ''} need attention")
+                item.setToolTip(Col.FAILED, f"{plural(info.failed_runs, 'failed run')} need attention")
             self.tree.addTopLevelItem(item)
             if info.id == keep:
                 self.tree.setCurrentItem(item)
