@@ -48,7 +48,7 @@ def open_editor(qtbot: Any, db: Database, workflow_id: int, **kwargs: Any) -> An
 
 def drop_from_palette(editor: Any, type_name: str, scene_pos: tuple[int, int]) -> Any:
     """Drop a palette item on the canvas through the viewer's real drop handling."""
-    palette = editor.palette
+    palette = editor.node_palette
     mime = palette.mimeData([palette.item_for(type_name)])
     viewer = editor.graph.viewer()
     before = {n.id for n in editor.graph.all_nodes()}

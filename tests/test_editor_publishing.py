@@ -127,7 +127,7 @@ def test_a_version_opens_read_only(qtbot: Any, database: Database) -> None:
     assert viewer.read_only and viewer.version_number == 1
     assert [d.objectName() for d in viewer.docks()] == ["propertiesPanel"]
     assert viewer.findChild(type(editor.publish_button), "publishButton") is None
-    assert not viewer.palette.isEnabled()
+    assert not viewer.node_palette.isEnabled()
     node = viewer.node("mail")
     assert not (node.view.flags() & node.view.GraphicsItemFlag.ItemIsMovable)
     viewer._apply_config(node, {"subject": "x", "body": "y"})

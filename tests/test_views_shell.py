@@ -262,7 +262,10 @@ def test_settings_store_default_limits_and_the_team_member(open_window: Any, qtb
     dialog.member.setText("Dr Jones")
     dialog.runtime_enabled.setChecked(False)
     dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
-    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=5000)
+    import shiboken6
+
+    # Closed (and, being delete-on-close, possibly already gone).
+    qtbot.waitUntil(lambda: not shiboken6.isValid(dialog) or not dialog.isVisible(), timeout=5000)
     assert window.actor() == "Dr Jones" or window._default_actor != "Dr Jones"
     assert window.settings.value("team/member") == "Dr Jones"
     assert window.settings.value("runtime/enabled", True, type=bool) is False

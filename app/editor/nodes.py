@@ -60,7 +60,7 @@ def icon_path(name: str) -> str:
     return str(resources.files("app.resources") / "icons" / f"{name}.svg")
 
 
-class ClinicNodeItem(NodeItem):
+class ClinicNodeItem(NodeItem):  # type: ignore[misc]  # NodeGraphQt has no type hints
     """The node's drawing: NodeGraphQt's own, plus a thick red frame for a node with
     problems and a yellow one for a node on a test run's path."""
 
@@ -131,7 +131,7 @@ class ClinicNodeItem(NodeItem):
         painter.restore()
 
 
-class ClinicViewer(NodeViewer):
+class ClinicViewer(NodeViewer):  # type: ignore[misc]
     """NodeGraphQt's canvas with a fast bounding box for fit and centre.
 
     The library computes it by grouping the items in the scene and ungrouping them again,
@@ -145,7 +145,7 @@ class ClinicViewer(NodeViewer):
         return rect.adjusted(-FIT_MARGIN, -FIT_MARGIN, FIT_MARGIN, FIT_MARGIN) if nodes else rect
 
 
-class ClinicGraph(NodeGraph):
+class ClinicGraph(NodeGraph):  # type: ignore[misc]
     """NodeGraphQt's graph with a faster unique-name check.
 
     The library checks each candidate name against a list of all names, which makes
@@ -178,7 +178,7 @@ class ClinicGraph(NodeGraph):
         return name
 
 
-class ClinicNode(BaseNode):
+class ClinicNode(BaseNode):  # type: ignore[misc]
     """Base of every catalog node; subclasses only name their catalog type."""
 
     CATALOG_TYPE: str = ""

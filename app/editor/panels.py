@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
@@ -114,17 +116,17 @@ class VersionsPanel(QWidget):
     def select_version(self, number: int) -> None:
         for index in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(index)
-            if item.data(0, NODE_ROLE) == number:
+            if item is not None and item.data(0, NODE_ROLE) == number:
                 self.tree.setCurrentItem(item)
 
     def _selected(self) -> int | None:
         items = self.tree.selectedItems()
         return items[0].data(0, NODE_ROLE) if items else None
 
-    def _emit(self, signal: Signal) -> None:
+    def _emit(self, signal: Any) -> None:
         number = self._selected()
         if number is not None:
-            signal.emit(number)  # type: ignore[attr-defined]
+            signal.emit(number)
 
     def set_read_only(self, read_only: bool) -> None:
         self.restore_button.setVisible(not read_only)

@@ -211,7 +211,8 @@ class EditorWidget(QWidget):
                 self.layout_action, self.fit_action]
 
     def graph_widget(self) -> QWidget:
-        return self.graph.widget
+        widget: QWidget = self.graph.widget
+        return widget
 
     def flush(self) -> None:
         """Save the pending draft now and wait until it is in the database."""
@@ -283,13 +284,13 @@ class EditorWidget(QWidget):
         return dock
 
     def _build_docks(self) -> None:
-        self.palette = NodePalette(self.add_node_at_centre)
-        self._palette_dock = self._dock("nodePalette", "Nodes", self.palette)
+        self.node_palette = NodePalette(self.add_node_at_centre)
+        self._palette_dock = self._dock("nodePalette", "Nodes", self.node_palette)
         self.properties = PropertiesPanel(self._variables, self._rule_fields)
         self.properties.set_read_only(self.read_only)
-        self.properties.configEdited.connect(self._apply_config)
-        self.properties.titleEdited.connect(self._apply_title)
-        self.properties.idEdited.connect(self._apply_id)
+        self.properties.configEdited.connect(self._apply_config)  # type: ignore[call-overload]
+        self.properties.titleEdited.connect(self._apply_title)  # type: ignore[call-overload]
+        self.properties.idEdited.connect(self._apply_id)  # type: ignore[call-overload]
         self.properties.workflowEdited.connect(self._apply_workflow_settings)
         self._properties_dock = self._dock("propertiesPanel", "Properties", self.properties)
         self.problems_panel = ProblemsPanel()
@@ -394,7 +395,7 @@ class EditorWidget(QWidget):
             for port in node.input_ports() + node.output_ports():
                 port.model.locked = True
                 port.view.locked = True
-        self.palette.setEnabled(False)
+        self.node_palette.setEnabled(False)
 
     # -- reacting to graph changes -------------------------------------------------
 
@@ -476,7 +477,7 @@ class EditorWidget(QWidget):
 
     def _max_nodes(self) -> int:
         limits = self._base.limits
-        return limits.max_nodes if limits and limits.max_nodes else self._default_max_nodes
+        return int(limits.max_nodes) if limits and limits.max_nodes else self._default_max_nodes
 
     def _validate(self) -> None:
         workflow = self.current_workflow()
@@ -600,7 +601,8 @@ class EditorWidget(QWidget):
         """Create a node of a catalog type at a scene position (as a palette drop does)."""
         from .nodes import GRAPH_TYPES
 
-        return self.graph.create_node(GRAPH_TYPES[type_name], pos=(float(pos[0]), float(pos[1])))
+        node: ClinicNode = self.graph.create_node(GRAPH_TYPES[type_name], pos=(float(pos[0]), float(pos[1])))
+        return node
 
     def add_node_at_centre(self, type_name: str) -> None:
         if self.read_only:

@@ -26,7 +26,7 @@ def create_main_window(database_url: str | None, start_runtime: bool = True, *, 
     if app is None:
         app = QApplication([])
     if not app.property("clinicflowThemed"):
-        apply_theme(app)  # type: ignore[arg-type]
+        apply_theme(app)
         app.setProperty("clinicflowThemed", True)
     db = open_practice(database_url)
     window = MainWindow(db, actor or default_actor(), start_runtime=start_runtime)

@@ -23,7 +23,7 @@ def run_app(database_url: str | None, demo: bool, actor: str) -> int:
     from .theme import apply_theme
 
     if not app.property("clinicflowThemed"):
-        apply_theme(app)  # type: ignore[arg-type]  # the start-up dialogs look like the app
+        apply_theme(app)  # the start-up dialogs look like the app
         app.setProperty("clinicflowThemed", True)
     settings = app_settings()
     stored = str(settings.value("database/url", "") or "")

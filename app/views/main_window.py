@@ -145,7 +145,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore_layout()
         self._show_start_page()
-        self.watcher.changed.connect(self._on_database_change)
+        self.watcher.changed.connect(self._on_database_change)  # type: ignore[call-overload]
         self.watcher.unreachable.connect(self._on_unreachable)
         self.watcher.reachable.connect(lambda: self._set_database_state(True))
         self.watcher.start()
@@ -290,8 +290,8 @@ class MainWindow(QMainWindow):
         self.welcome.importRequested.connect(lambda: self.workflows.import_file())
         self.records.runStarted.connect(lambda *_: self.watcher.poke())
         self.records.openRunRequested.connect(self.open_run)
-        self.records.recordChanged.connect(lambda ref: (self.watcher.poke(), self.notify(f"Saved {ref}")))
-        self.inspector.actionDone.connect(lambda text: (self.watcher.poke(), self.notify(text)))
+        self.records.recordChanged.connect(lambda ref: self._changed_here(f"Saved {ref}"))
+        self.inspector.actionDone.connect(self._changed_here)
         self.bridge.stateChanged.connect(self._set_runtime_state)
         # The runtime's state is a plain attribute; look at it now and then as well as on events.
         self._state_timer = QTimer(self, interval=1000)
@@ -378,7 +378,9 @@ class MainWindow(QMainWindow):
         page = WorkflowPage(self.db, workflow_id, self.actor(), self.page_holder)
         page.workflowChanged.connect(self.watcher.poke)
         page.runs.runSelected.connect(self.show_run)
-        self.page_holder.layout().addWidget(page)
+        holder = self.page_holder.layout()
+        assert holder is not None  # made with the page holder
+        holder.addWidget(page)
         areas = {"nodePalette": Qt.DockWidgetArea.LeftDockWidgetArea,
                  "propertiesPanel": Qt.DockWidgetArea.RightDockWidgetArea,
                  "problemsPanel": Qt.DockWidgetArea.BottomDockWidgetArea,
@@ -527,6 +529,11 @@ class MainWindow(QMainWindow):
         """F5: runs and workflows are watched anyway; records changed elsewhere are read again."""
         self.watcher.poke()
         self.records.refresh()
+
+    def _changed_here(self, message: str) -> None:
+        """This app changed something: look at the database now, and say what was done."""
+        self.watcher.poke()
+        self.notify(message)
 
     def notify(self, message: str) -> None:
         self.statusBar().showMessage(message, 6000)

@@ -389,7 +389,7 @@ class RecordsView(QWidget):
 
     def _open_dialog(self, record: RecordRow | None) -> RecordDialog:
         dialog = RecordDialog(self._db, self.record_type, self._actor(), record, self)
-        dialog.saved.connect(self._after_save)
+        dialog.saved.connect(self._after_save)  # type: ignore[call-overload]
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.dialog = dialog
         dialog.open()

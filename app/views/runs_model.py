@@ -268,7 +268,7 @@ class RunsModel(QAbstractTableModel):
                 self._pages.popitem(last=False)
             last = min(start + PAGE_SIZE, self._count) - 1
             if last >= start:
-                self.dataChanged.emit(self.index(start, 0), self.index(last, len(HEADERS) - 1))
+                self.dataChanged.emit(self.index(start, 0), self.index(last, len(HEADERS) - 1), [])
 
         def failed(_exc: Exception) -> None:
             self._pending_pages.discard(number)
@@ -308,5 +308,5 @@ class RunsModel(QAbstractTableModel):
             return False  # nothing on screen changed: no repaint
         self._pages = OrderedDict(snapshot.pages)
         if self._count:
-            self.dataChanged.emit(self.index(0, 0), self.index(self._count - 1, len(HEADERS) - 1))
+            self.dataChanged.emit(self.index(0, 0), self.index(self._count - 1, len(HEADERS) - 1), [])
         return False

@@ -299,12 +299,12 @@ class SettingsDialog(QDialog):
             ("limits", "max_actions_per_run"): limits["max_actions_per_run"],
             ("limits", "max_nodes"): limits["max_nodes"]}
         for kind in ("smtp", "sms"):
-            for key, value in stored.integrations.get(kind, {}).items():
-                wanted[(kind, key)] = value
-        for key, editor in self._editors().items():
-            if key not in wanted or self._value_of(editor) != before[key]:
+            for field, stored_value in stored.integrations.get(kind, {}).items():
+                wanted[(kind, field)] = stored_value
+        for where, editor in self._editors().items():
+            if where not in wanted or self._value_of(editor) != before[where]:
                 continue  # nothing stored, or the person (or a test) changed it already
-            value = wanted[key]
+            value = wanted[where]
             if isinstance(editor, QSpinBox):
                 editor.setValue(int(value))
             elif isinstance(editor, QComboBox):

@@ -55,7 +55,7 @@ def check_off_the_gui_thread(url: str | None, parent: QWidget | None = None) -> 
     progress = QProgressDialog(f"Connecting to {shown_url(url) if url else THIS_COMPUTER}…", "", 0, 0, parent)
     progress.setObjectName("databaseCheckProgress")
     progress.setWindowTitle("Clinicflow")
-    progress.setCancelButton(None)  # type: ignore[arg-type]
+    progress.setCancelButton(None)
     progress.setMinimumDuration(0)
     progress.setWindowModality(Qt.WindowModality.ApplicationModal)
     progress.reset()  # QProgressDialog shows itself on creation otherwise

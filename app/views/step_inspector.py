@@ -94,7 +94,7 @@ class JsonTree(QTreeWidget):
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
         self.value: Any = None
-        copy = QAction("Copy", self, shortcut=QKeySequence.StandardKey.Copy)
+        copy = QAction("Copy", self, shortcut=QKeySequence(QKeySequence.StandardKey.Copy))
         copy.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         copy.triggered.connect(self.copy_selected)
         self.addAction(copy)
@@ -359,6 +359,8 @@ class StepInspector(QWidget):
     def select_step(self, node_id: str, attempt: int | None = None) -> bool:
         for i in range(self.steps_tree.topLevelItemCount()):
             item = self.steps_tree.topLevelItem(i)
+            if item is None:
+                continue
             step = self._step(item.data(0, Qt.ItemDataRole.UserRole))
             if step and step["node_id"] == node_id and (attempt is None or step["attempt"] == attempt):
                 self.steps_tree.setCurrentItem(item)

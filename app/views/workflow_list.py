@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -81,7 +81,7 @@ class WorkflowList(QWidget):
         for column in (Col.TRIGGER, Col.ENABLED, Col.LIVE, Col.FAILED):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.itemActivated.connect(lambda item, _c: self._open_item(item))
-        self.tree.itemClicked.connect(lambda item, column: column != Col.ENABLED and self._open_item(item))
+        self.tree.itemClicked.connect(self._clicked)
         self.tree.itemChanged.connect(self._item_changed)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
@@ -132,7 +132,11 @@ class WorkflowList(QWidget):
     def reload(self) -> None:
         """Read the list again in the background."""
         db = self._db
-        run_in_background(lambda: api.list_workflows(db), lambda infos: self.set_infos(list(infos)), context=self)
+        def show(infos: object) -> None:
+            self.infos = list(infos)  # type: ignore[call-overload]
+            self._fill()  # always: a switch the person flipped goes back if the write was refused
+
+        run_in_background(lambda: api.list_workflows(db), show, context=self)
 
     def set_infos(self, infos: list[WorkflowInfo]) -> None:
         """Show a list read elsewhere (the database watcher reads it off the GUI thread)."""
@@ -178,19 +182,20 @@ class WorkflowList(QWidget):
         self._update_actions()
 
     def names(self) -> list[str]:
-        return [self.tree.topLevelItem(i).text(Col.NAME) for i in range(self.tree.topLevelItemCount())]
+        items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        return [item.text(Col.NAME) for item in items if item is not None]
 
     def info(self, workflow_id: int) -> WorkflowInfo | None:
         return next((i for i in self.infos if i.id == workflow_id), None)
 
     def current_id(self) -> int | None:
         item = self.tree.currentItem()
-        return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+        return int(item.data(0, Qt.ItemDataRole.UserRole)) if item is not None else None
 
     def select(self, workflow_id: int) -> None:
         for i in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(i)
-            if item.data(0, Qt.ItemDataRole.UserRole) == workflow_id:
+            if item is not None and item.data(0, Qt.ItemDataRole.UserRole) == workflow_id:
                 self.tree.setCurrentItem(item)
                 return
 
@@ -199,16 +204,20 @@ class WorkflowList(QWidget):
         for action in (self.duplicate_action, self.rename_action, self.delete_action, self.export_action):
             action.setEnabled(has)
 
+    def _clicked(self, item: QTreeWidgetItem, column: int) -> None:
+        if column != Col.ENABLED:  # a click on the switch toggles it, it does not open the workflow
+            self._open_item(item)
+
     def _open_item(self, item: QTreeWidgetItem) -> None:
         self.workflowOpened.emit(int(item.data(0, Qt.ItemDataRole.UserRole)))
 
-    def _context_menu(self, point: object) -> None:
-        if self.tree.itemAt(point) is None:  # type: ignore[arg-type]
+    def _context_menu(self, point: QPoint) -> None:
+        if self.tree.itemAt(point) is None:
             return
         menu = QMenu(self)
         for action in (self.duplicate_action, self.rename_action, self.delete_action, self.export_action):
             menu.addAction(action)
-        menu.exec(self.tree.viewport().mapToGlobal(point))  # type: ignore[arg-type]
+        menu.exec(self.tree.viewport().mapToGlobal(point))
 
     # --- enabled switch ---------------------------------------------------------------------------
 
@@ -251,15 +260,15 @@ class WorkflowList(QWidget):
     def new(self) -> None:
         name, ok = QInputDialog.getText(self, "New workflow", "Name of the new workflow:", text="New workflow")
         if ok and name.strip():
-            self.create(name.strip())
+            self.create_named(name.strip())
 
-    def create(self, name: str) -> None:
+    def create_named(self, name: str) -> None:
         db, actor = self._db, self._actor()
 
         def work() -> int:
             return api.create_workflow(db, new_workflow(name), actor)
 
-        self._write("New workflow", work, lambda wid: self._changed(f"Created “{name}”", int(wid)))  # type: ignore[arg-type]
+        self._write("New workflow", work, lambda wid: self._changed(f"Created “{name}”", int(str(wid))))
 
     def duplicate(self) -> None:
         workflow_id, db, actor = self.current_id(), self._db, self._actor()
@@ -269,7 +278,7 @@ class WorkflowList(QWidget):
         def work() -> int:
             return api.duplicate_workflow(db, workflow_id, actor)
 
-        self._write("Duplicate workflow", work, lambda wid: self._changed("Workflow duplicated", int(wid)))  # type: ignore[arg-type]
+        self._write("Duplicate workflow", work, lambda wid: self._changed("Workflow duplicated", int(str(wid))))
 
     def rename(self) -> None:
         workflow_id, db, actor = self.current_id(), self._db, self._actor()
@@ -315,7 +324,7 @@ class WorkflowList(QWidget):
             return api.create_workflow(db, load_workflow(Path(path).read_text(encoding="utf-8")), actor)
 
         self._write("Import workflow", work,
-                    lambda wid: self._changed(f"Imported {Path(path).name}", int(wid)))  # type: ignore[arg-type]
+                    lambda wid: self._changed(f"Imported {Path(path).name}", int(str(wid))))
 
     def export_file(self, path: str | None = None) -> None:
         workflow_id = self.current_id()
