@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
@@ -227,7 +228,7 @@ class EditorWidget(QWidget):
         data = workflow.to_dict()
         if data != self._saved:
             # On the save pool, after any save still pending; the GUI thread waits for it.
-            run_and_wait(lambda: self._write_draft(workflow), pool=self._save_pool)
+            run_and_wait(self._draft_writer(workflow), pool=self._save_pool)
             self._saved = data
             self._saved_ok()
         else:
@@ -510,9 +511,15 @@ class EditorWidget(QWidget):
 
     # -- saving ------------------------------------------------------------------------
 
-    def _write_draft(self, workflow: Workflow) -> None:
-        # Unless renamed here, a rename made elsewhere (the workflows list) wins over the name we loaded.
-        api.save_draft(self.db, self.workflow_id, workflow, keep_stored_name=not self._name_edited)
+    def _draft_writer(self, workflow: Workflow) -> Callable[[], None]:
+        """The autosave job, with everything it needs read here on the GUI thread. Unless renamed
+        here, a rename made elsewhere (the workflows list) wins over the name we loaded."""
+        db, workflow_id, keep_stored_name = self.db, self.workflow_id, not self._name_edited
+
+        def write() -> None:
+            api.save_draft(db, workflow_id, workflow, keep_stored_name=keep_stored_name)
+
+        return write
 
     def _autosave(self) -> None:
         if self.read_only:
@@ -522,7 +529,7 @@ class EditorWidget(QWidget):
         if data == self._saved:
             return
         self._saved = data
-        run_in_background(lambda: self._write_draft(workflow), lambda _r: self._saved_ok(),
+        run_in_background(self._draft_writer(workflow), lambda _r: self._saved_ok(),
                           lambda exc: self._save_failed(reason(exc)), context=self, pool=self._save_pool)
 
     def _saved_ok(self) -> None:
