@@ -6,8 +6,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-TRIGGER_KIND_WORDS = {"manual": "Started by hand", "record_event": "Record event", "schedule": "Schedule",
-                      "webhook": "Webhook"}
 TRIGGER_TYPE_WORDS = {"trigger.manual": "Manual", "trigger.record_event": "Record event",
                       "trigger.schedule": "Schedule", "trigger.webhook": "Webhook"}
 

@@ -26,6 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.api import Database, practice
+from app.api import runs as runs_api
+from app.workflow.vocabulary import ACTIVE_RUN_STATUSES, RunStatus
 
 from .background import run_in_background
 from .records_view import RecordsView
@@ -475,12 +477,41 @@ class MainWindow(QMainWindow):
             if self.all_runs is not None and self.stack.currentWidget() is self.all_runs:
                 self.all_runs.refresh(live=True)
             self.inspector.refresh(live=True)
+        if change.runs_changed and self.banner.isVisible() and not change.newly_failed:
+            self._check_banner()
         if change.newly_failed:
             self.banner.show_failure(change.newly_failed)
             if self._tray is not None:
                 self._tray.showMessage("Run failed", self.banner.label.text(), QSystemTrayIcon.MessageIcon.Warning)
+            self._follow_failure(change.newly_failed[-1])
         self.live_runtimes = change.live_runtimes
         self._show_runtime()
+
+    def _check_banner(self) -> None:
+        """The banner tells of a run as it is now: once that run is retried (or cancelled) and no
+        longer failed, the banner goes."""
+        if self.banner.run is None:
+            return
+        run_id, db = self.banner.run[0], self.db
+
+        def seen(status: object) -> None:
+            if self.banner.run is not None and self.banner.run[0] == run_id and status != RunStatus.FAILED:
+                self.banner.hide()
+                self.banner.run = None
+
+        run_in_background(lambda: runs_api.run_status(db, run_id), seen, context=self)
+
+    def _follow_failure(self, failure: dict[str, Any]) -> None:
+        """A run that just failed is what the run viewer shows next, unless the person is busy
+        with another run that needs them (a failed, running or waiting one)."""
+        view = self.inspector.view
+        if view is not None and view.run["status"] in (RunStatus.FAILED, *ACTIVE_RUN_STATUSES) \
+                and self.inspector.run_id != failure["id"]:
+            return
+        run_id, workflow_id = int(failure["id"]), int(failure["workflow_id"])
+        if self.page is not None and self.page.workflow_id == workflow_id:
+            self.page.runs.select_run(run_id, emit=False)
+        self.inspector.show_run(run_id)
 
     def _on_unreachable(self, reason: str) -> None:
         self._set_database_state(False, reason)

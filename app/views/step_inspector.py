@@ -36,6 +36,7 @@ from app.api import Database, NotFound
 from app.api import runs as runs_api
 from app.api.runs import RunDetail, RunSummary, StepView
 from app.workflow import Workflow, node_type
+from app.workflow.vocabulary import RunStatus, StepStatus
 
 from .background import run_in_background
 from .display import as_text, clock_time, duration, local_time
@@ -155,6 +156,7 @@ class StepInspector(QWidget):
         self.run_id: int | None = None
         self.view: RunView | None = None
         self._steps_signature: Any = None
+        self._shown_status: tuple[int, str] | None = None
 
         self.title = QLabel(objectName="runTitle", wordWrap=True, textFormat=Qt.TextFormat.RichText)
         self.trigger_label = QLabel(objectName="runTrigger", wordWrap=True)
@@ -230,6 +232,8 @@ class StepInspector(QWidget):
     # --- showing a run ------------------------------------------------------------------------
 
     def show_run(self, run_id: int) -> None:
+        if run_id != self.run_id:
+            self.steps_tree.clear()  # a new run opens on its own final (or failed) step, not the old one's
         self.run_id = run_id
         self._steps_signature = None
         self.refresh()
@@ -327,6 +331,9 @@ class StepInspector(QWidget):
     def _show_steps(self, view: RunView) -> None:
         previous = self.steps_tree.currentItem()
         keep = previous.data(0, Qt.ItemDataRole.UserRole) if previous is not None else None
+        if self._shown_status != (view.run["id"], view.run["status"]):
+            keep = None  # the run moved on (retried, completed, failed): show where it is now
+        self._shown_status = (view.run["id"], view.run["status"])
         self.steps_tree.blockSignals(True)
         self.steps_tree.clear()
         select_item: QTreeWidgetItem | None = None
@@ -348,8 +355,8 @@ class StepInspector(QWidget):
             item.setData(0, Qt.ItemDataRole.UserRole, step["id"])
             if step["id"] == keep:
                 select_item = item
-            if step["status"] == "failed":
-                failed_item = item
+            if step["status"] == StepStatus.FAILED and view.run["status"] == RunStatus.FAILED:
+                failed_item = item  # the last failed attempt of a run that is failed now
         self.steps_tree.blockSignals(False)
         chosen = select_item or failed_item or self.steps_tree.topLevelItem(self.steps_tree.topLevelItemCount() - 1)
         if chosen is not None:
