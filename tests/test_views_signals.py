@@ -2,6 +2,7 @@
 current state, a completed run opens on its final attempt, and the run viewer moves to a run
 that has just failed. Real runtime thread, real SQLite file, real SMTP server (pytest-qt)."""
 
+# ruff: noqa: F811 - the fixtures of test_views_runs are imported, then requested by name
 from __future__ import annotations
 
 from typing import Any
