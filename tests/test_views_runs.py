@@ -234,7 +234,7 @@ def test_a_waiting_run_is_cancelled_with_the_cancel_button_after_confirming(
     window.open_run(run_id, workflow_id)
     inspector = window.inspector
     qtbot.waitUntil(lambda: inspector.view is not None and inspector.view.run["status"] == "waiting", timeout=WAIT)
-    assert "Waiting at step 'wait' for 3 days" in inspector.status_note.text()
+    assert "Waiting at “Wait” for 3 days" in inspector.status_note.text()  # the step's title, not its id
     assert "Resumes at" in inspector.status_note.text()
     assert inspector.cancel.isEnabled() and not inspector.retry_step.isEnabled()
     answer_next_question(QMessageBox.StandardButton.No)
@@ -285,7 +285,7 @@ def test_the_step_inspector_shows_input_output_and_error_of_a_chosen_step(
     # The failed step is chosen first, with its error.
     assert inspector.current_step()["node_id"] == "mail"
     assert "has no email address" in inspector.error_text.toPlainText()
-    assert inspector.error_text.toPlainText().startswith("Type: ")
+    assert inspector.error_text.toPlainText().startswith("What happened: ")  # words, not an error type
     # Choosing the task step shows what it was given and what it made.
     assert inspector.select_step("task")
     assert inspector.error_text.toPlainText() == "No error."

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.api.workflows import VersionInfo
+from app.views.display import local_time
 from app.workflow import Problem
 
 from .nodes import icon_path
@@ -103,7 +104,7 @@ class VersionsPanel(QWidget):
     def set_versions(self, versions: list[VersionInfo]) -> None:
         self.tree.clear()
         for index, version in enumerate(versions):
-            when = version.published_at.astimezone().strftime("%Y-%m-%d %H:%M")
+            when = local_time(version.published_at)
             label = f"{version.number}{' (live)' if index == 0 else ''}"
             item = QTreeWidgetItem([label, when, version.published_by, version.note or ""])
             item.setData(0, NODE_ROLE, version.number)

@@ -35,6 +35,7 @@ from app.api import records as records_api
 from app.api import workflows as workflows_api
 from app.api.records import RecordRow
 from app.views.background import reason, run_in_background
+from app.views.display import local_time
 from app.workflow import CATALOG, Workflow, trigger_record_type
 
 RECORD_ROLE: Final = Qt.ItemDataRole.UserRole + 1
@@ -49,7 +50,7 @@ def record_label(record_type: str, record: RecordRow, patient: str) -> str:
         extra = ", ".join(str(record[k]) for k in ("email", "mobile") if record.get(k))
         return f"{record.patient_name} ({ref}){' — ' + extra if extra else ''}"
     if record_type == "appointment":
-        when = record["starts_at"].astimezone().strftime("%Y-%m-%d %H:%M")
+        when = local_time(record["starts_at"])
         return f"{patient}, {when} · {record.get('reason') or 'no reason given'} ({ref})"
     if record_type == "task":
         return f"{record['title']}{' for ' + patient if patient else ''} ({ref})"
@@ -81,7 +82,7 @@ def when_text(value: Any) -> str:
     from datetime import datetime
 
     try:
-        return datetime.fromisoformat(str(value)).astimezone().strftime("%Y-%m-%d %H:%M")
+        return local_time(datetime.fromisoformat(str(value)))
     except ValueError:
         return str(value)
 

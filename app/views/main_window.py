@@ -30,6 +30,7 @@ from app.api import runs as runs_api
 from app.workflow.vocabulary import ACTIVE_RUN_STATUSES, RunStatus
 
 from .background import run_in_background
+from .display import plural
 from .records_view import RecordsView
 from .runs_view import RunsView
 from .runtime_bridge import DatabaseChange, DatabaseWatcher, RuntimeBridge
@@ -469,7 +470,7 @@ class MainWindow(QMainWindow):
                 self.stack.setCurrentWidget(self.home)
         if change.runs_changed:
             self.failed_total = change.failed_total
-            self.failed_button.setText(f"{self.failed_total} failed run{'s' if self.failed_total != 1 else ''}")
+            self.failed_button.setText(plural(self.failed_total, "failed run"))
             self.failed_button.setToolTip("Failed runs need attention: open them, fix the cause, then Retry")
             self.failed_button.setVisible(self.failed_total > 0)
             if self.page is not None:

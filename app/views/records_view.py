@@ -40,7 +40,7 @@ from app.api.records import RecordRow
 from app.workflow.records import RECORD_FIELDS, RECORD_TYPES, FieldKind, FieldSpec
 
 from .background import run_in_background
-from .display import local_time
+from .display import local_date, local_time
 from .theme import icon
 
 TYPE_TITLES: Final = {"patient": "Patients", "appointment": "Appointments", "task": "Tasks", "recall": "Recalls"}
@@ -49,8 +49,18 @@ Index = QModelIndex | QPersistentModelIndex
 
 
 def _shown(value: Any) -> str:
+    """A value in the table: dates and times the locale's way (`01/12/2026 18:34` in en-GB)."""
     if isinstance(value, datetime):
-        return local_time(value, seconds=False)
+        return local_time(value)
+    if isinstance(value, date):
+        return local_date(value)
+    return "" if value is None else str(value)
+
+
+def _editable(value: Any) -> str:
+    """A value in the edit dialog, as it is typed there: `YYYY-MM-DD HH:MM` in local time."""
+    if isinstance(value, datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M")
     if isinstance(value, date):
         return value.isoformat()
     return "" if value is None else str(value)
@@ -170,7 +180,7 @@ class RecordDialog(QDialog):
                 if current:
                     editor.setCurrentText(str(current))
             else:
-                editor = QLineEdit(_shown(current))
+                editor = QLineEdit(_editable(current))
                 editor.setPlaceholderText({FieldKind.DATE: "YYYY-MM-DD",
                                            FieldKind.DATETIME: "YYYY-MM-DD HH:MM (local time)",
                                            FieldKind.INTEGER: "number"}.get(spec.kind, ""))
@@ -197,7 +207,7 @@ class RecordDialog(QDialog):
             values[name] = editor.currentText() if isinstance(editor, QComboBox) else editor.text().strip()
         if self._record is not None:
             # Only what changed: an untouched date-time must not be re-read in another zone.
-            values = {k: v for k, v in values.items() if v != _shown(self._record.get(k))}
+            values = {k: v for k, v in values.items() if v != _editable(self._record.get(k))}
         return values
 
     def save(self) -> None:

@@ -27,10 +27,12 @@ from PySide6.QtCore import (
 from app.api import Database
 from app.api import runs as runs_api
 from app.api.runs import RunFilter, RunSummary
+from app.workflow.vocabulary import RunStatus
 
 from .background import run_in_background
 from .display import duration, local_time
 from .theme import STATUS_LABELS, status_colour, status_icon
+from .words import error_words
 
 __all__ = ["HEADERS", "PAGE_SIZE", "Column", "RunFilter", "RunRow", "RunsModel", "Snapshot"]
 
@@ -44,10 +46,18 @@ Index = QModelIndex | QPersistentModelIndex
 
 
 class Column:
-    STATUS, RUN, WORKFLOW, TRIGGERED, DURATION, TRIGGER, VERSION, STARTED_BY = range(8)
+    STATUS, RUN, WORKFLOW, TRIGGERED, DURATION, TRIGGER, VERSION, STARTED_BY, ERROR = range(9)
 
 
-HEADERS: Final = ("Status", "Run", "Workflow", "Triggered at", "Duration", "Trigger", "Version", "Started by")
+HEADERS: Final = ("Status", "Run", "Workflow", "Triggered at", "Duration", "Trigger", "Version", "Started by",
+                  "Error")
+
+
+def error_in_words(run: RunSummary) -> str:
+    """The Error column: what went wrong, as a sentence ("" for a run that did not fail)."""
+    if run.status != RunStatus.FAILED or not (run.error_type or run.error_message):
+        return ""
+    return error_words(run.error_type, run.error_message).sentence
 
 
 @dataclass(frozen=True)
@@ -197,8 +207,9 @@ class RunsModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.ForegroundRole:
                 return status_colour(run.status)
         if role == Qt.ItemDataRole.ToolTipRole:
-            if column == Column.STATUS and run.error_message:
-                return run.error_message
+            if column in (Column.STATUS, Column.ERROR) and run.status == RunStatus.FAILED and run.error_message:
+                words = error_words(run.error_type, run.error_message)
+                return f"{words.sentence}\n{run.error_message}\n\n{words.fix}"
             if column == Column.TRIGGER:
                 return run.trigger_words
             return None
@@ -224,6 +235,8 @@ class RunsModel(QAbstractTableModel):
             return run.trigger_words
         if column == Column.VERSION:
             return f"v{run.version}"
+        if column == Column.ERROR:
+            return error_in_words(run)
         return run.started_by_words
 
     # --- paging -----------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Final
 
-from PySide6.QtCore import QDate, QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtCore import QDate, QItemSelectionModel, QLocale, QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from app.api import Database
 
+from .display import app_locale, plural
 from .runs_model import Column, RunFilter, RunsModel
 from .theme import RUN_STATUSES, STATUS_LABELS, status_icon
 
@@ -60,12 +62,17 @@ class RunsView(QWidget):
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setHighlightSections(False)
-        for column, width in ((Column.STATUS, 108), (Column.RUN, 56), (Column.WORKFLOW, 160),
-                              (Column.TRIGGERED, 148), (Column.DURATION, 76), (Column.TRIGGER, 300),
-                              (Column.VERSION, 56)):
-            header.resizeSection(column, width)
-        header.setStretchLastSection(True)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)  # every column can be resized
+        header.setStretchLastSection(True)  # the Error column takes what is left
+        header.setMinimumSectionSize(40)
+        self._settings = QSettings("Clinicflow", "Clinicflow")
+        self._header_key = f"runsTable/{'workflow' if workflow_id is not None else 'all'}/header"
+        saved = self._settings.value(self._header_key)
+        self._columns_set_by_person = bool(saved) and header.restoreState(saved)
         self.table.setColumnHidden(Column.WORKFLOW, workflow_id is not None)
+        self._fitting = False
+        self.fit_columns()
+        header.sectionResized.connect(self._column_resized)
 
         self.empty = QLabel(objectName="emptyState", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
 
@@ -103,12 +110,51 @@ class RunsView(QWidget):
             lambda: setattr(self, "_scroll", self.table.verticalScrollBar().value()))
         self._update_counts()
 
+    # --- columns -------------------------------------------------------------------------------
+
+    # Narrowest sensible widths; Trigger and Error share what is left (Error last, stretched).
+    _WIDTHS: Final = {Column.STATUS: 96, Column.RUN: 48, Column.WORKFLOW: 150, Column.TRIGGERED: 118,
+                      Column.DURATION: 72, Column.VERSION: 52, Column.STARTED_BY: 96}
+
+    def fit_columns(self) -> None:
+        """Lay the columns out to the table's width (no horizontal scrolling), unless the person
+        has sized them: then their widths are kept (and remembered across sessions)."""
+        if self._columns_set_by_person:
+            return
+        self._fitting = True
+        try:
+            available = max(self.table.viewport().width(), 600)
+            fixed = sum(width for column, width in self._WIDTHS.items() if not self.table.isColumnHidden(column))
+            rest = max(available - fixed, 240)
+            for column, width in self._WIDTHS.items():
+                self.table.setColumnWidth(column, width)
+            self.table.setColumnWidth(Column.TRIGGER, max(int(rest * 0.55), 140))
+        finally:
+            self._fitting = False
+
+    def _column_resized(self, *_: object) -> None:
+        if self._fitting:
+            return
+        self._columns_set_by_person = True
+        self._settings.setValue(self._header_key, self.table.horizontalHeader().saveState())
+
+    def reset_columns(self) -> None:
+        """Back to columns that fit the table (and forget the remembered widths)."""
+        self._settings.remove(self._header_key)
+        self._columns_set_by_person = False
+        self.fit_columns()
+
+    def resizeEvent(self, event: object) -> None:
+        super().resizeEvent(event)  # type: ignore[arg-type]
+        self.fit_columns()
+
     def _date_edit(self, name: str, empty_text: str) -> QDateEdit:
         edit = QDateEdit(objectName=name, calendarPopup=True)
         edit.setMinimumDate(_NO_DATE)
         edit.setSpecialValueText(empty_text)
         edit.setDate(_NO_DATE)
-        edit.setDisplayFormat("yyyy-MM-dd")
+        edit.setDisplayFormat("dd/MM/yyyy" if app_locale().name() == "en_GB" else
+                              app_locale().dateFormat(QLocale.FormatType.ShortFormat))
         return edit
 
     # --- filters -----------------------------------------------------------------------------
@@ -136,7 +182,7 @@ class RunsView(QWidget):
             self.empty.hide()
             return
         count = self.model.rowCount()
-        self.count_label.setText(f"{count:,} run{'s' if count != 1 else ''}")
+        self.count_label.setText(plural(count, "run"))
         flt = self.model.run_filter
         filtered = bool(flt.status or flt.since or flt.until or flt.record)
         if count == 0:

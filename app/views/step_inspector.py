@@ -35,13 +35,14 @@ from PySide6.QtWidgets import (
 from app.api import Database, NotFound
 from app.api import runs as runs_api
 from app.api.runs import RunDetail, RunSummary, StepView
-from app.workflow import Workflow, node_type
+from app.workflow import Workflow
 from app.workflow.vocabulary import RunStatus, StepStatus
 
 from .background import run_in_background
-from .display import as_text, clock_time, duration, local_time
+from .display import as_text, clock_time, duration, local_time, plural
 from .run_graph import RunGraphView
 from .theme import STATUS_LABELS, status_colour, status_icon
+from .words import error_words, step_title
 
 
 class RunView:
@@ -75,11 +76,17 @@ def _wait_reason(workflow: Workflow | None, node_id: str) -> str:
     if config.get("until"):
         text = f"until {config['until']}"
         if config.get("offset_amount"):
-            text += f" {int(config['offset_amount']):+d} {config.get('offset_unit', '')}"
+            amount = int(config["offset_amount"])
+            text += f" {'+' if amount > 0 else '-'}{_amount(abs(amount), str(config.get('offset_unit', '')))}"
         return text
     if config.get("amount") is not None:
-        return f"for {config['amount']} {config.get('unit', '')}"
+        return f"for {_amount(int(config['amount']), str(config.get('unit', '')))}"
     return ""
+
+
+def _amount(count: int, unit: str) -> str:
+    """`1 minute`, `3 days`: a wait's unit is stored plural ("minutes")."""
+    return plural(count, unit.removesuffix("s"), unit) if unit.endswith("s") else f"{count} {unit}"
 
 
 class JsonTree(QTreeWidget):
@@ -311,14 +318,17 @@ class StepInspector(QWidget):
             f"duration {duration(run['triggered_at'], run['finished_at'], running=status in ('running', 'waiting'))}")
         note = ""
         if status == "failed":
-            note = f"Failed: {run['error_message'] or 'see the failed step'}"
-            if run["error_type"]:
-                note += f" ({run['error_type']})"
+            failed = next((s for s in reversed(view.steps) if s["status"] == StepStatus.FAILED), None)
+            at = f" at “{step_title(view.version, failed['node_id'], failed['node_type'])}”" if failed else ""
+            words = error_words(run["error_type"], run["error_message"], failed["node_type"] if failed else None)
+            message = " ".join((run["error_message"] or words.sentence).split())
+            note = f"Failed{at}: {message.rstrip('.')}. {words.fix}".strip()
         elif status == "waiting":
             waiting = next((s for s in reversed(view.steps) if s["status"] == "waiting"), None)
             resume = run["due_at"]
             why = _wait_reason(view.version, waiting["node_id"]) if waiting else ""
-            where = f" at step '{waiting['node_id']}'" if waiting else ""
+            where = (f" at “{step_title(view.version, waiting['node_id'], waiting['node_type'])}”"
+                     if waiting else "")
             note = f"Waiting{where}{' ' + why if why else ''}."
             if resume:
                 note += f" Resumes at {local_time(resume)} ({_until(resume)})."
@@ -339,12 +349,9 @@ class StepInspector(QWidget):
         select_item: QTreeWidgetItem | None = None
         failed_item: QTreeWidgetItem | None = None
         for step in view.steps:
-            try:
-                title = node_type(step["node_type"]).title
-            except KeyError:
-                title = step["node_type"]
             item = QTreeWidgetItem(self.steps_tree, [
-                f"{step['node_id']} ({title})", STATUS_LABELS.get(step["status"], step["status"]),
+                step_title(view.version, step["node_id"], step["node_type"]),
+                STATUS_LABELS.get(step["status"], step["status"]),
                 str(step["attempt"]), clock_time(step["started_at"]), clock_time(step["finished_at"]),
                 duration(step["started_at"], step["finished_at"], running=step["status"] in ("running", "waiting")),
             ])
@@ -393,9 +400,11 @@ class StepInspector(QWidget):
         self.input_tree.show_value(step["input"])
         self.output_tree.show_value(step["output"])
         if step["error_type"] or step["error_message"]:
-            parts = [f"Type: {step['error_type'] or 'unknown'}", f"Message: {step['error_message'] or ''}"]
+            words = error_words(step["error_type"], step["error_message"], step["node_type"])
+            parts = [f"What happened: {words.sentence}", f"What to do: {words.fix}", "",
+                     f"Message: {' '.join((step['error_message'] or '').split())}"]
             if step["error_detail"]:
-                parts += ["", "Detail:", step["error_detail"]]
+                parts += ["", "Details for your IT contact:", step["error_detail"]]
             self.error_text.setPlainText("\n".join(parts))
             self.detail_tabs.setTabText(2, "Error ●")
             if step["status"] == "failed":
