@@ -110,11 +110,15 @@ class EditorWidget(QWidget):
     enabledChanged = Signal(bool)
     problemsChanged = Signal(int)
 
-    def __init__(self, db: Database, workflow_id: int, actor: str, parent: QWidget | None = None,
+    def __init__(self, db: Database, workflow_id: int, actor: str | Callable[[], str],
+                 parent: QWidget | None = None,
                  *, read_only_version: int | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("editorWidget")
-        self.db, self.workflow_id, self.actor = db, workflow_id, actor
+        self.db, self.workflow_id = db, workflow_id
+        # Who publishes and enables: asked at the moment it is done, so a name changed in
+        # Settings after this editor opened is the one recorded (the same actor everywhere).
+        self._actor: Callable[[], str] = actor if callable(actor) else (lambda: actor)
         self.read_only = read_only_version is not None
         self.version_number = read_only_version
         # The editor cannot show anything before its workflow is read: the GUI thread waits
@@ -210,6 +214,11 @@ class EditorWidget(QWidget):
         return [self.test_run_action, self.publish_action, self.enabled_action, None,
                 self.save_action, self.undo_action, self.redo_action, None,
                 self.layout_action, self.fit_action]
+
+    @property
+    def actor(self) -> str:
+        """The person doing what is done in this editor now (Settings' name, else the login)."""
+        return self._actor()
 
     def graph_widget(self) -> QWidget:
         widget: QWidget = self.graph.widget
@@ -719,7 +728,7 @@ class EditorWidget(QWidget):
         window = QMainWindow(self)
         window.setObjectName("versionWindow")
         window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        viewer = EditorWidget(self.db, self.workflow_id, self.actor, window, read_only_version=number)
+        viewer = EditorWidget(self.db, self.workflow_id, self._actor, window, read_only_version=number)
         window.setWindowTitle(f"{viewer._base.name} — version {number} (read-only)")
         window.setCentralWidget(viewer)
         window.addToolBar(viewer.toolbar())

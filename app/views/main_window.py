@@ -378,7 +378,7 @@ class MainWindow(QMainWindow):
             self.stack.setCurrentWidget(self.page_holder)
             return self.page
         self._close_page()
-        page = WorkflowPage(self.db, workflow_id, self.actor(), self.page_holder)
+        page = WorkflowPage(self.db, workflow_id, self.actor, self.page_holder)  # asked each time
         page.workflowChanged.connect(self.watcher.poke)
         page.runs.runSelected.connect(self.show_run)
         holder = self.page_holder.layout()
