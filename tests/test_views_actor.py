@@ -1,3 +1,4 @@
+# ruff: noqa: F401, F811 - the fixtures of test_views_runs are imported, then requested by name
 
 """The actor is the same everywhere (issue 11, DESIGN section 9): a name entered in Settings after
 an editor was opened is the one recorded for that editor's Publish and Enable (pytest-qt, real
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_views_runs import NOTE_FLOW, WAIT, Practice, practice  # noqa: F401 - a fixture
+from test_views_runs import NOTE_FLOW, WAIT, Practice, practice
 
 from app.api import default_actor, history
 from app.store.workflows import create_workflow

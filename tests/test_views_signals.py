@@ -1,3 +1,4 @@
+# ruff: noqa: F401, F811 - the fixtures of test_views_runs are imported, then requested by name
 """Signals that tell the truth (issue 11): the failure banner and the counts follow a run's
 current state, a completed run opens on its final attempt, and the run viewer moves to a run
 that has just failed. Real runtime thread, real SQLite file, real SMTP server (pytest-qt)."""
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from test_views_runs import (  # noqa: F401 - fixtures
+from test_views_runs import (
     EMAIL_FLOW,
     NOTE_FLOW,
     WAIT,

@@ -1,4 +1,4 @@
-# ruff: noqa: F811 - the fixtures of test_views_runs are imported, then requested by name
+# ruff: noqa: F401, F811 - the fixtures of test_views_runs are imported, then requested by name
 """Words for a practice manager (issue 11): a failed run read in the Runs tab and the run viewer
 at 1366x768 says what went wrong in a sentence with a fix, names steps by their titles (never a
 node id or an error type), writes dates the en-GB way, and fits the table without horizontal
@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 from test_views_runs import (
-    EMAIL_FLOW, WAIT, Practice, connect_smtp, practice, smtp_server, start_from_actions_menu, window,
+    EMAIL_FLOW,
+    WAIT,
+    Practice,
+    connect_smtp,
+    practice,
+    smtp_server,
+    start_from_actions_menu,
+    window,
 )
 
 from app.views.runs_model import Column
