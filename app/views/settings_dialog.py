@@ -186,6 +186,14 @@ class SettingsDialog(QDialog):
         self.smtp_test.clicked.connect(lambda: self._test_integration("smtp"))
         self.smtp_result = _result_label("smtpTestResult")
         form.addRow(self.smtp_test, self.smtp_result)
+        self.test_address = QLineEdit(objectName="smtpTestAddress", placeholderText="you@example.org")
+        self.send_test = QPushButton("Send test email", objectName="sendTestEmailButton")
+        self.send_test.setToolTip("Save these settings and send one short email to this address")
+        self.send_test.clicked.connect(self._send_test_email)
+        sender = QHBoxLayout()
+        sender.addWidget(self.test_address, 1)
+        sender.addWidget(self.send_test)
+        form.addRow("Test email to", sender)
 
         sms = QGroupBox("SMS gateway")
         self.sms: dict[str, QLineEdit] = {
@@ -432,6 +440,22 @@ class SettingsDialog(QDialog):
         button = self.smtp_test if kind == "smtp" else self.sms_test
         label = self.smtp_result if kind == "smtp" else self.sms_result
         self._run_test(button, label, check)
+
+    def _send_test_email(self) -> None:
+        """Save the SMTP form and send a test email to the address typed (off the GUI thread)."""
+        to = self.test_address.text().strip()
+        if not to:
+            _show_result(self.smtp_result, False, "type the address the test email should go to")
+            return
+        db, actor, values = self._db, self._actor, self._integration_values("smtp")
+
+        def send() -> str:
+            outcome = settings_api.send_test_email(db, values, to, actor)
+            if not outcome.ok:
+                raise Refused(outcome.text)
+            return outcome.text
+
+        self._run_test(self.send_test, self.smtp_result, send)
 
     def _run_test(self, button: QPushButton, label: QLabel, check: Callable[[], str]) -> None:
         button.setEnabled(False)
