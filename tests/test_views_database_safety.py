@@ -325,5 +325,6 @@ def test_settings_sends_a_test_email_to_the_address_typed(qtbot: Any, settings_d
         dialog.test_address.setText("manager@example.org")
         qtbot.mouseClick(dialog.send_test, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: dialog.smtp_result.text().startswith(("✓", "✗")), timeout=10_000)
-        assert dialog.smtp_result.text() == f"✓ test email sent to manager@example.org through 127.0.0.1:{controller.port}"
+        expected = f"✓ test email sent to manager@example.org through 127.0.0.1:{controller.port}"
+        assert dialog.smtp_result.text() == expected
         assert [r.rcpt_tos for r in handler.received] == [["manager@example.org"]]
