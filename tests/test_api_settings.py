@@ -57,3 +57,19 @@ def test_an_explicit_actor_wins_over_the_name_chosen_in_settings() -> None:
     assert choose_actor(login, "  Dr Who ") == "Dr Who"
     assert choose_actor(login, "") == login
     assert choose_actor(f"{login}-other", "Dr Who") == f"{login}-other"
+
+
+def test_a_test_email_is_sent_to_the_address_typed_and_kept_as_the_connection_test(db) -> None:  # type: ignore[no-untyped-def]
+    from integration_servers import smtp_server
+
+    with smtp_server() as (controller, handler):
+        values = {"host": "127.0.0.1", "port": str(controller.port), "security": "none",
+                  "from": "clinic@example.org"}
+        outcome = settings.send_test_email(db, values, "manager@example.org", "Ann")
+        assert outcome.ok and "manager@example.org" in outcome.text
+        assert [r.rcpt_tos for r in handler.received] == [["manager@example.org"]]
+        assert "Clinicflow test email" in handler.received[0].text
+        assert settings.integration(db, "smtp").last_test is not None
+        refused = settings.send_test_email(db, values, "nobody@example.org", "Ann")
+        assert not refused.ok and "nobody@example.org" in refused.text
+        assert len(handler.received) == 1

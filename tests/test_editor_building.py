@@ -48,7 +48,7 @@ def open_editor(qtbot: Any, db: Database, workflow_id: int, **kwargs: Any) -> An
 
 def drop_from_palette(editor: Any, type_name: str, scene_pos: tuple[int, int]) -> Any:
     """Drop a palette item on the canvas through the viewer's real drop handling."""
-    palette = editor.palette
+    palette = editor.node_palette
     mime = palette.mimeData([palette.item_for(type_name)])
     viewer = editor.graph.viewer()
     before = {n.id for n in editor.graph.all_nodes()}
@@ -316,7 +316,7 @@ def test_copy_paste_gives_pasted_nodes_new_ids_and_delete_removes_them(qtbot: An
     editor.paste_action.trigger()
     ids = [n.id for n in editor.current_workflow().nodes]
     assert len(ids) == 5 and len(set(ids)) == 5
-    pasted = [i for i in ids if i not in {"start", "has_email", "mail", "call"}][0]
+    pasted = next(i for i in ids if i not in {"start", "has_email", "mail", "call"})
     assert editor.current_workflow().node(pasted).config.subject == "Time for your check-up"
 
     select(editor, editor.node(pasted))

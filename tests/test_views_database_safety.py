@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from app.store import open_database
@@ -310,3 +310,21 @@ def test_save_writes_the_form_as_it_was_when_save_was_pressed(qtbot: Any, settin
     with db.read() as conn:
         assert default_limits(conn)["max_nodes"] == 42
     db.dispose()
+
+
+def test_settings_sends_a_test_email_to_the_address_typed(qtbot: Any, settings_dialog: Any) -> None:
+    """Settings → Integrations → Email: Send test email reaches a real SMTP server (issue 11)."""
+    from integration_servers import smtp_server
+
+    dialog = settings_dialog
+    with smtp_server() as (controller, handler):
+        dialog.smtp["host"].setText("127.0.0.1")
+        dialog.smtp["port"].setText(str(controller.port))
+        dialog.smtp["security"].setCurrentText("none")
+        dialog.smtp["from"].setText("clinic@example.org")
+        dialog.test_address.setText("manager@example.org")
+        qtbot.mouseClick(dialog.send_test, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: dialog.smtp_result.text().startswith(("✓", "✗")), timeout=10_000)
+        expected = f"✓ test email sent to manager@example.org through 127.0.0.1:{controller.port}"
+        assert dialog.smtp_result.text() == expected
+        assert [r.rcpt_tos for r in handler.received] == [["manager@example.org"]]

@@ -7,11 +7,12 @@ needs them, but `IntegrationView.lines` and `to_json` show them only as set or n
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from app.runtime.integrations import check_sms, check_smtp, record_test_result
+from app.runtime.integrations import check_sms, check_smtp, record_test_result, send_email
 from app.runtime.integrations import settings as integrations
 from app.runtime.integrations.errors import DeliveryError
 from app.store import settings as store
@@ -117,3 +118,23 @@ def save_and_test_integration(db: Database, kind: str, values: Mapping[str, Any]
     """The Settings dialog's Test button: save the form's values first, then test them."""
     set_integration(db, kind, values, actor)
     return test_integration(db, kind)
+
+
+def send_test_email(db: Database, values: Mapping[str, Any], to: str, actor: str) -> TestOutcome:
+    """The Settings dialog's "Send test email": save the form's SMTP values, then send one
+    short email to `to` through them. The outcome is kept as the connection test (for Publish);
+    nothing is sent unless the settings are valid."""
+    set_integration(db, "smtp", values, actor)
+    address = " ".join(to.split())
+    with db.read() as conn:
+        try:
+            sent = send_email(conn, to=address, subject="Clinicflow test email",
+                              body="This is a test email from Clinicflow. Your practice's email settings work.",
+                              key=f"settings-test-{uuid.uuid4().hex}")
+        except DeliveryError as exc:
+            outcome = TestOutcome(False, str(exc))
+        else:
+            outcome = TestOutcome(True, f"test email sent to {sent['to']} through {sent['server']}")
+    with db.write() as conn:
+        record_test_result(conn, "smtp", outcome.ok, None if outcome.ok else outcome.text)
+    return outcome

@@ -12,8 +12,18 @@ from typing import Any, Final, get_args
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
-    QComboBox, QHBoxLayout, QHeaderView, QLineEdit, QMenu, QPlainTextEdit, QPushButton, QSizePolicy,
-    QTableWidget, QToolButton, QVBoxLayout, QWidget,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QMenu,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QTableWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.workflow.catalog import OPS_WITHOUT_VALUE, RuleOp
@@ -177,13 +187,15 @@ class RulesEditor(QWidget):
         self.table.setCellWidget(row, 1, op_box)
         self.table.setCellWidget(row, 2, value_edit)
         field_box.currentTextChanged.connect(lambda _t: self._pause_then_emit())
-        field_box.lineEdit().editingFinished.connect(self._emit)
+        line = field_box.lineEdit()
+        assert line is not None  # the field box is editable
+        line.editingFinished.connect(self._emit)
         op_box.currentIndexChanged.connect(lambda _i: self._emit())
         value_edit.editingFinished.connect(self._emit)
 
     def _pause_then_emit(self) -> None:
         # Picking from the list is a finished edit; typing ends with editingFinished.
-        if not self._loading and not any(self._row_widgets(r)[0].lineEdit().hasFocus()
+        if not self._loading and not any((line := self._row_widgets(r)[0].lineEdit()) is not None and line.hasFocus()
                                          for r in range(self.table.rowCount())):
             self._emit()
 

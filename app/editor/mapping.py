@@ -136,5 +136,6 @@ class GraphReader:
                 for target_port in port.connected_ports():
                     target = target_port.node()
                     if isinstance(target, ClinicNode):
-                        edges.append(Edge(source=nodes[-1].id, target=target.get_property("node_id"), port=port_name))
+                        edges.append(Edge.model_validate({"from": nodes[-1].id, "to": target.get_property("node_id"),
+                                                          "port": port_name}))
         return base.model_copy(update={"nodes": tuple(nodes), "edges": tuple(edges)})

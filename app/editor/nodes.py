@@ -16,17 +16,17 @@ from typing import Any, Final
 
 os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
 
-import re  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from NodeGraphQt import BaseNode, NodeGraph  # noqa: E402
-from NodeGraphQt.widgets.viewer import NodeViewer  # noqa: E402
-from NodeGraphQt.qgraphics.node_base import NodeItem  # noqa: E402
-from PySide6.QtCore import QPointF, QRectF, Qt  # noqa: E402
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen  # noqa: E402
+from NodeGraphQt import BaseNode, NodeGraph
+from NodeGraphQt.qgraphics.node_base import NodeItem
+from NodeGraphQt.widgets.viewer import NodeViewer
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 
-from app.workflow import CATALOG, NodeType  # noqa: E402
+from app.workflow import CATALOG, NodeType
 
 IDENTIFIER_PREFIX: Final = "clinicflow"
 INPUT_PORT: Final = "in"
@@ -60,7 +60,7 @@ def icon_path(name: str) -> str:
     return str(resources.files("app.resources") / "icons" / f"{name}.svg")
 
 
-class ClinicNodeItem(NodeItem):
+class ClinicNodeItem(NodeItem):  # type: ignore[misc]  # NodeGraphQt has no type hints
     """The node's drawing: NodeGraphQt's own, plus a thick red frame for a node with
     problems and a yellow one for a node on a test run's path."""
 
@@ -131,7 +131,7 @@ class ClinicNodeItem(NodeItem):
         painter.restore()
 
 
-class ClinicViewer(NodeViewer):
+class ClinicViewer(NodeViewer):  # type: ignore[misc]
     """NodeGraphQt's canvas with a fast bounding box for fit and centre.
 
     The library computes it by grouping the items in the scene and ungrouping them again,
@@ -145,7 +145,7 @@ class ClinicViewer(NodeViewer):
         return rect.adjusted(-FIT_MARGIN, -FIT_MARGIN, FIT_MARGIN, FIT_MARGIN) if nodes else rect
 
 
-class ClinicGraph(NodeGraph):
+class ClinicGraph(NodeGraph):  # type: ignore[misc]
     """NodeGraphQt's graph with a faster unique-name check.
 
     The library checks each candidate name against a list of all names, which makes
@@ -178,7 +178,7 @@ class ClinicGraph(NodeGraph):
         return name
 
 
-class ClinicNode(BaseNode):
+class ClinicNode(BaseNode):  # type: ignore[misc]
     """Base of every catalog node; subclasses only name their catalog type."""
 
     CATALOG_TYPE: str = ""
@@ -225,7 +225,7 @@ CATALOG_TYPES: Final[dict[str, str]] = {graph: t for t, graph in GRAPH_TYPES.ite
 
 
 def _short(text: Any, limit: int = 60) -> str:
-    # "{{ patient.first_name }}" reads as "‹patient.first_name›" in the little space there is.
+    # "{{ patient.first_name }}" reads as "‹patient.first_name›" in the little space there is.  # noqa: RUF003
     flat = re.sub(r"\{\{\s*(.*?)\s*\}\}", "\u2039\\1\u203a", " ".join(str(text).split()))
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 

@@ -55,7 +55,11 @@ class NodePalette(QTreeWidget):
             item.setData(0, TYPE_ROLE, type_name)
             item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled)
         self.expandAll()
-        self.itemActivated.connect(lambda item, _col: item.data(0, TYPE_ROLE) and on_activate(item.data(0, TYPE_ROLE)))
+        def activated(item: QTreeWidgetItem, _column: int) -> None:
+            if item.data(0, TYPE_ROLE):  # a group heading has no node type
+                on_activate(item.data(0, TYPE_ROLE))
+
+        self.itemActivated.connect(activated)
 
     def item_for(self, type_name: str) -> QTreeWidgetItem:
         for item in self.findItems("*", Qt.MatchFlag.MatchWildcard | Qt.MatchFlag.MatchRecursive):

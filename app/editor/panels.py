@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QListWidget, QListWidgetItem, QPushButton,
-    QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
-from app.store.workflows import VersionInfo
+from app.api.workflows import VersionInfo
+from app.views.display import local_time
 from app.workflow import Problem
 
 from .nodes import icon_path
@@ -92,7 +104,7 @@ class VersionsPanel(QWidget):
     def set_versions(self, versions: list[VersionInfo]) -> None:
         self.tree.clear()
         for index, version in enumerate(versions):
-            when = version.published_at.astimezone().strftime("%Y-%m-%d %H:%M")
+            when = local_time(version.published_at)
             label = f"{version.number}{' (live)' if index == 0 else ''}"
             item = QTreeWidgetItem([label, when, version.published_by, version.note or ""])
             item.setData(0, NODE_ROLE, version.number)
@@ -105,17 +117,17 @@ class VersionsPanel(QWidget):
     def select_version(self, number: int) -> None:
         for index in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(index)
-            if item.data(0, NODE_ROLE) == number:
+            if item is not None and item.data(0, NODE_ROLE) == number:
                 self.tree.setCurrentItem(item)
 
     def _selected(self) -> int | None:
         items = self.tree.selectedItems()
         return items[0].data(0, NODE_ROLE) if items else None
 
-    def _emit(self, signal: Signal) -> None:
+    def _emit(self, signal: Any) -> None:
         number = self._selected()
         if number is not None:
-            signal.emit(number)  # type: ignore[attr-defined]
+            signal.emit(number)
 
     def set_read_only(self, read_only: bool) -> None:
         self.restore_button.setVisible(not read_only)

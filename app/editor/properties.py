@@ -179,11 +179,14 @@ class PropertiesPanel(QWidget):
         node_id.setObjectName("nodeId")
         node_id.setValidator(QRegularExpressionValidator(QRegularExpression(ID_PATTERN.strip("^$")), node_id))
         node_id.setToolTip("Templates refer to this node's output as steps.<id>.output")
-        node_id.editingFinished.connect(lambda: node_id.text() != node.get_property("node_id")
-                                        and self.idEdited.emit(node, node_id.text()))
+        def id_edited() -> None:
+            if node_id.text() != node.get_property("node_id"):
+                self.idEdited.emit(node, node_id.text())
+
+        node_id.editingFinished.connect(id_edited)
         form.addRow("Id", node_id)
         self.editors["node_title"], self.editors["node_id"] = title, node_id
-        model = spec.config_model
+        model: Any = spec.config_model
         for name in form_order(model):
             info = model.model_fields[name]
             editor = self._field_editor(name, info, name in model.TEMPLATES)
@@ -224,8 +227,11 @@ class PropertiesPanel(QWidget):
         form = QFormLayout()
         name = QLineEdit(workflow.name)
         name.setObjectName("workflowName")
-        name.editingFinished.connect(lambda: name.text().strip() and name.text().strip() != workflow.name
-                                     and self.workflowEdited.emit({"name": name.text().strip()}))
+        def name_edited() -> None:
+            if name.text().strip() and name.text().strip() != workflow.name:
+                self.workflowEdited.emit({"name": name.text().strip()})
+
+        name.editingFinished.connect(name_edited)
         form.addRow("Name", name)
         description = TemplateEdit("workflowDescription", list, lines=3)
         description.setObjectName("workflowDescription")
@@ -296,10 +302,15 @@ class PropertiesPanel(QWidget):
             def spin_value() -> int | None:
                 return None if optional and spin.value() == spin.minimum() else spin.value()
             spin.editingFinished.connect(lambda: self._set(name, spin_value()))
-            spin.valueChanged.connect(lambda _v: not spin.hasFocus() and self._set(name, spin_value()))
+            def spun(_value: int) -> None:
+                if not spin.hasFocus():  # the arrows or the wheel; typing ends with editingFinished
+                    self._set(name, spin_value())
+
+            spin.valueChanged.connect(spun)
             return spin
         if kind is str and template:
-            default = self._node.catalog_type.config_model.DEFAULTS.get(name) if self._node else None
+            config_model: Any = self._node.catalog_type.config_model if self._node else None
+            default = config_model.DEFAULTS.get(name) if config_model is not None else None
             edit = TemplateEdit(name, self._variables, lines=5 if name in MULTILINE_FIELDS else 1,
                                 placeholder=f"default: {default}" if default else PLACEHOLDERS.get(name, ""))
             edit.set_value(current or "")
@@ -314,7 +325,9 @@ class PropertiesPanel(QWidget):
             if record in RECORD_FIELDS:
                 box.addItems([s.name for s in RECORD_FIELDS[record] if s.editable])
             box.setCurrentText(current or "")
-            box.lineEdit().editingFinished.connect(lambda: self._set(name, box.currentText().strip() or None))
+            line = box.lineEdit()
+            assert line is not None  # the box is editable
+            line.editingFinished.connect(lambda: self._set(name, box.currentText().strip() or None))
             box.activated.connect(lambda _i: self._set(name, box.currentText().strip() or None))
             return box
         if kind is str:
@@ -388,4 +401,8 @@ class PropertiesPanel(QWidget):
         self._config = config
         self.configEdited.emit(node, config)
         if name in REBUILDING_FIELDS:
-            QTimer.singleShot(0, lambda: self._node is node and self.show_node(node, self._problems))
+            def rebuild() -> None:
+                if self._node is node:
+                    self.show_node(node, self._problems)
+
+            QTimer.singleShot(0, rebuild)

@@ -24,12 +24,13 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import func, select
 
-from app.store import Database
-from app.store.schema import patients, workflows
+from app.api import Database, practice
+from app.api import runs as runs_api
+from app.workflow.vocabulary import ACTIVE_RUN_STATUSES, RunStatus
 
 from .background import run_in_background
+from .display import plural
 from .records_view import RecordsView
 from .runs_view import RunsView
 from .runtime_bridge import DatabaseChange, DatabaseWatcher, RuntimeBridge
@@ -119,11 +120,13 @@ class MainWindow(QMainWindow):
 
         # --- docks -----------------------------------------------------------------------------
         self.workflows = WorkflowList(db, self.actor)
-        self.workflows_dock = self._dock("Workflows", "workflowsDock", self.workflows, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.workflows_dock = self._dock("Workflows", "workflowsDock", self.workflows,
+                                         Qt.DockWidgetArea.LeftDockWidgetArea)
         self.records = RecordsView(db, self.actor)
         self.records_dock = self._dock("Records", "recordsDock", self.records, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.inspector = StepInspector(db, self.actor)
-        self.inspector_dock = self._dock("Run viewer", "stepInspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.inspector_dock = self._dock("Run viewer", "stepInspector", self.inspector,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.workflows_dock, self.records_dock)
         # The side docks take the full height; the bottom one (Problems) sits under the canvas only.
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -145,7 +148,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore_layout()
         self._show_start_page()
-        self.watcher.changed.connect(self._on_database_change)
+        self.watcher.changed.connect(self._on_database_change)  # type: ignore[call-overload]
         self.watcher.unreachable.connect(self._on_unreachable)
         self.watcher.reachable.connect(lambda: self._set_database_state(True))
         self.watcher.start()
@@ -202,7 +205,8 @@ class MainWindow(QMainWindow):
                                       "settingsAction")
         if self.settings_action.shortcut().isEmpty():
             self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
-        self.refresh_action = action("Refresh", self.refresh_all, "F5", "refreshAction")  # not StandardKey: Ctrl+R on some desktops
+        # Not StandardKey.Refresh: that is Ctrl+R on some desktops (All runs here).
+        self.refresh_action = action("Refresh", self.refresh_all, "F5", "refreshAction")
         self.demo_action = action("Load demo practice", self.load_demo, None, "loadDemoAction")
         self.reset_layout_action = action("Reset layout", self.reset_layout, None, "resetLayoutAction")
         self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit, "quitAction")
@@ -289,8 +293,8 @@ class MainWindow(QMainWindow):
         self.welcome.importRequested.connect(lambda: self.workflows.import_file())
         self.records.runStarted.connect(lambda *_: self.watcher.poke())
         self.records.openRunRequested.connect(self.open_run)
-        self.records.recordChanged.connect(lambda ref: (self.watcher.poke(), self.notify(f"Saved {ref}")))
-        self.inspector.actionDone.connect(lambda text: (self.watcher.poke(), self.notify(text)))
+        self.records.recordChanged.connect(lambda ref: self._changed_here(f"Saved {ref}"))
+        self.inspector.actionDone.connect(self._changed_here)
         self.bridge.stateChanged.connect(self._set_runtime_state)
         # The runtime's state is a plain attribute; look at it now and then as well as on events.
         self._state_timer = QTimer(self, interval=1000)
@@ -325,10 +329,13 @@ class MainWindow(QMainWindow):
     # --- pages ---------------------------------------------------------------------------------------
 
     def _show_start_page(self) -> None:
-        with self.db.read() as conn:
-            empty = (conn.execute(select(func.count()).select_from(workflows)).scalar_one() == 0
-                     and conn.execute(select(func.count()).select_from(patients)).scalar_one() == 0)
-        self.stack.setCurrentWidget(self.welcome if empty else self.home)
+        db = self.db
+
+        def show(empty: object) -> None:
+            if self.stack.currentWidget() in (self.welcome, self.home):
+                self.stack.setCurrentWidget(self.welcome if empty else self.home)
+
+        run_in_background(lambda: practice.is_empty(db), show, context=self)
 
     def show_workflows(self) -> None:
         self.workflows_dock.show()
@@ -371,10 +378,12 @@ class MainWindow(QMainWindow):
             self.stack.setCurrentWidget(self.page_holder)
             return self.page
         self._close_page()
-        page = WorkflowPage(self.db, workflow_id, self.actor(), self.page_holder)
+        page = WorkflowPage(self.db, workflow_id, self.actor, self.page_holder)  # asked each time
         page.workflowChanged.connect(self.watcher.poke)
         page.runs.runSelected.connect(self.show_run)
-        self.page_holder.layout().addWidget(page)
+        holder = self.page_holder.layout()
+        assert holder is not None  # made with the page holder
+        holder.addWidget(page)
         areas = {"nodePalette": Qt.DockWidgetArea.LeftDockWidgetArea,
                  "propertiesPanel": Qt.DockWidgetArea.RightDockWidgetArea,
                  "problemsPanel": Qt.DockWidgetArea.BottomDockWidgetArea,
@@ -461,7 +470,7 @@ class MainWindow(QMainWindow):
                 self.stack.setCurrentWidget(self.home)
         if change.runs_changed:
             self.failed_total = change.failed_total
-            self.failed_button.setText(f"{self.failed_total} failed run{'s' if self.failed_total != 1 else ''}")
+            self.failed_button.setText(plural(self.failed_total, "failed run"))
             self.failed_button.setToolTip("Failed runs need attention: open them, fix the cause, then Retry")
             self.failed_button.setVisible(self.failed_total > 0)
             if self.page is not None:
@@ -469,12 +478,41 @@ class MainWindow(QMainWindow):
             if self.all_runs is not None and self.stack.currentWidget() is self.all_runs:
                 self.all_runs.refresh(live=True)
             self.inspector.refresh(live=True)
+        if change.runs_changed and self.banner.isVisible() and not change.newly_failed:
+            self._check_banner()
         if change.newly_failed:
             self.banner.show_failure(change.newly_failed)
             if self._tray is not None:
                 self._tray.showMessage("Run failed", self.banner.label.text(), QSystemTrayIcon.MessageIcon.Warning)
+            self._follow_failure(change.newly_failed[-1])
         self.live_runtimes = change.live_runtimes
         self._show_runtime()
+
+    def _check_banner(self) -> None:
+        """The banner tells of a run as it is now: once that run is retried (or cancelled) and no
+        longer failed, the banner goes."""
+        if self.banner.run is None:
+            return
+        run_id, db = self.banner.run[0], self.db
+
+        def seen(status: object) -> None:
+            if self.banner.run is not None and self.banner.run[0] == run_id and status != RunStatus.FAILED:
+                self.banner.hide()
+                self.banner.run = None
+
+        run_in_background(lambda: runs_api.run_status(db, run_id), seen, context=self)
+
+    def _follow_failure(self, failure: dict[str, Any]) -> None:
+        """A run that just failed is what the run viewer shows next, unless the person is busy
+        with another run that needs them (a failed, running or waiting one)."""
+        view = self.inspector.view
+        if view is not None and view.run["status"] in (RunStatus.FAILED, *ACTIVE_RUN_STATUSES) \
+                and self.inspector.run_id != failure["id"]:
+            return
+        run_id, workflow_id = int(failure["id"]), int(failure["workflow_id"])
+        if self.page is not None and self.page.workflow_id == workflow_id:
+            self.page.runs.select_run(run_id, emit=False)
+        self.inspector.show_run(run_id)
 
     def _on_unreachable(self, reason: str) -> None:
         self._set_database_state(False, reason)
@@ -513,7 +551,8 @@ class MainWindow(QMainWindow):
         if others > 0:
             words += f" · {others} other runtime{'s' if others != 1 else ''} active"
         self.runtime_label.setText(words)
-        icon_name = {"running": "runtime-running", "database unreachable": "runtime-unreachable"}.get(state, "runtime-stopped")
+        icon_name = {"running": "runtime-running",
+                     "database unreachable": "runtime-unreachable"}.get(state, "runtime-stopped")
         self.runtime_icon.setPixmap(icon(icon_name).pixmap(12, 12))
 
     # --- actions ------------------------------------------------------------------------------------
@@ -522,6 +561,11 @@ class MainWindow(QMainWindow):
         """F5: runs and workflows are watched anyway; records changed elsewhere are read again."""
         self.watcher.poke()
         self.records.refresh()
+
+    def _changed_here(self, message: str) -> None:
+        """This app changed something: look at the database now, and say what was done."""
+        self.watcher.poke()
+        self.notify(message)
 
     def notify(self, message: str) -> None:
         self.statusBar().showMessage(message, 6000)
@@ -532,9 +576,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Loading the demo practice…")
 
         def work() -> str:
-            from app.store.demo import load_demo
-
-            return load_demo(db, actor)
+            return practice.load_demo(db, actor)
 
         def done(summary: str) -> None:
             self.welcome.set_busy("")
@@ -582,7 +624,7 @@ class MainWindow(QMainWindow):
 
     # --- closing -----------------------------------------------------------------------------------------
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self._closing:
             event.accept()
             return

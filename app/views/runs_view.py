@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Final
 
-from PySide6.QtCore import QDate, QItemSelectionModel, QTimer, Qt, Signal
+from PySide6.QtCore import QDate, QItemSelectionModel, QLocale, QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QDateEdit, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QTableView,
-    QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QDateEdit,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
 )
 
-from app.store import Database
+from app.api import Database
 
-from .background import run_in_background
+from .display import app_locale, plural
 from .runs_model import Column, RunFilter, RunsModel
 from .theme import RUN_STATUSES, STATUS_LABELS, status_icon
 
@@ -53,12 +62,17 @@ class RunsView(QWidget):
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setHighlightSections(False)
-        for column, width in ((Column.STATUS, 108), (Column.RUN, 56), (Column.WORKFLOW, 160),
-                              (Column.TRIGGERED, 148), (Column.DURATION, 76), (Column.TRIGGER, 300),
-                              (Column.VERSION, 56)):
-            header.resizeSection(column, width)
-        header.setStretchLastSection(True)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)  # every column can be resized
+        header.setStretchLastSection(True)  # the Error column takes what is left
+        header.setMinimumSectionSize(40)
+        self._settings = QSettings("Clinicflow", "Clinicflow")
+        self._header_key = f"runsTable/{'workflow' if workflow_id is not None else 'all'}/header"
+        saved = self._settings.value(self._header_key)
+        self._columns_set_by_person = bool(saved) and header.restoreState(saved)
         self.table.setColumnHidden(Column.WORKFLOW, workflow_id is not None)
+        self._fitting = False
+        self.fit_columns()
+        header.sectionResized.connect(self._column_resized)
 
         self.empty = QLabel(objectName="emptyState", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
 
@@ -87,17 +101,60 @@ class RunsView(QWidget):
         self._ticker.timeout.connect(self._tick)
         self._ticker.start()
         self._stale = False
-        self._refreshing = False
-        self._refresh_again = False
         self._selected: int | None = None
+        self._wanted: int | None = None   # a run to select once its page has been read
+        self._wanted_emit = False
+        self._scroll = 0
+        self.model.loaded.connect(self._on_loaded)
+        self.model.modelAboutToBeReset.connect(
+            lambda: setattr(self, "_scroll", self.table.verticalScrollBar().value()))
         self._update_counts()
+
+    # --- columns -------------------------------------------------------------------------------
+
+    # Narrowest sensible widths; Trigger and Error share what is left (Error last, stretched).
+    _WIDTHS: Final = {Column.STATUS: 96, Column.RUN: 48, Column.WORKFLOW: 150, Column.TRIGGERED: 118,
+                      Column.DURATION: 72, Column.VERSION: 52, Column.STARTED_BY: 96}
+
+    def fit_columns(self) -> None:
+        """Lay the columns out to the table's width (no horizontal scrolling), unless the person
+        has sized them: then their widths are kept (and remembered across sessions)."""
+        if self._columns_set_by_person:
+            return
+        self._fitting = True
+        try:
+            available = max(self.table.viewport().width(), 600)
+            fixed = sum(width for column, width in self._WIDTHS.items() if not self.table.isColumnHidden(column))
+            rest = max(available - fixed, 240)
+            for column, width in self._WIDTHS.items():
+                self.table.setColumnWidth(column, width)
+            self.table.setColumnWidth(Column.TRIGGER, max(int(rest * 0.55), 140))
+        finally:
+            self._fitting = False
+
+    def _column_resized(self, *_: object) -> None:
+        if self._fitting:
+            return
+        self._columns_set_by_person = True
+        self._settings.setValue(self._header_key, self.table.horizontalHeader().saveState())
+
+    def reset_columns(self) -> None:
+        """Back to columns that fit the table (and forget the remembered widths)."""
+        self._settings.remove(self._header_key)
+        self._columns_set_by_person = False
+        self.fit_columns()
+
+    def resizeEvent(self, event: object) -> None:
+        super().resizeEvent(event)  # type: ignore[arg-type]
+        self.fit_columns()
 
     def _date_edit(self, name: str, empty_text: str) -> QDateEdit:
         edit = QDateEdit(objectName=name, calendarPopup=True)
         edit.setMinimumDate(_NO_DATE)
         edit.setSpecialValueText(empty_text)
         edit.setDate(_NO_DATE)
-        edit.setDisplayFormat("yyyy-MM-dd")
+        edit.setDisplayFormat("dd/MM/yyyy" if app_locale().name() == "en_GB" else
+                              app_locale().dateFormat(QLocale.FormatType.ShortFormat))
         return edit
 
     # --- filters -----------------------------------------------------------------------------
@@ -120,8 +177,12 @@ class RunsView(QWidget):
         self._update_counts()
 
     def _update_counts(self) -> None:
+        if not self.model.ready:
+            self.count_label.setText("…")
+            self.empty.hide()
+            return
         count = self.model.rowCount()
-        self.count_label.setText(f"{count:,} run{'s' if count != 1 else ''}")
+        self.count_label.setText(plural(count, "run"))
         flt = self.model.run_filter
         filtered = bool(flt.status or flt.since or flt.until or flt.record)
         if count == 0:
@@ -136,48 +197,33 @@ class RunsView(QWidget):
     def refresh(self, *, live: bool = False) -> None:
         """The database changed: show it, keeping the selected run selected.
 
-        `live` (a change seen by the database watcher) reads off the GUI thread, so the window
-        stays responsive however busy the runtime is; otherwise the read is immediate.
+        The model reads off the GUI thread (the count and the pages on screen), however busy the
+        runtime is; `live` is kept for callers (every refresh is a background read now).
         """
+        del live
         if not self.isVisible():
             self._stale = True
             return
         self._stale = False
-        if not live:
-            scroll = self.table.verticalScrollBar().value()
-            self._after_refresh(self.model.refresh(), scroll)
-            return
-        if self._refreshing:
-            self._refresh_again = True
-            return
-        self._refreshing = True
         first = max(self.table.rowAt(0), 0)
         last = self.table.rowAt(self.table.viewport().height() - 1)
-        reader = self.model.snapshot_reader(first, last if last >= 0 else first + 60)
+        self.model.refresh(first, last if last >= 0 else first + 60)
 
-        def done(snapshot: object) -> None:
-            self._refreshing = False
-            scroll = self.table.verticalScrollBar().value()
-            rows_changed = self.model.apply_snapshot(snapshot)  # type: ignore[arg-type]
-            if rows_changed is not None:
-                self._after_refresh(rows_changed, scroll)
-            if self._refresh_again:
-                self._refresh_again = False
-                self.refresh(live=True)
-
-        def failed(_exc: Exception) -> None:
-            self._refreshing = False  # the watcher reports an unreachable database itself
-
-        run_in_background(reader, done, failed, context=self)
+    def _on_loaded(self, rows_changed: bool) -> None:
+        self._after_refresh(rows_changed, self._scroll)
 
     def _after_refresh(self, rows_changed: bool, scroll: int) -> None:
         if rows_changed:
             self.table.verticalScrollBar().setValue(scroll)
-            if self._selected is not None:
+            if self._wanted is not None:
+                self.select_run(self._wanted, emit=self._wanted_emit)
+            elif self._selected is not None:
                 self.select_run(self._selected, emit=False)
+        elif self._wanted is not None:
+            self.select_run(self._wanted, emit=self._wanted_emit)
         self._update_counts()
 
-    def showEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+    def showEvent(self, event: object) -> None:
         super().showEvent(event)  # type: ignore[arg-type]
         if getattr(self, "_stale", False):
             self.refresh()
@@ -200,7 +246,9 @@ class RunsView(QWidget):
     def select_run(self, run_id: int, *, emit: bool = True) -> bool:
         row = self.model.row_of(run_id)
         if row is None:
+            self._wanted, self._wanted_emit = run_id, emit  # selected when the next read brings it
             return False
+        self._wanted = None
         index = self.model.index(row, 0)
         self.table.selectionModel().blockSignals(not emit)
         self.table.selectionModel().setCurrentIndex(
@@ -213,4 +261,5 @@ class RunsView(QWidget):
         run_id = current.data(Qt.ItemDataRole.UserRole) if current.isValid() else None  # type: ignore[attr-defined]
         if run_id is not None:
             self._selected = int(run_id)
+            self._wanted = None
             self.runSelected.emit(int(run_id))

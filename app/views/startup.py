@@ -29,10 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.store.errors import Refused
+from app.api import Refused
+from app.api.practice import DatabaseCheck, check_database_url, ending, shown_url
 
 from .background import run_in_background
-from .database_check import DatabaseCheck, check_database_url, ending, shown_url
 
 # A check shorter than this shows nothing; a longer one shows a "Connecting…" box.
 PROGRESS_DELAY_MS: Final = 400
@@ -55,7 +55,7 @@ def check_off_the_gui_thread(url: str | None, parent: QWidget | None = None) -> 
     progress = QProgressDialog(f"Connecting to {shown_url(url) if url else THIS_COMPUTER}…", "", 0, 0, parent)
     progress.setObjectName("databaseCheckProgress")
     progress.setWindowTitle("Clinicflow")
-    progress.setCancelButton(None)  # type: ignore[arg-type]
+    progress.setCancelButton(None)
     progress.setMinimumDuration(0)
     progress.setWindowModality(Qt.WindowModality.ApplicationModal)
     progress.reset()  # QProgressDialog shows itself on creation otherwise
@@ -152,7 +152,8 @@ class ChooseDatabaseDialog(QDialog):
             self.accept()
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Database file", "", "Clinicflow database (*.sqlite3);;All files (*)",
+        path, _ = QFileDialog.getSaveFileName(self, "Database file", "",
+                                              "Clinicflow database (*.sqlite3);;All files (*)",
                                               options=QFileDialog.Option.DontConfirmOverwrite)
         if path:
             self.url_edit.setText(path)

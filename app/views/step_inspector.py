@@ -9,59 +9,59 @@ control API, off the GUI thread).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import fields
+from datetime import UTC, datetime
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMenu, QMessageBox, QPlainTextEdit, QPushButton,
-    QSplitter, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
-from sqlalchemy import select
 
-from app.store import Database, RecordRef
-from app.store.errors import NotFound
-from app.store.records import describe
-from app.store.schema import runs, steps, workflows
-from app.store.workflows import get_version
-from app.workflow import Workflow, node_type
+from app.api import Database, NotFound
+from app.api import runs as runs_api
+from app.api.runs import RunDetail, RunSummary, StepView
+from app.workflow import Workflow
+from app.workflow.vocabulary import RunStatus, StepStatus
 
 from .background import run_in_background
-from .display import TRIGGER_KIND_WORDS, as_text, clock_time, duration, local_time
+from .display import as_text, clock_time, duration, local_time, plural
 from .run_graph import RunGraphView
 from .theme import STATUS_LABELS, status_colour, status_icon
+from .words import error_words, step_title
 
 
-@dataclass
 class RunView:
-    """What the inspector shows of one run, read in one short transaction."""
+    """What the inspector shows of one run: the api's `RunDetail`, with the run and its steps
+    also as plain mappings (what the widgets and tests index by field name)."""
 
-    run: dict[str, Any]
-    workflow_name: str
-    steps: list[dict[str, Any]]
-    trigger_words: str
-    version: Workflow | None
+    def __init__(self, detail: RunDetail) -> None:
+        self.detail = detail
+        self.run: dict[str, Any] = {f.name: getattr(detail, f.name) for f in fields(RunSummary)}
+        self.steps: list[dict[str, Any]] = [
+            {f.name: getattr(step, f.name) for f in fields(StepView)} for step in detail.steps]
+        self.workflow_name = detail.workflow_name
+        self.trigger_words = detail.trigger_words
+        self.version: Workflow | None = detail.definition
 
 
 def load_run(db: Database, run_id: int) -> RunView:
-    with db.read() as conn:
-        run = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
-        if run is None:
-            raise NotFound(f"there is no run {run_id}")
-        name = conn.execute(select(workflows.c.name).where(workflows.c.id == run["workflow_id"])).scalar() or ""
-        rows = [dict(r) for r in conn.execute(
-            select(steps).where(steps.c.run_id == run_id).order_by(steps.c.seq, steps.c.attempt, steps.c.id)).mappings()]
-        if run["record_type"] and run["record_id"] is not None:
-            words = describe(conn, RecordRef(run["record_type"], run["record_id"]))
-        else:
-            words = TRIGGER_KIND_WORDS.get(run["trigger_kind"], run["trigger_kind"])
-        try:
-            version = get_version(conn, run["workflow_id"], run["version"])
-        except NotFound:
-            version = None
-    return RunView(dict(run), name, rows, words, version)
+    """The run as the api's single read model has it (one short read transaction)."""
+    return RunView(runs_api.run_detail(db, run_id))
 
 
 def _wait_reason(workflow: Workflow | None, node_id: str) -> str:
@@ -76,11 +76,17 @@ def _wait_reason(workflow: Workflow | None, node_id: str) -> str:
     if config.get("until"):
         text = f"until {config['until']}"
         if config.get("offset_amount"):
-            text += f" {int(config['offset_amount']):+d} {config.get('offset_unit', '')}"
+            amount = int(config["offset_amount"])
+            text += f" {'+' if amount > 0 else '-'}{_amount(abs(amount), str(config.get('offset_unit', '')))}"
         return text
     if config.get("amount") is not None:
-        return f"for {config['amount']} {config.get('unit', '')}"
+        return f"for {_amount(int(config['amount']), str(config.get('unit', '')))}"
     return ""
+
+
+def _amount(count: int, unit: str) -> str:
+    """`1 minute`, `3 days`: a wait's unit is stored plural ("minutes")."""
+    return plural(count, unit.removesuffix("s"), unit) if unit.endswith("s") else f"{count} {unit}"
 
 
 class JsonTree(QTreeWidget):
@@ -96,7 +102,7 @@ class JsonTree(QTreeWidget):
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
         self.value: Any = None
-        copy = QAction("Copy", self, shortcut=QKeySequence.StandardKey.Copy)
+        copy = QAction("Copy", self, shortcut=QKeySequence(QKeySequence.StandardKey.Copy))
         copy.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         copy.triggered.connect(self.copy_selected)
         self.addAction(copy)
@@ -117,7 +123,10 @@ class JsonTree(QTreeWidget):
                 item = QTreeWidgetItem(parent, [str(key), f"{len(child)} item{'s' if len(child) != 1 else ''}"])
                 self._add(item, child)
             else:
-                shown = as_text(child) if not isinstance(child, (dict, list)) else ("{}" if isinstance(child, dict) else "[]")
+                if isinstance(child, (dict, list)):
+                    shown = "{}" if isinstance(child, dict) else "[]"
+                else:
+                    shown = as_text(child)
                 item = QTreeWidgetItem(parent, [str(key), shown])
                 item.setToolTip(1, shown)
             item.setData(0, Qt.ItemDataRole.UserRole, child)
@@ -154,6 +163,7 @@ class StepInspector(QWidget):
         self.run_id: int | None = None
         self.view: RunView | None = None
         self._steps_signature: Any = None
+        self._shown_status: tuple[int, str] | None = None
 
         self.title = QLabel(objectName="runTitle", wordWrap=True, textFormat=Qt.TextFormat.RichText)
         self.trigger_label = QLabel(objectName="runTrigger", wordWrap=True)
@@ -161,7 +171,8 @@ class StepInspector(QWidget):
         self.status_note = QLabel(objectName="runStatusNote", wordWrap=True)
         self.status_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.retry_run = QPushButton(status_icon("running"), "Retry Run", objectName="retryRunButton")
-        self.retry_run.setToolTip("Walk the whole workflow again with fresh record data; completed steps are not repeated")
+        self.retry_run.setToolTip(
+            "Walk the whole workflow again with fresh record data; completed steps are not repeated")
         self.retry_step = QPushButton(status_icon("running"), "Retry Step", objectName="retryStepButton")
         self.retry_step.setToolTip("Run the failed step again with fresh record data, then continue")
         self.cancel = QPushButton(status_icon("cancelled"), "Cancel Run", objectName="cancelRunButton")
@@ -214,6 +225,7 @@ class StepInspector(QWidget):
         self.body.hide()
         self._busy = False
         self._loading = False
+        self._load_again = False
         self._update_buttons()
         # A Running or Waiting run's duration counts up, like in the Runs tab.
         self._ticker = QTimer(self, interval=1000)
@@ -227,42 +239,46 @@ class StepInspector(QWidget):
     # --- showing a run ------------------------------------------------------------------------
 
     def show_run(self, run_id: int) -> None:
+        if run_id != self.run_id:
+            self.steps_tree.clear()  # a new run opens on its own final (or failed) step, not the old one's
         self.run_id = run_id
         self._steps_signature = None
         self.refresh()
 
     def refresh(self, *, live: bool = False) -> None:
-        """Read the run again; `live` reads off the GUI thread (a change the watcher saw)."""
+        """Read the run again, off the GUI thread (`live`: a change the watcher saw; kept for
+        callers, every read is in the background now). A read asked for while one is under
+        way is done when that one ends, so the newest state always wins."""
+        del live
         if self.run_id is None:
             return
-        if live:
-            if self._loading:
-                return
-            self._loading = True
-            run_id, db = self.run_id, self._db
-
-            def done(view: object) -> None:
-                self._loading = False
-                if self.run_id == run_id:
-                    self._apply(view)  # type: ignore[arg-type]
-
-            def failed(_exc: Exception) -> None:
-                self._loading = False
-                if self.run_id == run_id:
-                    self.refresh()
-
-            run_in_background(lambda: load_run(db, run_id), done, failed, context=self)
+        if self._loading:
+            self._load_again = True
             return
-        try:
-            view = load_run(self._db, self.run_id)
-        except NotFound:
-            self.run_id = None
-            self.view = None
-            self.empty.setText("That run no longer exists.")
-            self.body.hide()
-            self.empty.show()
-            return
-        self._apply(view)
+        self._loading = True
+        self._load_again = False
+        run_id, db = self.run_id, self._db
+
+        def finished() -> bool:
+            self._loading = False
+            if self._load_again or self.run_id != run_id:
+                self.refresh()
+                return False
+            return True
+
+        def done(view: object) -> None:
+            if finished():
+                self._apply(view)  # type: ignore[arg-type]
+
+        def failed(exc: Exception) -> None:
+            if finished() and isinstance(exc, NotFound):
+                self.run_id = None
+                self.view = None
+                self.empty.setText("That run no longer exists.")
+                self.body.hide()
+                self.empty.show()
+
+        run_in_background(lambda: load_run(db, run_id), done, failed, context=self)
 
     def _apply(self, view: RunView) -> None:
         signature = (view.run["status"], view.run["updated_at"], len(view.steps),
@@ -302,14 +318,17 @@ class StepInspector(QWidget):
             f"duration {duration(run['triggered_at'], run['finished_at'], running=status in ('running', 'waiting'))}")
         note = ""
         if status == "failed":
-            note = f"Failed: {run['error_message'] or 'see the failed step'}"
-            if run["error_type"]:
-                note += f" ({run['error_type']})"
+            failed = next((s for s in reversed(view.steps) if s["status"] == StepStatus.FAILED), None)
+            at = f" at “{step_title(view.version, failed['node_id'], failed['node_type'])}”" if failed else ""
+            words = error_words(run["error_type"], run["error_message"], failed["node_type"] if failed else None)
+            message = " ".join((run["error_message"] or words.sentence).split())
+            note = f"Failed{at}: {message.rstrip('.')}. {words.fix}".strip()
         elif status == "waiting":
             waiting = next((s for s in reversed(view.steps) if s["status"] == "waiting"), None)
             resume = run["due_at"]
             why = _wait_reason(view.version, waiting["node_id"]) if waiting else ""
-            where = f" at step '{waiting['node_id']}'" if waiting else ""
+            where = (f" at “{step_title(view.version, waiting['node_id'], waiting['node_type'])}”"
+                     if waiting else "")
             note = f"Waiting{where}{' ' + why if why else ''}."
             if resume:
                 note += f" Resumes at {local_time(resume)} ({_until(resume)})."
@@ -322,17 +341,17 @@ class StepInspector(QWidget):
     def _show_steps(self, view: RunView) -> None:
         previous = self.steps_tree.currentItem()
         keep = previous.data(0, Qt.ItemDataRole.UserRole) if previous is not None else None
+        if self._shown_status != (view.run["id"], view.run["status"]):
+            keep = None  # the run moved on (retried, completed, failed): show where it is now
+        self._shown_status = (view.run["id"], view.run["status"])
         self.steps_tree.blockSignals(True)
         self.steps_tree.clear()
         select_item: QTreeWidgetItem | None = None
         failed_item: QTreeWidgetItem | None = None
         for step in view.steps:
-            try:
-                title = node_type(step["node_type"]).title
-            except KeyError:
-                title = step["node_type"]
             item = QTreeWidgetItem(self.steps_tree, [
-                f"{step['node_id']} ({title})", STATUS_LABELS.get(step["status"], step["status"]),
+                step_title(view.version, step["node_id"], step["node_type"]),
+                STATUS_LABELS.get(step["status"], step["status"]),
                 str(step["attempt"]), clock_time(step["started_at"]), clock_time(step["finished_at"]),
                 duration(step["started_at"], step["finished_at"], running=step["status"] in ("running", "waiting")),
             ])
@@ -343,8 +362,8 @@ class StepInspector(QWidget):
             item.setData(0, Qt.ItemDataRole.UserRole, step["id"])
             if step["id"] == keep:
                 select_item = item
-            if step["status"] == "failed":
-                failed_item = item
+            if step["status"] == StepStatus.FAILED and view.run["status"] == RunStatus.FAILED:
+                failed_item = item  # the last failed attempt of a run that is failed now
         self.steps_tree.blockSignals(False)
         chosen = select_item or failed_item or self.steps_tree.topLevelItem(self.steps_tree.topLevelItemCount() - 1)
         if chosen is not None:
@@ -354,6 +373,8 @@ class StepInspector(QWidget):
     def select_step(self, node_id: str, attempt: int | None = None) -> bool:
         for i in range(self.steps_tree.topLevelItemCount()):
             item = self.steps_tree.topLevelItem(i)
+            if item is None:
+                continue
             step = self._step(item.data(0, Qt.ItemDataRole.UserRole))
             if step and step["node_id"] == node_id and (attempt is None or step["attempt"] == attempt):
                 self.steps_tree.setCurrentItem(item)
@@ -379,9 +400,11 @@ class StepInspector(QWidget):
         self.input_tree.show_value(step["input"])
         self.output_tree.show_value(step["output"])
         if step["error_type"] or step["error_message"]:
-            parts = [f"Type: {step['error_type'] or 'unknown'}", f"Message: {step['error_message'] or ''}"]
+            words = error_words(step["error_type"], step["error_message"], step["node_type"])
+            parts = [f"What happened: {words.sentence}", f"What to do: {words.fix}", "",
+                     f"Message: {' '.join((step['error_message'] or '').split())}"]
             if step["error_detail"]:
-                parts += ["", "Detail:", step["error_detail"]]
+                parts += ["", "Details for your IT contact:", step["error_detail"]]
             self.error_text.setPlainText("\n".join(parts))
             self.detail_tabs.setTabText(2, "Error ●")
             if step["status"] == "failed":
@@ -416,9 +439,7 @@ class StepInspector(QWidget):
         db = self._db
 
         def act() -> None:
-            from app.runtime import control
-
-            getattr(control, action)(db, run_id, actor)
+            getattr(runs_api, action)(db, run_id, actor)
 
         def done(_: object) -> None:
             self._busy = False
@@ -437,9 +458,7 @@ class StepInspector(QWidget):
 
 
 def _until(moment: datetime) -> str:
-    from app.store.timeutil import utcnow
-
-    now = utcnow()
+    now = datetime.now(UTC)
     if moment <= now:
         return "due now"
     return "in " + duration(now, moment)

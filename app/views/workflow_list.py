@@ -7,22 +7,32 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QMenu,
-    QMessageBox, QToolBar, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QToolBar,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
-from app.store import Database
-from app.store.workflows import (
-    WorkflowInfo, create_workflow, delete_workflow, duplicate_workflow, get_draft, list_workflows,
-    rename_workflow, set_enabled,
-)
+from app.api import Database
+from app.api import workflows as api
+from app.api.workflows import WorkflowInfo
 from app.workflow import Node, Workflow, load_workflow, node_type
 
 from .background import run_in_background
-from .display import TRIGGER_TYPE_WORDS
+from .display import TRIGGER_TYPE_WORDS, plural
 from .theme import icon, status_colour, status_icon
 
 
@@ -71,7 +81,7 @@ class WorkflowList(QWidget):
         for column in (Col.TRIGGER, Col.ENABLED, Col.LIVE, Col.FAILED):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.itemActivated.connect(lambda item, _c: self._open_item(item))
-        self.tree.itemClicked.connect(lambda item, column: column != Col.ENABLED and self._open_item(item))
+        self.tree.itemClicked.connect(self._clicked)
         self.tree.itemChanged.connect(self._item_changed)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
@@ -81,9 +91,11 @@ class WorkflowList(QWidget):
         self.toolbar = QToolBar("Workflow actions", objectName="workflowToolbar")
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.new_action = self._action("New", self.new, QKeySequence.StandardKey.New, "newWorkflowAction")
-        self.duplicate_action = self._action("Duplicate", self.duplicate, QKeySequence("Ctrl+D"), "duplicateWorkflowAction")
+        self.duplicate_action = self._action("Duplicate", self.duplicate, QKeySequence("Ctrl+D"),
+                                             "duplicateWorkflowAction")
         self.rename_action = self._action("Rename", self.rename, QKeySequence(Qt.Key.Key_F2), "renameWorkflowAction")
-        self.delete_action = self._action("Delete", self.delete, QKeySequence.StandardKey.Delete, "deleteWorkflowAction")
+        self.delete_action = self._action("Delete", self.delete, QKeySequence.StandardKey.Delete,
+                                          "deleteWorkflowAction")
         self.import_action = self._action("Import…", self.import_file, QKeySequence("Ctrl+I"), "importWorkflowAction")
         self.export_action = self._action("Export…", self.export_file, QKeySequence("Ctrl+E"), "exportWorkflowAction")
         # Import and Export live in the File menu: with them the toolbar overflowed the dock.
@@ -110,16 +122,21 @@ class WorkflowList(QWidget):
                 name: str) -> QAction:
         action = QAction(text, self, shortcut=QKeySequence(shortcut))
         action.setObjectName(name)
-        action.setToolTip(f"{text.rstrip('…')} ({QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)})")
+        keys = QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)
+        action.setToolTip(f"{text.rstrip('…')} ({keys})")
         action.triggered.connect(slot)
         return action
 
     # --- list ---------------------------------------------------------------------------------
 
     def reload(self) -> None:
-        with self._db.read() as conn:
-            self.infos = list_workflows(conn)
-        self._fill()
+        """Read the list again in the background."""
+        db = self._db
+        def show(infos: object) -> None:
+            self.infos = list(infos)  # type: ignore[call-overload]
+            self._fill()  # always: a switch the person flipped goes back if the write was refused
+
+        run_in_background(lambda: api.list_workflows(db), show, context=self)
 
     def set_infos(self, infos: list[WorkflowInfo]) -> None:
         """Show a list read elsewhere (the database watcher reads it off the GUI thread)."""
@@ -131,7 +148,8 @@ class WorkflowList(QWidget):
         keep = self.current_id()
         mode = self.filter_box.currentData()
         shown = [i for i in self.infos
-                 if mode == "all" or (mode == "enabled" and i.enabled) or (mode == "draft" and i.has_unpublished_changes)]
+                 if mode == "all" or (mode == "enabled" and i.enabled)
+                 or (mode == "draft" and i.has_unpublished_changes)]
         self._filling = True
         self.tree.clear()
         for info in shown:
@@ -153,7 +171,7 @@ class WorkflowList(QWidget):
             if info.failed_runs:
                 item.setIcon(Col.FAILED, status_icon("failed"))
                 item.setForeground(Col.FAILED, status_colour("failed"))
-                item.setToolTip(Col.FAILED, f"{info.failed_runs} failed run{'s' if info.failed_runs != 1 else ''} need attention")
+                item.setToolTip(Col.FAILED, f"{plural(info.failed_runs, 'failed run')} need attention")
             self.tree.addTopLevelItem(item)
             if info.id == keep:
                 self.tree.setCurrentItem(item)
@@ -164,19 +182,20 @@ class WorkflowList(QWidget):
         self._update_actions()
 
     def names(self) -> list[str]:
-        return [self.tree.topLevelItem(i).text(Col.NAME) for i in range(self.tree.topLevelItemCount())]
+        items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        return [item.text(Col.NAME) for item in items if item is not None]
 
     def info(self, workflow_id: int) -> WorkflowInfo | None:
         return next((i for i in self.infos if i.id == workflow_id), None)
 
     def current_id(self) -> int | None:
         item = self.tree.currentItem()
-        return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+        return int(item.data(0, Qt.ItemDataRole.UserRole)) if item is not None else None
 
     def select(self, workflow_id: int) -> None:
         for i in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(i)
-            if item.data(0, Qt.ItemDataRole.UserRole) == workflow_id:
+            if item is not None and item.data(0, Qt.ItemDataRole.UserRole) == workflow_id:
                 self.tree.setCurrentItem(item)
                 return
 
@@ -185,16 +204,20 @@ class WorkflowList(QWidget):
         for action in (self.duplicate_action, self.rename_action, self.delete_action, self.export_action):
             action.setEnabled(has)
 
+    def _clicked(self, item: QTreeWidgetItem, column: int) -> None:
+        if column != Col.ENABLED:  # a click on the switch toggles it, it does not open the workflow
+            self._open_item(item)
+
     def _open_item(self, item: QTreeWidgetItem) -> None:
         self.workflowOpened.emit(int(item.data(0, Qt.ItemDataRole.UserRole)))
 
-    def _context_menu(self, point: object) -> None:
-        if self.tree.itemAt(point) is None:  # type: ignore[arg-type]
+    def _context_menu(self, point: QPoint) -> None:
+        if self.tree.itemAt(point) is None:
             return
         menu = QMenu(self)
         for action in (self.duplicate_action, self.rename_action, self.delete_action, self.export_action):
             menu.addAction(action)
-        menu.exec(self.tree.viewport().mapToGlobal(point))  # type: ignore[arg-type]
+        menu.exec(self.tree.viewport().mapToGlobal(point))
 
     # --- enabled switch ---------------------------------------------------------------------------
 
@@ -209,8 +232,7 @@ class WorkflowList(QWidget):
         db, actor = self._db, self._actor()
 
         def write() -> None:
-            with db.write() as conn:
-                set_enabled(conn, workflow_id, enabled, actor)
+            api.set_enabled(db, workflow_id, enabled, actor)
 
         def failed(exc: Exception) -> None:
             self.reload()
@@ -238,16 +260,15 @@ class WorkflowList(QWidget):
     def new(self) -> None:
         name, ok = QInputDialog.getText(self, "New workflow", "Name of the new workflow:", text="New workflow")
         if ok and name.strip():
-            self.create(name.strip())
+            self.create_named(name.strip())
 
-    def create(self, name: str) -> None:
+    def create_named(self, name: str) -> None:
         db, actor = self._db, self._actor()
 
         def work() -> int:
-            with db.write() as conn:
-                return create_workflow(conn, new_workflow(name), actor)
+            return api.create_workflow(db, new_workflow(name), actor)
 
-        self._write("New workflow", work, lambda wid: self._changed(f"Created “{name}”", int(wid)))  # type: ignore[arg-type]
+        self._write("New workflow", work, lambda wid: self._changed(f"Created “{name}”", int(str(wid))))
 
     def duplicate(self) -> None:
         workflow_id, db, actor = self.current_id(), self._db, self._actor()
@@ -255,10 +276,9 @@ class WorkflowList(QWidget):
             return
 
         def work() -> int:
-            with db.write() as conn:
-                return duplicate_workflow(conn, workflow_id, actor)
+            return api.duplicate_workflow(db, workflow_id, actor)
 
-        self._write("Duplicate workflow", work, lambda wid: self._changed("Workflow duplicated", int(wid)))  # type: ignore[arg-type]
+        self._write("Duplicate workflow", work, lambda wid: self._changed("Workflow duplicated", int(str(wid))))
 
     def rename(self) -> None:
         workflow_id, db, actor = self.current_id(), self._db, self._actor()
@@ -270,8 +290,7 @@ class WorkflowList(QWidget):
             return
 
         def work() -> None:
-            with db.write() as conn:
-                rename_workflow(conn, info.id, name, actor)
+            api.rename_workflow(db, info.id, name, actor)
 
         self._write("Rename workflow", work, lambda _: self._changed(f"Renamed to “{name.strip()}”"))
 
@@ -288,8 +307,7 @@ class WorkflowList(QWidget):
             return
 
         def work() -> str:
-            with db.write() as conn:
-                return delete_workflow(conn, info.id, actor)
+            return api.delete_workflow(db, info.id, actor)
 
         self._write("Delete workflow", work, lambda outcome: self._changed(f"“{info.name}” {outcome}"))
 
@@ -303,12 +321,10 @@ class WorkflowList(QWidget):
         db, actor = self._db, self._actor()
 
         def work() -> int:
-            workflow = load_workflow(Path(path).read_text(encoding="utf-8"))
-            with db.write() as conn:
-                return create_workflow(conn, workflow, actor)
+            return api.create_workflow(db, load_workflow(Path(path).read_text(encoding="utf-8")), actor)
 
         self._write("Import workflow", work,
-                    lambda wid: self._changed(f"Imported {Path(path).name}", int(wid)))  # type: ignore[arg-type]
+                    lambda wid: self._changed(f"Imported {Path(path).name}", int(str(wid))))
 
     def export_file(self, path: str | None = None) -> None:
         workflow_id = self.current_id()
@@ -321,7 +337,9 @@ class WorkflowList(QWidget):
                                                   "Workflow files (*.json)")
         if not path:
             return
-        with self._db.read() as conn:
-            text = get_draft(conn, info.id).to_json()
-        Path(path).write_text(text, encoding="utf-8")
-        self.message.emit(f"Exported “{info.name}” to {path}")
+        db, target = self._db, Path(path)
+
+        def work() -> None:
+            target.write_text(api.export_workflow(db, info.id), encoding="utf-8")
+
+        self._write("Export workflow", work, lambda _: self.message.emit(f"Exported “{info.name}” to {path}"))

@@ -5,10 +5,12 @@ The editor (NodeGraphQt) is imported only when a page opens, so the app starts f
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QDockWidget, QTabWidget, QVBoxLayout, QWidget
 
-from app.store import Database
+from app.api import Database
 
 from .runs_view import RunsView
 
@@ -18,7 +20,8 @@ class WorkflowPage(QWidget):
 
     workflowChanged = Signal()   # the editor saved, published or switched enabled
 
-    def __init__(self, db: Database, workflow_id: int, actor: str, parent: QWidget | None = None) -> None:
+    def __init__(self, db: Database, workflow_id: int, actor: str | Callable[[], str],
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("workflowPage")
         self.workflow_id = workflow_id
