@@ -39,6 +39,10 @@ log = logging.getLogger("clinicflow.runtime")
 
 # A run yields after this many steps in one batch, so one huge run cannot starve the rest.
 STEPS_PER_RUN_PER_BATCH: Final = 500
+# How long a batch goes on claiming more runs (the run in progress always finishes).
+BATCH_SECONDS_SQLITE: Final = 0.05
+BATCH_SECONDS_POSTGRESQL: Final = 0.25
+RECORD_EVENT_TRIGGER: Final = f"trigger.{TriggerKind.RECORD_EVENT}"
 
 
 @dataclass
@@ -64,13 +68,18 @@ class Engine:
     all measured with it, so tests can move time forward instead of sleeping."""
 
     def __init__(self, db: Database, owner: str, *, lease_seconds: float = 30.0, batch_runs: int = 100,
-                 batch_seconds: float = 0.25, hub: EventHub | None = None, writes: LockWatch | None = None,
+                 batch_seconds: float | None = None, hub: EventHub | None = None, writes: LockWatch | None = None,
                  now: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.batch_runs = batch_runs
-        self.batch_seconds = batch_seconds
+        # A batch holds SQLite's one write lock: kept short, so a start never waits long behind it.
+        self.batch_seconds = batch_seconds if batch_seconds is not None else (
+            BATCH_SECONDS_SQLITE if db.is_sqlite else BATCH_SECONDS_POSTGRESQL)
+        # After a batch that found nothing, the next looks for ready runs with a read first: an
+        # idle poll takes no write lock (and on PostgreSQL opens no write transaction).
+        self._idle = True
         self.hub = hub if hub is not None else EventHub()
         self.now = now
         # Every write of this runtime goes through it, so a long wait for SQLite's lock is noticed.
@@ -102,15 +111,21 @@ class Engine:
         result = BatchResult()
         events: list[RuntimeEvent] = []
         started = time.monotonic()
+        if self._idle:
+            with self.db.read() as conn:
+                if not self.store.any_ready(conn, self.now()):
+                    return result
         try:
             with self.writes.write() as conn:
                 rows = self.store.ready_runs(conn, self.now(), self.batch_runs)
+                self._idle = not rows
                 if not rows:
                     return result
                 # Records are locked in one order by every batch, so concurrent batches wait
                 # for each other instead of deadlocking.
                 rows = sorted(rows, key=lambda r: (r["record_type"] or "", r["record_id"] or 0, r["id"]))
                 defaults = default_limits(conn)
+                walked: list[int] = []
                 for row in rows:
                     if stop is not None and stop.is_set():
                         break
@@ -118,6 +133,11 @@ class Engine:
                         break
                     result.steps += self._advance_isolated(conn, row, defaults, events, result.sends, stop)
                     result.runs += 1
+                    walked.append(row["id"])
+                if walked and not self._record_events_listened(conn):
+                    # Dispatch folded into the batch: nothing listens, so the record events its
+                    # runs wrote are settled here instead of by a transaction of their own.
+                    self.store.settle_record_events(conn, walked)
         except DBAPIError as exc:
             if not is_conflict(exc):
                 raise
@@ -126,6 +146,14 @@ class Engine:
             return BatchResult(runs=1)
         self._emit(events)
         return result
+
+    def _record_events_listened(self, conn: Connection) -> bool:
+        """Does an enabled workflow start on record events? (Its live version is cached.)"""
+        for workflow_id, number in self.store.enabled_live_versions(conn):
+            trigger = self.workflow(conn, workflow_id, number).trigger
+            if trigger is not None and trigger.type == RECORD_EVENT_TRIGGER:
+                return True
+        return False
 
     def _emit(self, events: list[RuntimeEvent]) -> None:
         if self.hub:

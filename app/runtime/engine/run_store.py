@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 
-from app.store.schema import runs, steps
+from app.store.schema import record_events, runs, steps, workflow_versions, workflows
 from app.workflow.vocabulary import (
     ACTIVE_RUN_STATUSES,
     DeliveryState,
@@ -43,6 +43,26 @@ _COMPLETED_OUTPUTS: Final = (select(steps.c.id, steps.c.node_id, steps.c.output)
                              .order_by(steps.c.seq))
 
 
+# Built once, executed with parameters (see `ready_runs`).
+_READY_WHERE: Final = and_(runs.c.status.in_(ACTIVE), runs.c.due_at <= bindparam("now"),
+                           or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < bindparam("now")))
+_READY: Final = select(runs).where(_READY_WHERE).order_by(runs.c.due_at).limit(bindparam("limit"))
+_READY_LOCKED: Final = _READY.with_for_update(skip_locked=True)
+_ANY_READY: Final = select(runs.c.id).where(_READY_WHERE).limit(1)
+_NEXT_FREE: Final = select(func.min(runs.c.due_at)).where(runs.c.status.in_(ACTIVE), runs.c.lease_owner.is_(None))
+_NEXT_HELD: Final = select(func.min(runs.c.lease_expires_at)).where(runs.c.status.in_(ACTIVE),
+                                                                    runs.c.lease_owner.is_not(None))
+_NEXT_DUE: Final = select(_NEXT_FREE.scalar_subquery(), _NEXT_HELD.scalar_subquery())
+_live = (select(workflow_versions.c.workflow_id, func.max(workflow_versions.c.number).label("number"))
+         .group_by(workflow_versions.c.workflow_id).subquery())
+_ENABLED_LIVE: Final = (select(workflows.c.id, _live.c.number).join(_live, _live.c.workflow_id == workflows.c.id)
+                        .where(workflows.c.enabled.is_(True), workflows.c.archived.is_(False)))
+_SETTLE_EVENTS: Final = (update(record_events)
+                         .where(record_events.c.dispatched.is_(False),
+                                record_events.c.actor.in_(bindparam("actors", expanding=True)))
+                         .values(dispatched=True))
+
+
 class LostRun(Exception):
     """A guarded update matched nothing: someone else changed the run first."""
 
@@ -58,21 +78,28 @@ class RunStore:
 
     def ready_runs(self, conn: Connection, now: datetime, limit: int) -> Sequence[Any]:
         """Claim active runs that are due and not leased (`SKIP LOCKED` on PostgreSQL)."""
-        query = (select(runs).where(runs.c.status.in_(ACTIVE), runs.c.due_at <= now,
-                                    or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < now))
-                 .order_by(runs.c.due_at).limit(limit))
-        if self.postgresql:
-            query = query.with_for_update(skip_locked=True)
-        return conn.execute(query).mappings().all()
+        query = _READY_LOCKED if self.postgresql else _READY
+        return conn.execute(query, {"now": now, "limit": limit}).mappings().all()
+
+    def any_ready(self, conn: Connection, now: datetime) -> bool:
+        """Is a run ready? A read, so an idle poll takes no write lock."""
+        return conn.execute(_ANY_READY, {"now": now}).first() is not None
 
     def next_due(self, conn: Connection) -> datetime | None:
         """When the next run falls due (or a held lease expires); None if nothing is active."""
-        free = conn.execute(select(func.min(runs.c.due_at)).where(
-            runs.c.status.in_(ACTIVE), runs.c.lease_owner.is_(None))).scalar()
-        held = conn.execute(select(func.min(runs.c.lease_expires_at)).where(
-            runs.c.status.in_(ACTIVE), runs.c.lease_owner.is_not(None))).scalar()
+        free, held = conn.execute(_NEXT_DUE).one()
         times = [t for t in (free, held) if t is not None]
         return min(times) if times else None
+
+    def enabled_live_versions(self, conn: Connection) -> list[tuple[int, int]]:
+        """(workflow id, live version) of every enabled workflow."""
+        return [(int(w), int(n)) for w, n in conn.execute(_ENABLED_LIVE)]
+
+    def settle_record_events(self, conn: Connection, run_ids: Iterable[int]) -> None:
+        """The record events these runs wrote, marked dispatched: no workflow listens for them."""
+        actors = [f"run:{run_id}" for run_id in run_ids]
+        if actors:
+            conn.execute(_SETTLE_EVENTS, {"actors": actors})
 
     def save_run(self, conn: Connection, row: Any, now: datetime, **values: Any) -> None:
         """The run's new status and cursor, guarded by the status it was read with and the lease."""
