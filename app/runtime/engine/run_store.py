@@ -5,6 +5,7 @@ durable protocol. A guarded update that matches nothing raises `LostRun`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -41,6 +42,13 @@ _SAVE_RUN: Final = update(runs).where(
 _COMPLETED_OUTPUTS: Final = (select(steps.c.id, steps.c.node_id, steps.c.output)
                              .where(steps.c.run_id == bindparam("run_id"), steps.c.status == StepStatus.COMPLETED)
                              .order_by(steps.c.seq))
+# The same for every resumed run of a batch at once (one statement per batch, not per run).
+_COMPLETED_OUTPUTS_OF: Final = (select(steps.c.run_id, steps.c.id, steps.c.node_id, steps.c.output)
+                                .where(steps.c.run_id.in_(bindparam("run_ids", expanding=True)),
+                                       steps.c.status == StepStatus.COMPLETED)
+                                .order_by(steps.c.run_id, steps.c.seq))
+_STEP: Final = select(steps).where(steps.c.id == bindparam("step_id"))
+_STEPS_OF: Final = select(steps).where(steps.c.id.in_(bindparam("step_ids", expanding=True)))
 
 
 # Built once, executed with parameters (see `ready_runs`).
@@ -73,6 +81,9 @@ class RunStore:
     def __init__(self, owner: str, *, postgresql: bool) -> None:
         self.owner = owner
         self.postgresql = postgresql
+        # Steps in progress read ahead for a whole batch (`read_ahead`), per thread: on
+        # PostgreSQL several workers share this store, each in its own transaction.
+        self._ahead = threading.local()
 
     # --- runs -----------------------------------------------------------------------
 
@@ -143,7 +154,10 @@ class RunStore:
         return []
 
     def step(self, conn: Connection, step_id: int) -> Any:
-        return conn.execute(select(steps).where(steps.c.id == step_id)).mappings().first()
+        ahead: dict[int, Any] | None = getattr(self._ahead, "steps", None)
+        if ahead is not None and step_id in ahead:
+            return ahead.pop(step_id)  # once: a second look (a run executed again) reads afresh
+        return conn.execute(_STEP, {"step_id": step_id}).mappings().first()
 
     def completed_outputs(self, conn: Connection, run_id: int) -> tuple[dict[str, Any], dict[int, Any]]:
         """The latest output of each completed node, and every completed step's output by id."""
@@ -153,6 +167,23 @@ class RunStore:
             outputs[node_id] = output
             by_id[step_id] = output
         return outputs, by_id
+
+    def read_ahead(self, conn: Connection, run_ids: list[int], active_step_ids: list[int],
+                   ) -> dict[int, tuple[dict[str, Any], dict[int, Any]]]:
+        """For a batch's resumed runs, in two statements: each run's `completed_outputs`, and
+        its step in progress (kept for `step` in this transaction, on this thread)."""
+        found: dict[int, tuple[dict[str, Any], dict[int, Any]]] = {run_id: ({}, {}) for run_id in run_ids}
+        if run_ids:
+            for run_id, step_id, node_id, output in conn.execute(_COMPLETED_OUTPUTS_OF, {"run_ids": run_ids}):
+                outputs, by_id = found[run_id]
+                outputs[node_id] = output
+                by_id[step_id] = output
+        self._ahead.steps = {row["id"]: row for row in conn.execute(_STEPS_OF, {"step_ids": active_step_ids})
+                             .mappings()} if active_step_ids else None
+        return found
+
+    def forget_ahead(self) -> None:
+        self._ahead.steps = None
 
     def finish_step(self, conn: Connection, step_id: int, expected: tuple[str, ...], status: str, now: datetime, *,
                     output: dict[str, Any] | None = None, error: tuple[str, str] | None = None,
