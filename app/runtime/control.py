@@ -20,7 +20,7 @@ from app.store.records import RecordRef, find_record
 from app.store.schema import runs, steps, workflows
 from app.store.settings import effective_limits
 from app.store.timeutil import utcnow
-from app.store.workflows import get_version, live_version_number
+from app.store.workflows import get_version, live_version
 from app.workflow import Workflow
 from app.workflow.context import with_article
 from app.workflow.vocabulary import (
@@ -41,6 +41,9 @@ _TRIGGER_WORDS: Final = {
 _ACTIVE: Final = tuple(sorted(ACTIVE_RUN_STATUSES))
 # Actions (and completed waits) are reused by Retry Run; triggers and conditions are re-evaluated.
 REUSED_KINDS: Final = ("action.", "logic.wait")
+
+# Built once: a start pays no statement-building cost.
+_INSERT_RUN: Final = insert(runs).returning(runs.c.id)
 
 # Runtimes in this process, woken when a run is created here (in-process latency).
 _listeners: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -93,7 +96,7 @@ def create_run(conn: Connection, workflow_id: int, version: int, workflow: Workf
         "deadline_at": deadline_after(now, limits["max_runtime_seconds"]), "due_at": now,
         "state": initial_state(workflow), "updated_at": now}
     if event_id is None:
-        run_id = conn.execute(insert(runs).values(**values).returning(runs.c.id)).scalar_one()
+        run_id = conn.execute(_INSERT_RUN, values).scalar_one()
     else:
         dialect: Any
         if conn.dialect.name == "postgresql":
@@ -126,14 +129,15 @@ def start_run(db: Database, workflow_id: int, *, record: RecordRef | None = None
               trigger_kind: str = TriggerKind.MANUAL, payload: dict[str, Any] | None = None) -> int:
     """Start a run now; it is durably created (status running, due now) when this returns."""
     with watched_write(db) as conn:
-        row = _workflow_row(conn, workflow_id)
-        shown = f"workflow {workflow_id} ({row['name']})"
-        if not row["enabled"]:
+        # One statement (the workflow, its live version, the default limits); the version's
+        # parsed form is cached, as published versions never change.
+        live = live_version(conn, workflow_id)
+        shown = f"workflow {workflow_id} ({live.name})"
+        if not live.enabled:
             raise WrongState(f"{shown} is disabled; enable it before starting runs")
-        version = live_version_number(conn, workflow_id)
-        if version is None:
+        version, workflow = live.number, live.workflow
+        if version is None or workflow is None:
             raise WrongState(f"{shown} has no published version")
-        workflow = get_version(conn, workflow_id, version)
         trigger = workflow.trigger
         assert trigger is not None
         expected = TRIGGER_KINDS.get(trigger_kind)
@@ -153,7 +157,7 @@ def start_run(db: Database, workflow_id: int, *, record: RecordRef | None = None
             if find_record(conn, record) is None:
                 raise NotFound(f"there is no {record}")
         run_id = create_run(conn, workflow_id, version, workflow, trigger_kind=trigger_kind, record=record,
-                            payload=payload, actor=actor)
+                            payload=payload, actor=actor, limits=live.limits)
         assert run_id is not None
         record_action(conn, actor, "run.start", f"run:{run_id}",
                       {"workflow_id": workflow_id, "version": version, "record": str(record) if record else None,

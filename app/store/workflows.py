@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from app.workflow import Workflow, check_publishable, load_workflow
 from app.workflow.vocabulary import RunStatus
@@ -21,8 +23,8 @@ from app.workflow.vocabulary import RunStatus
 from .errors import NotFound, WrongState
 from .history import record_action
 from .records import MAX_ID
-from .schema import runs, workflow_versions, workflows
-from .settings import default_limits
+from .schema import runs, settings, workflow_versions, workflows
+from .settings import DEFAULT_LIMITS, LIMITS_KEY, default_limits
 from .timeutil import utcnow
 
 
@@ -120,6 +122,78 @@ def get_version(conn: Connection, workflow_id: int, number: int) -> Workflow:
         _row(conn, workflow_id)
         raise NotFound(f"workflow {workflow_id} has no version {number}")
     return load_workflow(definition)
+
+
+@dataclass(frozen=True)
+class LiveVersion:
+    """A workflow's state and its published version, read in one statement (`live_version`).
+
+    `workflow` is shared between callers (it comes from a cache): treat it as read-only."""
+
+    id: int
+    name: str
+    enabled: bool
+    archived: bool
+    number: int | None
+    workflow: Workflow | None
+    limits: dict[str, int]  # the version's limits with the practice defaults filled in
+
+
+# Published versions never change, so each is parsed once per process. The key names the
+# database (its URL) and the version's publication time as well as (workflow id, number): a
+# workflow that never ran may be deleted and its id reused by a new one.
+_PARSED_MAX: Final = 256
+_parsed: OrderedDict[tuple[str, int, int, datetime], Workflow] = OrderedDict()
+_parsed_lock = threading.Lock()
+_latest = (select(workflow_versions.c.workflow_id, func.max(workflow_versions.c.number).label("number"))
+           .where(workflow_versions.c.workflow_id == bindparam("wid")).group_by(workflow_versions.c.workflow_id)
+           .subquery())
+# One round trip for a start: the workflow, its live version's number and time, the default limits.
+_LIVE: Final = (select(workflows.c.id, workflows.c.name, workflows.c.enabled, workflows.c.archived,
+                       workflow_versions.c.number, workflow_versions.c.published_at,
+                       select(settings.c.value).where(settings.c.key == LIMITS_KEY).scalar_subquery()
+                       .label("limits"))
+                .select_from(workflows.outerjoin(_latest, _latest.c.workflow_id == workflows.c.id)
+                             .outerjoin(workflow_versions, and_(workflow_versions.c.workflow_id == workflows.c.id,
+                                                                workflow_versions.c.number == _latest.c.number)))
+                .where(workflows.c.id == bindparam("wid")))
+_DEFINITION: Final = select(workflow_versions.c.definition).where(
+    workflow_versions.c.workflow_id == bindparam("wid"), workflow_versions.c.number == bindparam("number"))
+
+
+def published_workflow(conn: Connection, workflow_id: int, number: int, published_at: datetime) -> Workflow:
+    """The parsed published version (read-only, shared): parsed and read at most once per process."""
+    key = (str(conn.engine.url), workflow_id, number, published_at)
+    with _parsed_lock:
+        workflow = _parsed.get(key)
+        if workflow is not None:
+            _parsed.move_to_end(key)
+            return workflow
+    definition = conn.execute(_DEFINITION, {"wid": workflow_id, "number": number}).scalar_one()
+    workflow = load_workflow(definition)
+    with _parsed_lock:
+        _parsed[key] = workflow
+        while len(_parsed) > _PARSED_MAX:
+            _parsed.popitem(last=False)
+    return workflow
+
+
+def live_version(conn: Connection, workflow_id: int) -> LiveVersion:
+    """The workflow and its live version for starting a run; `NotFound` if there is no such workflow."""
+    if not 0 <= workflow_id <= MAX_ID:
+        raise NotFound(f"there is no workflow {workflow_id}")
+    row = conn.execute(_LIVE, {"wid": workflow_id}).first()
+    if row is None:
+        raise NotFound(f"there is no workflow {workflow_id}")
+    stored = row.limits if isinstance(row.limits, dict) else {}
+    limits = {key: int(stored.get(key, fallback)) for key, fallback in DEFAULT_LIMITS.items()}
+    workflow = None
+    if row.number is not None:
+        workflow = published_workflow(conn, workflow_id, row.number, row.published_at)
+        for key, value in (workflow.limits.model_dump() if workflow.limits else {}).items():
+            if value is not None:
+                limits[key] = int(value)
+    return LiveVersion(row.id, row.name, bool(row.enabled), bool(row.archived), row.number, workflow, limits)
 
 
 def list_versions(conn: Connection, workflow_id: int) -> list[VersionInfo]:

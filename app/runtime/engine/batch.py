@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -39,6 +39,10 @@ log = logging.getLogger("clinicflow.runtime")
 
 # A run yields after this many steps in one batch, so one huge run cannot starve the rest.
 STEPS_PER_RUN_PER_BATCH: Final = 500
+# How long a batch goes on claiming more runs (the run in progress always finishes).
+BATCH_SECONDS_SQLITE: Final = 0.05
+BATCH_SECONDS_POSTGRESQL: Final = 0.25
+RECORD_EVENT_TRIGGER: Final = f"trigger.{TriggerKind.RECORD_EVENT}"
 
 
 @dataclass
@@ -64,13 +68,18 @@ class Engine:
     all measured with it, so tests can move time forward instead of sleeping."""
 
     def __init__(self, db: Database, owner: str, *, lease_seconds: float = 30.0, batch_runs: int = 100,
-                 batch_seconds: float = 0.25, hub: EventHub | None = None, writes: LockWatch | None = None,
+                 batch_seconds: float | None = None, hub: EventHub | None = None, writes: LockWatch | None = None,
                  now: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.batch_runs = batch_runs
-        self.batch_seconds = batch_seconds
+        # A batch holds SQLite's one write lock: kept short, so a start never waits long behind it.
+        self.batch_seconds = batch_seconds if batch_seconds is not None else (
+            BATCH_SECONDS_SQLITE if db.is_sqlite else BATCH_SECONDS_POSTGRESQL)
+        # After a batch that found nothing, the next looks for ready runs with a read first: an
+        # idle poll takes no write lock (and on PostgreSQL opens no write transaction).
+        self._idle = True
         self.hub = hub if hub is not None else EventHub()
         self.now = now
         # Every write of this runtime goes through it, so a long wait for SQLite's lock is noticed.
@@ -102,22 +111,38 @@ class Engine:
         result = BatchResult()
         events: list[RuntimeEvent] = []
         started = time.monotonic()
+        if self._idle:
+            with self.db.read() as conn:
+                if not self.store.any_ready(conn, self.now()):
+                    return result
         try:
             with self.writes.write() as conn:
                 rows = self.store.ready_runs(conn, self.now(), self.batch_runs)
+                self._idle = not rows
                 if not rows:
                     return result
                 # Records are locked in one order by every batch, so concurrent batches wait
                 # for each other instead of deadlocking.
                 rows = sorted(rows, key=lambda r: (r["record_type"] or "", r["record_id"] or 0, r["id"]))
                 defaults = default_limits(conn)
-                for row in rows:
-                    if stop is not None and stop.is_set():
-                        break
-                    if time.monotonic() - started > self.batch_seconds and result.runs:
-                        break
-                    result.steps += self._advance_isolated(conn, row, defaults, events, result.sends, stop)
-                    result.runs += 1
+                walked: list[int] = []
+                ahead = self._read_ahead(conn, rows)
+                try:
+                    for row in rows:
+                        if stop is not None and stop.is_set():
+                            break
+                        if time.monotonic() - started > self.batch_seconds and result.runs:
+                            break
+                        result.steps += self._advance_isolated(conn, row, defaults, events, result.sends, stop,
+                                                               ahead)
+                        result.runs += 1
+                        walked.append(row["id"])
+                finally:
+                    self.store.forget_ahead()
+                if walked and not self._record_events_listened(conn):
+                    # Dispatch folded into the batch: nothing listens, so the record events its
+                    # runs wrote are settled here instead of by a transaction of their own.
+                    self.store.settle_record_events(conn, walked)
         except DBAPIError as exc:
             if not is_conflict(exc):
                 raise
@@ -127,21 +152,41 @@ class Engine:
         self._emit(events)
         return result
 
+    def _read_ahead(self, conn: Connection, rows: Sequence[Any]) -> dict[int, tuple[dict[str, Any], dict[int, Any]]]:
+        """Resumed runs (waits falling due, messages) read what they need together: two
+        statements per batch instead of two per run."""
+        resumed = [row for row in rows if (row["state"] or {}).get("seq")]
+        if not resumed:
+            return {}
+        active = [int(row["state"]["active"]) for row in resumed if row["state"].get("active") is not None]
+        return self.store.read_ahead(conn, [row["id"] for row in resumed], active)
+
+    def _record_events_listened(self, conn: Connection) -> bool:
+        """Does an enabled workflow start on record events? (Its live version is cached.)"""
+        for workflow_id, number in self.store.enabled_live_versions(conn):
+            trigger = self.workflow(conn, workflow_id, number).trigger
+            if trigger is not None and trigger.type == RECORD_EVENT_TRIGGER:
+                return True
+        return False
+
     def _emit(self, events: list[RuntimeEvent]) -> None:
         if self.hub:
             for event in events:
                 self.hub.emit(event)
 
     def _advance_isolated(self, conn: Connection, row: Any, defaults: dict[str, int], events: list[RuntimeEvent],
-                          sends: list[Send], stop: threading.Event | None) -> int:
+                          sends: list[Send], stop: threading.Event | None,
+                          ahead: dict[int, tuple[dict[str, Any], dict[int, Any]]] | None = None) -> int:
         """One run's part of the batch in a savepoint: whatever it raises stays with that run."""
         failure: BaseException | None = None
         for careful in (False, True):
             effects = DurableEffects(self.store, conn, row, careful=careful, lease_seconds=self.lease_seconds,
                                      stop=stop, with_ids=bool(self.hub))
             try:
+                # The read-ahead outputs serve the first try only; a run executed again reads afresh.
+                read = (ahead or {}).get(row["id"]) if not careful else None
                 with conn.begin_nested():
-                    executed = self._advance(conn, row, defaults, effects)
+                    executed = self._advance(conn, row, defaults, effects, read)
             except LostRun as exc:
                 log.info("%s; leaving it", exc)
                 return 0
@@ -165,7 +210,8 @@ class Engine:
         self._fail_unexecutable(conn, row, words, detail, events)
         return 0
 
-    def _advance(self, conn: Connection, row: Any, defaults: dict[str, int], effects: DurableEffects) -> int:
+    def _advance(self, conn: Connection, row: Any, defaults: dict[str, int], effects: DurableEffects,
+                 read: tuple[dict[str, Any], dict[int, Any]] | None = None) -> int:
         run_id: int = row["id"]
         workflow_id: int = row["workflow_id"]
         workflow = self.workflow(conn, workflow_id, row["version"])
@@ -173,7 +219,10 @@ class Engine:
         record = RecordRef(row["record_type"], row["record_id"]) if row["record_type"] else None
         payload = row["trigger_data"] if row["trigger_kind"] == TriggerKind.WEBHOOK else None
         scope = RunScope(run_id, workflow_id, workflow.name, row["started_by"], row["trigger_kind"], record, payload)
-        outputs, reused_outputs = self.store.completed_outputs(conn, run_id) if cursor.seq else ({}, {})
+        if read is not None:
+            outputs, reused_outputs = read
+        else:
+            outputs, reused_outputs = self.store.completed_outputs(conn, run_id) if cursor.seq else ({}, {})
         walk = RunWalk(conn, workflow, scope, cursor, effective_limits(workflow, defaults), effects, self.now,
                        deadline=row["deadline_at"], max_steps=STEPS_PER_RUN_PER_BATCH, outputs=outputs,
                        reused_outputs=reused_outputs)

@@ -5,13 +5,14 @@ durable protocol. A guarded update that matches nothing raises `LostRun`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 
-from app.store.schema import runs, steps
+from app.store.schema import record_events, runs, steps, workflow_versions, workflows
 from app.workflow.vocabulary import (
     ACTIVE_RUN_STATUSES,
     DeliveryState,
@@ -41,6 +42,33 @@ _SAVE_RUN: Final = update(runs).where(
 _COMPLETED_OUTPUTS: Final = (select(steps.c.id, steps.c.node_id, steps.c.output)
                              .where(steps.c.run_id == bindparam("run_id"), steps.c.status == StepStatus.COMPLETED)
                              .order_by(steps.c.seq))
+# The same for every resumed run of a batch at once (one statement per batch, not per run).
+_COMPLETED_OUTPUTS_OF: Final = (select(steps.c.run_id, steps.c.id, steps.c.node_id, steps.c.output)
+                                .where(steps.c.run_id.in_(bindparam("run_ids", expanding=True)),
+                                       steps.c.status == StepStatus.COMPLETED)
+                                .order_by(steps.c.run_id, steps.c.seq))
+_STEP: Final = select(steps).where(steps.c.id == bindparam("step_id"))
+_STEPS_OF: Final = select(steps).where(steps.c.id.in_(bindparam("step_ids", expanding=True)))
+
+
+# Built once, executed with parameters (see `ready_runs`).
+_READY_WHERE: Final = and_(runs.c.status.in_(ACTIVE), runs.c.due_at <= bindparam("now"),
+                           or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < bindparam("now")))
+_READY: Final = select(runs).where(_READY_WHERE).order_by(runs.c.due_at).limit(bindparam("limit"))
+_READY_LOCKED: Final = _READY.with_for_update(skip_locked=True)
+_ANY_READY: Final = select(runs.c.id).where(_READY_WHERE).limit(1)
+_NEXT_FREE: Final = select(func.min(runs.c.due_at)).where(runs.c.status.in_(ACTIVE), runs.c.lease_owner.is_(None))
+_NEXT_HELD: Final = select(func.min(runs.c.lease_expires_at)).where(runs.c.status.in_(ACTIVE),
+                                                                    runs.c.lease_owner.is_not(None))
+_NEXT_DUE: Final = select(_NEXT_FREE.scalar_subquery(), _NEXT_HELD.scalar_subquery())
+_live = (select(workflow_versions.c.workflow_id, func.max(workflow_versions.c.number).label("number"))
+         .group_by(workflow_versions.c.workflow_id).subquery())
+_ENABLED_LIVE: Final = (select(workflows.c.id, _live.c.number).join(_live, _live.c.workflow_id == workflows.c.id)
+                        .where(workflows.c.enabled.is_(True), workflows.c.archived.is_(False)))
+_SETTLE_EVENTS: Final = (update(record_events)
+                         .where(record_events.c.dispatched.is_(False),
+                                record_events.c.actor.in_(bindparam("actors", expanding=True)))
+                         .values(dispatched=True))
 
 
 class LostRun(Exception):
@@ -53,26 +81,36 @@ class RunStore:
     def __init__(self, owner: str, *, postgresql: bool) -> None:
         self.owner = owner
         self.postgresql = postgresql
+        # Steps in progress read ahead for a whole batch (`read_ahead`), per thread: on
+        # PostgreSQL several workers share this store, each in its own transaction.
+        self._ahead = threading.local()
 
     # --- runs -----------------------------------------------------------------------
 
     def ready_runs(self, conn: Connection, now: datetime, limit: int) -> Sequence[Any]:
         """Claim active runs that are due and not leased (`SKIP LOCKED` on PostgreSQL)."""
-        query = (select(runs).where(runs.c.status.in_(ACTIVE), runs.c.due_at <= now,
-                                    or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < now))
-                 .order_by(runs.c.due_at).limit(limit))
-        if self.postgresql:
-            query = query.with_for_update(skip_locked=True)
-        return conn.execute(query).mappings().all()
+        query = _READY_LOCKED if self.postgresql else _READY
+        return conn.execute(query, {"now": now, "limit": limit}).mappings().all()
+
+    def any_ready(self, conn: Connection, now: datetime) -> bool:
+        """Is a run ready? A read, so an idle poll takes no write lock."""
+        return conn.execute(_ANY_READY, {"now": now}).first() is not None
 
     def next_due(self, conn: Connection) -> datetime | None:
         """When the next run falls due (or a held lease expires); None if nothing is active."""
-        free = conn.execute(select(func.min(runs.c.due_at)).where(
-            runs.c.status.in_(ACTIVE), runs.c.lease_owner.is_(None))).scalar()
-        held = conn.execute(select(func.min(runs.c.lease_expires_at)).where(
-            runs.c.status.in_(ACTIVE), runs.c.lease_owner.is_not(None))).scalar()
+        free, held = conn.execute(_NEXT_DUE).one()
         times = [t for t in (free, held) if t is not None]
         return min(times) if times else None
+
+    def enabled_live_versions(self, conn: Connection) -> list[tuple[int, int]]:
+        """(workflow id, live version) of every enabled workflow."""
+        return [(int(w), int(n)) for w, n in conn.execute(_ENABLED_LIVE)]
+
+    def settle_record_events(self, conn: Connection, run_ids: Iterable[int]) -> None:
+        """The record events these runs wrote, marked dispatched: no workflow listens for them."""
+        actors = [f"run:{run_id}" for run_id in run_ids]
+        if actors:
+            conn.execute(_SETTLE_EVENTS, {"actors": actors})
 
     def save_run(self, conn: Connection, row: Any, now: datetime, **values: Any) -> None:
         """The run's new status and cursor, guarded by the status it was read with and the lease."""
@@ -116,7 +154,10 @@ class RunStore:
         return []
 
     def step(self, conn: Connection, step_id: int) -> Any:
-        return conn.execute(select(steps).where(steps.c.id == step_id)).mappings().first()
+        ahead: dict[int, Any] | None = getattr(self._ahead, "steps", None)
+        if ahead is not None and step_id in ahead:
+            return ahead.pop(step_id)  # once: a second look (a run executed again) reads afresh
+        return conn.execute(_STEP, {"step_id": step_id}).mappings().first()
 
     def completed_outputs(self, conn: Connection, run_id: int) -> tuple[dict[str, Any], dict[int, Any]]:
         """The latest output of each completed node, and every completed step's output by id."""
@@ -126,6 +167,23 @@ class RunStore:
             outputs[node_id] = output
             by_id[step_id] = output
         return outputs, by_id
+
+    def read_ahead(self, conn: Connection, run_ids: list[int], active_step_ids: list[int],
+                   ) -> dict[int, tuple[dict[str, Any], dict[int, Any]]]:
+        """For a batch's resumed runs, in two statements: each run's `completed_outputs`, and
+        its step in progress (kept for `step` in this transaction, on this thread)."""
+        found: dict[int, tuple[dict[str, Any], dict[int, Any]]] = {run_id: ({}, {}) for run_id in run_ids}
+        if run_ids:
+            for run_id, step_id, node_id, output in conn.execute(_COMPLETED_OUTPUTS_OF, {"run_ids": run_ids}):
+                outputs, by_id = found[run_id]
+                outputs[node_id] = output
+                by_id[step_id] = output
+        self._ahead.steps = {row["id"]: row for row in conn.execute(_STEPS_OF, {"step_ids": active_step_ids})
+                             .mappings()} if active_step_ids else None
+        return found
+
+    def forget_ahead(self) -> None:
+        self._ahead.steps = None
 
     def finish_step(self, conn: Connection, step_id: int, expected: tuple[str, ...], status: str, now: datetime, *,
                     output: dict[str, Any] | None = None, error: tuple[str, str] | None = None,
