@@ -35,10 +35,10 @@ from sqlalchemy import (
 
 from app.workflow.context import with_article
 from app.workflow.records import (
+    CONSENT_FIELDS,
     DEFAULT_COUNTRY,
     DEFAULT_STATUS,
     RECORD_FIELDS,
-    CONSENT_FIELDS,
     RECORD_TYPES,
     FieldKind,
     FieldSpec,
@@ -203,7 +203,8 @@ def _wake_followers(conn: Connection, ref: RecordRef) -> None:
     conn.execute(_FOLLOW, {"f_type": ref.type, "f_id": ref.id, "f_now": utcnow()})
 
 
-def _consent_history(conn: Connection, ref: RecordRef, changes: dict[str, list[Any]], actor: str, via: str | None) -> None:
+def _consent_history(conn: Connection, ref: RecordRef, changes: dict[str, list[Any]], actor: str,
+                     via: str | None) -> None:
     """A consent field's change is also kept as `patient.opt_out`, with who and how."""
     changed = {k: v for k, v in changes.items() if k in CONSENT_FIELDS}
     if ref.type == "patient" and changed:
