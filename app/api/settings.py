@@ -23,7 +23,7 @@ from app.store.database import Database
 KINDS: Final = integrations.KINDS
 KEYS: Final = integrations.KEYS
 TITLES: Final = integrations.TITLES
-SECRET_KEYS: Final = ("password", "token")
+SECRET_KEYS: Final = ("password", "token", "inbound_token")
 DEFAULT_LIMITS: Final = store.DEFAULT_LIMITS
 
 
