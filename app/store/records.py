@@ -134,8 +134,6 @@ def _typed(record_type: str, spec: FieldSpec, raw: Any, country: str) -> Any:
         return checks.check_date(raw)
     if spec.kind is FieldKind.DATETIME:
         return checks.check_datetime(raw)
-    if spec.kind is FieldKind.BOOLEAN:
-        return checks.parse_bool(raw)
     if spec.kind is FieldKind.CHOICE:
         if str(raw) not in spec.choices:
             raise ValueProblem(f"{checks.shown(raw)} is not one of {', '.join(spec.choices)}")

@@ -178,7 +178,7 @@ def send_windows_words(windows: SendWindows | None) -> str:
         return f"{minute // 60:02d}:{minute % 60:02d}"
 
     parts = []
-    for spans, days in by_spans.items():
+    for key, days in by_spans.items():
         runs: list[list[int]] = []
         for day in sorted(days):
             if runs and runs[-1][-1] == day - 1:
@@ -186,7 +186,7 @@ def send_windows_words(windows: SendWindows | None) -> str:
             else:
                 runs.append([day])
         names = ",".join(_DAY_NAMES[r[0]] if len(r) == 1 else f"{_DAY_NAMES[r[0]]}-{_DAY_NAMES[r[-1]]}" for r in runs)
-        parts.append(f"{names} {','.join(f'{hhmm(a)}-{hhmm(b)}' for a, b in spans)}")
+        parts.append(f"{names} {','.join(f'{hhmm(a)}-{hhmm(b)}' for a, b in key)}")
     return "; ".join(parts)
 
 

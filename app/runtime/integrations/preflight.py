@@ -97,7 +97,7 @@ REACH_TICKS: Final = 2000
 CHANNELS: Final = {"action.send_email": ("email_opt_out", "email"), "action.send_sms": ("sms_opt_out", "SMS")}
 
 
-def _count_refused(conn: Connection, record_type: str, refused: ColumnElement) -> tuple[int, int]:
+def _count_refused(conn: Connection, record_type: str, refused: ColumnElement[bool]) -> tuple[int, int]:
     table = RECORD_TABLES[record_type]
     total = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
     if record_type == "patient":
@@ -120,7 +120,7 @@ def consent_reach(conn: Connection, workflow: Workflow, record_type: str) -> lis
             continue
         seen.add((node.type, purpose))
         field, words = CHANNELS[node.type]
-        refused: ColumnElement = patients.c[field].is_(True)
+        refused: ColumnElement[bool] = patients.c[field].is_(True)
         why = "opted out"
         if purpose == "marketing":
             refused = or_(refused, patients.c.marketing_consent.is_(False))
