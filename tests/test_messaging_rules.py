@@ -151,6 +151,8 @@ def test_a_message_outside_quiet_hours_waits_for_the_next_opening_then_sends(db,
         row = run_row(db, run_id)
         assert (row["status"], row["waiting_reason"]) == ("waiting", "Quiet hours")
         assert row["due_at"] == datetime(2026, 12, 9, 8, 0, tzinfo=UTC)
+        shown = detail(db, run_id)
+        assert (shown["waiting_reason"], shown["resumes_at"]) == ("Quiet hours", "2026-12-09T08:00:00+00:00")
         assert gateway.posts == []
         clock.advance(10 * 3600)  # Wednesday 07:30: the window is still shut
         runtime.run_once()

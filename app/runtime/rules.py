@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from app.store.history import record_action
 from app.store.records import RecordRef, record_in_words
@@ -186,17 +187,24 @@ def check_message(conn: Connection, node: Node, workflow: Workflow, workflow_id:
     return SEND
 
 
-def count_sent(conn: Connection, workflow_id: int, now: datetime, practice: Practice) -> None:
-    """One more message handed over today (local day) by this workflow."""
-    day = now.astimezone(practice.zone).date()
+def _count_upsert(dialect_name: str) -> Any:
     dialect: Any
-    if conn.dialect.name == "postgresql":
+    if dialect_name == "postgresql":
         from sqlalchemy.dialects import postgresql as dialect
     else:
         from sqlalchemy.dialects import sqlite as dialect
-    stmt = dialect.insert(message_counts).values(workflow_id=workflow_id, day=day, sent=1)
-    conn.execute(stmt.on_conflict_do_update(index_elements=[message_counts.c.workflow_id, message_counts.c.day],
-                                            set_={"sent": message_counts.c.sent + 1}))
+    stmt = dialect.insert(message_counts).values(workflow_id=bindparam("w"), day=bindparam("d"), sent=1)
+    return stmt.on_conflict_do_update(index_elements=[message_counts.c.workflow_id, message_counts.c.day],
+                                      set_={"sent": message_counts.c.sent + 1})
+
+
+# Built once per dialect: building a statement costs more than SQLite takes to run it.
+_COUNT_UPSERT: Final = {name: _count_upsert(name) for name in ("postgresql", "sqlite")}
+
+
+def count_sent(conn: Connection, workflow_id: int, now: datetime, practice: Practice) -> None:
+    """One more message handed over today (local day) by this workflow."""
+    conn.execute(_COUNT_UPSERT[conn.dialect.name], {"w": workflow_id, "d": now.astimezone(practice.zone).date()})
 
 
 # --- auto-disable -------------------------------------------------------------------------
@@ -222,15 +230,17 @@ def after_failure(conn: Connection, workflow_id: int, practice: Practice, now: d
     return bool(done)
 
 
-_PRACTICES: Final[dict[str, PracticeRules]] = {}
+_PRACTICES: Final[weakref.WeakKeyDictionary[Engine, PracticeRules]] = weakref.WeakKeyDictionary()
 _PRACTICES_LOCK: Final = threading.Lock()
 
 
 def practice(conn: Connection) -> Practice:
-    """The practice's settings for the rules, cached per database for SETTINGS_SECONDS."""
-    key = str(conn.engine.url)
-    with _PRACTICES_LOCK:
-        cache = _PRACTICES.setdefault(key, PracticeRules())
+    """The practice's settings for the rules, cached per database (engine) for SETTINGS_SECONDS."""
+    engine = conn.engine
+    cache = _PRACTICES.get(engine)
+    if cache is None:
+        with _PRACTICES_LOCK:
+            cache = _PRACTICES.setdefault(engine, PracticeRules())
     return cache.practice(conn)
 
 
