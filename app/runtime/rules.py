@@ -46,6 +46,8 @@ SEARCH_DAYS: Final = 400
 CHANNEL_WORDS: Final = {"email": "email", "sms": "SMS"}
 CONSENT_FIELD: Final = {"email": "email_opt_out", "sms": "sms_opt_out"}
 AUTO_DISABLE_ACTOR: Final = "clinicflow"
+# The RuntimeEvent kind emitted after a workflow was auto-disabled (for alerts, section 14).
+WORKFLOW_DISABLED: Final = "workflow_disabled"
 
 
 @dataclass(frozen=True)

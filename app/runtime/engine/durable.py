@@ -248,8 +248,10 @@ class DurableEffects:
             lease_expires_at=now + timedelta(seconds=self.lease_seconds) if result.lease else None,
             waiting_reason=result.waiting_reason if result.status == RunStatus.WAITING else None,
             wait_follows_record=result.follows_record and result.status == RunStatus.WAITING)
-        if result.status == RunStatus.FAILED:
-            rules.after_failure(self.conn, self.workflow_id, rules.practice(self.conn), now)
+        if result.status == RunStatus.FAILED and rules.after_failure(self.conn, self.workflow_id,
+                                                                     rules.practice(self.conn), now):
+            # For the alerts (DESIGN section 14): the workflow was disabled by clinicflow.
+            self.events.append(RuntimeEvent(rules.WORKFLOW_DISABLED, self.run_id, self.workflow_id))
         if self.with_ids:
             self.events.append(RuntimeEvent("run_changed", self.run_id, self.workflow_id))
         if result.status == RunStatus.FAILED:

@@ -318,9 +318,11 @@ class Outbox:
                           "error_type": failure.error_type, "error_message": message}
             database_fault("db_error_saving_outcome", send.node_id)
             self.store.release_run(conn, send.run_id, self.now(), **values)
-            if values.get("status") == RunStatus.FAILED:
-                rules.after_failure(conn, send.workflow_id, rules.practice(conn), now)
+            disabled = values.get("status") == RunStatus.FAILED and rules.after_failure(
+                conn, send.workflow_id, rules.practice(conn), now)
         if self.hub:
+            if disabled:
+                self.hub.emit(RuntimeEvent(rules.WORKFLOW_DISABLED, send.run_id, send.workflow_id))
             self.hub.emit(RuntimeEvent("step_changed", send.run_id, send.workflow_id, send.step_id))
             self.hub.emit(RuntimeEvent("run_changed", send.run_id, send.workflow_id))
 
