@@ -31,6 +31,8 @@ def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.delenv("CLINICFLOW_DATABASE_URL", raising=False)
+    # Messages in tests go out at any hour unless a test sets quiet hours (DESIGN section 13).
+    monkeypatch.setenv("CLINICFLOW_DEFAULT_QUIET_HOURS", "off")
 
 
 # How long a test's own threads may take to finish after it (a runtime stopping, a server

@@ -13,7 +13,8 @@ from app.store import open_database
 from app.store.history import history_of
 from app.store.schema import history, record_events
 
-PATIENT_FIELDS = {"id", "first_name", "last_name", "date_of_birth", "email", "mobile", "notes", "created_at", "updated_at"}
+PATIENT_FIELDS = {"id", "first_name", "last_name", "date_of_birth", "email", "mobile", "notes", "email_opt_out",
+                  "sms_opt_out", "marketing_consent", "created_at", "updated_at"}
 APPOINTMENT_FIELDS = {"id", "patient_id", "starts_at", "ends_at", "practitioner", "reason", "status"}
 
 
@@ -123,7 +124,8 @@ def test_list_search(cli, practice: None) -> None:
 
 @pytest.mark.parametrize("args, reason", [
     (("record", "add", "patient", "first_name=A", "last_name=B", "shoe_size=9"),
-     "a patient has no field 'shoe_size' (fields: first_name, last_name, date_of_birth, email, mobile, notes)"),
+     "a patient has no field 'shoe_size' (fields: first_name, last_name, date_of_birth, email, mobile, notes, "
+     "email_opt_out, sms_opt_out, marketing_consent)"),
     (("record", "add", "patient", "first_name=A", "last_name=B", "date_of_birth=31/12/1990"),
      "patient field 'date_of_birth': '31/12/1990' is not a date (use YYYY-MM-DD)"),
     (("record", "add", "appointment", "patient_id=1", "starts_at=next tuesday"),

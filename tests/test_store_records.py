@@ -127,7 +127,8 @@ def test_describe_names_the_patient(db: Database, ann: RecordRef) -> None:
 
 @pytest.mark.parametrize("record_type, values, message", [
     ("patient", {"first_name": "A", "last_name": "B", "shoe_size": "9"},
-     "a patient has no field 'shoe_size' (fields: first_name, last_name, date_of_birth, email, mobile, notes)"),
+     "a patient has no field 'shoe_size' (fields: first_name, last_name, date_of_birth, email, mobile, notes, "
+     "email_opt_out, sms_opt_out, marketing_consent)"),
     ("patient", {"first_name": "A", "last_name": "B", "date_of_birth": "1990-13-01"},
      "patient field 'date_of_birth': '1990-13-01' is not a date (use YYYY-MM-DD)"),
     ("appointment", {"patient_id": "1", "starts_at": "tomorrow at 9"},

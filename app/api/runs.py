@@ -81,6 +81,8 @@ class RunSummary:
     error_message: str | None
     due_at: datetime | None   # a waiting run resumes then
     updated_at: datetime
+    chain_depth: int = 0                  # DESIGN section 5, Chains
+    waiting_reason: str | None = None     # for a waiting run: `Wait` or `Quiet hours`
 
     @property
     def is_active(self) -> bool:
@@ -107,6 +109,8 @@ class RunSummary:
             "finished_at": _iso(self.finished_at), "duration_seconds": self.duration_seconds(),
             "trigger": {"kind": self.trigger_kind, "record": str(self.record) if self.record else None},
             "error": _error(self.error_type, self.error_message),
+            "chain_depth": self.chain_depth, "resumes_at": _iso(self.resumes_at),
+            "waiting_reason": self.waiting_reason if self.status == RunStatus.WAITING else None,
         }
 
 
@@ -177,7 +181,7 @@ _SUMMARY_COLUMNS: Final = (
     runs.c.id, runs.c.workflow_id, workflows.c.name.label("workflow_name"), runs.c.version, runs.c.status,
     runs.c.triggered_at, runs.c.finished_at, runs.c.trigger_kind, runs.c.record_type, runs.c.record_id,
     runs.c.trigger_data, runs.c.started_by, runs.c.cancelled_by, runs.c.error_type, runs.c.error_message,
-    runs.c.due_at, runs.c.updated_at,
+    runs.c.due_at, runs.c.updated_at, runs.c.chain_depth, runs.c.waiting_reason,
 )
 
 
@@ -224,7 +228,8 @@ def _summary(row: RowMapping, ref: RecordRef | None, words: str) -> RunSummary:
         status=RunStatus(row["status"]), triggered_at=row["triggered_at"], finished_at=row["finished_at"],
         trigger_kind=row["trigger_kind"], record=ref, trigger_words=words, started_by=row["started_by"],
         cancelled_by=row["cancelled_by"], error_type=row["error_type"], error_message=row["error_message"],
-        due_at=row["due_at"], updated_at=row["updated_at"])
+        due_at=row["due_at"], updated_at=row["updated_at"], chain_depth=row["chain_depth"],
+        waiting_reason=row["waiting_reason"])
 
 
 def _record_condition(conn: Connection, text: str) -> ColumnElement[bool]:

@@ -16,13 +16,16 @@ from app.runtime.integrations import check_sms, check_smtp, record_test_result, 
 from app.runtime.integrations import settings as integrations
 from app.runtime.integrations.errors import DeliveryError
 from app.store import settings as store
+from app.store.errors import Refused
+from app.store.history import record_action
+from app.store.values import ValueProblem
 from app.store.database import Database
 from app.store.secrets import may_read_secrets
 
 KINDS: Final = integrations.KINDS
 KEYS: Final = integrations.KEYS
 TITLES: Final = integrations.TITLES
-SECRET_KEYS: Final = ("password", "token")
+SECRET_KEYS: Final = ("password", "token", "inbound_token")
 DEFAULT_LIMITS: Final = store.DEFAULT_LIMITS
 
 
@@ -138,3 +141,42 @@ def send_test_email(db: Database, values: Mapping[str, Any], to: str, actor: str
     with db.write() as conn:
         record_test_result(conn, "smtp", outcome.ok, None if outcome.ok else outcome.text)
     return outcome
+# --- practice settings by key (`clinicflow settings show/set`, DESIGN section 8) ----------
+
+class SettingRefused(Refused):
+    """A practice setting that cannot be stored; one line naming the key and the value."""
+
+
+@dataclass(frozen=True)
+class PracticeSetting:
+    key: str
+    value: Any          # as stored (JSON-ready)
+    words: str          # the value as `settings set` takes it
+    describe: str       # what it is
+    is_default: bool
+
+
+def practice_settings(db: Database) -> list[PracticeSetting]:
+    """Every practice setting, defaults included, by key."""
+    with db.read() as conn:
+        values = store.read_settings(conn)
+        stored = store.stored_setting_keys(conn)
+    return [PracticeSetting(key, value, store.SETTINGS[key].words(value), store.SETTINGS[key].describe,
+                            key not in stored) for key, value in values.items()]
+
+
+def set_practice_setting(db: Database, key: str, value: str, actor: str) -> PracticeSetting:
+    """Check and store one setting (history `settings.set`); a bad value is refused with
+    one line naming the setting and what is wrong."""
+    from app.runtime.rules import forget_settings
+
+    try:
+        with db.write() as conn:
+            old = store.read_settings(conn).get(key)
+            stored = store.write_setting(conn, key, value)
+            record_action(conn, actor, "settings.set", f"setting:{key}", {"key": key, "old": old, "new": stored})
+    except ValueProblem as problem:
+        raise SettingRefused(str(problem)) from None
+    forget_settings()
+    spec = store.SETTINGS[key]
+    return PracticeSetting(key, stored, spec.words(stored), spec.describe, False)

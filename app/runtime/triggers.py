@@ -21,8 +21,9 @@ from typing import Any, Final
 from sqlalchemy import Connection, func, select, update
 
 from app.store.database import Database
-from app.store.records import RecordRef
+from app.store.records import RecordRef, caused_by
 from app.store.schema import (
+    enrolments,
     record_events,
     runs,
     schedule_fires,
@@ -33,8 +34,9 @@ from app.store.settings import effective_limits
 from app.store.timeutil import iso, utcnow
 from app.workflow import Workflow
 from app.workflow.catalog import ConditionConfig
-from app.workflow.vocabulary import TriggerKind
+from app.workflow.vocabulary import RunStatus, TriggerKind
 
+from . import rules
 from .control import create_run, notify_new_run
 from .engine import Engine
 from .run_context import RunScope
@@ -87,29 +89,40 @@ def dispatch_record_events(db: Database, engine: Engine) -> int:
         if not events:
             return 0
         candidates = enabled_workflows(conn, engine, "trigger.record_event")
-        # A workflow's own changes never trigger that workflow again (no endless loops).
-        run_ids = {int(e["actor"][4:]) for e in events if str(e["actor"]).startswith("run:") and e["actor"][4:].isdigit()}
-        run_workflow = dict(conn.execute(select(runs.c.id, runs.c.workflow_id).where(runs.c.id.in_(run_ids))).all()) \
-            if run_ids else {}
+        # The runs that caused these events: a workflow's own changes never trigger that
+        # workflow again, and a chain of runs triggering one another stops at max_chain_depth.
+        causes = {cause for e in events if (cause := _cause(e)) is not None}
+        parents = {row.id: row for row in conn.execute(
+            select(runs.c.id, runs.c.workflow_id, runs.c.chain_depth).where(runs.c.id.in_(causes)))} \
+            if causes else {}
         limits = {wid: _limits(conn, wf) for wid, _, wf, _ in candidates}
+        max_depth = rules.practice(conn).max_chain_depth if parents else 0
         now = utcnow()
         for event in events:
-            origin = None
-            if str(event["actor"]).startswith("run:") and event["actor"][4:].isdigit():
-                origin = run_workflow.get(int(event["actor"][4:]))
+            cause = _cause(event)
+            parent = parents.get(cause) if cause is not None else None
+            origin = parent.workflow_id if parent is not None else None
+            depth = int(parent.chain_depth or 0) + 1 if parent is not None else 0
+            record = RecordRef(event["record_type"], event["record_id"])
             for workflow_id, version, workflow, _ in candidates:
                 config: Any = workflow.trigger.config  # type: ignore[union-attr]
                 if config.record_type != event["record_type"] or config.event != event["event"]:
                     continue
                 if origin == workflow_id:
                     continue
+                if depth <= max_depth and not enrol(conn, workflow_id, workflow, record, now):
+                    continue
                 run_id = create_run(conn, workflow_id, version, workflow, trigger_kind=TriggerKind.RECORD_EVENT,
-                                    record=RecordRef(event["record_type"], event["record_id"]),
-                                    payload={"event": event["event"], "changes": event["changes"]},
+                                    record=record, payload={"event": event["event"], "changes": event["changes"]},
                                     actor=event["actor"], event_id=event["id"], now=now,
                                     limits=limits[workflow_id], notify=False)
-                if run_id is not None:
-                    started += 1
+                if run_id is None:
+                    continue
+                started += 1
+                if depth > max_depth:
+                    _stop_loop(conn, run_id, workflow_id, workflow, cause, depth, max_depth, now)
+                elif depth:
+                    conn.execute(update(runs).where(runs.c.id == run_id).values(chain_depth=depth))
         conn.execute(update(record_events).where(record_events.c.id.in_([e["id"] for e in events]))
                      .values(dispatched=True))
         if started:
@@ -117,6 +130,70 @@ def dispatch_record_events(db: Database, engine: Engine) -> int:
     if started:
         log.info("record events started %d run(s)", started)
     return started
+
+
+def _cause(event: Any) -> int | None:
+    cause = event["caused_by_run"]
+    return int(cause) if cause is not None else caused_by(str(event["actor"]))
+
+
+def chain_of(conn: Connection, run_id: int | None, limit: int = 50) -> list[str]:
+    """The workflow names of a chain of runs, from its first run to `run_id`."""
+    names: list[str] = []
+    while run_id is not None and len(names) < limit:
+        row = conn.execute(select(workflows.c.name, runs.c.event_id)
+                           .join(workflows, workflows.c.id == runs.c.workflow_id).where(runs.c.id == run_id)).first()
+        if row is None:
+            break
+        names.append(row.name)
+        cause = None
+        if row.event_id is not None:
+            cause = conn.execute(select(record_events.c.caused_by_run, record_events.c.actor)
+                                 .where(record_events.c.id == row.event_id)).first()
+        run_id = (cause.caused_by_run if cause.caused_by_run is not None else caused_by(str(cause.actor))) \
+            if cause is not None else None
+    return names[::-1]
+
+
+def _stop_loop(conn: Connection, run_id: int, workflow_id: int, workflow: Workflow, cause: int | None, depth: int,
+               max_depth: int, now: datetime) -> None:
+    """DESIGN section 5, Chains: the run is created failed (LoopStopped), executing nothing."""
+    names = [*chain_of(conn, cause), workflow.name]
+    message = (f"Loop stopped: this run would be number {depth + 1} in a chain of runs starting one another "
+               f"(max chain depth {max_depth}): {' -> '.join(names)}")
+    conn.execute(update(runs).where(runs.c.id == run_id).values(
+        status=RunStatus.FAILED, chain_depth=depth, finished_at=now, due_at=None, error_type="LoopStopped",
+        error_message=message, updated_at=now))
+    log.warning("run %s of workflow %s: %s", run_id, workflow_id, message)
+    rules.after_failure(conn, workflow_id, rules.practice(conn), now)
+
+
+# --- re-enrolment ------------------------------------------------------------------------
+
+def enrol(conn: Connection, workflow_id: int, workflow: Workflow, record: RecordRef, now: datetime) -> bool:
+    """Whether `record` may start a run of the workflow now (DESIGN section 3, `reenrol`).
+
+    One statement on a unique key (workflow, record): the insert (or, for after_days, the
+    update of a start older than N days) that takes effect lets this caller start the run;
+    a concurrent runtime's identical statement waits for it and then finds nothing to do."""
+    policy = workflow.reenrol_policy()
+    if policy == "always":
+        return True
+    dialect: Any
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql as dialect
+    else:
+        from sqlalchemy.dialects import sqlite as dialect
+    stmt = dialect.insert(enrolments).values(workflow_id=workflow_id, record_type=record.type,
+                                             record_id=record.id, period="", created_at=now)
+    keys = [enrolments.c.workflow_id, enrolments.c.record_type, enrolments.c.record_id, enrolments.c.period]
+    if policy == "never":
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    else:
+        cutoff = now - timedelta(days=int(policy))
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_={"created_at": now},
+                                          where=enrolments.c.created_at <= cutoff)
+    return conn.execute(stmt.returning(enrolments.c.workflow_id)).first() is not None
 
 
 # --- schedules -------------------------------------------------------------------------
@@ -191,15 +268,17 @@ def fire_schedule(conn: Connection, workflow_id: int, version: int, workflow: Wo
     from app.store.records import list_records
     from app.workflow.conditions import evaluate
 
-    rules = ConditionConfig(match="all", rules=config.for_each.rules)
+    matching = ConditionConfig(match="all", rules=config.for_each.rules)
     started = 0
     now = utcnow()
     for record in list_records(conn, config.for_each.record_type):
         ref = RecordRef(config.for_each.record_type, int(record["id"]))
         scope = RunScope(0, workflow_id, workflow.name, "schedule", TriggerKind.SCHEDULE, ref, None)
         scope.refresh(conn, {}, now)
-        if rules.rules and not evaluate(rules, scope.variables, now)[0]:
+        if matching.rules and not evaluate(matching, scope.variables, now)[0]:
             continue
+        if not enrol(conn, workflow_id, workflow, ref, now):
+            continue  # reenrol: this record already had its run
         create_run(conn, workflow_id, version, workflow, trigger_kind=TriggerKind.SCHEDULE, record=ref, payload=payload,
                    actor="schedule", limits=limits, now=now, notify=False)
         started += 1

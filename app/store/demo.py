@@ -113,6 +113,14 @@ def _add_practice(conn: Connection, actor: str) -> dict[str, int]:
             values["email"] = f"{local_part}@example.org"
         if has_mobile:
             values["mobile"] = f"+44 7700 900{index:03d}"  # Ofcom's range reserved for drama
+        # Consent as a real practice has it: a few opted out of texts or email, some
+        # agreed to marketing (DESIGN section 13).
+        if has_mobile and index % 7 == 3:
+            values["sms_opt_out"] = True
+        if has_email and index % 11 == 5:
+            values["email_opt_out"] = True
+        if index % 3 == 0:
+            values["marketing_consent"] = True
         if index % 9 == 4:
             values["notes"] = rng.choice(("Prefers morning appointments.", "Nervous patient; allow extra time.",
                                           "Hard of hearing: call rather than text.", "Wheelchair user."))

@@ -35,6 +35,7 @@ from sqlalchemy import (
 
 from app.workflow.context import with_article
 from app.workflow.records import (
+    CONSENT_FIELDS,
     DEFAULT_COUNTRY,
     DEFAULT_STATUS,
     RECORD_FIELDS,
@@ -44,12 +45,12 @@ from app.workflow.records import (
     TextFormat,
     field_spec,
 )
-from app.workflow.vocabulary import RecordEvent
+from app.workflow.vocabulary import RecordEvent, RunStatus
 
 from . import values as checks
 from .errors import InvalidRecord, NotFound
 from .history import record_action
-from .schema import RECORD_TABLES, history, record_events
+from .schema import RECORD_TABLES, history, record_events, runs
 from .settings import practice_country
 from .timeutil import iso, utcnow
 from .types import JSONData, UTCDateTime
@@ -107,6 +108,10 @@ def parse_value(record_type: str, name: str, raw: Any, *, country: str = DEFAULT
 
 
 def _typed(record_type: str, spec: FieldSpec, raw: Any, country: str) -> Any:
+    if spec.kind is FieldKind.BOOLEAN:  # never empty: a consent field is true or false
+        if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+            raise ValueProblem("must be true or false", of_field=True)
+        return checks.parse_bool(raw)
     if raw is None or (isinstance(raw, str) and raw.strip() == ""):
         if spec.required:
             raise ValueProblem("cannot be empty", of_field=True)
@@ -129,8 +134,6 @@ def _typed(record_type: str, spec: FieldSpec, raw: Any, country: str) -> Any:
         return checks.check_date(raw)
     if spec.kind is FieldKind.DATETIME:
         return checks.check_datetime(raw)
-    if spec.kind is FieldKind.BOOLEAN:
-        return checks.parse_bool(raw)
     if spec.kind is FieldKind.CHOICE:
         if str(raw) not in spec.choices:
             raise ValueProblem(f"{checks.shown(raw)} is not one of {', '.join(spec.choices)}")
@@ -171,12 +174,41 @@ def _check_references(conn: Connection, record_type: str, values: dict[str, Any]
             raise InvalidRecord(f"{record_type} field '{name}': there is no {spec.references}:{value}")
 
 
+def caused_by(actor: str) -> int | None:
+    """The run that makes a change (its actor is `run:<id>`), else None: a person or a system."""
+    if actor.startswith("run:") and actor[4:].isdigit():
+        return int(actor[4:])
+    return None
+
+
 def _emit(conn: Connection, ref: RecordRef, events: list[str], actor: str, changes: dict[str, Any] | None) -> None:
     """The change's events, in order, in one execution."""
     now = utcnow()
     conn.execute(_INSERT_EVENT, [
         {"record_type": ref.type, "record_id": ref.id, "event": str(event), "changes": changes, "actor": actor,
-         "occurred_at": now, "dispatched": False} for event in events])
+         "occurred_at": now, "dispatched": False, "caused_by_run": caused_by(actor)} for event in events])
+
+
+# Waiting runs whose `until` wait follows this record fall due now: the runtime computes
+# their due time again from the record as it is (DESIGN section 3, `logic.wait`). Written in
+# the same transaction as the change, so no reminder can fire on the old time after it.
+_FOLLOW: Final = (update(runs).where(runs.c.record_type == bindparam("f_type"), runs.c.record_id == bindparam("f_id"),
+                                     runs.c.wait_follows_record.is_(True), runs.c.status == RunStatus.WAITING)
+                  .values(due_at=bindparam("f_now"), updated_at=bindparam("f_now")))
+
+
+def _wake_followers(conn: Connection, ref: RecordRef) -> None:
+    conn.execute(_FOLLOW, {"f_type": ref.type, "f_id": ref.id, "f_now": utcnow()})
+
+
+def _consent_history(conn: Connection, ref: RecordRef, changes: dict[str, list[Any]], actor: str,
+                     via: str | None) -> None:
+    """A consent field's change is also kept as `patient.opt_out`, with who and how."""
+    changed = {k: v for k, v in changes.items() if k in CONSENT_FIELDS}
+    if ref.type == "patient" and changed:
+        how = via or ("workflow" if caused_by(actor) is not None else "app or command line")
+        record_action(conn, actor, "patient.opt_out", str(ref),
+                      {"changes": changed, "via": how})
 
 
 def add_record(conn: Connection, record_type: str, values: dict[str, Any], actor: str,
@@ -191,6 +223,9 @@ def add_record(conn: Connection, record_type: str, values: dict[str, Any], actor
         typed["status"] = DEFAULT_STATUS[record_type]
     if record_type == "patient":
         typed["created_at"] = typed["updated_at"] = utcnow()
+        for name in CONSENT_FIELDS:  # false unless given (DESIGN section 4)
+            if typed.get(name) is None:
+                typed[name] = False
     if record_type == "task" and created_by_run is not None:
         typed["created_by_run"] = created_by_run
     shown = {k: _jsonable(v) for k, v in typed.items() if k not in ("created_at", "updated_at")}
@@ -211,15 +246,18 @@ def add_record(conn: Connection, record_type: str, values: dict[str, Any], actor
     return ref
 
 
-def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], actor: str) -> dict[str, list[Any]]:
+def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], actor: str,
+                  *, via: str | None = None) -> dict[str, list[Any]]:
     """Change fields; writes `updated` (and a status event) only if something changed.
 
-    Returns the changes as {field: [old, new]} (JSON-ready).
+    Returns the changes as {field: [old, new]} (JSON-ready). `via` says how a consent
+    change arrived (e.g. "SMS reply") for its history entry.
     """
     table = check_record_type(ref.type)
     if conn.dialect.name == "postgresql" and len(values) == 1 and ref.id <= MAX_ID:
         changes = _update_in_one_statement(conn, table, ref, values, actor)
         if changes is not None:
+            _wake_followers(conn, ref)
             return changes
     # A missing record is the first thing to say: its fields are moot.
     current = conn.execute(_ROW[ref.type], {"the_id": ref.id}).mappings().first() if ref.id <= MAX_ID else None
@@ -242,6 +280,8 @@ def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], acto
         events.append(RecordEvent.RESCHEDULED)  # (a date-time: never the one-statement path above)
     _emit(conn, ref, events, actor, changes)
     record_action(conn, actor, "record.update", str(ref), changes)
+    _consent_history(conn, ref, changes, actor, via)
+    _wake_followers(conn, ref)
     return changes
 
 
@@ -264,9 +304,10 @@ def append_line(conn: Connection, ref: RecordRef, name: str, line: str, actor: s
     if one_statement:
         row = conn.execute(_append_statement(ref.type, name), {
             "the_id": ref.id, "line": line, "record_type": ref.type, "actor": actor, "at": utcnow(),
-            "subject": str(ref)}).first()
+            "subject": str(ref), "caused_by_run": caused_by(actor)}).first()
         if row is None:
             raise NotFound(f"there is no {ref}")
+        _wake_followers(conn, ref)
         return {name: [row.old_value, row.new_value]}
     # Read under the row's lock (SQLite: the write transaction is the only writer anyway).
     current = conn.execute(_ROW_LOCKED[ref.type], {"the_id": ref.id}).mappings().first() if ref.id <= MAX_ID else None
@@ -283,7 +324,8 @@ def append_line(conn: Connection, ref: RecordRef, name: str, line: str, actor: s
 # CTEs) per shape, once; the SQLite path above stays plain (its statements cost no trip).
 
 _STATEMENTS: Final[dict[tuple[Any, ...], Executable]] = {}
-_EVENT_COLUMNS: Final = ["record_type", "record_id", "event", "changes", "actor", "occurred_at", "dispatched"]
+_EVENT_COLUMNS: Final = ["record_type", "record_id", "event", "changes", "actor", "occurred_at", "dispatched",
+                         "caused_by_run"]
 _HISTORY_COLUMNS: Final = ["at", "actor", "action", "subject", "detail"]
 # Kinds whose stored value is its own JSON (text, number), so PostgreSQL can write the old
 # value into the event exactly as `_jsonable` would.
@@ -328,7 +370,8 @@ def _events_cte(source: Any, record_id: Any, events: list[Any], changes: Any) ->
     rows = [select(literal(n).label("n"), _param("record_type", String).label("record_type"),
                    record_id.label("record_id"), event.label("event"), changes.label("changes"),
                    _param("actor", String).label("actor"), _param("at", UTCDateTime()).label("occurred_at"),
-                   literal(False, Boolean).label("dispatched")).select_from(source)
+                   literal(False, Boolean).label("dispatched"),
+                   _param("caused_by_run", Integer).label("caused_by_run")).select_from(source)
             for n, event in enumerate(events)]
     both = (rows[0] if len(rows) == 1 else union_all(*rows)).subquery("events")
     values = select(*[both.c[name] for name in _EVENT_COLUMNS]).order_by(both.c.n)
@@ -348,7 +391,7 @@ def _add_in_one_statement(conn: Connection, record_type: str, typed: dict[str, A
     status_event = typed.get("status") in STATUS_EVENTS.get(record_type, ())
     names = sorted(typed)
     params = {f"v_{n}": typed[n] for n in names}
-    params.update(record_type=record_type, shown=shown, actor=actor, at=utcnow())
+    params.update(record_type=record_type, shown=shown, actor=actor, at=utcnow(), caused_by_run=caused_by(actor))
     if status_event:
         params["status_event"] = typed["status"]
     new_id = conn.execute(_add_statement(record_type, names, status_event), params).scalar()
@@ -398,7 +441,7 @@ def _update_in_one_statement(conn: Connection, table: Table, ref: RecordRef, val
     status_event = name == "status" and value in STATUS_EVENTS.get(ref.type, ())
     row = conn.execute(_update_statement(ref.type, name, status_event), {
         "record_id": ref.id, "value": value, "new_json": _jsonable(value), "record_type": ref.type,
-        "actor": actor, "at": utcnow(), "subject": str(ref),
+        "actor": actor, "at": utcnow(), "subject": str(ref), "caused_by_run": caused_by(actor),
     }).first()
     if row is None:
         return None

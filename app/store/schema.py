@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from .types import JSONData, UTCDateTime
@@ -249,4 +250,37 @@ secrets = Table(
     Column("key", String(100), primary_key=True),   # "smtp.password", "sms.token", "sms.inbound_token"
     Column("value", Text, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+# --- messaging rules (migration 0005) ----------------------------------------------------
+
+# Consent (DESIGN section 4, 13): booleans, default false; a change is kept in history.
+patients.append_column(Column("email_opt_out", Boolean, nullable=False, default=False, server_default=false()))
+patients.append_column(Column("sms_opt_out", Boolean, nullable=False, default=False, server_default=false()))
+patients.append_column(Column("marketing_consent", Boolean, nullable=False, default=False, server_default=false()))
+# Chains (DESIGN section 5): the run whose step made the change, and how deep a run's chain is.
+record_events.append_column(Column("caused_by_run", Integer))
+runs.append_column(Column("chain_depth", Integer, nullable=False, default=0, server_default="0"))
+# Why a waiting run waits (`Wait`, `Quiet hours`), and whether its wait follows its record
+# (an `until` wait: a change to the run's record makes it due now, to be computed again).
+runs.append_column(Column("waiting_reason", String(32)))
+runs.append_column(Column("wait_follows_record", Boolean, nullable=False, default=False, server_default=false()))
+Index("ix_runs_follows", runs.c.record_type, runs.c.record_id, runs.c.wait_follows_record)
+
+# `reenrol` (DESIGN section 3): one row per (workflow, record, period); the runtime that
+# inserts it may start the run, so two runtimes never both enrol the same record.
+enrolments = Table(
+    "enrolments", metadata,
+    Column("workflow_id", Integer, ForeignKey("workflows.id"), primary_key=True),
+    Column("record_type", String(16), primary_key=True),
+    Column("record_id", Integer, primary_key=True),
+    Column("period", String(32), primary_key=True),  # "once", or the after_days period's start
+    Column("run_id", Integer),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Messages handed over per workflow and local day (`max_messages_per_day`).
+message_counts = Table(
+    "message_counts", metadata,
+    Column("workflow_id", Integer, ForeignKey("workflows.id"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("sent", Integer, nullable=False, default=0),
 )

@@ -118,7 +118,15 @@ class ActionConfig(NodeConfig):
     retries: int = Field(default=3, ge=0, le=10)
 
 
-class SendEmailConfig(ActionConfig):
+class MessageConfig(ActionConfig):
+    """What every message node also says (DESIGN section 13): service or marketing, and
+    whether the practice's quiet hours apply."""
+
+    purpose: Literal["service", "marketing"] = "service"
+    quiet_hours: Literal["respect", "ignore"] = "respect"
+
+
+class SendEmailConfig(MessageConfig):
     REQUIRED = ("subject", "body")
     TEMPLATES = ("to", "subject", "body")
     DEFAULTS = {"to": "{{ patient.email }}"}
@@ -127,7 +135,7 @@ class SendEmailConfig(ActionConfig):
     body: str | None = None
 
 
-class SendSmsConfig(ActionConfig):
+class SendSmsConfig(MessageConfig):
     REQUIRED = ("body",)
     TEMPLATES = ("to", "body")
     DEFAULTS = {"to": "{{ patient.mobile }}"}

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
 
@@ -35,6 +35,14 @@ class Limits(BaseModel):
     max_runtime_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
     max_actions_per_run: int | None = Field(default=None, ge=1, le=10_000)
     max_nodes: int | None = Field(default=None, ge=1, le=10_000)
+    max_messages_per_day: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class ReenrolAfter(BaseModel):
+    """`reenrol: {"after_days": N}`: a record may start another run N days after its last."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    after_days: int = Field(ge=1, le=36500)
 
 
 class Node(BaseModel):
@@ -78,6 +86,9 @@ class Workflow(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
     limits: Limits | None = None
+    # DESIGN section 3: whether a record that already had a run may start another; None is
+    # the default (never for a schedule with for_each, else always; see `reenrol_policy`).
+    reenrol: Literal["always", "never"] | ReenrolAfter | None = None
     nodes: tuple[Node, ...] = ()
     edges: tuple[Edge, ...] = ()
 
@@ -99,6 +110,17 @@ class Workflow(BaseModel):
         copied.__dict__.pop("trigger", None)  # the cached trigger may belong to the old nodes
         return copied
 
+    def reenrol_policy(self) -> str | int:
+        """"always", "never", or a number of days (DESIGN section 3), defaults applied."""
+        if isinstance(self.reenrol, ReenrolAfter):
+            return self.reenrol.after_days
+        if self.reenrol is not None:
+            return self.reenrol
+        config = self.trigger.config if self.trigger is not None else None
+        if self.trigger is not None and self.trigger.type == "trigger.schedule" and getattr(config, "for_each", None):
+            return "never"
+        return "always"
+
     def effective_limits(self, defaults: Mapping[str, int] | None = None) -> dict[str, int]:
         """This workflow's safety limits: its own where it sets one, else `defaults` (the
         practice's, from settings), else DESIGN section 6. The one place limits are merged."""
@@ -119,6 +141,8 @@ class Workflow(BaseModel):
             data["description"] = self.description
         if self.limits is not None:
             data["limits"] = self.limits.model_dump(exclude_none=True)
+        if self.reenrol is not None:
+            data["reenrol"] = self.reenrol if isinstance(self.reenrol, str) else self.reenrol.model_dump()
         data["nodes"] = []
         for node in self.nodes:
             item: dict[str, Any] = {

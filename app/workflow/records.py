@@ -66,6 +66,9 @@ RECORD_FIELDS: Final[dict[str, tuple[FieldSpec, ...]]] = {
         FieldSpec("email", FieldKind.TEXT, format=TextFormat.EMAIL),
         FieldSpec("mobile", FieldKind.TEXT, format=TextFormat.PHONE),
         FieldSpec("notes", FieldKind.TEXT),
+        FieldSpec("email_opt_out", FieldKind.BOOLEAN),
+        FieldSpec("sms_opt_out", FieldKind.BOOLEAN),
+        FieldSpec("marketing_consent", FieldKind.BOOLEAN),
         FieldSpec("created_at", FieldKind.DATETIME, editable=False),
         FieldSpec("updated_at", FieldKind.DATETIME, editable=False),
     ),
@@ -96,6 +99,9 @@ RECORD_FIELDS: Final[dict[str, tuple[FieldSpec, ...]]] = {
         FieldSpec("status", FieldKind.CHOICE, choices=RECALL_STATUSES),
     ),
 }
+
+# Consent fields (DESIGN section 13): a change to one is also kept as `patient.opt_out`.
+CONSENT_FIELDS: Final = ("email_opt_out", "sms_opt_out", "marketing_consent")
 
 DEFAULT_STATUS: Final = {"appointment": "booked", "task": "open", "recall": "due"}
 

@@ -20,8 +20,9 @@ from app.runtime.integrations import mask_secrets
 from app.workflow import Node
 from app.workflow.vocabulary import DeliveryState, RunStatus, StepStatus
 
+from .. import rules
 from ..events import RuntimeEvent
-from ..executor import Outcome, StepError
+from ..executor import Outcome, StepError, execute_node
 from ..run_context import local_iso
 from .cursor import RunCursor
 from .outbox import Send
@@ -37,6 +38,8 @@ def masked(data: dict[str, Any] | None) -> dict[str, Any] | None:
 
 class DurableEffects:
     """Writes one run's steps in the batch's transaction and collects its events and sends."""
+
+    applies_rules = True   # consent, quiet hours and the daily limit before a message is queued
 
     def __init__(self, store: RunStore, conn: Connection, row: Any, *, careful: bool, lease_seconds: float,
                  stop: threading.Event | None, with_ids: bool) -> None:
@@ -109,6 +112,10 @@ class DurableEffects:
         self._add_step(walk.cursor, node, status, now, input=masked(input) if status == StepStatus.FAILED else input,
                        output=output, error=error)
 
+    def check_rules(self, walk: RunWalk, node: Node, now: datetime) -> rules.Verdict:
+        return rules.check_message(self.conn, node, walk.workflow, self.workflow_id, walk.scope.variables,
+                                   walk.scope.patient, now, rules.practice(self.conn))
+
     def message(self, walk: RunWalk, node: Node, outcome: Outcome, now: datetime) -> bool:
         raise AssertionError("real runs defer their messages to the outbox")  # see defer_message
 
@@ -136,10 +143,36 @@ class DurableEffects:
         step_id = self._add_step(walk.cursor, node, StepStatus.WAITING, now, input=outcome.input,
                                  output=outcome.output, finished=False, need_id=True)
         walk.cursor.active = step_id
-        walk.result.status = RunStatus.WAITING
-        deadline = walk.deadline
-        walk.result.due_at = min(outcome.resume_at, deadline) if deadline else outcome.resume_at
+        self._keep_waiting(walk, node, outcome.resume_at)
         return True
+
+    @staticmethod
+    def _keep_waiting(walk: RunWalk, node: Node, resume_at: datetime) -> None:
+        result = walk.result
+        result.status, result.waiting_reason = RunStatus.WAITING, rules.WAIT
+        # An `until` wait follows its record: a change to it wakes the run to compute again.
+        result.follows_record = getattr(node.config, "until", None) is not None
+        deadline = walk.deadline
+        result.due_at = min(resume_at, deadline) if deadline else resume_at
+
+    def _recomputed(self, walk: RunWalk, node: Node, active: Any, now: datetime) -> datetime | None:
+        """An `until` wait's due time computed again over its record as it is now; None when
+        it cannot be (the record is gone, the template fails): the wait then ends as due."""
+        if getattr(node.config, "until", None) is None:
+            return None
+        try:
+            walk.scope.refresh(self.conn, walk.outputs, now)
+            walk.refresh = True
+            with self.conn.begin_nested():
+                outcome = execute_node(self.conn, node, walk.scope, now)
+        except StepError:
+            return None
+        if outcome.resume_at is None or outcome.resume_at <= now:
+            return None
+        if outcome.output != active["output"]:
+            self.store.update_waiting_step(self.conn, active["id"], outcome.input, outcome.output)
+            self._changed(active["id"])
+        return outcome.resume_at
 
     def resume_active(self, walk: RunWalk, now: datetime) -> bool:
         """The step in progress when the run was last saved; True when the walk ends here."""
@@ -151,6 +184,10 @@ class DurableEffects:
             return False
         node = walk.workflow.node(active["node_id"])
         if active["status"] == StepStatus.WAITING:
+            later = self._recomputed(walk, node, active, now)
+            if later is not None:  # the record moved the wait on: it goes on waiting
+                self._keep_waiting(walk, node, later)
+                return True
             output = {**(active["output"] or {}), "resumed_at": local_iso(now)}
             self.store.finish_step(conn, active["id"], (StepStatus.WAITING,), StepStatus.COMPLETED, now,
                                    output=output)
@@ -208,7 +245,13 @@ class DurableEffects:
             self.conn, self.row, now, status=result.status, due_at=result.due_at, finished_at=result.finished_at,
             error_type=result.error_type, error_message=result.error_message, state=walk.cursor.dump(),
             updated_at=now, lease_owner=self.store.owner if result.lease else None,
-            lease_expires_at=now + timedelta(seconds=self.lease_seconds) if result.lease else None)
+            lease_expires_at=now + timedelta(seconds=self.lease_seconds) if result.lease else None,
+            waiting_reason=result.waiting_reason if result.status == RunStatus.WAITING else None,
+            wait_follows_record=result.follows_record and result.status == RunStatus.WAITING)
+        if result.status == RunStatus.FAILED and rules.after_failure(self.conn, self.workflow_id,
+                                                                     rules.practice(self.conn), now):
+            # For the alerts (DESIGN section 14): the workflow was disabled by clinicflow.
+            self.events.append(RuntimeEvent(rules.WORKFLOW_DISABLED, self.run_id, self.workflow_id))
         if self.with_ids:
             self.events.append(RuntimeEvent("run_changed", self.run_id, self.workflow_id))
         if result.status == RunStatus.FAILED:

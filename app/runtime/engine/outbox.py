@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from app.runtime.integrations import (
@@ -28,10 +29,14 @@ from app.runtime.integrations import (
     send_email,
     send_sms,
 )
+from app.runtime.integrations.sms import OPTED_OUT
 from app.store.database import Database
+from app.store.errors import NotFound
+from app.store.records import describe, update_record
 from app.workflow import Node
 from app.workflow.vocabulary import DeliveryState, RunStatus, StepStatus
 
+from .. import rules
 from ..events import EventHub, RuntimeEvent
 from ..executor import Message, StepError, exception_words, render_message
 from ..faults import database_fault, fault_point
@@ -159,7 +164,7 @@ class Outbox:
                 raise
             failure = DeliveryError("DatabaseError", "Nothing was sent: the database could not be read "
                                     f"({mask_text(reason(exc))})", transient=True)
-        except Exception as exc:  # noqa: BLE001 - a bug fails this step, visibly
+        except Exception as exc:
             failure = DeliveryError("InternalError", f"Preparing the message failed unexpectedly: "
                                     f"{exception_words(exc)}", transient=False)
         else:
@@ -221,7 +226,7 @@ class Outbox:
                     # worth trying again like a server that is down.
                     failure = DeliveryError("DatabaseError", "Nothing was sent: the database could not be read "
                                             f"({mask_text(reason(exc))})", transient=True)
-                except Exception as exc:  # noqa: BLE001 - an integration bug fails the step, visibly
+                except Exception as exc:
                     failure = DeliveryError("InternalError", f"Sending failed unexpectedly: {exception_words(exc)}",
                                             transient=False)
         except DBAPIError as exc:
@@ -292,7 +297,10 @@ class Outbox:
                 self.store.finish_step(conn, send.step_id, (StepStatus.RUNNING,), StepStatus.COMPLETED, now,
                                        output=mask_secrets(delivered.output or {}),
                                        delivery_state=DeliveryState.SENT, tries=tries)
+                rules.count_sent(conn, send.workflow_id, now, rules.practice(conn))
                 values = {"state": send.state_after, "due_at": now}
+            elif failure.error_type == OPTED_OUT:
+                values = {"state": self._opted_out(conn, send, failure, now, tries), "due_at": now}
             elif failure.transient and len(tries) <= send.retries:
                 self.store.back_off(conn, send.step_id, send.run_id, tries)
                 delay = backoff_seconds(len(tries))
@@ -310,9 +318,32 @@ class Outbox:
                           "error_type": failure.error_type, "error_message": message}
             database_fault("db_error_saving_outcome", send.node_id)
             self.store.release_run(conn, send.run_id, self.now(), **values)
+            disabled = values.get("status") == RunStatus.FAILED and rules.after_failure(
+                conn, send.workflow_id, rules.practice(conn), now)
         if self.hub:
+            if disabled:
+                self.hub.emit(RuntimeEvent(rules.WORKFLOW_DISABLED, send.run_id, send.workflow_id))
             self.hub.emit(RuntimeEvent("step_changed", send.run_id, send.workflow_id, send.step_id))
             self.hub.emit(RuntimeEvent("run_changed", send.run_id, send.workflow_id))
+
+    def _opted_out(self, conn: Connection, send: Send, failure: DeliveryError, now: datetime,
+                   tries: list[dict[str, Any]]) -> dict[str, Any]:
+        """The gateway says the number opted out: the patient is opted out of SMS (history
+        `patient.opt_out`, via the gateway) and the step is skipped; the run goes on."""
+        patient = send.scope.patient if send.scope is not None else None
+        reason = str(failure)
+        if patient is not None:
+            try:
+                update_record(conn, patient, {"sms_opt_out": True}, rules.AUTO_DISABLE_ACTOR, via="SMS gateway")
+                reason = f"{describe(conn, patient)} has opted out of SMS ({failure})"
+            except NotFound:
+                pass
+        self.store.finish_step(conn, send.step_id, (StepStatus.RUNNING,), StepStatus.SKIPPED, now,
+                               output={"skipped": reason}, tries=tries)
+        # The message was not sent: the cursor moves on without counting it as an action.
+        state = dict(send.state_after)
+        state["actions"] = max(0, int(state.get("actions", 1)) - 1)
+        return state
 
     def heartbeat(self) -> None:
         """Extend the leases of the runs whose messages this runtime is sending, or whose

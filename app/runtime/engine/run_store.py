@@ -27,7 +27,9 @@ STEP_COLUMNS: Final = ("run_id", "seq", "node_id", "node_type", "attempt", "stat
                        "finished_at", "error_type", "error_message", "error_detail", "delivery_key",
                        "delivery_state", "tries")
 RUN_VALUES: Final = ("status", "due_at", "finished_at", "error_type", "error_message", "state", "updated_at",
-                     "lease_owner", "lease_expires_at")
+                     "lease_owner", "lease_expires_at", "waiting_reason", "wait_follows_record")
+# A value a save does not give: no waiting reason, a wait that follows no record.
+_RUN_DEFAULTS: Final = {"wait_follows_record": False}
 
 # Built once and executed with parameters: the hot path pays no statement-building cost.
 _INSERT_STEP: Final = insert(steps).returning(steps.c.id)
@@ -115,7 +117,7 @@ class RunStore:
     def save_run(self, conn: Connection, row: Any, now: datetime, **values: Any) -> None:
         """The run's new status and cursor, guarded by the status it was read with and the lease."""
         params = {"b_id": row["id"], "b_status": row["status"], "b_owner": self.owner, "b_now": now}
-        params.update({f"v_{name}": values.get(name) for name in RUN_VALUES})
+        params.update({f"v_{name}": values.get(name, _RUN_DEFAULTS.get(name)) for name in RUN_VALUES})
         if conn.execute(_SAVE_RUN, params).rowcount != 1:
             raise LostRun(f"run {row['id']} was changed by someone else while it was being executed")
 
@@ -206,6 +208,12 @@ class RunStore:
         if conn.execute(update(steps).where(steps.c.id == step_id, steps.c.status == StepStatus.RUNNING)
                         .values(**values)).rowcount != 1:
             raise LostRun(f"step {step_id} was changed by someone else")
+
+    def update_waiting_step(self, conn: Connection, step_id: int, input: dict[str, Any],
+                            output: dict[str, Any] | None) -> None:
+        """A waiting step's due time computed again (its record changed)."""
+        conn.execute(update(steps).where(steps.c.id == step_id, steps.c.status == StepStatus.WAITING)
+                     .values(input=input, output=output))
 
     def show_input(self, conn: Connection, step_id: int, shown_input: dict[str, Any]) -> None:
         """The rendered (masked) message a running message step is about to send."""

@@ -45,6 +45,8 @@ class WalkResult:
     error_type: str | None = None
     error_message: str | None = None
     lease: bool = False   # a message is being sent: the run stays leased to this runtime
+    waiting_reason: str | None = None   # for a waiting run: `Wait` or `Quiet hours`
+    follows_record: bool = False        # an `until` wait: a change to the run's record wakes it
 
 
 class Effects(Protocol):
@@ -159,6 +161,27 @@ class RunWalk:
                 self.refresh = False
             else:
                 self.scope.variables["now"] = local_iso(now)
+            if is_message(node) and getattr(effects, "applies_rules", False):
+                verdict = effects.check_rules(self, node, now)  # type: ignore[attr-defined]
+                if verdict.action == "skip":
+                    # Stopped by consent: skipped with the reason; the run goes on.
+                    output = {"skipped": verdict.reason}
+                    effects.record(self, node, StepStatus.SKIPPED, now, input=None, output=output)
+                    self.completed(node, output)
+                    continue
+                if verdict.action == "hold":
+                    # Outside the send window: the run waits and asks again when it opens.
+                    result = self.result
+                    result.status, result.waiting_reason = RunStatus.WAITING, verdict.reason
+                    deadline = self.deadline
+                    assert verdict.resume_at is not None
+                    result.due_at = min(verdict.resume_at, deadline) if deadline else verdict.resume_at
+                    break
+                if verdict.action == "fail":
+                    effects.record(self, node, StepStatus.FAILED, now, input=None,
+                                   error=StepError(verdict.error_type, verdict.reason))
+                    self.fail(now, verdict.error_type, verdict.reason)
+                    break
             if is_message(node) and effects.defer_message(self, node, now):
                 self.executed += 1  # rendered and sent by the outbox, after the batch commits
                 break

@@ -1,8 +1,11 @@
 """Pre-flight warnings shown before publishing: integrations the workflow needs but cannot
-use, and how many records of its trigger's type lack the address its messages go to."""
+use, how many records of its trigger's type lack the address its messages go to, and its
+reach under the messaging rules (DESIGN section 13): how many would get no message because
+of consent, and (for schedules) how many ticks fall in quiet hours."""
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
 from typing import Final
 
 from sqlalchemy import Connection, and_, func, or_, select
@@ -66,8 +69,10 @@ def preflight(conn: Connection, workflow: Workflow) -> list[str]:
             warnings.append(f"{TITLES[kind]}: the last connection test failed{when}: {result.get('reason')}")
 
     record_type = trigger_record_type(workflow)
+    warnings.extend(quiet_hours_reach(conn, workflow))
     if record_type is None:
         return warnings
+    warnings.extend(consent_reach(conn, workflow, record_type))
     fields = dict.fromkeys((field, words) for n in workflow.nodes if n.type in MESSAGE_NODES
                            for _kind, field, words in [MESSAGE_NODES[n.type]]
                            if _uses_default_recipient(n.config, field))
@@ -82,3 +87,78 @@ def preflight(conn: Connection, workflow: Workflow) -> list[str]:
         else:
             warnings.append(f"{lacking} of {total} {PLURALS[record_type]} are for patients with no {words}")
     return warnings
+
+
+# --- reach under the messaging rules ---------------------------------------------------------
+
+# Days of schedule ticks looked at, and at most this many ticks, for the quiet-hours count.
+REACH_DAYS: Final = 7
+REACH_TICKS: Final = 2000
+CHANNELS: Final = {"action.send_email": ("email_opt_out", "email"), "action.send_sms": ("sms_opt_out", "SMS")}
+
+
+def _count_refused(conn: Connection, record_type: str, refused: ColumnElement[bool]) -> tuple[int, int]:
+    table = RECORD_TABLES[record_type]
+    total = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+    if record_type == "patient":
+        query = select(func.count()).select_from(patients).where(refused)
+    else:
+        query = (select(func.count()).select_from(table.join(patients, patients.c.id == table.c.patient_id))
+                 .where(refused))
+    return int(conn.execute(query).scalar_one()), total
+
+
+def consent_reach(conn: Connection, workflow: Workflow, record_type: str) -> list[str]:
+    """"3 of 14 patients would get no SMS: opted out" per message node kind and purpose."""
+    warnings: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for node in workflow.nodes:
+        if node.type not in CHANNELS:
+            continue
+        purpose = getattr(node.config, "purpose", "service")
+        if (node.type, purpose) in seen:
+            continue
+        seen.add((node.type, purpose))
+        field, words = CHANNELS[node.type]
+        refused: ColumnElement[bool] = patients.c[field].is_(True)
+        why = "opted out"
+        if purpose == "marketing":
+            refused = or_(refused, patients.c.marketing_consent.is_(False))
+            words, why = f"marketing {words}", "opted out or no marketing consent"
+        lacking, total = _count_refused(conn, record_type, refused)
+        if lacking:
+            plural = PLURALS[record_type]
+            whose = "" if record_type == "patient" else " for patients who have"
+            warnings.append(f"{lacking} of {total} {plural} would get no {words}{whose}: {why} "
+                            f"(the step is skipped)")
+    return warnings
+
+
+def quiet_hours_reach(conn: Connection, workflow: Workflow) -> list[str]:
+    """For a schedule sending messages that respect quiet hours: how many of its ticks in the
+    next REACH_DAYS days fall outside the send window (their messages wait for it)."""
+    trigger = workflow.trigger
+    if trigger is None or trigger.type != "trigger.schedule":
+        return []
+    if not any(n.type in CHANNELS and getattr(n.config, "quiet_hours", "respect") == "respect" for n in workflow.nodes):
+        return []
+    from app.runtime import rules
+    from app.runtime.triggers import schedule_trigger
+    from app.store.settings import read_settings
+    from app.store.timeutil import utcnow
+
+    practice = rules.practice_from(read_settings(conn))
+    timing = schedule_trigger(workflow)
+    now = utcnow()
+    end = now + timedelta(days=REACH_DAYS)
+    tick = timing.get_next_fire_time(None, now)
+    ticks = quiet = 0
+    while tick is not None and tick <= end and ticks < REACH_TICKS:
+        ticks += 1
+        if rules.next_opening(tick.astimezone(UTC), practice) != tick.astimezone(UTC):
+            quiet += 1
+        tick = timing.get_next_fire_time(tick, tick + timedelta(microseconds=1))
+    if not quiet:
+        return []
+    return [f"{quiet} of the next {ticks} scheduled runs (next {REACH_DAYS} days) fall in quiet hours: "
+            "their messages wait until the send window opens"]

@@ -29,7 +29,7 @@ KINDS: Final = ("smtp", "sms")
 TITLES: Final = {"smtp": "Email (SMTP)", "sms": "SMS gateway"}
 
 SMTP_KEYS: Final = ("host", "port", "security", "username", "password", "from", "timeout")
-SMS_KEYS: Final = ("url", "token", "sender", "timeout")
+SMS_KEYS: Final = ("url", "token", "sender", "timeout", "inbound_token")
 KEYS: Final = {"smtp": SMTP_KEYS, "sms": SMS_KEYS}
 SECURITY: Final = ("none", "starttls", "ssl")
 DEFAULT_PORTS: Final = {"none": 25, "starttls": 587, "ssl": 465}
@@ -124,7 +124,7 @@ def _parse_value(kind: str, key: str, raw: str) -> Any:
         except ValueError:
             raise IntegrationSettingError(f"{where}: '{raw}' has a bad port") from None
         return text
-    if key in ("password", "token"):
+    if key in ("password", "token", "inbound_token"):
         return raw  # secrets are kept exactly as typed
     if "\n" in text or "\r" in text:
         raise IntegrationSettingError(f"{where}: must be a single line")
@@ -183,7 +183,7 @@ def set_integration(conn: Connection, kind: str, values: dict[str, Any], actor: 
         if name in typed:
             set_secret(conn, kind, name, merged.get(name))
     set_setting(conn, last_test_key(kind), {})
-    for secret in ("password", "token"):
+    for secret in ("password", "token", "inbound_token"):
         remember_secret(merged.get(secret))
     detail = {k: "" if v is None else shown_url(v) if k == "url" else v for k, v in typed.items()}
     record_action(conn, actor, "integration.set", f"integration:{kind}", mask_secrets(detail))

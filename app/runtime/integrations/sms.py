@@ -24,6 +24,7 @@ from .settings import SmsSettings, load_sms
 
 NOT_CONNECTED: Final = "SMS integration is not connected: no SMS gateway configured"
 MAX_REPLY_SHOWN: Final = 300
+OPTED_OUT: Final = "OptedOut"   # the DeliveryError type of a gateway's "this number opted out"
 MAX_REPLY_READ: Final = 64 * 1024
 
 
@@ -41,6 +42,15 @@ def _reply_text(raw: bytes) -> str:
     text = " ".join(raw[:MAX_REPLY_READ].decode("utf-8", "replace").split())
     text = mask_text(text)
     return text if len(text) <= MAX_REPLY_SHOWN else text[:MAX_REPLY_SHOWN] + "..."
+
+
+def _says_opted_out(raw: bytes) -> bool:
+    """A gateway answer with `"opted_out": true` in its JSON."""
+    try:
+        reply = json.loads(raw[:MAX_REPLY_READ]) if raw else None
+    except ValueError:
+        return False
+    return isinstance(reply, dict) and reply.get("opted_out") is True
 
 
 def _read(response: Any) -> bytes:
@@ -94,6 +104,11 @@ def send_sms(conn: Connection, *, to: str, body: str, key: str) -> dict[str, Any
         status, raw = exc.code, _read(exc)
         exc.close()
         text = _reply_text(raw)
+        if 400 <= status < 500 and _says_opted_out(raw):
+            # DESIGN section 13: the number has opted out at the gateway; the patient is
+            # opted out too and the step is skipped, not failed.
+            raise DeliveryError(OPTED_OUT, f"{where} says {to} has opted out of text messages (HTTP {status})",
+                                transient=False) from None
         if 400 <= status < 500:
             what = "the token" if status in (401, 403) else "the message"
             raise DeliveryError("GatewayRejected", f"{where} rejected {what} (HTTP {status}): {text or exc.reason}",

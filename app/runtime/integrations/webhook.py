@@ -34,11 +34,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.runtime.control import start_run
 from app.store.database import Database
 from app.store.errors import InvalidRecord, NotFound, Refused, WrongState
-from app.store.records import RecordRef, find_record
-from app.store.schema import workflows
+from app.store.records import RecordRef, find_record, update_record
+from app.store.schema import patients, workflows
+from app.store.settings import practice_country
+from app.store.values import ValueProblem, normalise_phone
 from app.store.workflows import get_version, hash_webhook_token, live_version_number
 from app.workflow.context import with_article
 from app.workflow.vocabulary import TriggerKind
+
+from .settings import stored_values
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,10 @@ MAX_DEPTH: Final = 32
 # The whole request (headers and body), and the wait for the next one on a kept-alive
 # connection, must arrive within this time: slow or idle connections do not pile up.
 REQUEST_SECONDS: Final = 10.0
+INBOUND_PATH: Final = "/sms/inbound"
+INBOUND_ACTOR: Final = "sms reply"
+# DESIGN section 13: a reply of one of these words (any case, surrounding space) opts out.
+STOP_WORDS: Final = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 _PATH: Final = re.compile(r"^/hooks/(\d{1,12})/?$")
 # Compared against when a workflow has no token yet, so timing does not reveal that.
 _NO_TOKEN: Final = "\x00" * 64
@@ -99,6 +107,19 @@ def serve_webhooks(db: Database, host: str = "127.0.0.1", port: int = 0, *,
     server.thread.start()
     log.info("serving webhook triggers on %s", server.url)
     return server
+
+
+def opt_out_by_mobile(db: Database, number: str) -> int:
+    """Set `sms_opt_out` on every patient with this mobile (history `patient.opt_out`, via
+    an SMS reply), in one transaction; returns how many changed."""
+    with db.write() as conn:
+        ids = conn.execute(select(patients.c.id).where(patients.c.mobile == number,
+                                                       patients.c.sms_opt_out.is_(False))
+                           .order_by(patients.c.id)).scalars().all()
+        for patient_id in ids:
+            update_record(conn, RecordRef("patient", patient_id), {"sms_opt_out": True}, INBOUND_ACTOR,
+                          via=f"SMS reply from {number}")
+    return len(ids)
 
 
 def _bearer(header: str | None) -> str:
@@ -231,7 +252,10 @@ class _WebhookHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         answer: dict[str, Any]
         try:
-            status, answer = HTTPStatus.ACCEPTED, {"run_id": self._start_run()}
+            if self.path.split("?", 1)[0].rstrip("/") == INBOUND_PATH:
+                status, answer = HTTPStatus.OK, {"changed": self._sms_inbound()}
+            else:
+                status, answer = HTTPStatus.ACCEPTED, {"run_id": self._start_run()}
         except WebhookRefused as exc:
             status, answer = exc.status, {"error": str(exc)}
         except SQLAlchemyError as exc:
@@ -277,6 +301,31 @@ class _WebhookHandler(BaseHTTPRequestHandler):
             raise WebhookRefused(HTTPStatus.BAD_REQUEST, " ".join(str(exc).split())) from None
         log.info("webhook started run %s of workflow %s", run_id, workflow_id)
         return int(run_id)
+
+    def _sms_inbound(self) -> int:
+        """`POST /sms/inbound` (DESIGN section 13): a reply of a STOP word opts every patient
+        with that mobile out of SMS; returns how many patients changed."""
+        raw = self._read_body()
+        with self.server.db.read() as conn:
+            expected = stored_values(conn, "sms").get("inbound_token")
+            country = practice_country(conn)
+        given = _bearer(self.headers.get("Authorization"))
+        if not expected or not hmac.compare_digest(given.encode("utf-8"), str(expected).encode("utf-8")):
+            raise WebhookRefused(HTTPStatus.UNAUTHORIZED, "missing or wrong token (Authorization: Bearer <the SMS "
+                                 "integration's inbound_token>; see clinicflow integration set sms inbound_token=...)")
+        body = _parse_body(raw)
+        sender, text = body.get("from"), body.get("body")
+        if not isinstance(sender, str) or not isinstance(text, str):
+            raise WebhookRefused(HTTPStatus.BAD_REQUEST, 'the body needs "from" (a phone number) and "body" (text)')
+        try:
+            number = normalise_phone(sender, country)
+        except ValueProblem as problem:
+            raise WebhookRefused(HTTPStatus.BAD_REQUEST, f"'from': {problem}") from None
+        if text.strip().upper() not in STOP_WORDS:
+            return 0
+        changed = opt_out_by_mobile(self.server.db, number)
+        log.info("SMS reply %s from %s: %d patient(s) opted out of SMS", text.strip().upper(), number, changed)
+        return changed
 
     def _length(self) -> int | None:
         raw = self.headers.get("Content-Length")

@@ -1,0 +1,56 @@
+"""messaging rules: patient consent fields, chains, waiting reasons, re-enrolment keys, daily message counts"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0005_messaging'
+# The roles helper's 0004_roles comes first; until it is merged this branch chains to 0003.
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('patients', schema=None) as batch_op:
+        for name in ('email_opt_out', 'sms_opt_out', 'marketing_consent'):
+            batch_op.add_column(sa.Column(name, sa.Boolean(), nullable=False, server_default=sa.false()))
+    with op.batch_alter_table('record_events', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('caused_by_run', sa.Integer(), nullable=True))
+    with op.batch_alter_table('runs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('chain_depth', sa.Integer(), nullable=False, server_default='0'))
+        batch_op.add_column(sa.Column('waiting_reason', sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column('wait_follows_record', sa.Boolean(), nullable=False,
+                                      server_default=sa.false()))
+        batch_op.create_index('ix_runs_follows', ['record_type', 'record_id', 'wait_follows_record'], unique=False)
+    op.create_table('enrolments',
+    sa.Column('workflow_id', sa.Integer(), nullable=False),
+    sa.Column('record_type', sa.String(length=16), nullable=False),
+    sa.Column('record_id', sa.Integer(), nullable=False),
+    sa.Column('period', sa.String(length=32), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['workflow_id'], ['workflows.id'], name=op.f('fk_enrolments_workflow_id_workflows')),
+    sa.PrimaryKeyConstraint('workflow_id', 'record_type', 'record_id', 'period', name=op.f('pk_enrolments'))
+    )
+    op.create_table('message_counts',
+    sa.Column('workflow_id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('sent', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['workflow_id'], ['workflows.id'], name=op.f('fk_message_counts_workflow_id_workflows')),
+    sa.PrimaryKeyConstraint('workflow_id', 'day', name=op.f('pk_message_counts'))
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('message_counts')
+    op.drop_table('enrolments')
+    with op.batch_alter_table('runs', schema=None) as batch_op:
+        batch_op.drop_index('ix_runs_follows')
+        batch_op.drop_column('wait_follows_record')
+        batch_op.drop_column('waiting_reason')
+        batch_op.drop_column('chain_depth')
+    with op.batch_alter_table('record_events', schema=None) as batch_op:
+        batch_op.drop_column('caused_by_run')
+    with op.batch_alter_table('patients', schema=None) as batch_op:
+        for name in ('marketing_consent', 'sms_opt_out', 'email_opt_out'):
+            batch_op.drop_column(name)
