@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from app import __version__
 from app.api import default_actor, refusal_message
 
-from . import gui, init, integrations, records, runs, runtime, workflows
+from . import gui, history, init, integrations, maintenance, records, runs, runtime, workflows
 from .common import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CliContext, Handler, Parser, add_globals
 
 __all__ = ["EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "build_parser", "default_actor", "main"]
 
 # In the order `clinicflow --help` lists them.
-GROUPS: tuple[object, ...] = (gui, init, workflows, records, runtime, runs, integrations)
+GROUPS: tuple[object, ...] = (gui, init, workflows, records, runtime, runs, integrations, history, maintenance)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,8 +36,8 @@ def claim(conn: Connection, task: str, period: str, runtime: str, now: datetime,
     dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(maintenance_claims).values(task=task, period=period, runtime=runtime, claimed_at=now,
                                                      detail=detail).on_conflict_do_nothing(
-        index_elements=[maintenance_claims.c.task, maintenance_claims.c.period])
-    return bool(conn.execute(stmt).rowcount == 1)
+        index_elements=[maintenance_claims.c.task, maintenance_claims.c.period]).returning(maintenance_claims.c.task)
+    return conn.execute(stmt).first() is not None
 
 
 def claimed(conn: Connection, task: str, period: str) -> bool:

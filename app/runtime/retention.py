@@ -48,9 +48,10 @@ def redact_runs(conn: Connection, run_ids: Sequence[int], now: datetime) -> int:
         input=marker, output=marker, error_detail=json.dumps(marker),
         error_message=case((steps.c.error_message.is_(None), None), else_=words), tries=None)).rowcount
     conn.execute(update(runs).where(runs.c.id.in_(list(run_ids))).values(
-        redacted_at=now, error_message=case((runs.c.error_message.is_(None), None), else_=words),
-        # A webhook's payload is the caller's data; a schedule's fire time is not about anyone.
-        trigger_data=case((runs.c.trigger_kind == TriggerKind.WEBHOOK, marker), else_=runs.c.trigger_data)))
+        redacted_at=now, error_message=case((runs.c.error_message.is_(None), None), else_=words)))
+    # A webhook's payload is the caller's data; a schedule's fire time is not about anyone.
+    conn.execute(update(runs).where(runs.c.id.in_(list(run_ids)), runs.c.trigger_kind == TriggerKind.WEBHOOK)
+                 .values(trigger_data=marker))
     return int(changed or 0)
 
 
