@@ -41,7 +41,8 @@ def fill(path: Path, count: int) -> None:
         {"id": "start", "type": "trigger.manual", "config": {"record_type": "patient"}}], "edges": []})
     con.execute("INSERT INTO workflows (name, draft, enabled, archived, created_at, updated_at) "
                 "VALUES ('Recall reminder', ?, 1, 0, ?, ?)", (draft, stamp, stamp))
-    con.executemany("INSERT INTO patients (first_name, last_name, email, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+    con.executemany("INSERT INTO patients (first_name, last_name, email, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
                     [(f"P{i}", "Quill" if i == 1 else f"Surname{i}", f"p{i}@example.org", stamp, stamp)
                      for i in range(1, PATIENTS + 1)])
     statuses = ("completed",) * 6 + ("failed", "cancelled", "waiting", "running")

@@ -10,8 +10,8 @@ from email import message_from_bytes
 from email.policy import default
 
 import pytest
-
 from integration_servers import smtp_server
+from runtime_workflows import add_patient, chain, make_workflow, node, wait_until
 
 from app.runtime import Runtime
 from app.runtime.alerts import interval_start, send_digest
@@ -19,8 +19,6 @@ from app.runtime.control import start_run
 from app.runtime.integrations import set_integration
 from app.store.settings import ALERTS_EMAIL_KEY, ALERTS_INTERVAL_KEY, set_setting
 from app.store.timeutil import utcnow
-
-from runtime_workflows import add_patient, chain, make_workflow, node, wait_until
 
 
 def body(mail) -> str:
@@ -95,7 +93,7 @@ def test_two_runtimes_at_once_send_exactly_one_digest(db) -> None:
             try:
                 barrier.wait()
                 runtime.maintenance_once()
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=check, args=(r,)) for r in (first, second)]

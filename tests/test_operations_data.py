@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from runtime_workflows import add_patient, chain, detail, make_workflow, node, status
 from sqlalchemy import func, select, update
 
 from app.api import erasure, history
@@ -15,24 +16,24 @@ from app.runtime import Runtime
 from app.runtime.control import start_run
 from app.runtime.retention import daily, prune
 from app.store import open_database
-from app.store.errors import NotFound, WrongState, InvalidRecord
+from app.store.errors import InvalidRecord, NotFound, WrongState
 from app.store.records import RecordRef, add_record, find_record, update_record
 from app.store.schema import appointments, maintenance_claims, record_events, runs, steps
 from app.store.settings import RETENTION_DAYS_KEY, set_setting
 from app.store.timeutil import utcnow
 
-from runtime_workflows import add_patient, chain, detail, make_workflow, node, status
-
 
 def task_workflow(db) -> int:
     return make_workflow(db, [node("start", "trigger.manual", record_type="patient"),
-                              node("task", "action.create_task", title="Call {{ patient.first_name }} {{ patient.email }}")],
+                              node("task", "action.create_task",
+                                   title="Call {{ patient.first_name }} {{ patient.email }}")],
                          chain("start", "task"), name="Calls")
 
 
 def wait_workflow(db) -> int:
     return make_workflow(db, [node("start", "trigger.manual", record_type="patient"),
-                              node("pause", "logic.wait", amount=2, unit="days")], chain("start", "pause"), name="Later")
+                              node("pause", "logic.wait", amount=2, unit="days")],
+                         chain("start", "pause"), name="Later")
 
 
 def age_runs(db, days: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from runtime_workflows import add_patient, chain, detail, make_workflow, node, status, task_titles
 
 from app.api import runs as api
 from app.runtime import Runtime
@@ -13,8 +14,6 @@ from app.store.errors import WrongState
 from app.store.history import history_of
 from app.store.workflows import publish, update_draft
 from app.workflow import load_workflow
-
-from runtime_workflows import add_patient, chain, detail, make_workflow, node, status, task_titles
 
 
 def _definition(nodes: list, edges: list) -> dict:
@@ -135,7 +134,8 @@ def test_bulk_retry_on_latest_by_filter_in_bounded_batches_with_progress(db) -> 
     assert api.preview_bulk(db, api.RunFilter(error_type="NoSuchError")) == 0
     assert api.preview_bulk(db, api.RunFilter()) == 8
     seen: list[tuple[int, int]] = []
-    result = api.bulk_retry(db, api.RunFilter(), "maria", latest=True, batch_size=3, progress=lambda d, t: seen.append((d, t)))
+    result = api.bulk_retry(db, api.RunFilter(), "maria", latest=True, batch_size=3,
+                            progress=lambda d, t: seen.append((d, t)))
     assert (result.matched, result.done, result.refused) == (8, 7, 1)
     assert result.summary("retried") == "8 runs matched, 7 retried, 1 refused: 1 are completed"
     assert seen == [(3, 8), (6, 8), (8, 8)]

@@ -90,7 +90,7 @@ def _plan(conn: Connection, ref: RecordRef) -> tuple[ErasurePlan, dict[str, list
     run_rows = conn.execute(select(runs.c.id, runs.c.status).where(about).order_by(runs.c.id)).all()
     run_ids = [int(r[0]) for r in run_rows]
     active = [int(r[0]) for r in run_rows if r[1] in ACTIVE_RUN_STATUSES]
-    plan = ErasurePlan(ref, patient_name(patient), len(records["appointment"]), len(records["task"]),
+    plan = ErasurePlan(ref, patient_name(dict(patient)), len(records["appointment"]), len(records["task"]),
                        len(records["recall"]), len(active), len(run_ids))
     return plan, records, run_ids, active
 

@@ -19,9 +19,9 @@ from sqlalchemy import Connection, RowMapping, and_, false, func, or_, select
 from sqlalchemy.sql import ColumnElement
 
 from app.runtime import Runtime, control
+from app.runtime.lock_watch import watched_write
 from app.runtime.runtime import is_alive
 from app.store.database import Database
-from app.runtime.lock_watch import watched_write
 from app.store.errors import InvalidRecord, NotFound, WrongState
 from app.store.records import MAX_ID, RecordRef
 from app.store.schema import RECORD_TABLES, runs, runtimes, steps, workflows
@@ -247,7 +247,8 @@ def _waiting_reasons(conn: Connection, run_ids: list[int]) -> dict[int, str]:
     by quiet hours), or a message backing off after a transient failure (one query)."""
     if not run_ids:
         return {}
-    rows = conn.execute(select(steps.c.run_id, steps.c.node_type, steps.c.status, steps.c.delivery_state, steps.c.output)
+    rows = conn.execute(select(steps.c.run_id, steps.c.node_type, steps.c.status, steps.c.delivery_state,
+                               steps.c.output)
                         .where(steps.c.run_id.in_(run_ids),
                                steps.c.status.in_((StepStatus.WAITING, StepStatus.RUNNING)))).mappings()
     reasons: dict[int, str] = {}

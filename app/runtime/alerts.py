@@ -129,7 +129,8 @@ def _gather(conn: Connection, to: str, period: str, since: datetime, now: dateti
                         .where(*window).order_by(runs.c.finished_at, runs.c.id).limit(LISTED_RUNS)).all()
     failed = []
     for run_id, name, record_type, record_id, message, error_type in rows:
-        words = describe(conn, RecordRef(record_type, int(record_id))) if record_type and record_id is not None else None
+        has_record = record_type is not None and record_id is not None
+        words = describe(conn, RecordRef(record_type, int(record_id))) if has_record else None
         failed.append(FailedRunLine(int(run_id), str(name), words, str(message or error_type or "failed")))
     disabled = []
     names = dict(conn.execute(select(workflows.c.id, workflows.c.name)).all()) if disabled_rows else {}
