@@ -16,7 +16,8 @@ from app.store.schema import history
 from app.store.timeutil import iso
 
 __all__ = ["CSV_COLUMNS", "HistoryEntry", "HistoryFilter", "HistoryPage", "HistoryRow", "entry_json",
-           "history_page", "list_history"]
+           "history_page", "iter_history", "list_history",
+           "write_history_csv"]
 
 CSV_COLUMNS: Final = ("at", "actor", "action", "subject", "detail")
 
@@ -116,6 +117,20 @@ def iter_history(db: Database, flt: HistoryFilter | None = None, *, page: int = 
         if len(rows) < page:
             return
         before = rows[-1].id
+
+
+def write_history_csv(db: Database, flt: HistoryFilter | None, stream: Any) -> int:
+    """The History panel's CSV export (and `history --csv`): a header, then every matching
+    entry newest first, read a page at a time; how many entries were written."""
+    import csv
+
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    written = 0
+    for row in iter_history(db, flt):
+        writer.writerow(row.csv_row())
+        written += 1
+    return written
 
 
 def list_history(db: Database, *, subject: str | None = None, actor: str | None = None,

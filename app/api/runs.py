@@ -24,7 +24,7 @@ from app.runtime.runtime import is_alive
 from app.store.database import Database
 from app.store.errors import InvalidRecord, NotFound, WrongState
 from app.store.records import MAX_ID, RecordRef
-from app.store.schema import RECORD_TABLES, runs, runtimes, steps, workflows
+from app.store.schema import RECORD_TABLES, history, runs, runtimes, steps, workflows
 from app.store.timeutil import iso, parse_datetime, utcnow
 from app.store.workflows import get_version
 from app.workflow import Workflow
@@ -165,6 +165,9 @@ class RunDetail(RunSummary):
 
     steps: tuple[StepView, ...] = ()
     definition: Workflow | None = field(default=None, compare=False)  # None if the version is gone
+    # Retries on the latest version (read from the history), oldest first:
+    # [{"from": 1, "to": 2, "at": ISO, "by": NAME}].
+    version_changes: tuple[dict[str, Any], ...] = ()
 
     @property
     def waiting_step(self) -> StepView | None:
@@ -186,7 +189,8 @@ class RunDetail(RunSummary):
 
     def to_json(self) -> dict[str, Any]:
         """The `run show --json` object."""
-        return {**super().to_json(), "steps": [s.to_json() for s in self.steps]}
+        return {**super().to_json(), "version_changes": list(self.version_changes),
+                "steps": [s.to_json() for s in self.steps]}
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -407,8 +411,16 @@ def run_detail(db: Database, run_id: int) -> RunDetail:
             definition: Workflow | None = get_version(conn, summary.workflow_id, summary.version)
         except NotFound:
             definition = None
+        changes = tuple(
+            {"from": detail["from_version"], "to": detail["to_version"], "at": iso(at), "by": actor}
+            for at, actor, detail in conn.execute(
+                select(history.c.at, history.c.actor, history.c.detail).where(
+                    history.c.subject == f"run:{run_id}", history.c.action.in_(("run.retry", "run.retry_step")))
+                .order_by(history.c.id))
+            if isinstance(detail, dict) and detail.get("latest")
+            and detail.get("from_version") != detail.get("to_version"))
     return RunDetail(**{f.name: getattr(summary, f.name) for f in fields(RunSummary)},
-                     steps=step_views, definition=definition)
+                     steps=step_views, definition=definition, version_changes=changes)
 
 
 def run_status(db: Database, run_id: int) -> RunStatus:

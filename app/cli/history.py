@@ -28,6 +28,9 @@ def register(sub: Any) -> None:
 
 def _history(args: argparse.Namespace, ctx: CliContext) -> int:
     flt = api.HistoryFilter(subject=args.subject, actor=args.actor, action=args.action, since=args.since)
+    if args.csv and args.limit is None:
+        api.write_history_csv(ctx.db, flt, sys.stdout)
+        return EXIT_OK
     rows = api.iter_history(ctx.db, flt)
     if args.limit is not None:
         rows = (row for _, row in zip(range(max(args.limit, 0)), rows, strict=False))

@@ -266,10 +266,6 @@ def retry_in(conn: Connection, run_id: int, actor: str, *, whole_run: bool, late
                              "version")
         # Branches still to run that the new version no longer has are dropped, as it would never reach them.
         state["pending"] = [node_id for node_id in pending if _has_node(workflow, node_id)]
-    if version != row["version"]:
-        changes = list(state.get("version_changes") or [])
-        changes.append({"from": row["version"], "to": version, "at": now.isoformat(), "by": actor})
-        state["version_changes"] = changes
     done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status == RunStatus.FAILED).values(
         status=RunStatus.RUNNING, finished_at=None, error_type=None, error_message=None, due_at=now,
         deadline_at=deadline_after(now, limits["max_runtime_seconds"]), lease_owner=None, version=version,
