@@ -63,7 +63,8 @@ def test_retry_on_latest_continues_on_the_fixed_version_and_the_history_says_so(
         latest = history_of(conn, f"run:{run_id}")[0]
     assert latest.action == ("run.retry_step" if step else "run.retry")
     assert latest.detail is not None and latest.detail["from_version"] == 1 and latest.detail["to_version"] == 2
-    assert [(c["from"], c["to"], c["by"]) for c in run["version_changes"]] == [(1, 2, "maria")]
+    changes = api.run_detail(db, run_id).version_changes
+    assert [(c["from"], c["to"], c["by"]) for c in changes] == [(1, 2, "maria")]
     # Every earlier attempt stays visible.
     assert [s["status"] for s in run["steps"] if s["node_id"] == "task"] == ["failed", "failed", "completed"]
 

@@ -189,8 +189,9 @@ class RunDetail(RunSummary):
 
     def to_json(self) -> dict[str, Any]:
         """The `run show --json` object."""
-        return {**super().to_json(), "version_changes": list(self.version_changes),
-                "steps": [s.to_json() for s in self.steps]}
+        # `run list --json` objects are this without "steps" (DESIGN section 8); the version
+        # changes are for the run viewer (`version_changes`), the history has them for scripts.
+        return {**super().to_json(), "steps": [s.to_json() for s in self.steps]}
 
 
 # --- reading -----------------------------------------------------------------------------
