@@ -183,3 +183,27 @@ def test_cli_bulk_retry_and_cancel_dry_run_and_counts(cli, db_url: str) -> None:
     rows = cli("run", "list", "--csv", "--until", "2999-01-01").out.splitlines()
     assert rows[0].startswith("id,workflow_id,workflow_name") and len(rows) == 4
     assert cli("run", "list", "--since", "2999-01-01", "--json").out.strip() == "[]"
+
+
+def test_bulk_cancel_while_a_runtime_executes_the_same_runs(db) -> None:
+    """Each run ends either completed or cancelled, counted once; a cancelled run executes nothing after."""
+    workflow_id = make_workflow(db, [node("start", "trigger.manual", record_type="patient"),
+                                     node("one", "action.create_task", title="One"),
+                                     node("two", "action.create_task", title="Two")], chain("start", "one", "two"))
+    patient = add_patient(db)
+    ids = [start_run(db, workflow_id, record=patient, actor="maria") for _ in range(40)]
+    runtime = Runtime(db, "busy", batch_runs=5)
+    runtime.start()
+    try:
+        result = api.bulk_cancel(db, api.RunFilter(workflow_id=workflow_id), "omar", batch_size=7)
+    finally:
+        runtime.stop()
+    Runtime(db, "rt").run_once()
+    statuses = [status(db, r) for r in ids]
+    assert set(statuses) <= {"completed", "cancelled"}
+    assert result.matched == 40 and result.done == statuses.count("cancelled")
+    assert result.refused == statuses.count("completed")
+    for run_id in ids:
+        run = detail(db, run_id)
+        if run["status"] == "cancelled":
+            assert all(s["finished_at"] <= run["finished_at"] for s in run["steps"] if s["finished_at"])
