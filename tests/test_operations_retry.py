@@ -207,3 +207,21 @@ def test_bulk_cancel_while_a_runtime_executes_the_same_runs(db) -> None:
         run = detail(db, run_id)
         if run["status"] == "cancelled":
             assert all(s["finished_at"] <= run["finished_at"] for s in run["steps"] if s["finished_at"])
+
+
+def test_a_message_backing_off_shows_back_off_and_when_it_resumes(db) -> None:
+    from integration_servers import Answer, Gateway
+
+    from app.runtime.integrations import set_integration
+
+    workflow_id = make_workflow(db, [node("start", "trigger.manual", record_type="patient"),
+                                     node("text", "action.send_sms", body="Hi")], chain("start", "text"))
+    with Gateway([Answer(503, "busy")]) as gateway:
+        with db.write() as conn:
+            set_integration(conn, "sms", {"url": gateway.url, "token": "secret-token", "timeout": "5"}, "tester")
+        run_id = start_run(db, workflow_id, record=add_patient(db, mobile="+447700900000"), actor="maria")
+        Runtime(db, "rt").run_once()
+        run = api.run_detail(db, run_id).to_json()
+    assert run["waiting_reason"] == "Back-off" and run["resumes_at"] is not None
+    [listed] = [r for r in (s.to_json() for s in api.list_runs(db)) if r["id"] == run_id]
+    assert listed["waiting_reason"] == "Back-off"
