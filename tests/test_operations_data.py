@@ -208,3 +208,28 @@ def test_cli_erase_asks_and_refuses_without_yes_when_not_interactive(cli, db_url
     assert main(["--db", db_url, "record", "erase", str(patient)]) == 0
     assert cli("record", "show", str(patient)).code == 1
     assert cli("record", "erase", "patient:999", "--yes").err.strip() == "clinicflow: there is no patient:999"
+
+
+def test_two_runtimes_at_once_prune_the_day_exactly_once(db) -> None:
+    import threading
+
+    workflow_id = task_workflow(db)
+    patient = add_patient(db)
+    for _ in range(3):
+        start_run(db, workflow_id, record=patient, actor="maria")
+    Runtime(db, "rt").run_once()
+    age_runs(db, 800)
+    barrier = threading.Barrier(2)
+    results: list[object] = []
+
+    def today(name: str) -> None:
+        barrier.wait()
+        results.append(daily(db, name))
+
+    threads = [threading.Thread(target=today, args=(name,)) for name in ("desk-1", "desk-2")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done = [r for r in results if r is not None]
+    assert len(results) == 2 and len(done) == 1 and done[0].runs == 3  # type: ignore[attr-defined]
