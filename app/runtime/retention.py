@@ -120,8 +120,10 @@ def prune(db: Database, *, now: datetime | None = None, days: int | None = None,
     return PruneResult(days, cutoff, done_runs, done_steps, batches, longest, time.perf_counter() - started)
 
 
-def daily(db: Database, runtime: str, now: datetime | None = None) -> PruneResult | None:
-    """Today's retention pass, if no runtime has done it yet today (UTC); None otherwise."""
+def daily(db: Database, runtime: str, now: datetime | None = None,
+          should_stop: Callable[[], bool] | None = None) -> PruneResult | None:
+    """Today's retention pass, if no runtime has done it yet today (UTC); None otherwise.
+    Stopped part-way (the runtime stopping), the rest waits for tomorrow's pass or `maintenance prune`."""
     now = now or utcnow()
     period = now.date().isoformat()
     with db.read() as conn:
@@ -130,7 +132,7 @@ def daily(db: Database, runtime: str, now: datetime | None = None) -> PruneResul
     with db.write() as conn:
         if not claim(conn, RETENTION_TASK, period, runtime, now):
             return None
-    result = prune(db, now=now)
+    result = prune(db, now=now, should_stop=should_stop)
     if result.runs:
         log.info("retention: %s", result.summary())
     note_outcome(db, RETENTION_TASK, period, {"runs": result.runs, "steps": result.steps,

@@ -294,7 +294,7 @@ class Runtime:
         from . import alerts, retention
 
         alerts.send_digest(self.db, self.name, self.now())
-        retention.daily(self.db, self.name, self.now())
+        retention.daily(self.db, self.name, self.now(), should_stop=self._stop.is_set)
 
     def _maintenance_loop(self) -> None:
         # Its own thread: a long retention pass (bounded transactions) never delays runs.
