@@ -71,6 +71,7 @@ GRANTS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
         "record_problems": ("INSERT",),
         "history": ("INSERT",),
         "runs": ("INSERT",),
+        "enrolments": ("INSERT",),  # a manual start still counts toward `reenrol`
         "secrets": ("SELECT (key, updated_at)",),  # which secrets are set, never their values
     },
     MANAGER: {
@@ -80,6 +81,7 @@ GRANTS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
         "runs": ("UPDATE", "DELETE"),
         "steps": ("INSERT", "UPDATE", "DELETE"),
         "workflows": ("UPDATE (enabled, updated_at)",),
+        "enrolments": ("UPDATE", "DELETE"),  # retries; erasing a patient
     },
     DESIGNER: {
         "workflows": ("INSERT", "UPDATE", "DELETE"),
@@ -89,6 +91,7 @@ GRANTS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
     ADMIN: {
         "settings": ("INSERT", "UPDATE", "DELETE"),
         "secrets": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+        "maintenance_claims": ("INSERT", "UPDATE"),  # `maintenance prune`
     },
     RUNTIME: {
         **{table: ("INSERT", "UPDATE") for table in RECORD_TABLES},
@@ -101,6 +104,9 @@ GRANTS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
         "runtimes": ("INSERT", "UPDATE", "DELETE"),
         "workflows": ("UPDATE (enabled, updated_at)",),  # auto-disable after repeated failures
         "secrets": ("SELECT",),
+        "enrolments": ("INSERT", "UPDATE", "DELETE"),
+        "message_counts": ("INSERT", "UPDATE"),
+        "maintenance_claims": ("INSERT", "UPDATE", "DELETE"),
     },
 }
 

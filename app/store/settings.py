@@ -17,7 +17,7 @@ from app.workflow.records import DEFAULT_COUNTRY
 
 from .schema import settings
 from .timeutil import utcnow
-from .values import ValueProblem, check_country
+from .values import ValueProblem, check_country, check_email
 
 # DESIGN section 6: defaults of the safety limits; a workflow may set its own.
 DEFAULT_LIMITS: Final = {"max_runtime_seconds": 30 * 86400, "max_actions_per_run": 25, "max_nodes": 100}
@@ -320,3 +320,51 @@ def practice_zone(conn: Connection) -> ZoneInfo:
         return ZoneInfo(str(name))
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
+# --- operations (DESIGN section 14): alerts and retention ----------------------------------
+
+ALERTS_EMAIL_KEY: Final = "alerts.email"
+ALERTS_INTERVAL_KEY: Final = "alerts.interval_minutes"
+RETENTION_DAYS_KEY: Final = "retention_days"
+DEFAULT_ALERTS_INTERVAL_MINUTES: Final = 15
+DEFAULT_RETENTION_DAYS: Final = 730
+
+
+def _stored_whole(value: Any, default: int, lowest: int) -> int:
+    """A stored whole number, or the default when it is missing or unusable (set by hand)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return default
+    return number if number >= lowest and not isinstance(value, bool) else default
+
+
+def alerts_email(conn: Connection) -> str | None:
+    """Where the alert digest goes (setting `alerts.email`); None: no alert emails."""
+    value = get_setting(conn, ALERTS_EMAIL_KEY)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def alerts_interval_minutes(conn: Connection) -> int:
+    """At most one alert email per this many minutes (setting `alerts.interval_minutes`, default 15)."""
+    return _stored_whole(get_setting(conn, ALERTS_INTERVAL_KEY), DEFAULT_ALERTS_INTERVAL_MINUTES, 1)
+
+
+def retention_days(conn: Connection) -> int:
+    """Step data of runs finished longer ago is redacted (setting `retention_days`, default 730; 0 = keep)."""
+    return _stored_whole(get_setting(conn, RETENTION_DAYS_KEY), DEFAULT_RETENTION_DAYS, 0)
+
+
+def _alerts_email(text: str) -> str | None:
+    cleaned = str(text).strip()
+    return None if cleaned.lower() in ("", "off", "none") else check_email(cleaned)
+
+
+for _spec in (
+    SettingSpec(ALERTS_EMAIL_KEY, lambda: None, _alerts_email,
+                "where failed-run alerts are emailed ('off' for none)", lambda v: v or "off"),
+    SettingSpec(ALERTS_INTERVAL_KEY, lambda: DEFAULT_ALERTS_INTERVAL_MINUTES, _whole(1, 24 * 60),
+                "at most one alert email per this many minutes"),
+    SettingSpec(RETENTION_DAYS_KEY, lambda: DEFAULT_RETENTION_DAYS, _whole(0),
+                "days a finished run's step data is kept (0 = for ever)"),
+):
+    register_setting(_spec)

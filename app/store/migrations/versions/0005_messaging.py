@@ -40,6 +40,12 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('workflow_id', 'day', name=op.f('pk_message_counts'))
     )
 
+    # New tables get the team roles' privileges (section 15) where the roles exist.
+    from app.store.roles import grant_privileges
+
+    conn = op.get_bind()
+    if conn.dialect.name == "postgresql":
+        grant_privileges(conn)
 
 def downgrade() -> None:
     op.drop_table('message_counts')
