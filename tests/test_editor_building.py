@@ -316,7 +316,7 @@ def test_copy_paste_gives_pasted_nodes_new_ids_and_delete_removes_them(qtbot: An
     editor.paste_action.trigger()
     ids = [n.id for n in editor.current_workflow().nodes]
     assert len(ids) == 5 and len(set(ids)) == 5
-    pasted = [i for i in ids if i not in {"start", "has_email", "mail", "call"}][0]
+    pasted = next(i for i in ids if i not in {"start", "has_email", "mail", "call"})
     assert editor.current_workflow().node(pasted).config.subject == "Time for your check-up"
 
     select(editor, editor.node(pasted))

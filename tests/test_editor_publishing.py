@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from test_editor_building import RECALL, new_workflow, open_editor, select
 
 from app.store import Database, RecordRef, open_database
 from app.store import workflows as store_workflows
 from app.store.records import add_record
 from app.workflow import load_workflow
-
-from test_editor_building import RECALL, new_workflow, open_editor, select
 
 
 @pytest.fixture
@@ -139,9 +138,9 @@ def test_a_version_opens_read_only(qtbot: Any, database: Database) -> None:
 
 
 def test_test_run_shows_the_rendered_email_and_sends_nothing(qtbot: Any, database: Database) -> None:
-    from app.runtime.integrations.settings import set_integration
-
     from integration_servers import smtp_server
+
+    from app.runtime.integrations.settings import set_integration
 
     with database.write() as conn:
         patient = add_record(conn, "patient", {"first_name": "Ann", "last_name": "Smith",
@@ -180,10 +179,12 @@ def test_test_run_lists_records_of_the_triggers_type(qtbot: Any, database: Datab
     editor = open_editor(qtbot, database, workflow_id)
     dialog = editor.open_test_run()
     qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: not dialog.loading)  # the records are listed in the background
     labels = [dialog.records_list.item(i).text() for i in range(dialog.records_list.count())]
     assert labels == ["Ann Smith: hygiene due 2026-12-01 (recall:1)", "Bob Smith: hygiene due 2026-12-01 (recall:2)"]
     dialog.search_edit.setText("zzz")
     dialog.load_records()
+    qtbot.waitUntil(lambda: not dialog.loading)
     assert dialog.records_list.count() == 0
 
 

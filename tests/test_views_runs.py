@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
+from conftest import run_clinicflow
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -17,8 +19,6 @@ from app.store import RecordRef, open_database
 from app.store.records import add_record, get_record
 from app.store.workflows import create_workflow, publish, set_enabled
 from app.workflow import load_workflow
-
-from conftest import run_clinicflow
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -31,7 +31,7 @@ def flow(name: str, nodes: list[dict[str, Any]], record_type: str = "patient") -
                   "position": [0, 0]}]
     for index, node in enumerate(nodes, start=1):
         all_nodes.append({**node, "position": [index * 250, 0]})
-    edges = [{"from": a["id"], "to": b["id"]} for a, b in zip(all_nodes, all_nodes[1:], strict=False)]
+    edges = [{"from": a["id"], "to": b["id"]} for a, b in pairwise(all_nodes)]
     return {"format": "clinicflow.workflow/1", "name": name, "nodes": all_nodes, "edges": edges}
 
 
@@ -101,7 +101,7 @@ def smtp_server() -> Iterator[tuple[int, list[Any]]]:
     received: list[Any] = []
 
     class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             received.append(envelope)
             return "250 OK"
 
@@ -128,11 +128,13 @@ def start_from_actions_menu(qtbot: Any, window: Any, ref: RecordRef, workflow_id
     records = window.records
     window.show_records()
     records.set_record_type(ref.type)
-    assert records.select(ref)
+    qtbot.waitUntil(lambda: records.select(ref), timeout=WAIT)  # records are read in the background
     started: list[int] = []
     records.runStarted.connect(lambda run_id, _w: started.append(run_id))
     records.actions_menu.popup(records.mapToGlobal(records.rect().center()))
     qtbot.waitUntil(records.actions_menu.isVisible)
+    # The menu's workflows are one background query: wait for them to be listed.
+    qtbot.waitUntil(lambda: any(a.data() == workflow_id for a in records.actions_menu.actions()), timeout=WAIT)
     action = next(a for a in records.actions_menu.actions() if a.data() == workflow_id)
     assert action.isEnabled()
     records.actions_menu.close()
@@ -203,7 +205,7 @@ def test_a_run_failing_on_a_patient_without_email_is_fixed_in_records_and_finish
 
     # Fix the record in the records view.
     window.show_records()
-    assert window.records.select(bob)
+    qtbot.waitUntil(lambda: window.records.select(bob), timeout=WAIT)
     dialog = window.records.edit_current()
     dialog.editors["email"].setText("bob@example.org")
     with qtbot.waitSignal(dialog.saved, timeout=WAIT):
@@ -316,7 +318,7 @@ def test_a_patient_added_in_the_records_view_starts_an_event_triggered_workflow(
     with qtbot.waitSignal(dialog.saved, timeout=WAIT) as saved:
         qtbot.mouseClick(dialog.buttons.button(dialog.buttons.StandardButton.Save), Qt.MouseButton.LeftButton)
     ref = saved.args[0]
-    assert window.records.current_ref() == ref
+    qtbot.waitUntil(lambda: window.records.current_ref() == ref, timeout=WAIT)  # re-read in the background
     page = window.open_workflow(workflow_id)
     page.show_runs()
     qtbot.waitUntil(lambda: page.runs.model.rowCount() == 1 and page.runs.model.run_at(0).status == "completed",

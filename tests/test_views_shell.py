@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,7 @@ def test_loading_the_demo_from_the_welcome_panel_lists_four_workflows(open_windo
     assert window.stack.currentWidget() is not window.welcome
     assert "Recall reminder" in window.workflows.names()
     window.records.set_record_type("patient")
+    qtbot.waitUntil(lambda: not window.records.model.loading)  # records are read in the background
     assert window.records.model.rowCount() > 0
 
 
@@ -222,17 +223,25 @@ def test_runs_table_pages_newest_first_and_reaches_the_oldest_run(open_window: A
     window.show_all_runs()
     view = window.all_runs
     model = view.model
+
+    def run_at(row: int) -> Any:
+        # Pages are read in the background: data() asks for a page, it is painted when it arrives.
+        qtbot.waitUntil(lambda: model.run_at(row) is not None)
+        return model.run_at(row)
+
+    qtbot.waitUntil(lambda: model.rowCount() == 2500)
     assert model.rowCount() == 2500
     assert view.count_label.text() == "2,500 runs"
-    assert model.run_at(0).id == 2500
+    assert run_at(0).id == 2500
     view.table.scrollToBottom()
-    assert model.run_at(2499).id == 1
-    assert model.run_at(1234).id == 2500 - 1234
-    assert model.run_at(1235).id == 2500 - 1235  # read by keyset from the neighbouring page
+    assert run_at(2499).id == 1
+    assert run_at(1234).id == 2500 - 1234
+    assert run_at(1235).id == 2500 - 1235  # read by keyset from the neighbouring page
     assert view.table.verticalHeader().isHidden()
     view.set_status("waiting")
+    qtbot.waitUntil(lambda: model.rowCount() == 500)
     assert model.rowCount() == 500
-    assert {model.run_at(r).status for r in (0, 250, 499)} == {"waiting"}
+    assert {run_at(r).status for r in (0, 250, 499)} == {"waiting"}
     assert model.data(model.index(0, 0)) == "Waiting"
     # The delegate asks for all roles of a cell at once and reuses the request from cell to
     # cell: a cell without an icon must answer "none", not keep the status icon of the last one.
@@ -279,38 +288,49 @@ def test_runs_can_be_found_by_record_and_narrowed_to_a_date_range(open_window: A
     bulk_runs(sqlite_url.removeprefix("sqlite:///"), 3000, patients=[ann.id, bob.id])  # 2025-01-01 to 01-03
     window = open_window()
     view = window.show_all_runs()
-    assert view.model.rowCount() == 3000
-    assert view.model.data(view.model.index(0, 5)) == f"Patient Bob Jones ({bob})"
+    model = view.model
+
+    def settled() -> Any:
+        # The model reads in the background: wait until the rows shown are for the current filter.
+        qtbot.waitUntil(lambda: model.settled)
+        return model
+
+    def run_at(row: int) -> Any:
+        qtbot.waitUntil(lambda: model.run_at(row) is not None)
+        return model.run_at(row)
+
+    assert settled().rowCount() == 3000
+    assert run_at(0) is not None and view.model.data(view.model.index(0, 5)) == f"Patient Bob Jones ({bob})"
     view.search.setText(str(ann))
     qtbot.waitUntil(lambda: view.model.run_filter.record == str(ann))
-    assert view.model.rowCount() == 1500
-    assert {view.model.run_at(r).trigger_words for r in (0, 700, 1499)} == {f"Patient Ann Smith ({ann})"}
+    assert settled().rowCount() == 1500
+    assert {run_at(r).trigger_words for r in (0, 700, 1499)} == {f"Patient Ann Smith ({ann})"}
     view.search.setText("jones")
     qtbot.waitUntil(lambda: view.model.run_filter.record == "jones")
-    assert view.model.rowCount() == 1500
-    assert view.model.run_at(0).trigger_words == f"Patient Bob Jones ({bob})"
+    assert settled().rowCount() == 1500
+    assert run_at(0).trigger_words == f"Patient Bob Jones ({bob})"
     view.search.clear()
     qtbot.waitUntil(lambda: view.model.rowCount() == 3000)
     # Local midnights bound the range: count what falls inside it in local time.
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     first = datetime(2025, 1, 2).astimezone()
     last = datetime(2025, 1, 3).astimezone()
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     expected = sum(1 for i in range(3000) if first <= start + timedelta(minutes=i) < last)
     view.since_edit.setDate(QDate(2025, 1, 2))
     view.until_edit.setDate(QDate(2025, 1, 2))
-    assert view.model.rowCount() == expected
-    assert all(first <= view.model.run_at(r).triggered_at < last for r in (0, expected - 1))
+    assert settled().rowCount() == expected
+    assert all(first <= run_at(r).triggered_at < last for r in (0, expected - 1))
     assert view.count_label.text() == f"{expected:,} runs"
     view.set_status("failed")
-    assert view.model.rowCount() == sum(1 for i in range(3000)
-                                        if first <= start + timedelta(minutes=i) < last and i % 5 == 1)
+    assert settled().rowCount() == sum(1 for i in range(3000)
+                                       if first <= start + timedelta(minutes=i) < last and i % 5 == 1)
 
 
 def test_the_database_connection_test_names_what_answered_or_why_not(pg_url: str) -> None:
     from app.views.settings_dialog import check_database
 
     assert check_database(pg_url).startswith("connected to PostgreSQL ")
-    with pytest.raises(Exception, match="refused|connect"):
+    with pytest.raises(Exception, match=r"refused|connect"):
         check_database("postgresql+psycopg://nobody@127.0.0.1:1/none")

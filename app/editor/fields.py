@@ -12,8 +12,18 @@ from typing import Any, Final, get_args
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
-    QComboBox, QHBoxLayout, QHeaderView, QLineEdit, QMenu, QPlainTextEdit, QPushButton, QSizePolicy,
-    QTableWidget, QToolButton, QVBoxLayout, QWidget,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QMenu,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QTableWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.workflow.catalog import OPS_WITHOUT_VALUE, RuleOp

@@ -16,17 +16,17 @@ from typing import Any, Final
 
 os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
 
-import re  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from NodeGraphQt import BaseNode, NodeGraph  # noqa: E402
-from NodeGraphQt.widgets.viewer import NodeViewer  # noqa: E402
-from NodeGraphQt.qgraphics.node_base import NodeItem  # noqa: E402
-from PySide6.QtCore import QPointF, QRectF, Qt  # noqa: E402
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen  # noqa: E402
+from NodeGraphQt import BaseNode, NodeGraph
+from NodeGraphQt.qgraphics.node_base import NodeItem
+from NodeGraphQt.widgets.viewer import NodeViewer
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 
-from app.workflow import CATALOG, NodeType  # noqa: E402
+from app.workflow import CATALOG, NodeType
 
 IDENTIFIER_PREFIX: Final = "clinicflow"
 INPUT_PORT: Final = "in"
@@ -225,7 +225,7 @@ CATALOG_TYPES: Final[dict[str, str]] = {graph: t for t, graph in GRAPH_TYPES.ite
 
 
 def _short(text: Any, limit: int = 60) -> str:
-    # "{{ patient.first_name }}" reads as "‹patient.first_name›" in the little space there is.
+    # "{{ patient.first_name }}" reads as "‹patient.first_name›" in the little space there is.  # noqa: RUF003
     flat = re.sub(r"\{\{\s*(.*?)\s*\}\}", "\u2039\\1\u203a", " ".join(str(text).split()))
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 

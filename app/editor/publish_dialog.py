@@ -20,10 +20,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.runtime.integrations import preflight
-from app.store import Database, Refused
-from app.store import workflows as store_workflows
-from app.views.background import reason, run_in_background
+from app.api import Database, Refused
+from app.api import workflows as api
+from app.views.background import reason, run_and_wait, run_in_background
 from app.workflow import Problem, Workflow, WorkflowError
 
 
@@ -87,8 +86,7 @@ def describe_changes(changes: DraftChanges, live_number: int | None) -> str:
 
 def load_preflight(db: Database, workflow: Workflow) -> list[str]:
     """Pre-flight warnings: integrations not connected, records missing an address."""
-    with db.read() as conn:
-        return list(preflight(conn, workflow))
+    return api.preflight_warnings(db, workflow)
 
 
 class PublishDialog(QDialog):
@@ -160,9 +158,10 @@ class PublishDialog(QDialog):
 
     def publish_version(self) -> None:
         note = self.note_edit.text().strip() or None
+        db, workflow_id, actor = self._db, self._workflow_id, self._actor
         try:
-            with self._db.write() as conn:
-                self.version = store_workflows.publish(conn, self._workflow_id, self._actor, note)
+            # Publish must finish before the dialog closes: the GUI thread waits on the executor.
+            self.version = run_and_wait(lambda: api.publish(db, workflow_id, actor, note)).number
         except WorkflowError as exc:
             self.set_problems(getattr(exc, "problems", []) or [Problem(str(exc))])
             return

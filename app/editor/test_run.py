@@ -1,6 +1,6 @@
 """The Test run dialog: run the draft against a chosen record with no side effects.
 
-The dry run (app.runtime.dry_run) executes on a pool thread inside a transaction that is
+The dry run (app.api.workflows.test_run) executes on a pool thread inside a transaction that is
 rolled back; messages are rendered, not sent, and waits are shown, not waited. The dialog
 shows the path taken, each step's input and output, and the rendered messages.
 """
@@ -30,9 +30,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.runtime.dry_run import dry_run
-from app.store import Database, RecordRef
-from app.store.records import list_records, patient_name
+from app.api import Database, RecordRef
+from app.api import records as records_api
+from app.api import workflows as workflows_api
+from app.api.records import RecordRow
 from app.views.background import reason, run_in_background
 from app.workflow import CATALOG, Workflow, trigger_record_type
 
@@ -41,30 +42,18 @@ PAGE: Final = 200
 MESSAGE_TYPES: Final = ("action.send_email", "action.send_sms")
 
 
-def record_label(record_type: str, record: dict[str, Any], patient: str) -> str:
+def record_label(record_type: str, record: RecordRow, patient: str) -> str:
     """One line of the record picker: who, what, when, and the reference."""
     ref = f"{record_type}:{record['id']}"
     if record_type == "patient":
         extra = ", ".join(str(record[k]) for k in ("email", "mobile") if record.get(k))
-        return f"{patient_name(record)} ({ref}){' — ' + extra if extra else ''}"
+        return f"{record.patient_name} ({ref}){' — ' + extra if extra else ''}"
     if record_type == "appointment":
         when = record["starts_at"].astimezone().strftime("%Y-%m-%d %H:%M")
         return f"{patient}, {when} · {record.get('reason') or 'no reason given'} ({ref})"
     if record_type == "task":
         return f"{record['title']}{' for ' + patient if patient else ''} ({ref})"
     return f"{patient}: {record.get('recall_type')} due {record.get('due_date')} ({ref})"
-
-
-def patient_names(conn: Any, rows: list[dict[str, Any]]) -> dict[int, str]:
-    from sqlalchemy import select
-
-    from app.store.schema import patients
-
-    ids = {r["patient_id"] for r in rows if r.get("patient_id") is not None}
-    if not ids:
-        return {}
-    found = conn.execute(select(patients).where(patients.c.id.in_(ids))).mappings()
-    return {p["id"]: patient_name(p) for p in found}
 
 
 def fill_tree(parent: QTreeWidgetItem, value: Any) -> None:
@@ -98,7 +87,7 @@ def when_text(value: Any) -> str:
 
 
 def run_dry(db: Database, workflow: Workflow, record: RecordRef | None, payload: dict[str, Any] | None) -> Any:
-    return dry_run(db, workflow, record, payload)
+    return workflows_api.test_run(db, workflow, record, payload)
 
 
 class TestRunDialog(QDialog):
@@ -183,26 +172,51 @@ class TestRunDialog(QDialog):
         self._search_timer.timeout.connect(self.load_records)
         self.search_edit.textChanged.connect(self._search_timer.start)
         self.records_list.itemDoubleClicked.connect(lambda _i: self.start())
+        self.loading = False
+        self._load_generation = 0
+        self._wanted: RecordRef | None = None
         self.load_records()
 
     def load_records(self) -> None:
+        """List the records of the trigger's type (and search) in the background; `loading`
+        is true until they are listed."""
         if not self.record_type:
             return
         text = self.search_edit.text().strip() or None
-        record_type = self.record_type
-        with self._db.read() as conn:
-            rows = list_records(conn, record_type, search=text, limit=PAGE)
-            names = patient_names(conn, rows)
-        self.records_list.clear()
-        for row in rows:
-            item = QListWidgetItem(record_label(record_type, row, names.get(row.get("patient_id"), "")))
-            item.setToolTip(item.text())
-            item.setData(RECORD_ROLE, row["id"])
-            self.records_list.addItem(item)
-        if rows:
-            self.records_list.setCurrentRow(0)
+        record_type, db = self.record_type, self._db
+        self._load_generation += 1
+        generation = self._load_generation
+        self.loading = True
+
+        def done(rows: object) -> None:
+            if generation != self._load_generation:
+                return
+            self.loading = False
+            self.records_list.clear()
+            for row in rows:  # type: ignore[attr-defined]
+                item = QListWidgetItem(record_label(record_type, row, row.patient_name))
+                item.setToolTip(item.text())
+                item.setData(RECORD_ROLE, row.id)
+                self.records_list.addItem(item)
+            if self.records_list.count():
+                self.records_list.setCurrentRow(0)
+            if self._wanted is not None:
+                wanted, self._wanted = self._wanted, None
+                self.select_record(wanted)
+
+        def failed(exc: Exception) -> None:
+            if generation == self._load_generation:
+                self.loading = False
+                self.status_label.setText(f"The records could not be listed: {reason(exc)}")
+
+        run_in_background(lambda: records_api.list_records(db, record_type, search=text, limit=PAGE),
+                          done, failed, context=self)
 
     def select_record(self, ref: RecordRef) -> None:
+        """Choose a record in the picker (once listed, if they are still being read)."""
+        if self.loading:
+            self._wanted = ref
+            return
         for index in range(self.records_list.count()):
             if self.records_list.item(index).data(RECORD_ROLE) == ref.id:
                 self.records_list.setCurrentRow(index)
@@ -211,7 +225,9 @@ class TestRunDialog(QDialog):
 
     def start(self) -> None:
         record: RecordRef | None = None
-        if self.record_type:
+        if self.record_type and self.loading and self._wanted is not None:
+            record = self._wanted  # chosen before the list arrived
+        elif self.record_type:
             item = self.records_list.currentItem()
             if item is None:
                 self.status_label.setText(f"Choose a {self.record_type} first.")
@@ -241,7 +257,8 @@ class TestRunDialog(QDialog):
         failed = [s for s in result.steps if s.error]
         summary = " → ".join(titles.get(i, i) for i in result.path) or "(nothing ran)"
         self.status_label.setText(
-            f"Path taken: {summary}" + (f"\nStopped with an error at {titles.get(failed[0].node_id, failed[0].node_id)}: "
+            f"Path taken: {summary}"
+            + (f"\nStopped with an error at {titles.get(failed[0].node_id, failed[0].node_id)}: "
                                         f"{failed[0].error.get('message')}" if failed else ""))
         self.steps_tree.clear()
         for number, step in enumerate(result.steps, 1):

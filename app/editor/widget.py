@@ -16,30 +16,52 @@ from typing import Any, Final
 
 os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
 
-from PySide6.QtCore import QRect, QThreadPool, QTimer, Qt, Signal  # noqa: E402
-from PySide6.QtGui import (  # noqa: E402
-    QAction, QColor, QIcon, QKeySequence, QPainter, QPixmap, QUndoCommand, QUndoStack,
+from PySide6.QtCore import QRect, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QIcon,
+    QKeySequence,
+    QPainter,
+    QPixmap,
+    QUndoCommand,
+    QUndoStack,
 )
-from PySide6.QtWidgets import (  # noqa: E402
-    QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QStyle, QStyleOptionButton, QToolBar, QToolButton,
-    QVBoxLayout, QWidget,
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QStyle,
+    QStyleOptionButton,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
-from app.store import Database, Refused  # noqa: E402
-from app.store import workflows as store_workflows  # noqa: E402
-from app.store.settings import default_limits  # noqa: E402
-from app.workflow import (  # noqa: E402
-    CATALOG, Limits, Problem, Workflow, available_variables, context_record_types, publish_problems,
+from app.api import Database, Refused
+from app.api import workflows as api
+from app.api.workflows import WorkflowInfo
+from app.views.background import reason, run_and_wait, run_in_background
+from app.workflow import (
+    CATALOG,
+    Limits,
+    Problem,
+    Workflow,
+    available_variables,
+    context_record_types,
+    publish_problems,
 )
-from app.workflow.model import ID_PATTERN  # noqa: E402
-from app.workflow.records import field_names  # noqa: E402
+from app.workflow.model import ID_PATTERN
+from app.workflow.records import field_names
 
-from app.views.background import reason, run_in_background  # noqa: E402
-from .mapping import GraphReader, add_workflow_nodes, config_json, new_node_id  # noqa: E402
-from .nodes import NODE_CLASSES, ClinicGraph, ClinicNode, ClinicViewer, icon_path, summarize  # noqa: E402
-from .palette import NodePalette  # noqa: E402
-from .panels import ProblemsPanel, VersionsPanel  # noqa: E402
-from .properties import PropertiesPanel  # noqa: E402
+from .mapping import GraphReader, add_workflow_nodes, config_json, new_node_id
+from .nodes import NODE_CLASSES, ClinicGraph, ClinicNode, ClinicViewer, icon_path, summarize
+from .palette import NodePalette
+from .panels import ProblemsPanel, VersionsPanel
+from .properties import PropertiesPanel
 
 AUTOSAVE_DELAY_MS: Final = 800
 VALIDATE_DELAY_MS: Final = 250
@@ -94,12 +116,11 @@ class EditorWidget(QWidget):
         self.db, self.workflow_id, self.actor = db, workflow_id, actor
         self.read_only = read_only_version is not None
         self.version_number = read_only_version
-        with db.read() as conn:
-            if read_only_version is not None:
-                workflow = store_workflows.get_version(conn, workflow_id, read_only_version)
-            else:
-                workflow = store_workflows.get_draft(conn, workflow_id)
-            self._default_max_nodes = int(default_limits(conn)["max_nodes"])
+        # The editor cannot show anything before its workflow is read: the GUI thread waits
+        # for the read on the background executor (painting, not querying).
+        start = run_and_wait(lambda: api.open_for_editing(db, workflow_id, read_only_version))
+        workflow = start.workflow
+        self._default_max_nodes = start.default_max_nodes
         self._base = workflow
         self._name_edited = False
         self._order: dict[str, int] = {n.id: i for i, n in enumerate(workflow.nodes)}
@@ -110,7 +131,7 @@ class EditorWidget(QWidget):
         self._problem_count: int | None = None
         self._applying = False
         self._shown: tuple[Any, ...] | None = None
-        self._info: store_workflows.WorkflowInfo | None = None
+        self._info: WorkflowInfo | None = None
         self._version_windows: list[QMainWindow] = []
         self._dialogs: list[QWidget] = []
         self._save_pool = QThreadPool(self)
@@ -201,13 +222,15 @@ class EditorWidget(QWidget):
         if focus is not None and self.properties.isAncestorOf(focus):
             focus.clearFocus()
         self._save_timer.stop()
-        self._save_pool.waitForDone()
         workflow = self.current_workflow()
         data = workflow.to_dict()
         if data != self._saved:
-            self._write_draft(workflow)
+            # On the save pool, after any save still pending; the GUI thread waits for it.
+            run_and_wait(lambda: self._write_draft(workflow), pool=self._save_pool)
             self._saved = data
             self._saved_ok()
+        else:
+            self._save_pool.waitForDone()  # a save already under way lands before the editor goes
 
     def closeEvent(self, event: Any) -> None:
         # Nothing the designer did is lost, and no save or test run outlives the editor.
@@ -236,10 +259,10 @@ class EditorWidget(QWidget):
     def refresh_state(self) -> None:
         """Reload enabled state and versions from the database (e.g. after the workflows
         list enabled or disabled this workflow)."""
-        with self.db.read() as conn:
-            self._info = store_workflows.get_info(conn, self.workflow_id)
-            versions = store_workflows.list_versions(conn, self.workflow_id)
-        self.versions_panel.set_versions(versions)
+        db, workflow_id = self.db, self.workflow_id
+        state = run_and_wait(lambda: api.workflow_state(db, workflow_id))
+        self._info = state.info
+        self.versions_panel.set_versions(list(state.versions))
         has_version = self._info.published_version is not None
         self.enabled_action.blockSignals(True)
         self.enabled_action.setChecked(self._info.enabled)
@@ -487,11 +510,8 @@ class EditorWidget(QWidget):
     # -- saving ------------------------------------------------------------------------
 
     def _write_draft(self, workflow: Workflow) -> None:
-        with self.db.write() as conn:
-            if not self._name_edited:
-                # A rename made elsewhere (the workflows list) wins over the name we loaded.
-                workflow = workflow.model_copy(update={"name": store_workflows.get_info(conn, self.workflow_id).name})
-            store_workflows.update_draft(conn, self.workflow_id, workflow)
+        # Unless renamed here, a rename made elsewhere (the workflows list) wins over the name we loaded.
+        api.save_draft(self.db, self.workflow_id, workflow, keep_stored_name=not self._name_edited)
 
     def _autosave(self) -> None:
         if self.read_only:
@@ -542,7 +562,8 @@ class EditorWidget(QWidget):
     def _apply_id(self, node: ClinicNode, new_id: str) -> None:
         old = node.get_property("node_id")
         if not re.fullmatch(ID_PATTERN, new_id):
-            self.status_label.setText(f"'{new_id}' is not a valid id (letters, digits and _; not starting with a digit)")
+            self.status_label.setText(
+                f"'{new_id}' is not a valid id (letters, digits and _; not starting with a digit)")
             return
         if new_id in self._taken_ids():
             self.status_label.setText(f"Another node already has the id '{new_id}'")
@@ -646,9 +667,8 @@ class EditorWidget(QWidget):
 
         self.flush()
         self._validate()
-        with self.db.read() as conn:
-            live_number = store_workflows.live_version_number(conn, self.workflow_id)
-            live = store_workflows.get_version(conn, self.workflow_id, live_number) if live_number else None
+        db, workflow_id = self.db, self.workflow_id
+        live_number, live = run_and_wait(lambda: api.live_version(db, workflow_id))
         dialog = PublishDialog(self.db, self.workflow_id, self.current_workflow(), self._problems, live,
                                live_number, self.actor, self._work_pool, self)
         dialog.accepted.connect(lambda: self._after_publish(dialog.version))
@@ -670,9 +690,9 @@ class EditorWidget(QWidget):
         self.published.emit(version)
 
     def _enabled_toggled(self, enabled: bool) -> None:
+        db, workflow_id, actor = self.db, self.workflow_id, self.actor
         try:
-            with self.db.write() as conn:
-                store_workflows.set_enabled(conn, self.workflow_id, enabled, self.actor)
+            run_and_wait(lambda: api.set_enabled(db, workflow_id, enabled, actor))
         except Refused as exc:
             self.status_label.setText(f"Cannot {'enable' if enabled else 'disable'}: {exc}")
             self.refresh_state()
@@ -707,8 +727,8 @@ class EditorWidget(QWidget):
         """Replace the draft with a published version, as one undoable step."""
         if self.read_only:
             return
-        with self.db.read() as conn:
-            version = store_workflows.get_version(conn, self.workflow_id, number)
+        db, workflow_id = self.db, self.workflow_id
+        version = run_and_wait(lambda: api.get_version(db, workflow_id, number))
         stack = self.graph.undo_stack()
         stack.beginMacro(f"restore version {number}")
         try:

@@ -17,7 +17,7 @@ def create_main_window(database_url: str | None, start_runtime: bool = True, *, 
     from PySide6.QtWidgets import QApplication
 
     from app.api import default_actor
-    from app.store import open_database
+    from app.api.practice import open_practice
 
     from .main_window import MainWindow
     from .theme import apply_theme
@@ -28,7 +28,7 @@ def create_main_window(database_url: str | None, start_runtime: bool = True, *, 
     if not app.property("clinicflowThemed"):
         apply_theme(app)  # type: ignore[arg-type]
         app.setProperty("clinicflowThemed", True)
-    db = open_database(database_url)
+    db = open_practice(database_url)
     window = MainWindow(db, actor or default_actor(), start_runtime=start_runtime)
     window.destroyed.connect(lambda *_: db.dispose())
     return window

@@ -36,14 +36,9 @@ def run_app(database_url: str | None, demo: bool, actor: str) -> int:
     window = open_main_window(url, actor, settings, from_settings=database_url is None and bool(stored))
     if window is None:
         return 1
-    if demo:
-        from app.store.demo import load_demo
-
-        window.notify(load_demo(window.db, actor))
-        window.workflows.reload()
-        window.records.refresh()
-        window._show_start_page()
     window.show()
+    if demo:
+        window.load_demo()  # in the background, like the welcome panel's button
     # Everything made so far lives as long as the app: keep it out of the collector's full passes,
     # which otherwise stop every thread (the GUI thread too) for ~50-100 ms now and then.
     gc.freeze()

@@ -13,9 +13,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QEventLoop, QObject, QRunnable, QThreadPool, Signal
 
-from app.store.errors import Refused
+from app.api import Refused
 
 log = logging.getLogger("clinicflow.gui")
 
@@ -79,3 +79,29 @@ def run_in_background(fn: Callable[[], Any], on_done: Callable[[Any], None] | No
     relay.done.connect(lambda result: deliver(on_done, result))
     relay.failed.connect(lambda exc: deliver(on_error, exc))
     (pool or QThreadPool.globalInstance()).start(_Job(fn, relay))
+
+
+def run_and_wait(fn: Callable[[], Any], *, pool: QThreadPool | None = None) -> Any:
+    """`fn()` on a pool thread while the GUI thread waits for it in a local event loop (it keeps
+    painting; clicks and keys wait), for the few steps that must finish before the next one can
+    start: the editor's flush on close (after any pending save, with the editor's save pool),
+    Publish, the Enabled switch, reading the workflow an editor opens on. Returns `fn`'s result
+    or raises its exception."""
+    loop = QEventLoop()
+    outcome: list[Any] = []
+
+    def done(result: Any) -> None:
+        outcome.append((True, result))
+        loop.quit()
+
+    def failed(exc: Exception) -> None:
+        outcome.append((False, exc))
+        loop.quit()
+
+    run_in_background(fn, done, failed, pool=pool)
+    if not outcome:
+        loop.exec(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
-
-from app.store.timeutil import utcnow
 
 TRIGGER_KIND_WORDS = {"manual": "Started by hand", "record_event": "Record event", "schedule": "Schedule",
                       "webhook": "Webhook"}
 TRIGGER_TYPE_WORDS = {"trigger.manual": "Manual", "trigger.record_event": "Record event",
                       "trigger.schedule": "Schedule", "trigger.webhook": "Webhook"}
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 minute`, `2 minutes`, `1,204 runs`: a count with its noun, singular for exactly one."""
+    return f"{count:,} {noun if count == 1 else (nouns or noun + 's')}"
 
 
 def local_time(moment: datetime | None, *, seconds: bool = True) -> str:
@@ -32,7 +35,7 @@ def duration(start: datetime | None, end: datetime | None, *, running: bool = Fa
     """`1 h 02 min`, `3 min 05 s`, `12 s`, `2.4 s`, `40 ms`; a running one counts up to now."""
     if start is None:
         return ""
-    stop = end or (utcnow() if running else None)
+    stop = end or (datetime.now(UTC) if running else None)
     if stop is None:
         return ""
     seconds = max((stop - start).total_seconds(), 0.0)

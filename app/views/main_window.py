@@ -24,10 +24,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import func, select
 
-from app.store import Database
-from app.store.schema import patients, workflows
+from app.api import Database, practice
 
 from .background import run_in_background
 from .records_view import RecordsView
@@ -119,11 +117,13 @@ class MainWindow(QMainWindow):
 
         # --- docks -----------------------------------------------------------------------------
         self.workflows = WorkflowList(db, self.actor)
-        self.workflows_dock = self._dock("Workflows", "workflowsDock", self.workflows, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.workflows_dock = self._dock("Workflows", "workflowsDock", self.workflows,
+                                         Qt.DockWidgetArea.LeftDockWidgetArea)
         self.records = RecordsView(db, self.actor)
         self.records_dock = self._dock("Records", "recordsDock", self.records, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.inspector = StepInspector(db, self.actor)
-        self.inspector_dock = self._dock("Run viewer", "stepInspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.inspector_dock = self._dock("Run viewer", "stepInspector", self.inspector,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.workflows_dock, self.records_dock)
         # The side docks take the full height; the bottom one (Problems) sits under the canvas only.
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -202,7 +202,8 @@ class MainWindow(QMainWindow):
                                       "settingsAction")
         if self.settings_action.shortcut().isEmpty():
             self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
-        self.refresh_action = action("Refresh", self.refresh_all, "F5", "refreshAction")  # not StandardKey: Ctrl+R on some desktops
+        # Not StandardKey.Refresh: that is Ctrl+R on some desktops (All runs here).
+        self.refresh_action = action("Refresh", self.refresh_all, "F5", "refreshAction")
         self.demo_action = action("Load demo practice", self.load_demo, None, "loadDemoAction")
         self.reset_layout_action = action("Reset layout", self.reset_layout, None, "resetLayoutAction")
         self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit, "quitAction")
@@ -325,10 +326,13 @@ class MainWindow(QMainWindow):
     # --- pages ---------------------------------------------------------------------------------------
 
     def _show_start_page(self) -> None:
-        with self.db.read() as conn:
-            empty = (conn.execute(select(func.count()).select_from(workflows)).scalar_one() == 0
-                     and conn.execute(select(func.count()).select_from(patients)).scalar_one() == 0)
-        self.stack.setCurrentWidget(self.welcome if empty else self.home)
+        db = self.db
+
+        def show(empty: object) -> None:
+            if self.stack.currentWidget() in (self.welcome, self.home):
+                self.stack.setCurrentWidget(self.welcome if empty else self.home)
+
+        run_in_background(lambda: practice.is_empty(db), show, context=self)
 
     def show_workflows(self) -> None:
         self.workflows_dock.show()
@@ -513,7 +517,8 @@ class MainWindow(QMainWindow):
         if others > 0:
             words += f" · {others} other runtime{'s' if others != 1 else ''} active"
         self.runtime_label.setText(words)
-        icon_name = {"running": "runtime-running", "database unreachable": "runtime-unreachable"}.get(state, "runtime-stopped")
+        icon_name = {"running": "runtime-running",
+                     "database unreachable": "runtime-unreachable"}.get(state, "runtime-stopped")
         self.runtime_icon.setPixmap(icon(icon_name).pixmap(12, 12))
 
     # --- actions ------------------------------------------------------------------------------------
@@ -532,9 +537,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Loading the demo practice…")
 
         def work() -> str:
-            from app.store.demo import load_demo
-
-            return load_demo(db, actor)
+            return practice.load_demo(db, actor)
 
         def done(summary: str) -> None:
             self.welcome.set_busy("")
@@ -582,7 +585,7 @@ class MainWindow(QMainWindow):
 
     # --- closing -----------------------------------------------------------------------------------------
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self._closing:
             event.accept()
             return

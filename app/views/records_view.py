@@ -14,14 +14,29 @@ from typing import Any, Final
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
-    QLineEdit, QMenu, QMessageBox, QPushButton, QTableView, QToolButton, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
-from sqlalchemy import select
 
-from app.store import Database, RecordRef
-from app.store.records import add_record, describe, list_records, patient_name, update_record
-from app.store.schema import patients, workflow_versions, workflows
+from app.api import Database, RecordRef
+from app.api import records as records_api
+from app.api import runs as runs_api
+from app.api import workflows as workflows_api
+from app.api.records import RecordRow
 from app.workflow.records import RECORD_FIELDS, RECORD_TYPES, FieldKind, FieldSpec
 
 from .background import run_in_background
@@ -41,66 +56,56 @@ def _shown(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def manual_workflows(db: Database, record_type: str) -> list[tuple[int, str]]:
-    """Enabled workflows whose live version starts by hand from a record of this type."""
-    latest = (select(workflow_versions.c.workflow_id, workflow_versions.c.number)
-              .order_by(workflow_versions.c.workflow_id, workflow_versions.c.number.desc()))
-    result: list[tuple[int, str]] = []
-    with db.read() as conn:
-        enabled = {r.id: r.name for r in conn.execute(
-            select(workflows.c.id, workflows.c.name).where(workflows.c.enabled.is_(True),
-                                                           workflows.c.archived.is_(False)))}
-        if not enabled:
-            return []
-        newest: dict[int, int] = {}
-        for row in conn.execute(latest.where(workflow_versions.c.workflow_id.in_(enabled))):
-            newest.setdefault(row.workflow_id, row.number)
-        for workflow_id, number in newest.items():
-            definition = conn.execute(select(workflow_versions.c.definition).where(
-                workflow_versions.c.workflow_id == workflow_id, workflow_versions.c.number == number)).scalar()
-            for node in (definition or {}).get("nodes", []):
-                if node.get("type") == "trigger.manual" and node.get("config", {}).get("record_type") == record_type:
-                    result.append((workflow_id, enabled[workflow_id]))
-    return sorted(result, key=lambda item: item[1].lower())
-
-
 class RecordsModel(QAbstractTableModel):
     """Records of one type (a clinic has thousands, not millions: one read of up to ROW_LIMIT)."""
+
+    loaded = Signal()   # a read was applied
 
     def __init__(self, db: Database, parent: Any = None) -> None:
         super().__init__(parent)
         self._db = db
         self.record_type = "patient"
         self.search = ""
-        self.fields: list[FieldSpec] = []
-        self.rows: list[dict[str, Any]] = []
-        self.patient_names: dict[int, str] = {}
+        self.fields: list[FieldSpec] = self._fields()
+        self.rows: list[RecordRow] = []
+        self.loading = False
+        self._again = False
         self.reload()
 
+    def _fields(self) -> list[FieldSpec]:
+        return [s for s in RECORD_FIELDS[self.record_type] if s.name not in ("created_at", "updated_at")]
+
     def reload(self) -> None:
-        self.beginResetModel()
-        self.fields = [s for s in RECORD_FIELDS[self.record_type] if s.name not in ("created_at", "updated_at")]
-        with self._db.read() as conn:
-            self.rows = list_records(conn, self.record_type, self.search or None, limit=ROW_LIMIT)
-            wanted = {r["patient_id"] for r in self.rows if r.get("patient_id")}
-            if self.record_type != "patient" and self.search:
-                # Searching appointments by the patient's name is what people expect.
-                pattern = f"%{self.search.lower()}%"
-                from sqlalchemy import func, or_
+        """Read the records of the chosen type and search in the background (`loaded` tells when);
+        searching appointments, tasks and recalls also matches their patient's name."""
+        if self.loading:
+            self._again = True
+            return
+        self.loading = True
+        self._again = False
+        db, record_type, search = self._db, self.record_type, self.search
 
-                from app.store.schema import RECORD_TABLES
+        def read() -> list[RecordRow]:
+            return records_api.list_records(db, record_type, search=search or None, limit=ROW_LIMIT,
+                                            match_patient_names=True)
 
-                table = RECORD_TABLES[self.record_type]
-                name = func.lower(patients.c.first_name + " " + patients.c.last_name)
-                extra = conn.execute(select(table).join(patients, patients.c.id == table.c.patient_id)
-                                     .where(or_(name.like(pattern))).order_by(table.c.id).limit(ROW_LIMIT)).mappings()
-                seen = {r["id"] for r in self.rows}
-                self.rows += [dict(r) for r in extra if r["id"] not in seen]
-                self.rows.sort(key=lambda r: r["id"])
-                wanted |= {r["patient_id"] for r in self.rows if r.get("patient_id")}
-            self.patient_names = {r.id: patient_name(r._mapping) for r in conn.execute(
-                select(patients.c.id, patients.c.first_name, patients.c.last_name).where(patients.c.id.in_(wanted)))}
-        self.endResetModel()
+        def done(rows: object) -> None:
+            self.loading = False
+            if self._again or (record_type, search) != (self.record_type, self.search):
+                self.reload()
+                return
+            self.beginResetModel()
+            self.fields = self._fields()
+            self.rows = list(rows)  # type: ignore[call-overload]
+            self.endResetModel()
+            self.loaded.emit()
+
+        def failed(_exc: Exception) -> None:
+            self.loading = False
+            if self._again:
+                self.reload()
+
+        run_in_background(read, done, failed, context=self)
 
     def ref_at(self, row: int) -> RecordRef | None:
         if 0 <= row < len(self.rows):
@@ -130,10 +135,10 @@ class RecordsModel(QAbstractTableModel):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             value = record.get(spec.name)
             if spec.name == "patient_id" and value is not None:
-                return f"{self.patient_names.get(value, '?')} (patient:{value})"
+                return f"{record.patient_name or '?'} (patient:{value})"
             return _shown(value)
         if role == Qt.ItemDataRole.UserRole:
-            return record["id"]
+            return record.id
         return None
 
 
@@ -142,7 +147,7 @@ class RecordDialog(QDialog):
 
     saved = Signal(object)  # RecordRef
 
-    def __init__(self, db: Database, record_type: str, actor: str, record: dict[str, Any] | None = None,
+    def __init__(self, db: Database, record_type: str, actor: str, record: RecordRow | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("recordDialog")
@@ -166,7 +171,8 @@ class RecordDialog(QDialog):
                     editor.setCurrentText(str(current))
             else:
                 editor = QLineEdit(_shown(current))
-                editor.setPlaceholderText({FieldKind.DATE: "YYYY-MM-DD", FieldKind.DATETIME: "YYYY-MM-DD HH:MM (local time)",
+                editor.setPlaceholderText({FieldKind.DATE: "YYYY-MM-DD",
+                                           FieldKind.DATETIME: "YYYY-MM-DD HH:MM (local time)",
                                            FieldKind.INTEGER: "number"}.get(spec.kind, ""))
                 if spec.name == "patient_id":
                     editor.setPlaceholderText("patient number, e.g. 12")
@@ -202,12 +208,10 @@ class RecordDialog(QDialog):
         db, record_type, actor, record = self._db, self._type, self._actor, self._record
 
         def write() -> RecordRef:
-            with db.write() as conn:
-                if record is None:
-                    return add_record(conn, record_type, values, actor)
-                ref = RecordRef(record_type, int(record["id"]))
-                update_record(conn, ref, values, actor)
-                return ref
+            if record is None:
+                return records_api.add_record(db, record_type, values, actor)
+            records_api.update_record(db, record.ref, values, actor)
+            return record.ref
 
         def done(ref: RecordRef) -> None:
             self.saved.emit(ref)
@@ -297,7 +301,9 @@ class RecordsView(QWidget):
         self.addAction(edit)
         self.dialog: RecordDialog | None = None
         self.started_message: QMessageBox | None = None
-        self._fit_columns()
+        self._wanted: RecordRef | None = None   # to select once the records have been read
+        self._menu_request = 0
+        self.model.loaded.connect(self._on_loaded)
         self._after_empty()
 
     # --- browsing ---------------------------------------------------------------------------
@@ -313,7 +319,12 @@ class RecordsView(QWidget):
         self.model.record_type = self.record_type
         self.model.search = self.search.text().strip()
         self.model.reload()
+
+    def _on_loaded(self) -> None:
         self._fit_columns()
+        wanted, self._wanted = self._wanted, None
+        if wanted is not None:
+            self.select(wanted)
         self._after_empty()
 
     def _fit_columns(self) -> None:
@@ -323,14 +334,13 @@ class RecordsView(QWidget):
             self.table.setColumnWidth(column, min(self.table.columnWidth(column), 260))
 
     def refresh(self) -> None:
-        ref = self.current_ref()
+        """Read the records again in the background, keeping the selected one selected."""
+        if self._wanted is None:
+            self._wanted = self.current_ref()
         self.model.reload()
-        if ref is not None:
-            self.select(ref)
-        self._after_empty()
 
     def _after_empty(self) -> None:
-        empty = self.model.rowCount() == 0
+        empty = self.model.rowCount() == 0 and not self.model.loading
         if empty:
             if self.model.search:
                 self.empty.setText(f"No {TYPE_TITLES[self.record_type].lower()} match “{self.model.search}”.")
@@ -352,12 +362,13 @@ class RecordsView(QWidget):
     def select(self, ref: RecordRef) -> bool:
         if ref.type != self.record_type:
             self.set_record_type(ref.type)
-        row = self.model.row_of(ref.id)
+        row = None if self.model.loading else self.model.row_of(ref.id)
         if row is None and self.model.search:
             self.search.clear()
             self._apply_search()
-            row = self.model.row_of(ref.id)
         if row is None:
+            # Not read yet (or hidden by the search): selected when the next read brings it.
+            self._wanted = ref if self.model.loading else None
             return False
         self.table.selectRow(row)
         self.table.setCurrentIndex(self.model.index(row, 0))
@@ -376,7 +387,7 @@ class RecordsView(QWidget):
         row = self.model.rows[self.model.row_of(ref.id) or 0]
         return self._open_dialog(row)
 
-    def _open_dialog(self, record: dict[str, Any] | None) -> RecordDialog:
+    def _open_dialog(self, record: RecordRow | None) -> RecordDialog:
         dialog = RecordDialog(self._db, self.record_type, self._actor(), record, self)
         dialog.saved.connect(self._after_save)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -385,9 +396,8 @@ class RecordsView(QWidget):
         return dialog
 
     def _after_save(self, ref: RecordRef) -> None:
+        self._wanted = ref
         self.model.reload()
-        self.select(ref)
-        self._after_empty()
         self.recordChanged.emit(ref)
 
     # --- Actions menu ------------------------------------------------------------------------------
@@ -400,20 +410,35 @@ class RecordsView(QWidget):
         self.actions_menu.popup(self.table.viewport().mapToGlobal(point))
 
     def _fill_actions(self) -> None:
+        """The menu lists the enabled manual workflows for the record's type: one query, in the
+        background; the menu shows "Looking…" until the answer is there."""
         menu = self.actions_menu
         menu.clear()
         ref = self.current_ref()
         if ref is None:
             menu.addAction("Select a record first").setEnabled(False)
             return
-        choices = manual_workflows(self._db, ref.type)
+        menu.addAction("Looking for workflows…").setEnabled(False)
+        self._menu_request += 1
+        request, db = self._menu_request, self._db
+
+        def done(choices: object) -> None:
+            if request == self._menu_request:
+                self._show_actions(ref, list(choices))  # type: ignore[call-overload]
+
+        run_in_background(lambda: workflows_api.manual_workflows(db, ref.type), done, context=self)
+
+    def _show_actions(self, ref: RecordRef, choices: list[workflows_api.ManualWorkflow]) -> None:
+        menu = self.actions_menu
+        menu.clear()
         if not choices:
             menu.addAction(f"No enabled workflow starts by hand from a {ref.type}").setEnabled(False)
-        for workflow_id, name in choices:
-            action = menu.addAction(icon("workflow"), f"Run “{name}”")
-            action.setObjectName(f"runWorkflow{workflow_id}")
-            action.setData(workflow_id)
-            action.triggered.connect(lambda _=False, w=workflow_id, n=name, r=ref: self.start_workflow(w, n, r))
+        for choice in choices:
+            action = menu.addAction(icon("workflow"), f"Run “{choice.name}”")
+            action.setObjectName(f"runWorkflow{choice.id}")
+            action.setData(choice.id)
+            action.triggered.connect(
+                lambda _=False, w=choice.id, n=choice.name, r=ref: self.start_workflow(w, n, r))
         menu.addSeparator()
         menu.addAction("Edit record…", self.edit_current)
 
@@ -421,11 +446,8 @@ class RecordsView(QWidget):
         db, actor = self._db, self._actor()
 
         def start() -> tuple[int, str]:
-            from app.runtime import control
-
-            run_id = control.start_run(db, workflow_id, record=ref, actor=actor)
-            with db.read() as conn:
-                return run_id, describe(conn, ref)
+            run_id = runs_api.start_run(db, workflow_id, record=ref, actor=actor)
+            return run_id, records_api.describe_record(db, ref)
 
         def done(result: tuple[int, str]) -> None:
             run_id, words = result

@@ -7,12 +7,18 @@ has none); it needs no NodeGraphQt, so the run viewer opens instantly.
 from __future__ import annotations
 
 from collections import deque
+from itertools import pairwise
 from typing import Final
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen, QWheelEvent
 from PySide6.QtWidgets import (
-    QGraphicsPathItem, QGraphicsRectItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView, QWidget,
+    QGraphicsPathItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsSimpleTextItem,
+    QGraphicsView,
+    QWidget,
 )
 
 from app.workflow import Workflow, node_type
@@ -75,7 +81,7 @@ class RunGraphView(QGraphicsView):
         text_colour = QColor("#e6e6e6" if dark else "#202020")
         idle_fill = QColor("#3a3d42" if dark else "#f4f4f4")
         positions = node_positions(workflow)
-        taken = {(a, b) for a, b in zip(path, path[1:], strict=False)}
+        taken = set(pairwise(path))
         for edge in workflow.edges:
             if edge.source not in positions or edge.target not in positions:
                 continue
@@ -145,10 +151,10 @@ class RunGraphView(QGraphicsView):
                 self.resetTransform()
                 self.centerOn(self.scene().sceneRect().center())
 
-    def resizeEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+    def resizeEvent(self, event: object) -> None:
         super().resizeEvent(event)  # type: ignore[arg-type]
         self.fit()
 
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt override
+    def wheelEvent(self, event: QWheelEvent) -> None:
         factor = 1.15 if event.angleDelta().y() > 0 else 1 / 1.15
         self.scale(factor, factor)

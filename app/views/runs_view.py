@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from PySide6.QtCore import QDate, QItemSelectionModel, QTimer, Qt, Signal
+from PySide6.QtCore import QDate, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QDateEdit, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QTableView,
-    QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QDateEdit,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
 )
 
-from app.store import Database
+from app.api import Database
 
-from .background import run_in_background
 from .runs_model import Column, RunFilter, RunsModel
 from .theme import RUN_STATUSES, STATUS_LABELS, status_icon
 
@@ -87,9 +94,13 @@ class RunsView(QWidget):
         self._ticker.timeout.connect(self._tick)
         self._ticker.start()
         self._stale = False
-        self._refreshing = False
-        self._refresh_again = False
         self._selected: int | None = None
+        self._wanted: int | None = None   # a run to select once its page has been read
+        self._wanted_emit = False
+        self._scroll = 0
+        self.model.loaded.connect(self._on_loaded)
+        self.model.modelAboutToBeReset.connect(
+            lambda: setattr(self, "_scroll", self.table.verticalScrollBar().value()))
         self._update_counts()
 
     def _date_edit(self, name: str, empty_text: str) -> QDateEdit:
@@ -120,6 +131,10 @@ class RunsView(QWidget):
         self._update_counts()
 
     def _update_counts(self) -> None:
+        if not self.model.ready:
+            self.count_label.setText("…")
+            self.empty.hide()
+            return
         count = self.model.rowCount()
         self.count_label.setText(f"{count:,} run{'s' if count != 1 else ''}")
         flt = self.model.run_filter
@@ -136,48 +151,33 @@ class RunsView(QWidget):
     def refresh(self, *, live: bool = False) -> None:
         """The database changed: show it, keeping the selected run selected.
 
-        `live` (a change seen by the database watcher) reads off the GUI thread, so the window
-        stays responsive however busy the runtime is; otherwise the read is immediate.
+        The model reads off the GUI thread (the count and the pages on screen), however busy the
+        runtime is; `live` is kept for callers (every refresh is a background read now).
         """
+        del live
         if not self.isVisible():
             self._stale = True
             return
         self._stale = False
-        if not live:
-            scroll = self.table.verticalScrollBar().value()
-            self._after_refresh(self.model.refresh(), scroll)
-            return
-        if self._refreshing:
-            self._refresh_again = True
-            return
-        self._refreshing = True
         first = max(self.table.rowAt(0), 0)
         last = self.table.rowAt(self.table.viewport().height() - 1)
-        reader = self.model.snapshot_reader(first, last if last >= 0 else first + 60)
+        self.model.refresh(first, last if last >= 0 else first + 60)
 
-        def done(snapshot: object) -> None:
-            self._refreshing = False
-            scroll = self.table.verticalScrollBar().value()
-            rows_changed = self.model.apply_snapshot(snapshot)  # type: ignore[arg-type]
-            if rows_changed is not None:
-                self._after_refresh(rows_changed, scroll)
-            if self._refresh_again:
-                self._refresh_again = False
-                self.refresh(live=True)
-
-        def failed(_exc: Exception) -> None:
-            self._refreshing = False  # the watcher reports an unreachable database itself
-
-        run_in_background(reader, done, failed, context=self)
+    def _on_loaded(self, rows_changed: bool) -> None:
+        self._after_refresh(rows_changed, self._scroll)
 
     def _after_refresh(self, rows_changed: bool, scroll: int) -> None:
         if rows_changed:
             self.table.verticalScrollBar().setValue(scroll)
-            if self._selected is not None:
+            if self._wanted is not None:
+                self.select_run(self._wanted, emit=self._wanted_emit)
+            elif self._selected is not None:
                 self.select_run(self._selected, emit=False)
+        elif self._wanted is not None:
+            self.select_run(self._wanted, emit=self._wanted_emit)
         self._update_counts()
 
-    def showEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+    def showEvent(self, event: object) -> None:
         super().showEvent(event)  # type: ignore[arg-type]
         if getattr(self, "_stale", False):
             self.refresh()
@@ -200,7 +200,9 @@ class RunsView(QWidget):
     def select_run(self, run_id: int, *, emit: bool = True) -> bool:
         row = self.model.row_of(run_id)
         if row is None:
+            self._wanted, self._wanted_emit = run_id, emit  # selected when the next read brings it
             return False
+        self._wanted = None
         index = self.model.index(row, 0)
         self.table.selectionModel().blockSignals(not emit)
         self.table.selectionModel().setCurrentIndex(
@@ -213,4 +215,5 @@ class RunsView(QWidget):
         run_id = current.data(Qt.ItemDataRole.UserRole) if current.isValid() else None  # type: ignore[attr-defined]
         if run_id is not None:
             self._selected = int(run_id)
+            self._wanted = None
             self.runSelected.emit(int(run_id))

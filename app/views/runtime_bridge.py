@@ -13,16 +13,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
-from sqlalchemy import func, select
 
-from app.store import Database
-from app.store.schema import runs, runtimes, workflows, workflow_versions
-from app.store.timeutil import utcnow
-from app.store.workflows import list_workflows
+from app.api import Database, watch
+from app.api.engine import open_runtime
 
 POLL_SECONDS = 0.5
 MIN_LOOK_SECONDS = 0.25 # however often it is woken, the watcher looks at most this often
@@ -57,9 +53,7 @@ class RuntimeBridge(QObject):
         return getattr(self.runtime, "state", "stopped") if self.runtime is not None else "off"
 
     def start(self) -> None:
-        from app.runtime import Runtime
-
-        self.runtime = Runtime(self._db)
+        self.runtime = open_runtime(self._db)
         self._unsubscribe = self.runtime.subscribe(self._on_event)
         self.runtime.start()
         self.stateChanged.emit(self.state)
@@ -114,8 +108,7 @@ class DatabaseWatcher(QThread):
         self._interval = interval
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._runs_mark: Any = None
-        self._workflows_mark: Any = None
+        self._marks: watch.Marks | None = None
         self._seen_failed: set[tuple[int, Any]] = set()
         self._down = False
 
@@ -133,7 +126,7 @@ class DatabaseWatcher(QThread):
         while not self._stop.is_set():
             try:
                 change = self._look(first)
-            except Exception as exc:  # noqa: BLE001 - a database outage is shown, not fatal
+            except Exception as exc:
                 if not self._down:
                     self._down = True
                     self.unreachable.emit(" ".join(str(exc).split())[:200])
@@ -151,41 +144,19 @@ class DatabaseWatcher(QThread):
 
     def _look(self, first: bool) -> DatabaseChange | None:
         run_ids = frozenset(self._bridge.take_changed_runs()) if self._bridge is not None else frozenset()
-        with self._db.read() as conn:
-            runs_mark = conn.execute(select(func.max(runs.c.updated_at))).scalar()
-            workflows_mark = conn.execute(select(func.max(workflows.c.updated_at), func.count(workflows.c.id),
-                                                 select(func.count()).select_from(workflow_versions)
-                                                 .scalar_subquery())).one()
-            runs_changed = first or runs_mark != self._runs_mark
-            workflows_changed = first or tuple(workflows_mark) != self._workflows_mark
-            if not runs_changed and not workflows_changed:
-                return None
-            newly_failed: list[dict[str, Any]] = []
-            failed_total = 0
-            if runs_changed:
-                failed_total = int(conn.execute(select(func.count()).select_from(runs)
-                                                .where(runs.c.status == "failed")).scalar_one())
-                if not first:
-                    since = self._runs_mark
-                    query = (select(runs.c.id, runs.c.workflow_id, runs.c.error_message, runs.c.updated_at,
-                                    workflows.c.name)
-                             .join(workflows, workflows.c.id == runs.c.workflow_id)
-                             .where(runs.c.status == "failed").order_by(runs.c.id).limit(50))
-                    if since is not None:  # None: there were no runs at all at the last look
-                        query = query.where(runs.c.updated_at > since)
-                    for row in conn.execute(query).mappings():
-                        # Keyed with the time too: a run retried and failing again is news again.
-                        key = (row["id"], row["updated_at"])
-                        if key not in self._seen_failed:
-                            newly_failed.append(dict(row))
-                        self._seen_failed.add(key)
-            infos = list_workflows(conn)
-            cutoff = utcnow() - timedelta(seconds=90)
-            live = int(conn.execute(select(func.count()).select_from(runtimes)
-                                    .where(runtimes.c.heartbeat_at > cutoff)).scalar_one())
-        self._runs_mark = runs_mark
-        self._workflows_mark = tuple(workflows_mark)
-        return DatabaseChange(runs_changed=runs_changed, workflows_changed=workflows_changed,
-                              failed_total=failed_total, newly_failed=newly_failed, live_runtimes=live,
-                              workflows=infos, run_ids=run_ids)
-
+        seen = watch.look(self._db, None if first else self._marks)
+        if seen is None:
+            return None
+        self._marks = seen.marks
+        newly_failed: list[dict[str, Any]] = []
+        for failure in seen.failed_since:
+            # Keyed with the time too: a run retried and failing again is news again.
+            key = (failure.id, failure.updated_at)
+            if key not in self._seen_failed:
+                newly_failed.append({"id": failure.id, "workflow_id": failure.workflow_id,
+                                     "name": failure.workflow_name, "error_message": failure.error_message,
+                                     "updated_at": failure.updated_at})
+            self._seen_failed.add(key)
+        return DatabaseChange(runs_changed=seen.runs_changed, workflows_changed=seen.workflows_changed,
+                              failed_total=seen.failed_total, newly_failed=newly_failed,
+                              live_runtimes=seen.live_runtimes, workflows=list(seen.workflows), run_ids=run_ids)

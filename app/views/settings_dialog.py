@@ -35,20 +35,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.runtime.integrations.settings import set_integration, stored_values
-from app.store import Database
-from app.store.database import default_database_url
-from app.store.errors import DatabaseRefused
-from app.store.settings import DEFAULT_LIMITS, default_limits, set_default_limits
-
-from .background import run_in_background
-from .database_check import (
+from app.api import Database, DatabaseRefused, Refused
+from app.api import settings as settings_api
+from app.api.practice import (
     PG_CONNECT_TIMEOUT_S,
     DatabaseCheck,
     check_database_url,
+    default_database_url,
     ending,
     shown_url,
 )
+from app.api.settings import DEFAULT_LIMITS
+
+from .background import run_in_background
 from .startup import confirm_new_database
 
 OK_COLOUR = "#27ae60"
@@ -82,13 +81,17 @@ class PracticeForm:
     integrations: dict[str, dict[str, str]]
 
 
-def write_practice_settings(conn: Any, form: PracticeForm, actor: str) -> None:
-    set_default_limits(conn, form.limits)
-    for kind, values in form.integrations.items():
-        current = {k: str(v) for k, v in stored_values(conn, kind).items() if k in values}
-        wanted = {k: v for k, v in values.items() if v.strip()}
-        if current != wanted:  # only a real change is written (and recorded in history)
-            set_integration(conn, kind, values, actor)
+@dataclass(frozen=True)
+class StoredPractice:
+    """The practice's settings as stored, read off the GUI thread for the form."""
+
+    limits: dict[str, int]
+    integrations: dict[str, dict[str, Any]]
+
+
+def read_practice_settings(db: Database) -> StoredPractice:
+    return StoredPractice(settings_api.practice_limits(db),
+                          {kind: dict(settings_api.integration(db, kind).values) for kind in ("smtp", "sms")})
 
 
 class SettingsDialog(QDialog):
@@ -127,7 +130,8 @@ class SettingsDialog(QDialog):
         stored = str(self._settings.value("database/url", "") or "")
         self.local_db = QRadioButton("This computer's database file", objectName="databaseLocal")
         self.local_db.setToolTip(default_database_url())
-        self.shared_db = QRadioButton("A shared PostgreSQL database (several workstations)", objectName="databaseShared")
+        self.shared_db = QRadioButton("A shared PostgreSQL database (several workstations)",
+                                      objectName="databaseShared")
         group = QButtonGroup(tab)
         group.addButton(self.local_db)
         group.addButton(self.shared_db)
@@ -232,20 +236,82 @@ class SettingsDialog(QDialog):
     # --- loading and saving -------------------------------------------------------------------------
 
     def _load_practice_settings(self) -> None:
-        with self._db.read() as conn:
-            limits = default_limits(conn)
-            stored = {kind: stored_values(conn, kind) for kind in ("smtp", "sms")}
-        self.max_runtime_days.setValue(max(1, limits["max_runtime_seconds"] // 86400))
-        self.max_actions.setValue(limits["max_actions_per_run"])
-        self.max_nodes.setValue(limits["max_nodes"])
+        """Read the stored settings in the background. A field fills with its stored value
+        unless it was already changed; Save pressed before they arrive waits for them."""
+        self.loaded = False
+        self._save_when_loaded = False
+        before = self._field_values()
+        self._pressed: dict[tuple[str, str], Any] = {}
+
+        db = self._db
+
+        def done(stored: StoredPractice) -> None:
+            if self._save_when_loaded:
+                # What the person changed before Save stays; everything else is the stored value.
+                self._set_values(self._pressed)
+            self._fill(stored, before)
+            self.loaded = True
+            if self._save_when_loaded:
+                self._set_busy(False)
+                self.save()
+
+        def failed(exc: Exception) -> None:
+            self.loaded = True
+            self._save_when_loaded = False
+            self._set_busy(False)
+            self._fail(f"The practice settings could not be read: {' '.join(str(exc).split())}")
+
+        run_in_background(lambda: read_practice_settings(db), done, failed, context=self)
+
+    def _editors(self) -> dict[tuple[str, str], QLineEdit | QComboBox | QSpinBox]:
+        found: dict[tuple[str, str], QLineEdit | QComboBox | QSpinBox] = {
+            ("limits", "max_runtime_days"): self.max_runtime_days, ("limits", "max_actions_per_run"): self.max_actions,
+            ("limits", "max_nodes"): self.max_nodes}
         for kind, editors in (("smtp", self.smtp), ("sms", self.sms)):
             for key, editor in editors.items():
-                value = stored.get(kind, {}).get(key)
-                if isinstance(editor, QComboBox):
-                    if value:
-                        editor.setCurrentText(str(value))
-                else:
-                    editor.setText("" if value is None else str(value))
+                found[(kind, key)] = editor
+        return found
+
+    @staticmethod
+    def _value_of(editor: QLineEdit | QComboBox | QSpinBox) -> Any:
+        if isinstance(editor, QSpinBox):
+            return editor.value()
+        return editor.currentText() if isinstance(editor, QComboBox) else editor.text()
+
+    def _field_values(self) -> dict[tuple[str, str], Any]:
+        return {key: self._value_of(editor) for key, editor in self._editors().items()}
+
+    def _set_values(self, values: dict[tuple[str, str], Any]) -> None:
+        editors = self._editors()
+        for key, value in values.items():
+            editor = editors[key]
+            if isinstance(editor, QSpinBox):
+                editor.setValue(int(value))
+            elif isinstance(editor, QComboBox):
+                editor.setCurrentText(str(value))
+            else:
+                editor.setText(str(value))
+
+    def _fill(self, stored: StoredPractice, before: dict[tuple[str, str], Any]) -> None:
+        limits = stored.limits
+        wanted: dict[tuple[str, str], Any] = {
+            ("limits", "max_runtime_days"): max(1, limits["max_runtime_seconds"] // 86400),
+            ("limits", "max_actions_per_run"): limits["max_actions_per_run"],
+            ("limits", "max_nodes"): limits["max_nodes"]}
+        for kind in ("smtp", "sms"):
+            for key, value in stored.integrations.get(kind, {}).items():
+                wanted[(kind, key)] = value
+        for key, editor in self._editors().items():
+            if key not in wanted or self._value_of(editor) != before[key]:
+                continue  # nothing stored, or the person (or a test) changed it already
+            value = wanted[key]
+            if isinstance(editor, QSpinBox):
+                editor.setValue(int(value))
+            elif isinstance(editor, QComboBox):
+                if value:
+                    editor.setCurrentText(str(value))
+            else:
+                editor.setText("" if value is None else str(value))
 
     def _integration_values(self, kind: str) -> dict[str, Any]:
         editors = self.smtp if kind == "smtp" else self.sms
@@ -268,6 +334,12 @@ class SettingsDialog(QDialog):
 
     def save(self) -> None:
         """Test a changed database first; save nothing unless it can be used."""
+        if not self.loaded:
+            # The stored settings are still being read: keep the form as it is now, save on arrival.
+            self._save_when_loaded = True
+            self._pressed = self._field_values()
+            self._set_busy(True)
+            return
         url = self.chosen_database_url()
         if self.shared_db.isChecked() and not url:
             self._fail("Give the PostgreSQL address, or choose this computer's database file.")
@@ -284,7 +356,7 @@ class SettingsDialog(QDialog):
         def checked(check: DatabaseCheck) -> None:
             self._set_busy(False)
             if not check.ok:
-                self._fail(ending(f"Not saved: {shown_url(url) if url else 'this computer’s file'} cannot be used: "
+                self._fail(ending(f"Not saved: {shown_url(url) if url else 'this computer’s file'} cannot be used: "  # noqa: RUF001
                                   f"{check.reason}"))
                 return
             if check.new_file and not check.is_default and not confirm_new_database(check, self):
@@ -303,8 +375,7 @@ class SettingsDialog(QDialog):
         db, actor = self._db, self._actor
 
         def write() -> None:
-            with db.write() as conn:
-                write_practice_settings(conn, form, actor)
+            settings_api.save_practice_settings(db, form.limits, form.integrations, actor)
 
         def done(_: object) -> None:
             self._set_busy(False)
@@ -353,28 +424,10 @@ class SettingsDialog(QDialog):
         db, actor, values = self._db, self._actor, self._integration_values(kind)
 
         def check() -> str:
-            from app.runtime.integrations import (
-                check_sms,
-                check_smtp,
-                record_test_result,
-            )
-            from app.runtime.integrations.errors import DeliveryError
-            from app.runtime.integrations.settings import set_integration
-
-            with db.write() as conn:
-                set_integration(conn, kind, values, actor)
-            with db.read() as conn:
-                try:
-                    outcome = check_smtp(conn) if kind == "smtp" else check_sms(conn)
-                except DeliveryError as exc:
-                    failure: DeliveryError | None = exc
-                else:
-                    failure = None
-            with db.write() as conn:
-                record_test_result(conn, kind, failure is None, str(failure) if failure else None)
-            if failure is not None:
-                raise failure
-            return outcome
+            outcome = settings_api.save_and_test_integration(db, kind, values, actor)
+            if not outcome.ok:
+                raise Refused(outcome.text)  # shown after ✗, not logged as a fault
+            return outcome.text
 
         button = self.smtp_test if kind == "smtp" else self.sms_test
         label = self.smtp_result if kind == "smtp" else self.sms_result

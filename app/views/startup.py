@@ -29,10 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.store.errors import Refused
+from app.api import Refused
+from app.api.practice import DatabaseCheck, check_database_url, ending, shown_url
 
 from .background import run_in_background
-from .database_check import DatabaseCheck, check_database_url, ending, shown_url
 
 # A check shorter than this shows nothing; a longer one shows a "Connecting…" box.
 PROGRESS_DELAY_MS: Final = 400
@@ -152,7 +152,8 @@ class ChooseDatabaseDialog(QDialog):
             self.accept()
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Database file", "", "Clinicflow database (*.sqlite3);;All files (*)",
+        path, _ = QFileDialog.getSaveFileName(self, "Database file", "",
+                                              "Clinicflow database (*.sqlite3);;All files (*)",
                                               options=QFileDialog.Option.DontConfirmOverwrite)
         if path:
             self.url_edit.setText(path)

@@ -9,59 +9,57 @@ control API, off the GUI thread).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import fields
+from datetime import UTC, datetime
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMenu, QMessageBox, QPlainTextEdit, QPushButton,
-    QSplitter, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
-from sqlalchemy import select
 
-from app.store import Database, RecordRef
-from app.store.errors import NotFound
-from app.store.records import describe
-from app.store.schema import runs, steps, workflows
-from app.store.workflows import get_version
+from app.api import Database, NotFound
+from app.api import runs as runs_api
+from app.api.runs import RunDetail, RunSummary, StepView
 from app.workflow import Workflow, node_type
 
 from .background import run_in_background
-from .display import TRIGGER_KIND_WORDS, as_text, clock_time, duration, local_time
+from .display import as_text, clock_time, duration, local_time
 from .run_graph import RunGraphView
 from .theme import STATUS_LABELS, status_colour, status_icon
 
 
-@dataclass
 class RunView:
-    """What the inspector shows of one run, read in one short transaction."""
+    """What the inspector shows of one run: the api's `RunDetail`, with the run and its steps
+    also as plain mappings (what the widgets and tests index by field name)."""
 
-    run: dict[str, Any]
-    workflow_name: str
-    steps: list[dict[str, Any]]
-    trigger_words: str
-    version: Workflow | None
+    def __init__(self, detail: RunDetail) -> None:
+        self.detail = detail
+        self.run: dict[str, Any] = {f.name: getattr(detail, f.name) for f in fields(RunSummary)}
+        self.steps: list[dict[str, Any]] = [
+            {f.name: getattr(step, f.name) for f in fields(StepView)} for step in detail.steps]
+        self.workflow_name = detail.workflow_name
+        self.trigger_words = detail.trigger_words
+        self.version: Workflow | None = detail.definition
 
 
 def load_run(db: Database, run_id: int) -> RunView:
-    with db.read() as conn:
-        run = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
-        if run is None:
-            raise NotFound(f"there is no run {run_id}")
-        name = conn.execute(select(workflows.c.name).where(workflows.c.id == run["workflow_id"])).scalar() or ""
-        rows = [dict(r) for r in conn.execute(
-            select(steps).where(steps.c.run_id == run_id).order_by(steps.c.seq, steps.c.attempt, steps.c.id)).mappings()]
-        if run["record_type"] and run["record_id"] is not None:
-            words = describe(conn, RecordRef(run["record_type"], run["record_id"]))
-        else:
-            words = TRIGGER_KIND_WORDS.get(run["trigger_kind"], run["trigger_kind"])
-        try:
-            version = get_version(conn, run["workflow_id"], run["version"])
-        except NotFound:
-            version = None
-    return RunView(dict(run), name, rows, words, version)
+    """The run as the api's single read model has it (one short read transaction)."""
+    return RunView(runs_api.run_detail(db, run_id))
 
 
 def _wait_reason(workflow: Workflow | None, node_id: str) -> str:
@@ -117,7 +115,10 @@ class JsonTree(QTreeWidget):
                 item = QTreeWidgetItem(parent, [str(key), f"{len(child)} item{'s' if len(child) != 1 else ''}"])
                 self._add(item, child)
             else:
-                shown = as_text(child) if not isinstance(child, (dict, list)) else ("{}" if isinstance(child, dict) else "[]")
+                if isinstance(child, (dict, list)):
+                    shown = "{}" if isinstance(child, dict) else "[]"
+                else:
+                    shown = as_text(child)
                 item = QTreeWidgetItem(parent, [str(key), shown])
                 item.setToolTip(1, shown)
             item.setData(0, Qt.ItemDataRole.UserRole, child)
@@ -161,7 +162,8 @@ class StepInspector(QWidget):
         self.status_note = QLabel(objectName="runStatusNote", wordWrap=True)
         self.status_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.retry_run = QPushButton(status_icon("running"), "Retry Run", objectName="retryRunButton")
-        self.retry_run.setToolTip("Walk the whole workflow again with fresh record data; completed steps are not repeated")
+        self.retry_run.setToolTip(
+            "Walk the whole workflow again with fresh record data; completed steps are not repeated")
         self.retry_step = QPushButton(status_icon("running"), "Retry Step", objectName="retryStepButton")
         self.retry_step.setToolTip("Run the failed step again with fresh record data, then continue")
         self.cancel = QPushButton(status_icon("cancelled"), "Cancel Run", objectName="cancelRunButton")
@@ -214,6 +216,7 @@ class StepInspector(QWidget):
         self.body.hide()
         self._busy = False
         self._loading = False
+        self._load_again = False
         self._update_buttons()
         # A Running or Waiting run's duration counts up, like in the Runs tab.
         self._ticker = QTimer(self, interval=1000)
@@ -232,37 +235,39 @@ class StepInspector(QWidget):
         self.refresh()
 
     def refresh(self, *, live: bool = False) -> None:
-        """Read the run again; `live` reads off the GUI thread (a change the watcher saw)."""
+        """Read the run again, off the GUI thread (`live`: a change the watcher saw; kept for
+        callers, every read is in the background now). A read asked for while one is under
+        way is done when that one ends, so the newest state always wins."""
+        del live
         if self.run_id is None:
             return
-        if live:
-            if self._loading:
-                return
-            self._loading = True
-            run_id, db = self.run_id, self._db
-
-            def done(view: object) -> None:
-                self._loading = False
-                if self.run_id == run_id:
-                    self._apply(view)  # type: ignore[arg-type]
-
-            def failed(_exc: Exception) -> None:
-                self._loading = False
-                if self.run_id == run_id:
-                    self.refresh()
-
-            run_in_background(lambda: load_run(db, run_id), done, failed, context=self)
+        if self._loading:
+            self._load_again = True
             return
-        try:
-            view = load_run(self._db, self.run_id)
-        except NotFound:
-            self.run_id = None
-            self.view = None
-            self.empty.setText("That run no longer exists.")
-            self.body.hide()
-            self.empty.show()
-            return
-        self._apply(view)
+        self._loading = True
+        self._load_again = False
+        run_id, db = self.run_id, self._db
+
+        def finished() -> bool:
+            self._loading = False
+            if self._load_again or self.run_id != run_id:
+                self.refresh()
+                return False
+            return True
+
+        def done(view: object) -> None:
+            if finished():
+                self._apply(view)  # type: ignore[arg-type]
+
+        def failed(exc: Exception) -> None:
+            if finished() and isinstance(exc, NotFound):
+                self.run_id = None
+                self.view = None
+                self.empty.setText("That run no longer exists.")
+                self.body.hide()
+                self.empty.show()
+
+        run_in_background(lambda: load_run(db, run_id), done, failed, context=self)
 
     def _apply(self, view: RunView) -> None:
         signature = (view.run["status"], view.run["updated_at"], len(view.steps),
@@ -416,9 +421,7 @@ class StepInspector(QWidget):
         db = self._db
 
         def act() -> None:
-            from app.runtime import control
-
-            getattr(control, action)(db, run_id, actor)
+            getattr(runs_api, action)(db, run_id, actor)
 
         def done(_: object) -> None:
             self._busy = False
@@ -437,9 +440,7 @@ class StepInspector(QWidget):
 
 
 def _until(moment: datetime) -> str:
-    from app.store.timeutil import utcnow
-
-    now = utcnow()
+    now = datetime.now(UTC)
     if moment <= now:
         return "due now"
     return "in " + duration(now, moment)

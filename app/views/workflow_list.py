@@ -10,19 +10,29 @@ from typing import Final
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QMenu,
-    QMessageBox, QToolBar, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QToolBar,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
-from app.store import Database
-from app.store.workflows import (
-    WorkflowInfo, create_workflow, delete_workflow, duplicate_workflow, get_draft, list_workflows,
-    rename_workflow, set_enabled,
-)
+from app.api import Database
+from app.api import workflows as api
+from app.api.workflows import WorkflowInfo
 from app.workflow import Node, Workflow, load_workflow, node_type
 
 from .background import run_in_background
-from .display import TRIGGER_TYPE_WORDS
+from .display import TRIGGER_TYPE_WORDS, plural
 from .theme import icon, status_colour, status_icon
 
 
@@ -81,9 +91,11 @@ class WorkflowList(QWidget):
         self.toolbar = QToolBar("Workflow actions", objectName="workflowToolbar")
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.new_action = self._action("New", self.new, QKeySequence.StandardKey.New, "newWorkflowAction")
-        self.duplicate_action = self._action("Duplicate", self.duplicate, QKeySequence("Ctrl+D"), "duplicateWorkflowAction")
+        self.duplicate_action = self._action("Duplicate", self.duplicate, QKeySequence("Ctrl+D"),
+                                             "duplicateWorkflowAction")
         self.rename_action = self._action("Rename", self.rename, QKeySequence(Qt.Key.Key_F2), "renameWorkflowAction")
-        self.delete_action = self._action("Delete", self.delete, QKeySequence.StandardKey.Delete, "deleteWorkflowAction")
+        self.delete_action = self._action("Delete", self.delete, QKeySequence.StandardKey.Delete,
+                                          "deleteWorkflowAction")
         self.import_action = self._action("Import…", self.import_file, QKeySequence("Ctrl+I"), "importWorkflowAction")
         self.export_action = self._action("Export…", self.export_file, QKeySequence("Ctrl+E"), "exportWorkflowAction")
         # Import and Export live in the File menu: with them the toolbar overflowed the dock.
@@ -110,16 +122,17 @@ class WorkflowList(QWidget):
                 name: str) -> QAction:
         action = QAction(text, self, shortcut=QKeySequence(shortcut))
         action.setObjectName(name)
-        action.setToolTip(f"{text.rstrip('…')} ({QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)})")
+        keys = QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)
+        action.setToolTip(f"{text.rstrip('…')} ({keys})")
         action.triggered.connect(slot)
         return action
 
     # --- list ---------------------------------------------------------------------------------
 
     def reload(self) -> None:
-        with self._db.read() as conn:
-            self.infos = list_workflows(conn)
-        self._fill()
+        """Read the list again in the background."""
+        db = self._db
+        run_in_background(lambda: api.list_workflows(db), lambda infos: self.set_infos(list(infos)), context=self)
 
     def set_infos(self, infos: list[WorkflowInfo]) -> None:
         """Show a list read elsewhere (the database watcher reads it off the GUI thread)."""
@@ -131,7 +144,8 @@ class WorkflowList(QWidget):
         keep = self.current_id()
         mode = self.filter_box.currentData()
         shown = [i for i in self.infos
-                 if mode == "all" or (mode == "enabled" and i.enabled) or (mode == "draft" and i.has_unpublished_changes)]
+                 if mode == "all" or (mode == "enabled" and i.enabled)
+                 or (mode == "draft" and i.has_unpublished_changes)]
         self._filling = True
         self.tree.clear()
         for info in shown:
@@ -153,7 +167,7 @@ class WorkflowList(QWidget):
             if info.failed_runs:
                 item.setIcon(Col.FAILED, status_icon("failed"))
                 item.setForeground(Col.FAILED, status_colour("failed"))
-                item.setToolTip(Col.FAILED, f"{info.failed_runs} failed run{'s' if info.failed_runs != 1 else ''} need attention")
+                item.setToolTip(Col.FAILED, f"{plural(info.failed_runs, 'failed run')} need attention")
             self.tree.addTopLevelItem(item)
             if info.id == keep:
                 self.tree.setCurrentItem(item)
@@ -209,8 +223,7 @@ class WorkflowList(QWidget):
         db, actor = self._db, self._actor()
 
         def write() -> None:
-            with db.write() as conn:
-                set_enabled(conn, workflow_id, enabled, actor)
+            api.set_enabled(db, workflow_id, enabled, actor)
 
         def failed(exc: Exception) -> None:
             self.reload()
@@ -244,8 +257,7 @@ class WorkflowList(QWidget):
         db, actor = self._db, self._actor()
 
         def work() -> int:
-            with db.write() as conn:
-                return create_workflow(conn, new_workflow(name), actor)
+            return api.create_workflow(db, new_workflow(name), actor)
 
         self._write("New workflow", work, lambda wid: self._changed(f"Created “{name}”", int(wid)))  # type: ignore[arg-type]
 
@@ -255,8 +267,7 @@ class WorkflowList(QWidget):
             return
 
         def work() -> int:
-            with db.write() as conn:
-                return duplicate_workflow(conn, workflow_id, actor)
+            return api.duplicate_workflow(db, workflow_id, actor)
 
         self._write("Duplicate workflow", work, lambda wid: self._changed("Workflow duplicated", int(wid)))  # type: ignore[arg-type]
 
@@ -270,8 +281,7 @@ class WorkflowList(QWidget):
             return
 
         def work() -> None:
-            with db.write() as conn:
-                rename_workflow(conn, info.id, name, actor)
+            api.rename_workflow(db, info.id, name, actor)
 
         self._write("Rename workflow", work, lambda _: self._changed(f"Renamed to “{name.strip()}”"))
 
@@ -288,8 +298,7 @@ class WorkflowList(QWidget):
             return
 
         def work() -> str:
-            with db.write() as conn:
-                return delete_workflow(conn, info.id, actor)
+            return api.delete_workflow(db, info.id, actor)
 
         self._write("Delete workflow", work, lambda outcome: self._changed(f"“{info.name}” {outcome}"))
 
@@ -303,9 +312,7 @@ class WorkflowList(QWidget):
         db, actor = self._db, self._actor()
 
         def work() -> int:
-            workflow = load_workflow(Path(path).read_text(encoding="utf-8"))
-            with db.write() as conn:
-                return create_workflow(conn, workflow, actor)
+            return api.create_workflow(db, load_workflow(Path(path).read_text(encoding="utf-8")), actor)
 
         self._write("Import workflow", work,
                     lambda wid: self._changed(f"Imported {Path(path).name}", int(wid)))  # type: ignore[arg-type]
@@ -321,7 +328,9 @@ class WorkflowList(QWidget):
                                                   "Workflow files (*.json)")
         if not path:
             return
-        with self._db.read() as conn:
-            text = get_draft(conn, info.id).to_json()
-        Path(path).write_text(text, encoding="utf-8")
-        self.message.emit(f"Exported “{info.name}” to {path}")
+        db, target = self._db, Path(path)
+
+        def work() -> None:
+            target.write_text(api.export_workflow(db, info.id), encoding="utf-8")
+
+        self._write("Export workflow", work, lambda _: self.message.emit(f"Exported “{info.name}” to {path}"))

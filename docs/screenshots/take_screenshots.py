@@ -97,7 +97,7 @@ def main() -> int:
     dialog.reject()
 
     # Start-up on a database that cannot be opened.
-    from app.views.database_check import check_database_url
+    from app.api.practice import check_database_url
     from app.views.startup import DatabaseUnavailableDialog
 
     url = "postgresql+psycopg://clinic@127.0.0.1:1/clinicflow"
