@@ -1,4 +1,4 @@
-"""Runs: start, list (filters, counts, keyset pages), the run with its steps, cancel, retry.
+"""Runs: start, list (filters, counts, keyset pages), the run with its steps, cancel, retry, bulk.
 
 This is the single read model of a run: `run show/list --json`, the Runs tab and the run
 viewer all read `RunSummary` / `RunDetail`. Times are aware UTC; `to_json()` writes ISO 8601
@@ -9,7 +9,8 @@ guards each state change and records who did it.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -20,13 +21,14 @@ from sqlalchemy.sql import ColumnElement
 from app.runtime import Runtime, control
 from app.runtime.runtime import is_alive
 from app.store.database import Database
-from app.store.errors import InvalidRecord, NotFound
+from app.runtime.lock_watch import watched_write
+from app.store.errors import InvalidRecord, NotFound, WrongState
 from app.store.records import MAX_ID, RecordRef
 from app.store.schema import RECORD_TABLES, runs, runtimes, steps, workflows
 from app.store.timeutil import iso, parse_datetime, utcnow
 from app.store.workflows import get_version
 from app.workflow import Workflow
-from app.workflow.vocabulary import ACTIVE_RUN_STATUSES, RunStatus, StepStatus, TriggerKind
+from app.workflow.vocabulary import ACTIVE_RUN_STATUSES, DeliveryState, RunStatus, StepStatus, TriggerKind
 
 from .records import in_words_from, load_records, patients_matching
 
@@ -81,6 +83,8 @@ class RunSummary:
     error_message: str | None
     due_at: datetime | None   # a waiting run resumes then
     updated_at: datetime
+    chain_depth: int = 0
+    waiting_reason: str | None = None  # "Wait", "Quiet hours", "Back-off" while it waits, else None
 
     @property
     def is_active(self) -> bool:
@@ -92,7 +96,7 @@ class RunSummary:
 
     @property
     def resumes_at(self) -> datetime | None:
-        return self.due_at if self.status == RunStatus.WAITING else None
+        return self.due_at if self.waiting_reason is not None else None
 
     def duration_seconds(self, now: datetime | None = None) -> float:
         """From trigger to finish, or to `now` while it is still going."""
@@ -107,7 +111,22 @@ class RunSummary:
             "finished_at": _iso(self.finished_at), "duration_seconds": self.duration_seconds(),
             "trigger": {"kind": self.trigger_kind, "record": str(self.record) if self.record else None},
             "error": _error(self.error_type, self.error_message),
+            "started_by": self.started_by, "cancelled_by": self.cancelled_by, "chain_depth": self.chain_depth,
+            "resumes_at": _iso(self.resumes_at), "waiting_reason": self.waiting_reason,
         }
+
+    def csv_row(self) -> list[str]:
+        """A `run list --csv` row (columns `CSV_COLUMNS`); times in ISO 8601 UTC."""
+        return [str(self.id), str(self.workflow_id), self.workflow_name, str(self.version), str(self.status),
+                _iso(self.triggered_at) or "", _iso(self.finished_at) or "", f"{self.duration_seconds():g}",
+                self.trigger_kind, str(self.record) if self.record else "", self.trigger_words,
+                self.error_type or "", self.error_message or "", self.started_by or "", self.cancelled_by or "",
+                str(self.chain_depth), _iso(self.resumes_at) or "", self.waiting_reason or ""]
+
+
+CSV_COLUMNS: Final = ("id", "workflow_id", "workflow_name", "version", "status", "triggered_at", "finished_at",
+                      "duration_seconds", "trigger_kind", "record", "trigger", "error_type", "error_message",
+                      "started_by", "cancelled_by", "chain_depth", "resumes_at", "waiting_reason")
 
 
 @dataclass(frozen=True)
@@ -178,7 +197,10 @@ _SUMMARY_COLUMNS: Final = (
     runs.c.triggered_at, runs.c.finished_at, runs.c.trigger_kind, runs.c.record_type, runs.c.record_id,
     runs.c.trigger_data, runs.c.started_by, runs.c.cancelled_by, runs.c.error_type, runs.c.error_message,
     runs.c.due_at, runs.c.updated_at,
+    # `chain_depth` arrives with the messaging migration; until then every run has depth 0.
+    *((runs.c.chain_depth,) if "chain_depth" in runs.c else ()),
 )
+WAITING_WORDS: Final = {"wait": "Wait", "quiet_hours": "Quiet hours", "backoff": "Back-off"}
 
 
 def _base() -> Any:
@@ -211,20 +233,47 @@ def _summaries(conn: Connection, rows: Sequence[RowMapping]) -> list[RunSummary]
     """Summaries of a page of runs: one query per record type for the trigger words, not one per run."""
     refs = [_ref(r) for r in rows]
     found = load_records(conn, [ref for ref in refs if ref is not None])
+    reasons = _waiting_reasons(conn, [r["id"] for r in rows if r["status"] in ACTIVE_RUN_STATUSES])
     result = []
     for row, ref in zip(rows, refs, strict=True):
         words = in_words_from(ref, found) if ref is not None else None
-        result.append(_summary(row, ref, trigger_in_words(row["trigger_kind"], row["trigger_data"], words)))
+        result.append(_summary(row, ref, trigger_in_words(row["trigger_kind"], row["trigger_data"], words),
+                               reasons.get(row["id"])))
     return result
 
 
-def _summary(row: RowMapping, ref: RecordRef | None, words: str) -> RunSummary:
+def _waiting_reasons(conn: Connection, run_ids: list[int]) -> dict[int, str]:
+    """Why each of these active runs waits: its waiting step (a Wait node, or a message held
+    by quiet hours), or a message backing off after a transient failure (one query)."""
+    if not run_ids:
+        return {}
+    rows = conn.execute(select(steps.c.run_id, steps.c.node_type, steps.c.status, steps.c.delivery_state, steps.c.output)
+                        .where(steps.c.run_id.in_(run_ids),
+                               steps.c.status.in_((StepStatus.WAITING, StepStatus.RUNNING)))).mappings()
+    reasons: dict[int, str] = {}
+    for row in rows:
+        output = row["output"] if isinstance(row["output"], dict) else {}
+        if row["status"] == StepStatus.WAITING:
+            stated = output.get("waiting_reason")
+            if isinstance(stated, str) and stated in WAITING_WORDS.values():
+                reasons[row["run_id"]] = stated
+            elif row["node_type"] == "logic.wait":
+                reasons[row["run_id"]] = WAITING_WORDS["wait"]
+            else:  # a message step held until the send window opens
+                reasons[row["run_id"]] = WAITING_WORDS["quiet_hours"]
+        elif row["delivery_state"] == DeliveryState.BACKOFF:
+            reasons.setdefault(row["run_id"], WAITING_WORDS["backoff"])
+    return reasons
+
+
+def _summary(row: RowMapping, ref: RecordRef | None, words: str, waiting_reason: str | None = None) -> RunSummary:
     return RunSummary(
         id=row["id"], workflow_id=row["workflow_id"], workflow_name=row["workflow_name"], version=row["version"],
         status=RunStatus(row["status"]), triggered_at=row["triggered_at"], finished_at=row["finished_at"],
         trigger_kind=row["trigger_kind"], record=ref, trigger_words=words, started_by=row["started_by"],
         cancelled_by=row["cancelled_by"], error_type=row["error_type"], error_message=row["error_message"],
-        due_at=row["due_at"], updated_at=row["updated_at"])
+        due_at=row["due_at"], updated_at=row["updated_at"], chain_depth=int(row.get("chain_depth") or 0),
+        waiting_reason=waiting_reason)
 
 
 def _record_condition(conn: Connection, text: str) -> ColumnElement[bool]:
@@ -381,14 +430,128 @@ def cancel_run(db: Database, run_id: int, actor: str) -> None:
     control.cancel_run(db, run_id, actor)
 
 
-def retry_run(db: Database, run_id: int, actor: str) -> None:
-    """Retry Run: from the trigger with fresh context; completed actions are reused, not repeated."""
-    control.retry_run(db, run_id, actor)
+def retry_run(db: Database, run_id: int, actor: str, *, latest: bool = False) -> int:
+    """Retry Run: from the trigger with fresh context; completed actions are reused, not repeated.
+    `latest` (Retry on latest): on the workflow's live version. Returns the run's version now."""
+    return control.retry_run(db, run_id, actor, latest=latest)
 
 
-def retry_step(db: Database, run_id: int, actor: str) -> None:
-    """Retry Step: the failed step again as a new attempt, then on down the workflow."""
-    control.retry_step(db, run_id, actor)
+def retry_step(db: Database, run_id: int, actor: str, *, latest: bool = False) -> int:
+    """Retry Step: the failed step again as a new attempt, then on down the workflow. `latest`: on
+    the live version, refused with the reason if it no longer has the failed node."""
+    return control.retry_step(db, run_id, actor, latest=latest)
+
+
+def run_again(db: Database, run_id: int, actor: str) -> int:
+    """Run again: a new run of the live version with the same trigger context; the new run's id."""
+    return control.run_again(db, run_id, actor)
+
+
+# --- bulk actions ------------------------------------------------------------------------------
+
+BULK_BATCH_RUNS: Final = 100  # runs changed per transaction: a batch holds the write lock briefly
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """What a bulk retry or cancel did: how many runs it looked at, changed and refused (and why)."""
+
+    matched: int
+    done: int
+    refused: int
+    reasons: tuple[tuple[str, int], ...] = ()  # (why, how many), most frequent first
+    stopped: bool = False                      # the person pressed Cancel before the end
+
+    def why(self) -> str:
+        return "; ".join(f"{count} {reason}" for reason, count in self.reasons)
+
+    def summary(self, verb: str) -> str:
+        """"12 runs matched, 10 retried, 2 refused: 2 are completed" (DESIGN section 8)."""
+        text = f"{self.matched} runs matched, {self.done} {verb}, {self.refused} refused"
+        if self.refused:
+            text += f": {self.why()}"
+        if self.stopped:
+            text += " (stopped before the end)"
+        return text
+
+
+Progress = Callable[[int, int], None]  # (runs looked at so far, runs matched at the start)
+
+
+def _general_reason(message: str, run_id: int) -> str:
+    """A refusal without the run's number, so that equal reasons add up ("are completed")."""
+    prefix = f"run {run_id} "
+    if message.startswith(prefix + "is ") and ";" in message:
+        return "are " + message[len(prefix) + 3:].split(";", 1)[0]
+    return message.replace(prefix, "", 1) if message.startswith(prefix) else message
+
+
+def preview_bulk(db: Database, flt: RunFilter | None = None, *, run_ids: Sequence[int] | None = None) -> int:
+    """How many runs a bulk action on this filter (or these selected runs) would look at."""
+    if run_ids is not None:
+        with db.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(runs)
+                                    .where(runs.c.id.in_(list(run_ids)))).scalar_one())
+    return count_runs(db, flt)
+
+
+def _bulk(db: Database, flt: RunFilter | None, run_ids: Sequence[int] | None, apply: Callable[[Connection, int], Any],
+          *, batch_size: int, progress: Progress | None, should_stop: Callable[[], bool] | None) -> BulkResult:
+    flt = flt or RunFilter()
+    total = preview_bulk(db, flt, run_ids=run_ids)
+    with db.read() as conn:
+        top = conn.execute(select(func.max(runs.c.id))).scalar() or 0  # runs created meanwhile are not included
+    wanted = sorted(set(run_ids)) if run_ids is not None else None
+    last, matched, done = 0, 0, 0
+    reasons: Counter[str] = Counter()
+    stopped = False
+    while True:
+        if should_stop is not None and should_stop():
+            stopped = True
+            break
+        with watched_write(db) as conn:
+            if wanted is not None:
+                ids = [i for i in wanted if i > last][:batch_size]
+            else:
+                ids = list(conn.execute(select(runs.c.id).where(*_where(conn, flt), runs.c.id > last, runs.c.id <= top)
+                                        .order_by(runs.c.id).limit(batch_size)).scalars())
+            if not ids:
+                break
+            for run_id in ids:
+                matched += 1
+                try:
+                    apply(conn, run_id)
+                    done += 1
+                except (WrongState, NotFound) as exc:
+                    reasons[_general_reason(str(exc), run_id)] += 1
+            last = ids[-1]
+            control.notify_new_run(conn)
+        control.wake_runtimes()
+        if progress is not None:
+            progress(matched, total)
+    return BulkResult(matched, done, sum(reasons.values()), tuple(reasons.most_common()), stopped)
+
+
+def bulk_retry(db: Database, flt: RunFilter | None, actor: str, *, step: bool = False, latest: bool = False,
+               run_ids: Sequence[int] | None = None, batch_size: int = BULK_BATCH_RUNS,
+               progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> BulkResult:
+    """Retry Run (or with `step` Retry Step; `latest`: on the live version) every run matching
+    `flt` (or the selected `run_ids`), `batch_size` runs per transaction, each by the same
+    guarded transition as a single retry; runs that cannot be retried are counted with why.
+    `progress(done, total)` after each batch; `should_stop()` true stops before the next batch."""
+    cache: control.VersionCache = {}
+    return _bulk(db, flt, run_ids,
+                 lambda conn, run_id: control.retry_in(conn, run_id, actor, whole_run=not step, latest=latest,
+                                                       cache=cache),
+                 batch_size=batch_size, progress=progress, should_stop=should_stop)
+
+
+def bulk_cancel(db: Database, flt: RunFilter | None, actor: str, *, run_ids: Sequence[int] | None = None,
+                batch_size: int = BULK_BATCH_RUNS, progress: Progress | None = None,
+                should_stop: Callable[[], bool] | None = None) -> BulkResult:
+    """Cancel every running or waiting run matching `flt` (or `run_ids`), in bounded batches (see `bulk_retry`)."""
+    return _bulk(db, flt, run_ids, lambda conn, run_id: control.cancel_in(conn, run_id, actor),
+                 batch_size=batch_size, progress=progress, should_stop=should_stop)
 
 
 def runtime_running(db: Database) -> bool:

@@ -33,6 +33,10 @@ def register(sub: Any) -> None:
     p.add_argument("ref", metavar="TYPE:ID")
     p.add_argument("fields", nargs="+", metavar="field=value")
 
+    from .maintenance import register_erase  # `record erase` lives with the other data-protection commands
+
+    register_erase(cmds)
+
 
 def _for_people(value: Any) -> str:
     """Text output shows times as people typed them: local, to the minute (JSON stays UTC)."""

@@ -1,17 +1,66 @@
-"""`clinicflow run start|list|show|retry|cancel`."""
+"""`clinicflow run start|list|show|retry|again|cancel`, one run or every run matching a filter."""
 
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from app.api import RecordRef, workflows
 from app.api import runs as api
 from app.workflow.vocabulary import RunStatus
 
-from .common import EXIT_OK, CliContext, add_command, add_group, print_json
+from .common import EXIT_OK, EXIT_USAGE, CliContext, add_command, add_group, print_json
+
+
+def parse_when(text: str, *, end_of_day: bool = False) -> datetime:
+    """A DATE (local midnight; with `end_of_day` the next midnight, so the day is included) or a date-time."""
+    value = text.strip()
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        day = None
+    if day is not None and len(value) <= 10:
+        if end_of_day:
+            day += timedelta(days=1)
+        return datetime.combine(day, time()).astimezone()
+    try:
+        moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD) or date-time") from None
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+def _since(text: str) -> datetime:
+    return parse_when(text)
+
+
+def _until(text: str) -> datetime:
+    return parse_when(text, end_of_day=True)
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workflow", type=int, metavar="ID", help="only runs of this workflow")
+    p.add_argument("--status", choices=[str(s) for s in RunStatus], help="only runs with this status")
+    p.add_argument("--error-type", metavar="T", help="only runs that failed with this error type")
+    p.add_argument("--since", type=_since, metavar="DATE", help="only runs triggered on or after DATE")
+    p.add_argument("--until", type=_until, metavar="DATE", help="only runs triggered on or before DATE")
+    p.add_argument("--record", metavar="TYPE:ID", help="only runs about this record (a patient: also theirs)")
+
+
+def _filter(args: argparse.Namespace) -> api.RunFilter:
+    record = getattr(args, "record", None) or ""
+    if record:
+        RecordRef.parse(record)  # a one-line refusal naming the reference
+    return api.RunFilter(workflow_id=args.workflow, status=args.status, since=args.since, until=args.until,
+                         record=record, error_type=args.error_type)
+
+
+def _has_filter(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name, None) is not None
+               for name in ("workflow", "status", "error_type", "since", "until", "record"))
 
 
 def register(sub: Any) -> None:
@@ -25,21 +74,33 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the run as JSON (with --wait: when it is done)")
 
     p = add_command(cmds, "list", "list runs, newest first", _list)
-    p.add_argument("--workflow", type=int, metavar="ID", help="only runs of this workflow")
-    p.add_argument("--status", choices=[str(s) for s in RunStatus], help="only runs with this status")
+    _add_filters(p)
     p.add_argument("--limit", type=int, metavar="N", help="at most N runs")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON")
+    out.add_argument("--csv", action="store_true", help="print CSV (a header line, then one line per run)")
 
     p = add_command(cmds, "show", "show a run and every attempt of its steps", _show)
     p.add_argument("run_id", type=int, metavar="RUN_ID")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = add_command(cmds, "retry", "Retry Run (from the trigger, completed steps reused), or Retry Step", _retry)
-    p.add_argument("run_id", type=int, metavar="RUN_ID")
+    p.add_argument("run_id", type=int, metavar="RUN_ID", nargs="?")
     p.add_argument("--step", action="store_true", help="Retry Step: run the failed step again, then go on")
+    p.add_argument("--latest", action="store_true", help="continue on the workflow's live version")
+    p.add_argument("--all", action="store_true", help="every run matching the filter (FILTER options)")
+    p.add_argument("--dry-run", action="store_true", help="with --all: print how many runs match; change nothing")
+    _add_filters(p)
+
+    p = add_command(cmds, "again", "a new run of the live version with the same trigger context; prints its id",
+                    _again)
+    p.add_argument("run_id", type=int, metavar="RUN_ID")
 
     p = add_command(cmds, "cancel", "cancel a running or waiting run", _cancel)
-    p.add_argument("run_id", type=int, metavar="RUN_ID")
+    p.add_argument("run_id", type=int, metavar="RUN_ID", nargs="?")
+    p.add_argument("--all", action="store_true", help="every run matching the filter (FILTER options)")
+    p.add_argument("--dry-run", action="store_true", help="with --all: print how many runs match; change nothing")
+    _add_filters(p)
 
 
 def _start(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -72,9 +133,14 @@ def _duration(seconds: float) -> str:
 def _list(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.workflow is not None:
         workflows.get_info(ctx.db, args.workflow)  # names an unknown workflow instead of listing nothing
-    items = api.list_runs(ctx.db, api.RunFilter(workflow_id=args.workflow, status=args.status), limit=args.limit)
+    items = api.list_runs(ctx.db, _filter(args), limit=args.limit)
     if args.json:
         print_json([i.to_json() for i in items])
+        return EXIT_OK
+    if args.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(api.CSV_COLUMNS)
+        writer.writerows(i.csv_row() for i in items)
         return EXIT_OK
     if not items:
         print("No runs.", file=sys.stderr)
@@ -107,14 +173,56 @@ def _show(args: argparse.Namespace, ctx: CliContext) -> int:
     return EXIT_OK
 
 
+def _one_or_all(args: argparse.Namespace, command: str) -> int | None:
+    """A usage error (exit 2) unless exactly one of RUN_ID and --all is given; None if fine."""
+    if args.all == (args.run_id is not None):
+        print(f"clinicflow run {command}: give either RUN_ID or --all with filters", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.all and (args.dry_run or _has_filter(args)):
+        print(f"clinicflow run {command}: --dry-run and filters go with --all", file=sys.stderr)
+        return EXIT_USAGE
+    return None
+
+
+def _progress(done: int, total: int) -> None:
+    if total > api.BULK_BATCH_RUNS:
+        print(f"{done} of {total} runs...", file=sys.stderr, flush=True)
+
+
 def _retry(args: argparse.Namespace, ctx: CliContext) -> int:
-    (api.retry_step if args.step else api.retry_run)(ctx.db, args.run_id, ctx.actor)
-    print(f"run {args.run_id} will {'retry its failed step' if args.step else 'run again from its trigger'}",
-          file=sys.stderr)
+    refused = _one_or_all(args, "retry")
+    if refused is not None:
+        return refused
+    if args.all:
+        flt = _filter(args)
+        if args.dry_run:
+            print(f"{api.preview_bulk(ctx.db, flt)} runs matched (dry run: nothing changed)")
+            return EXIT_OK
+        result = api.bulk_retry(ctx.db, flt, ctx.actor, step=args.step, latest=args.latest, progress=_progress)
+        print(result.summary("retried"))
+        return EXIT_OK
+    version = (api.retry_step if args.step else api.retry_run)(ctx.db, args.run_id, ctx.actor, latest=args.latest)
+    what = "retry its failed step" if args.step else "run again from its trigger"
+    print(f"run {args.run_id} will {what}{f' on version {version}' if args.latest else ''}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _again(args: argparse.Namespace, ctx: CliContext) -> int:
+    print(api.run_again(ctx.db, args.run_id, ctx.actor))
     return EXIT_OK
 
 
 def _cancel(args: argparse.Namespace, ctx: CliContext) -> int:
+    refused = _one_or_all(args, "cancel")
+    if refused is not None:
+        return refused
+    if args.all:
+        flt = _filter(args)
+        if args.dry_run:
+            print(f"{api.preview_bulk(ctx.db, flt)} runs matched (dry run: nothing changed)")
+            return EXIT_OK
+        print(api.bulk_cancel(ctx.db, flt, ctx.actor, progress=_progress).summary("cancelled"))
+        return EXIT_OK
     api.cancel_run(ctx.db, args.run_id, ctx.actor)
     print(f"run {args.run_id} cancelled", file=sys.stderr)
     return EXIT_OK

@@ -169,74 +169,182 @@ def _status_of(conn: Connection, run_id: int) -> str:
     return str(status)
 
 
+def cancel_in(conn: Connection, run_id: int, actor: str, now: datetime | None = None) -> None:
+    """The guarded Running/Waiting -> Cancelled transition inside the caller's transaction
+    (one run, a bulk batch, an erasure); raises `WrongState`/`NotFound` having written nothing."""
+    now = now or utcnow()
+    if conn.dialect.name == "postgresql":
+        # Wait for a runtime executing this run right now to commit its step first.
+        conn.execute(select(runs.c.id).where(runs.c.id == run_id).with_for_update())
+    done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status.in_(_ACTIVE))
+                        .values(status=RunStatus.CANCELLED, finished_at=now, due_at=None, lease_owner=None,
+                                lease_expires_at=None, cancelled_by=actor, updated_at=now)).rowcount
+    if done != 1:
+        status = _status_of(conn, run_id)
+        raise WrongState(f"run {run_id} is {status}; only a running or waiting run can be cancelled")
+    conn.execute(update(steps).where(steps.c.run_id == run_id,
+                                     steps.c.status.in_((StepStatus.RUNNING, StepStatus.WAITING)))
+                 .values(status=StepStatus.CANCELLED, finished_at=now, error_type="Cancelled",
+                         error_message=f"Cancelled by {actor}"))
+    record_action(conn, actor, "run.cancel", f"run:{run_id}")
+
+
 def cancel_run(db: Database, run_id: int, actor: str) -> None:
     """Running or Waiting -> Cancelled: nothing further executes, a waiting run never resumes."""
-    now = utcnow()
     with watched_write(db) as conn:
-        if conn.dialect.name == "postgresql":
-            # Wait for a runtime executing this run right now to commit its step first.
-            conn.execute(select(runs.c.id).where(runs.c.id == run_id).with_for_update())
-        done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status.in_(_ACTIVE))
-                            .values(status=RunStatus.CANCELLED, finished_at=now, due_at=None, lease_owner=None,
-                                    lease_expires_at=None, cancelled_by=actor, updated_at=now)).rowcount
-        if done != 1:
-            status = _status_of(conn, run_id)
-            raise WrongState(f"run {run_id} is {status}; only a running or waiting run can be cancelled")
-        conn.execute(update(steps).where(steps.c.run_id == run_id,
-                                         steps.c.status.in_((StepStatus.RUNNING, StepStatus.WAITING)))
-                     .values(status=StepStatus.CANCELLED, finished_at=now, error_type="Cancelled",
-                             error_message=f"Cancelled by {actor}"))
-        record_action(conn, actor, "run.cancel", f"run:{run_id}")
+        cancel_in(conn, run_id, actor)
     wake_runtimes()
 
 
-def _retry(db: Database, run_id: int, actor: str, *, whole_run: bool) -> None:
-    now = utcnow()
+VersionCache = dict[tuple[int, int], Workflow]
+
+
+def _version(conn: Connection, workflow_id: int, number: int, cache: VersionCache | None) -> Workflow:
+    if cache is None:
+        return get_version(conn, workflow_id, number)
+    key = (workflow_id, number)
+    if key not in cache:
+        cache[key] = get_version(conn, workflow_id, number)
+    return cache[key]
+
+
+def _node_words(workflow: Workflow, node_id: str) -> str:
+    try:
+        title = getattr(workflow.node(node_id), "title", None)
+    except KeyError:
+        title = None
+    return f"'{title}' ({node_id})" if title and title != node_id else f"'{node_id}'"
+
+
+def retry_in(conn: Connection, run_id: int, actor: str, *, whole_run: bool, latest: bool = False,
+             now: datetime | None = None, cache: VersionCache | None = None) -> int:
+    """The guarded Failed -> Running transition of Retry Run / Retry Step inside the caller's
+    transaction; with `latest` the run continues on the workflow's live version. Returns the
+    version the run continues on; raises `WrongState`/`NotFound` having written nothing."""
+    now = now or utcnow()
     what = "Retry Run" if whole_run else "Retry Step"
+    row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"there is no run {run_id}")
+    if row["status"] != RunStatus.FAILED:
+        raise WrongState(f"run {run_id} is {row['status']}; only a failed run can be retried")
+    version = int(row["version"])
+    if latest:
+        live = live_version_number(conn, row["workflow_id"])
+        if live is None:
+            raise WrongState(f"run {run_id} cannot continue on the latest version: its workflow has no "
+                             "published version")
+        version = live
+    workflow = _version(conn, row["workflow_id"], version, cache)
+    limits = effective_limits(conn, workflow.limits.model_dump() if workflow.limits else None)
+    state = dict(row["state"] or {})
+    state["active"] = None
+    if whole_run:
+        assert workflow.trigger is not None
+        reusable = conn.execute(
+            select(steps.c.id, steps.c.node_id).where(steps.c.run_id == run_id, steps.c.status == StepStatus.COMPLETED)
+            .order_by(steps.c.seq, steps.c.id)).all()
+        reuse: dict[str, list[int]] = {}
+        for step_id, node_id in reusable:
+            try:
+                node = workflow.node(node_id)
+            except KeyError:
+                continue
+            if node.type.startswith(REUSED_KINDS):
+                reuse.setdefault(node_id, []).append(step_id)
+        state["pending"] = [workflow.trigger.id]
+        state["reuse"] = reuse
+    elif not state.get("pending"):
+        raise WrongState(f"run {run_id} has no failed step to retry; use Retry Run")
+    elif version != row["version"]:
+        pending = list(state["pending"])
+        failed = pending[0]
+        if not _has_node(workflow, failed):
+            old = _version(conn, row["workflow_id"], int(row["version"]), cache)
+            raise WrongState(f"run {run_id} cannot Retry Step on version {version}: its failed step "
+                             f"{_node_words(old, failed)} is not in that version; use Retry Run on the latest "
+                             "version")
+        # Branches still to run that the new version no longer has are dropped, as it would never reach them.
+        state["pending"] = [node_id for node_id in pending if _has_node(workflow, node_id)]
+    if version != row["version"]:
+        changes = list(state.get("version_changes") or [])
+        changes.append({"from": row["version"], "to": version, "at": now.isoformat(), "by": actor})
+        state["version_changes"] = changes
+    done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status == RunStatus.FAILED).values(
+        status=RunStatus.RUNNING, finished_at=None, error_type=None, error_message=None, due_at=now,
+        deadline_at=deadline_after(now, limits["max_runtime_seconds"]), lease_owner=None, version=version,
+        lease_expires_at=None, state=state, updated_at=now)).rowcount
+    if done != 1:
+        raise WrongState(f"run {run_id} changed while {what} was being applied; try again")
+    detail: dict[str, Any] = {}
+    if not whole_run:
+        detail["node_id"] = (state.get("pending") or [None])[0]
+    if latest:
+        detail.update(latest=True, from_version=row["version"], to_version=version)
+    record_action(conn, actor, "run.retry" if whole_run else "run.retry_step", f"run:{run_id}", detail or None)
+    notify_new_run(conn)
+    return version
+
+
+def _has_node(workflow: Workflow, node_id: str) -> bool:
+    try:
+        workflow.node(node_id)
+    except KeyError:
+        return False
+    return True
+
+
+def _retry(db: Database, run_id: int, actor: str, *, whole_run: bool, latest: bool = False) -> int:
+    with watched_write(db) as conn:
+        version = retry_in(conn, run_id, actor, whole_run=whole_run, latest=latest)
+    wake_runtimes()
+    return version
+
+
+def retry_run(db: Database, run_id: int, actor: str, *, latest: bool = False) -> int:
+    """Walk again from the trigger with fresh context; completed actions are reused, not repeated.
+    `latest`: on the workflow's live version. Returns the version the run continues on."""
+    return _retry(db, run_id, actor, whole_run=True, latest=latest)
+
+
+def retry_step(db: Database, run_id: int, actor: str, *, latest: bool = False) -> int:
+    """Execute the failed step again as a new attempt, then continue down the workflow.
+    `latest`: on the live version, which must still have the failed node."""
+    return _retry(db, run_id, actor, whole_run=False, latest=latest)
+
+
+def run_again(db: Database, run_id: int, actor: str) -> int:
+    """Run again: a new run of the workflow's live version with the run's trigger context; its id."""
     with watched_write(db) as conn:
         row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
         if row is None:
             raise NotFound(f"there is no run {run_id}")
-        if row["status"] != RunStatus.FAILED:
-            raise WrongState(f"run {run_id} is {row['status']}; only a failed run can be retried")
-        workflow = get_version(conn, row["workflow_id"], row["version"])
-        limits = effective_limits(conn, workflow.limits.model_dump() if workflow.limits else None)
-        state = dict(row["state"] or {})
-        state["active"] = None
-        if whole_run:
-            assert workflow.trigger is not None
-            reusable = conn.execute(
-                select(steps.c.id, steps.c.node_id).where(steps.c.run_id == run_id, steps.c.status == StepStatus.COMPLETED)
-                .order_by(steps.c.seq, steps.c.id)).all()
-            reuse: dict[str, list[int]] = {}
-            for step_id, node_id in reusable:
-                try:
-                    node = workflow.node(node_id)
-                except KeyError:
-                    continue
-                if node.type.startswith(REUSED_KINDS):
-                    reuse.setdefault(node_id, []).append(step_id)
-            state["pending"] = [workflow.trigger.id]
-            state["reuse"] = reuse
-        elif not state.get("pending"):
-            raise WrongState(f"run {run_id} has no failed step to retry; use Retry Run")
-        done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status == RunStatus.FAILED).values(
-            status=RunStatus.RUNNING, finished_at=None, error_type=None, error_message=None, due_at=now,
-            deadline_at=deadline_after(now, limits["max_runtime_seconds"]), lease_owner=None,
-            lease_expires_at=None, state=state, updated_at=now)).rowcount
-        if done != 1:
-            raise WrongState(f"run {run_id} changed while {what} was being applied; try again")
-        record_action(conn, actor, "run.retry" if whole_run else "run.retry_step", f"run:{run_id}",
-                      {"node_id": (state.get("pending") or [None])[0]} if not whole_run else None)
-        notify_new_run(conn)
+        workflow_row = _workflow_row(conn, row["workflow_id"])
+        shown = f"workflow {row['workflow_id']} ({workflow_row['name']})"
+        if not workflow_row["enabled"]:
+            raise WrongState(f"{shown} is disabled; enable it before running run {run_id} again")
+        version = live_version_number(conn, row["workflow_id"])
+        if version is None:
+            raise WrongState(f"{shown} has no published version")
+        workflow = get_version(conn, row["workflow_id"], version)
+        assert workflow.trigger is not None
+        kind = str(row["trigger_kind"])
+        if workflow.trigger.type != TRIGGER_KINDS.get(kind):
+            raise WrongState(f"{shown} version {version} is started "
+                             f"{_TRIGGER_WORDS.get(workflow.trigger.type, workflow.trigger.type)}, not "
+                             f"{_TRIGGER_WORDS.get(TRIGGER_KINDS.get(kind, ''), kind)} as run {run_id} was")
+        record = (RecordRef(row["record_type"], int(row["record_id"]))
+                  if row["record_type"] is not None and row["record_id"] is not None else None)
+        wanted = getattr(workflow.trigger.config, "record_type", None)
+        if record is not None and wanted is not None and record.type != wanted:
+            raise WrongState(f"{shown} version {version} runs for {with_article(wanted)}, not for {record}")
+        if record is not None and find_record(conn, record) is None:
+            raise NotFound(f"there is no {record} any more; run {run_id} cannot be run again")
+        new_id = create_run(conn, row["workflow_id"], version, workflow, trigger_kind=kind, record=record,
+                            payload=row["trigger_data"], actor=actor)
+        assert new_id is not None
+        record_action(conn, actor, "run.start", f"run:{new_id}",
+                      {"workflow_id": row["workflow_id"], "version": version, "record": str(record) if record else None,
+                       "trigger": kind, "again_of": run_id, "again_of_version": row["version"]})
     wake_runtimes()
-
-
-def retry_run(db: Database, run_id: int, actor: str) -> None:
-    """Walk again from the trigger with fresh context; completed actions are reused, not repeated."""
-    _retry(db, run_id, actor, whole_run=True)
-
-
-def retry_step(db: Database, run_id: int, actor: str) -> None:
-    """Execute the failed step again as a new attempt, then continue down the workflow."""
-    _retry(db, run_id, actor, whole_run=False)
+    return new_id

@@ -37,6 +37,7 @@ log = logging.getLogger("clinicflow.runtime")
 ENV_LEASE: Final = "CLINICFLOW_LEASE_SECONDS"
 ENV_POLL: Final = "CLINICFLOW_POLL_SECONDS"
 ENV_WORKERS: Final = "CLINICFLOW_RUNTIME_WORKERS"
+ENV_MAINTENANCE: Final = "CLINICFLOW_MAINTENANCE_SECONDS"
 SCHEDULE_CHECK_SECONDS: Final = 1.0
 LOCK_CHECK_SECONDS: Final = 0.25
 # The runtime's state (and the status bar's words) while another program holds SQLite's lock.
@@ -119,6 +120,7 @@ class Runtime:
             log.error("database unreachable: %s", _reason(exc))
         self._spawn(self._loop, "work")
         self._spawn(self._heartbeat_loop, "heartbeat")
+        self._spawn(self._maintenance_loop, "maintenance")
         if self.db.is_postgresql:
             self._spawn(self._listen_loop, "listen")
         log.info("runtime %s started on %s", self.name, self.db.display_name)
@@ -286,6 +288,24 @@ class Runtime:
                 if self.state != RuntimeState.UNREACHABLE:
                     log.error("database unreachable: %s", _reason(exc))
                 self._set_state(RuntimeState.UNREACHABLE)
+
+    def maintenance_once(self) -> None:
+        """The alert digest and the day's retention pass, if due and no other runtime has them."""
+        from . import alerts, retention
+
+        alerts.send_digest(self.db, self.name, self.now())
+        retention.daily(self.db, self.name, self.now())
+
+    def _maintenance_loop(self) -> None:
+        # Its own thread: a long retention pass (bounded transactions) never delays runs.
+        interval = float(os.environ.get(ENV_MAINTENANCE) or 30.0)
+        while not self._stop.wait(interval):
+            try:
+                self.maintenance_once()
+            except (OperationalError, DBAPIError) as exc:
+                log.warning("alerts/retention skipped, database unreachable: %s", _reason(exc))
+            except Exception:
+                log.exception("alerts/retention error")
 
     def _listen_loop(self) -> None:
         import psycopg

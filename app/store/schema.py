@@ -250,3 +250,25 @@ secrets = Table(
     Column("value", Text, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# --- operations (migration 0006) --------------------------------------------------------
+
+# Work that exactly one of several runtimes must do once per period (the alert digest of an
+# interval, the day's retention pass): the runtime whose insert of (task, period) succeeds does it.
+maintenance_claims = Table(
+    "maintenance_claims", metadata,
+    Column("task", String(32), primary_key=True),     # "alerts", "retention"
+    Column("period", String(40), primary_key=True),   # the interval's or day's start, ISO 8601 UTC
+    Column("runtime", String(200), nullable=False),
+    Column("claimed_at", UTCDateTime, nullable=False),
+    Column("detail", JSONData),                       # what it covered and did
+)
+# When retention (or an erasure) replaced the run's step data; pruning skips such runs.
+runs.append_column(Column("redacted_at", UTCDateTime))
+# The Runs tab's date filter counts a range of this index instead of the whole table.
+Index("ix_runs_triggered", runs.c.triggered_at, runs.c.id)
+# Retention finds the finished runs not yet redacted, oldest first, without a scan.
+Index("ix_runs_retention", runs.c.finished_at, sqlite_where=runs.c.redacted_at.is_(None),
+      postgresql_where=runs.c.redacted_at.is_(None))
+# History panel filters: by person, newest first.
+Index("ix_history_actor", history.c.actor, history.c.id)

@@ -64,3 +64,37 @@ def practice_country(conn: Connection) -> str:
         return check_country(stored)
     except ValueProblem:  # set by hand to something unusable: the default still reads numbers
         return DEFAULT_COUNTRY
+
+
+# --- operations (DESIGN section 14): alerts and retention ----------------------------------
+
+ALERTS_EMAIL_KEY: Final = "alerts.email"
+ALERTS_INTERVAL_KEY: Final = "alerts.interval_minutes"
+RETENTION_DAYS_KEY: Final = "retention_days"
+DEFAULT_ALERTS_INTERVAL_MINUTES: Final = 15
+DEFAULT_RETENTION_DAYS: Final = 730
+
+
+def _whole(value: Any, default: int, lowest: int) -> int:
+    """A stored whole number, or the default when it is missing or unusable (set by hand)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return default
+    return number if number >= lowest and not isinstance(value, bool) else default
+
+
+def alerts_email(conn: Connection) -> str | None:
+    """Where the alert digest goes (setting `alerts.email`); None: no alert emails."""
+    value = get_setting(conn, ALERTS_EMAIL_KEY)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def alerts_interval_minutes(conn: Connection) -> int:
+    """At most one alert email per this many minutes (setting `alerts.interval_minutes`, default 15)."""
+    return _whole(get_setting(conn, ALERTS_INTERVAL_KEY), DEFAULT_ALERTS_INTERVAL_MINUTES, 1)
+
+
+def retention_days(conn: Connection) -> int:
+    """Step data of runs finished longer ago is redacted (setting `retention_days`, default 730; 0 = keep)."""
+    return _whole(get_setting(conn, RETENTION_DAYS_KEY), DEFAULT_RETENTION_DAYS, 0)

@@ -15,6 +15,7 @@ import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY  # CRLF line ends: smtplib does not fix them in bytes
 from email.utils import formatdate, parseaddr
 from typing import Any, Final
 
@@ -168,7 +169,7 @@ def send_email(conn: Connection, *, to: str, subject: str, body: str, key: str,
             # From here on the server may hold the message even if we never hear back.
             handed_over = True
             try:
-                code, reply = smtp.data(message.as_bytes())
+                code, reply = smtp.data(message.as_bytes(policy=SMTP_POLICY))
             except smtplib.SMTPDataError as exc:
                 transient = 400 <= exc.smtp_code < 500
                 raise DeliveryError("ServerError" if transient else "MessageRejected",
