@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0006_operations'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
