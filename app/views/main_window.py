@@ -582,6 +582,7 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.db, self.settings, self.actor(), self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.runtimeSettingChanged.connect(self._runtime_setting_changed)
+        self.gate.guard_settings(dialog)
         dialog.open()
         self.settings_dialog = dialog
 

@@ -136,6 +136,9 @@ class RoleGate(QObject):
         if why is None or getattr(editor, "read_only", False) or getattr(editor, "locked_for_role", False):
             return
         editor.locked_for_role = True
+        editor._save_timer.stop()
+        # What is on the canvas now counts as saved: closing the editor writes nothing (the role may not).
+        editor._saved = editor.current_workflow().to_dict()
         editor._lock_canvas()
         editor.properties.set_read_only(True)
         editor.versions_panel.set_read_only(True)
@@ -172,3 +175,38 @@ class RoleGate(QObject):
         bulk = getattr(runs_view, "bulk_button", None)
         if bulk is not None:
             self.guard(bulk, "run.retry", "run.cancel")
+
+    # --- Settings --------------------------------------------------------------------------------
+
+    def guard_settings(self, dialog: Any) -> None:
+        """Integrations and practice settings are for admins: others see the form disabled with
+        the reason, each secret as "set" or "not set" (never its value), and Save stores only
+        this workstation's choices."""
+        from PySide6.QtWidgets import QLineEdit
+
+        integrations = self.why_not("integration.set")
+        practice = self.why_not("settings.set")
+        if practice is not None:
+            dialog.may_change_practice = False
+            for spin in (dialog.max_runtime_days, dialog.max_actions, dialog.max_nodes):
+                self.guard(spin, "settings.set")
+        if integrations is None:
+            return
+        for editors in (dialog.smtp, dialog.sms):
+            for editor in editors.values():
+                self.guard(editor, "integration.set")
+        for button in (dialog.smtp_test, dialog.sms_test):
+            self.guard(button, "integration.test")
+
+        def show_secrets() -> None:
+            for editors in (dialog.smtp, dialog.sms):
+                for editor in editors.values():
+                    if isinstance(editor, QLineEdit) and editor.echoMode() == QLineEdit.EchoMode.Password:
+                        is_set = editor.text() not in ("", "False", "None")
+                        editor.clear()
+                        editor.setEchoMode(QLineEdit.EchoMode.Normal)
+                        editor.setPlaceholderText("set" if is_set else "not set")
+
+        dialog.practiceLoaded.connect(show_secrets)
+        if getattr(dialog, "loaded", False):
+            show_secrets()
