@@ -31,6 +31,8 @@ from app.workflow.vocabulary import ACTIVE_RUN_STATUSES, RunStatus
 
 from .background import run_in_background
 from .display import plural
+from .history_view import HistoryView
+from .permissions import RoleGate
 from .records_view import RecordsView
 from .runs_view import RunsView
 from .runtime_bridge import DatabaseChange, DatabaseWatcher, RuntimeBridge
@@ -92,6 +94,7 @@ class MainWindow(QMainWindow):
         self.db = db
         self.settings = settings or app_settings()
         self._default_actor = actor
+        self.gate = RoleGate(db, self)  # the connected member's role (PostgreSQL); read below, off the GUI thread
         self.page: WorkflowPage | None = None
         self._page_docks: list[QDockWidget] = []
         self._closing = False
@@ -128,6 +131,11 @@ class MainWindow(QMainWindow):
         self.inspector_dock = self._dock("Run viewer", "stepInspector", self.inspector,
                                          Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.workflows_dock, self.records_dock)
+        # History: under the page (a wide table), shown from View → History (Ctrl+4).
+        self.history = HistoryView(db)
+        self.history_dock = self._dock("History", "historyDock", self.history, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.history_dock.hide()
+        self.history_dock.visibilityChanged.connect(lambda shown: shown and self.history.refresh())
         # The side docks take the full height; the bottom one (Problems) sits under the canvas only.
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -144,6 +152,8 @@ class MainWindow(QMainWindow):
         self.bridge.wake = self.watcher.poke
         self.runtime_state = "off"
         self._build_actions()
+        self.gate.guard_window(self)
+        self.gate.load()
         self._build_status_bar()
         self._connect()
         self._restore_layout()
@@ -167,6 +177,8 @@ class MainWindow(QMainWindow):
     def actor(self) -> str:
         from app.api import default_actor
 
+        if self.db.is_postgresql and self.gate.member is not None:
+            return self.gate.member.name  # the database records its session user anyway
         if self._default_actor != default_actor():
             return self._default_actor  # an explicit --as wins
         name = str(self.settings.value("team/member", "") or "").strip()
@@ -200,6 +212,7 @@ class MainWindow(QMainWindow):
         self.workflows_action = action("Workflows", self.show_workflows, "Ctrl+1", "workflowsAction")
         self.workflows_action.setIcon(icon("workflow"))
         self.run_viewer_action = action("Run viewer", self.show_run_viewer, "Ctrl+3", "runViewerAction")
+        self.history_action = action("History", self.show_history, "Ctrl+4", "historyAction")
         self.find_action = action("Find…", self.focus_search, QKeySequence.StandardKey.Find, "findAction")
         self.settings_action = action("Settings…", self.open_settings, QKeySequence.StandardKey.Preferences,
                                       "settingsAction")
@@ -232,8 +245,8 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         view_menu = menu.addMenu("&View")
-        for act in (self.workflows_action, self.records_action, self.run_viewer_action, self.all_runs_action,
-                    self.failed_runs_action, self.find_action):
+        for act in (self.workflows_action, self.records_action, self.run_viewer_action, self.history_action,
+                    self.all_runs_action, self.failed_runs_action, self.find_action):
             view_menu.addAction(act)
         view_menu.addAction(self.refresh_action)
         view_menu.addSeparator()
@@ -352,6 +365,11 @@ class MainWindow(QMainWindow):
         self.inspector_dock.raise_()
         self.inspector.steps_tree.setFocus()
 
+    def show_history(self) -> None:
+        self.history_dock.show()
+        self.history_dock.raise_()
+        self.history.subject.setFocus()
+
     def focus_search(self) -> None:
         """Ctrl+F: the search field of what is in front (a Runs tab, All runs, or the records)."""
         if self.stack.currentWidget() is self.page_holder and self.page is not None \
@@ -367,6 +385,7 @@ class MainWindow(QMainWindow):
         if self.all_runs is None:
             self.all_runs = RunsView(self.db, None)
             self.all_runs.runSelected.connect(self.show_run)
+            self.gate.guard_runs(self.all_runs)
             self.stack.addWidget(self.all_runs)
         self.all_runs.set_status(status)
         self.stack.setCurrentWidget(self.all_runs)
@@ -381,6 +400,8 @@ class MainWindow(QMainWindow):
         page = WorkflowPage(self.db, workflow_id, self.actor, self.page_holder)  # asked each time
         page.workflowChanged.connect(self.watcher.poke)
         page.runs.runSelected.connect(self.show_run)
+        self.gate.guard_runs(page.runs)
+        self.gate.guard_editor(page.editor)
         holder = self.page_holder.layout()
         assert holder is not None  # made with the page holder
         holder.addWidget(page)
@@ -478,6 +499,7 @@ class MainWindow(QMainWindow):
             if self.all_runs is not None and self.stack.currentWidget() is self.all_runs:
                 self.all_runs.refresh(live=True)
             self.inspector.refresh(live=True)
+            self.history.refresh()
         if change.runs_changed and self.banner.isVisible() and not change.newly_failed:
             self._check_banner()
         if change.newly_failed:
@@ -599,6 +621,7 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.db, self.settings, self.actor(), self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.runtimeSettingChanged.connect(self._runtime_setting_changed)
+        self.gate.guard_settings(dialog)
         dialog.open()
         self.settings_dialog = dialog
 

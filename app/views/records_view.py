@@ -291,6 +291,9 @@ class RecordsView(QWidget):
         buttons.addWidget(self.edit_button)
         buttons.addWidget(self.actions_button)
         buttons.addStretch(1)
+        from .erase_dialog import install as install_erase  # Erase patient… (right to erasure)
+
+        self.erase_button = install_erase(self, buttons)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)

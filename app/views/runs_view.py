@@ -82,6 +82,10 @@ class RunsView(QWidget):
         bar.addWidget(self.until_edit)
         bar.addWidget(self.search, 1)
         bar.addWidget(self.count_label)
+        from .bulk_actions import bulk_button  # multi-select and Bulk actions… (retry or cancel many)
+
+        self.bulk_button = bulk_button(self)
+        bar.addWidget(self.bulk_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)

@@ -96,6 +96,7 @@ def read_practice_settings(db: Database) -> StoredPractice:
 
 class SettingsDialog(QDialog):
     runtimeSettingChanged = Signal(bool)
+    practiceLoaded = Signal()   # the stored practice settings are in the form
 
     def __init__(self, db: Database, settings: QSettings, actor: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -110,6 +111,11 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._integrations_tab(), "Integrations")
         self.tabs.addTab(self._limits_tab(), "Safety limits")
         self.tabs.addTab(self._team_tab(), "Team member")
+        from .team_dialog import TeamPage  # Settings → Team: team members as PostgreSQL logins (admins)
+
+        self.team_page = TeamPage(db)
+        self.tabs.addTab(self.team_page, "Team")
+        self.may_change_practice = True   # False for a role that may not (permissions.guard_settings)
         self.error = QLabel(objectName="settingsError", wordWrap=True)
         self.error.setStyleSheet(f"color: {BAD_COLOUR};")
         self.error.hide()
@@ -259,6 +265,7 @@ class SettingsDialog(QDialog):
                 self._set_values(self._pressed)
             self._fill(stored, before)
             self.loaded = True
+            self.practiceLoaded.emit()
             if self._save_when_loaded:
                 self._set_busy(False)
                 self.save()
@@ -382,8 +389,11 @@ class SettingsDialog(QDialog):
     def _write(self, form: PracticeForm, member: str, runtime: bool, url: str, old_url: str) -> None:
         db, actor = self._db, self._actor
 
+        may_change_practice = self.may_change_practice
+
         def write() -> None:
-            settings_api.save_practice_settings(db, form.limits, form.integrations, actor)
+            if may_change_practice:  # else only this workstation's choices are saved
+                settings_api.save_practice_settings(db, form.limits, form.integrations, actor)
 
         def done(_: object) -> None:
             self._set_busy(False)

@@ -184,6 +184,9 @@ class StepInspector(QWidget):
         for button in (self.retry_run, self.retry_step, self.cancel):
             buttons.addWidget(button)
         buttons.addStretch(1)
+        from .run_actions import RunActions  # Retry on latest, Run again
+
+        self.run_actions = RunActions(self, buttons)
 
         self.graph = RunGraphView(self)
         self.steps_tree = QTreeWidget(objectName="runSteps")
@@ -217,6 +220,7 @@ class StepInspector(QWidget):
         body.addWidget(self.trigger_label)
         body.addWidget(self.status_note)
         body.addLayout(buttons)
+        self.run_actions.place_result(body, body.count())
         body.addWidget(splitter, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -420,6 +424,7 @@ class StepInspector(QWidget):
         self.retry_run.setEnabled(status == "failed" and not self._busy)
         self.retry_step.setEnabled(status == "failed" and not self._busy)
         self.cancel.setEnabled(status in ("running", "waiting") and not self._busy)
+        self.run_actions.update(status, self._busy)
 
     def _confirm_cancel(self) -> None:
         if self.run_id is None:
@@ -450,7 +455,11 @@ class StepInspector(QWidget):
         def failed(exc: Exception) -> None:
             self._busy = False
             self._update_buttons()
-            QMessageBox.warning(self, label, f"{label} refused: {' '.join(str(exc).split())}")
+            from .permissions import refusal_line
+
+            keys = {"retry_run": "run.retry", "retry_step": "run.retry_step"}
+            line = refusal_line(exc, keys.get(action, "run.cancel"))
+            QMessageBox.warning(self, label, f"{label} refused: {line or ' '.join(str(exc).split())}")
 
         self._busy = True
         self._update_buttons()

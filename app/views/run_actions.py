@@ -1,0 +1,117 @@
+"""The run viewer's Retry on latest (`retryLatestButton`) and Run again (`runAgainButton`)
+(DESIGN section 5): after a fix was published, a failed run continues on the live version, or
+any finished run is started anew on it. Through `app.api.runs`, off the GUI thread; the result
+is said in words under the buttons."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QBoxLayout, QLabel, QPushButton
+
+from app.api import runs as runs_api
+from app.workflow.vocabulary import FINISHED_RUN_STATUSES, RunStatus
+
+from .background import reason, run_in_background
+from .permissions import refusal_line
+from .theme import status_icon
+
+if TYPE_CHECKING:
+    from .step_inspector import StepInspector
+
+OK_COLOUR = "#27ae60"
+BAD_COLOUR = "#e04848"
+
+
+class RunActions(QObject):
+    """The two buttons, added to the run viewer's row of buttons, and their result line."""
+
+    def __init__(self, inspector: StepInspector, buttons: QBoxLayout) -> None:
+        super().__init__(inspector)
+        self._inspector = inspector
+        self.retry_latest = QPushButton(status_icon("running"), "Retry on latest", objectName="retryLatestButton")
+        self.retry_latest.setToolTip("Retry the whole run on the workflow's live version — after a fix was "
+                                     "published; completed steps are not repeated")
+        self.run_again = QPushButton("Run again", objectName="runAgainButton")
+        self.run_again.setToolTip("Start a new run of the live version, for the same record as this one")
+        self.result = QLabel(objectName="runActionResult", wordWrap=True)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result.hide()
+        at = max(buttons.count() - 1, 0)  # before the stretch at the end of the row
+        buttons.insertWidget(at, self.retry_latest)
+        buttons.insertWidget(at + 1, self.run_again)
+        self.retry_latest.clicked.connect(self.do_retry_latest)
+        self.run_again.clicked.connect(self.do_run_again)
+        self._busy = False
+        self._shown_for: int | None = None
+
+    def place_result(self, layout: QBoxLayout, index: int) -> None:
+        layout.insertWidget(index, self.result)
+
+    def update(self, status: str | None, busy: bool) -> None:
+        """Enabled while it makes sense: Retry on latest for a failed run, Run again for a finished one."""
+        busy = busy or self._busy
+        self.retry_latest.setEnabled(status == RunStatus.FAILED and not busy)
+        self.run_again.setEnabled(status in FINISHED_RUN_STATUSES and not busy)
+        if self._inspector.run_id != self._shown_for:
+            self.result.hide()  # a result belongs to the run it was for
+
+    def _say(self, text: str, ok: bool) -> None:
+        self._shown_for = self._inspector.run_id
+        self.result.setStyleSheet(f"color: {OK_COLOUR if ok else BAD_COLOUR};")
+        self.result.setText(text)
+        self.result.show()
+
+    def _start(self, work: Callable[[], Any], done: Callable[[Any], None], label: str, action: str) -> None:
+        inspector = self._inspector
+
+        def finished(value: Any) -> None:
+            self._busy = False
+            done(value)
+            inspector._update_buttons()
+
+        def failed(exc: Exception) -> None:
+            self._busy = False
+            self._say(f"{label} refused: {refusal_line(exc, action) or reason(exc)}", False)
+            inspector._update_buttons()
+
+        self._busy = True
+        inspector._update_buttons()
+        run_in_background(work, finished, failed, context=self)
+
+    def do_retry_latest(self) -> None:
+        inspector = self._inspector
+        run_id, view = inspector.run_id, inspector.view
+        if run_id is None or view is None:
+            return
+        db, actor, was = inspector._db, inspector._actor(), int(view.run["version"])
+        name = view.workflow_name
+
+        def done(version: int) -> None:
+            change = f"version {version} (it ran version {was})" if version != was else \
+                f"version {version}, the live version (unchanged)"
+            text = f"Run {run_id} of “{name}” is being retried on {change}."
+            self._say(text, True)
+            inspector.actionDone.emit(text)
+            inspector._steps_signature = None
+            inspector.refresh()
+
+        self._start(lambda: runs_api.retry_run(db, run_id, actor, latest=True), done, "Retry on latest", "run.retry")
+
+    def do_run_again(self) -> None:
+        inspector = self._inspector
+        run_id, view = inspector.run_id, inspector.view
+        if run_id is None or view is None:
+            return
+        db, actor, name = inspector._db, inspector._actor(), view.workflow_name
+        words = f" for {view.trigger_words}" if view.run["record"] is not None else ""
+
+        def done(new_id: int) -> None:
+            text = f"Run {new_id} of “{name}” started on the live version{words} (again of run {run_id})."
+            inspector.actionDone.emit(text)
+            inspector.show_run(new_id)
+            self._say(text, True)
+
+        self._start(lambda: runs_api.run_again(db, run_id, actor), done, "Run again", "run.again")

@@ -1,0 +1,159 @@
+"""The History panel (`historyView`) on a real SQLite file and real PostgreSQL: newest first,
+filters by what it was about, by person and by date, pages of 200 by keyset, CSV export of
+everything matching (not only the page on screen), dates in the user's locale (en-GB)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QDate, QLocale, Qt, QThreadPool
+
+from app.store import open_database
+from app.store.history import record_action
+from app.store.records import add_record, update_record
+from app.store.timeutil import utcnow
+
+WAIT = 20000
+
+
+@pytest.fixture(autouse=True)
+def en_gb() -> Iterator[None]:
+    before = QLocale()
+    QLocale.setDefault(QLocale(QLocale.Language.English, QLocale.Country.UnitedKingdom))
+    yield
+    QLocale.setDefault(before)
+
+
+@pytest.fixture
+def database(db_url: str) -> Iterator[Any]:
+    db = open_database(db_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def panel(qtbot: Any, database: Any) -> Iterator[Any]:
+    from app.views.history_view import HistoryView
+
+    view = HistoryView(database)
+    qtbot.addWidget(view)
+    view.resize(1000, 500)
+    view.show()
+    qtbot.waitUntil(lambda: view.page is not None, timeout=WAIT)
+    yield view
+    view.close()
+    QThreadPool.globalInstance().waitForDone(WAIT)
+
+
+def reread(qtbot: Any, view: Any, change: Any) -> None:
+    """Do `change` (a filter edit, a page button) and wait for the page it asks for."""
+    with qtbot.waitSignal(view.loaded, timeout=WAIT):
+        change()
+
+
+def cells(view: Any, column: int) -> list[str]:
+    return [view.table.item(row, column).text() for row in range(view.table.rowCount())]
+
+
+def some_history(db: Any) -> None:
+    with db.write() as conn:
+        ref = add_record(conn, "patient", {"first_name": "Ann", "last_name": "Smith", "email": "ann@example.org"},
+                         "setup")
+        add_record(conn, "patient", {"first_name": "Bob", "last_name": "Jones"}, "setup")
+    with db.write() as conn:
+        update_record(conn, ref, {"email": "ann.smith@example.org"}, "maria")
+
+
+def test_newest_first_in_words_and_filtered_by_subject_person_and_date(qtbot: Any, database: Any, panel: Any) -> None:
+    assert "Nothing has been done yet" in panel.empty.text() and panel.empty.isVisible()
+    some_history(database)
+    reread(qtbot, panel, panel.reload)
+    assert cells(panel, 1) == ["maria", "setup", "setup"]
+    assert cells(panel, 2) == ["Changed a record", "Added a record", "Added a record"]
+    assert cells(panel, 3) == ["patient:1", "patient:2", "patient:1"]
+    assert cells(panel, 4)[0] == "email: ann@example.org → ann.smith@example.org"
+    # en-GB: day/month/year and a 24-hour clock, in this computer's zone.
+    now = QLocale().toString(QDate.currentDate(), "dd/MM/yyyy")
+    assert cells(panel, 0)[0].startswith(now) and len(cells(panel, 0)[0]) == len("01/12/2026 18:34")
+    assert panel.count_label.text() == "3 entries"
+
+    reread(qtbot, panel, lambda: panel.person.setText("maria"))
+    assert cells(panel, 1) == ["maria"]
+    reread(qtbot, panel, lambda: (panel.person.clear(), panel.subject.setText("patient:1")))
+    assert cells(panel, 3) == ["patient:1", "patient:1"]
+    tomorrow = QDate.currentDate().addDays(1)
+    reread(qtbot, panel, lambda: panel.since.setDate(tomorrow))
+    assert panel.table.rowCount() == 0 and panel.empty.text() == "Nothing matches these filters."
+    assert not panel.export_button.isEnabled()
+
+
+def test_pages_of_200_by_keyset_and_csv_export_of_everything_matching(
+        qtbot: Any, database: Any, panel: Any, tmp_path: Path) -> None:
+    with database.write() as conn:
+        for number in range(450):
+            record_action(conn, "maria" if number % 3 else "setup", "run.cancel", f"run:{number + 1}")
+    reread(qtbot, panel, panel.reload)
+    assert panel.count_label.text() == "1 to 200 of 450 entries"
+    assert cells(panel, 3)[0] == "Run 450" and cells(panel, 2)[0] == "Cancelled a run"
+    assert not panel.newer_button.isEnabled() and panel.older_button.isEnabled()
+    reread(qtbot, panel, lambda: qtbot.mouseClick(panel.older_button, Qt.MouseButton.LeftButton))
+    assert panel.count_label.text() == "201 to 400 of 450 entries" and cells(panel, 3)[0] == "Run 250"
+    reread(qtbot, panel, lambda: qtbot.mouseClick(panel.older_button, Qt.MouseButton.LeftButton))
+    assert panel.count_label.text() == "401 to 450 of 450 entries" and cells(panel, 3)[-1] == "Run 1"
+    assert not panel.older_button.isEnabled()
+    reread(qtbot, panel, lambda: qtbot.mouseClick(panel.newer_button, Qt.MouseButton.LeftButton))
+    assert cells(panel, 3)[0] == "Run 250"
+
+    reread(qtbot, panel, lambda: panel.person.setText("maria"))
+    target = tmp_path / "history.csv"
+    with qtbot.waitSignal(panel.exported, timeout=WAIT) as said:
+        panel.export_csv(target)
+    assert said.args == [f"Exported 300 entries to {target}"]
+    rows = list(csv.reader(target.open(encoding="utf-8")))
+    assert rows[0] == ["at", "actor", "action", "subject", "detail"]
+    assert len(rows) == 301 and {r[1] for r in rows[1:]} == {"maria"}
+    assert rows[1][3] == "run:450" and rows[-1][3] == "run:2"   # newest first, every page
+    assert not (tmp_path / "history.csv.part").exists()
+
+
+def test_export_to_a_folder_that_does_not_exist_says_so_in_one_line(
+        qtbot: Any, database: Any, panel: Any, tmp_path: Path) -> None:
+    some_history(database)
+    target = tmp_path / "missing" / "history.csv"
+    with qtbot.waitSignal(panel.exported, timeout=WAIT) as said:
+        panel.export_csv(target)
+    assert said.args[0].startswith("Not exported: ") and "No such file or directory" in said.args[0]
+    assert "\n" not in said.args[0] and "Error" not in said.args[0]
+    assert panel.message.isVisible()
+
+
+def test_the_history_dock_in_the_main_window_follows_what_is_done(qtbot: Any, db_url: str, database: Any) -> None:
+    from app.views import create_main_window
+    from app.views.main_window import app_settings
+
+    app_settings().clear()
+    window = create_main_window(db_url, start_runtime=False, actor="Ann Tester")
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        assert not window.history_dock.isVisible()
+        window.findChild(type(window.history_action), "historyAction").trigger()
+        view = window.findChild(type(window.history), "historyView")
+        assert view is not None and window.history_dock.isVisible()
+        assert window.history_action.shortcut().toString() == "Ctrl+4"
+        some_history(database)
+        with qtbot.waitSignal(view.loaded, timeout=WAIT):
+            window.refresh_all()
+            view.refresh()
+        qtbot.waitUntil(lambda: view.table.rowCount() == 3, timeout=WAIT)
+        since = utcnow() - timedelta(days=1)
+        assert view.page is not None and all(r.at >= since for r in view.page.rows)
+    finally:
+        window.close()
+        QThreadPool.globalInstance().waitForDone(WAIT)
+        window.db.dispose()
