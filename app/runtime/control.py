@@ -20,7 +20,7 @@ from app.store.records import RecordRef, find_record
 from app.store.schema import runs, steps, workflows
 from app.store.settings import effective_limits
 from app.store.timeutil import utcnow
-from app.store.workflows import get_version, live_version
+from app.store.workflows import get_version, live_version, live_version_number
 from app.workflow import Workflow
 from app.workflow.context import with_article
 from app.workflow.vocabulary import (

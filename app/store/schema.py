@@ -250,6 +250,8 @@ secrets = Table(
     Column("key", String(100), primary_key=True),   # "smtp.password", "sms.token", "sms.inbound_token"
     Column("value", Text, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
 # --- messaging rules (migration 0005) ----------------------------------------------------
 
 # Consent (DESIGN section 4, 13): booleans, default false; a change is kept in history.
@@ -284,6 +286,7 @@ message_counts = Table(
     Column("day", Date, primary_key=True),
     Column("sent", Integer, nullable=False, default=0),
 )
+
 # --- operations (migration 0006) --------------------------------------------------------
 
 # Work that exactly one of several runtimes must do once per period (the alert digest of an
