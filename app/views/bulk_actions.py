@@ -156,6 +156,9 @@ class BulkDialog(QDialog):
             self.kind_box.setCurrentIndex(2)  # what a list of running or waiting runs is for
         self.latest = QCheckBox("On the workflow's live version (after a fix was published)", objectName="bulkLatest")
         self.preview_label = QLabel("Counting…", objectName="bulkPreview", wordWrap=True)
+        font = self.preview_label.font()
+        font.setBold(True)  # the count is what the person confirms
+        self.preview_label.setFont(font)
         self.progress = QProgressBar(objectName="bulkProgress")
         self.progress.hide()
         self.result_label = QLabel(objectName="bulkResult", wordWrap=True)
@@ -343,13 +346,29 @@ def selected_runs(view: RunsView) -> list[RunSummary]:
     return [run for row in rows if (run := model.run_at(row)) is not None]
 
 
-def bulk_button(view: RunsView) -> QPushButton:
-    """The Runs list's `bulkActionsButton`; the list becomes multi-select (Shift/Ctrl+click)."""
+def bulk_row(view: RunsView) -> QHBoxLayout:
+    """The row under a Runs list with its `bulkActionsButton` (`view.bulk_button`); the list
+    becomes multi-select (Shift+click, Ctrl+click). Under the list, not in the filter bar, so
+    the bar stays as narrow as a 1280x800 screen needs."""
     view.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
     button = QPushButton("Bulk actions…", objectName="bulkActionsButton")
     button.setToolTip("Retry or cancel the selected runs, or every run matching this filter")
     button.clicked.connect(lambda: open_bulk_dialog(view))
-    return button
+    hint = QLabel(objectName="bulkSelectionHint")
+    hint.setEnabled(False)  # a quiet hint, in the palette's disabled text colour
+
+    def selection_changed(*_: object) -> None:
+        count = len(view.table.selectionModel().selectedRows())
+        hint.setText(f"{plural(count, 'run')} selected" if count > 1 else
+                     "Shift+click or Ctrl+click selects several runs")
+
+    view.table.selectionModel().selectionChanged.connect(selection_changed)
+    selection_changed()
+    view.bulk_button = button
+    row = QHBoxLayout()
+    row.addWidget(hint, 1)
+    row.addWidget(button)
+    return row
 
 
 def open_bulk_dialog(view: RunsView) -> BulkDialog:

@@ -105,12 +105,15 @@ def erased_in_words(plan: ErasurePlan) -> str:
             f"{plural(plan.active_runs, 'run')} cancelled, {plural(plan.runs, 'run')} redacted")
 
 
-def install(view: RecordsView, buttons: QBoxLayout) -> QPushButton:
-    """The records view's `erasePatientButton` (shown for patients, enabled with one selected)
-    and an "Erase patient…" entry in the table's Actions menu."""
+def install(view: RecordsView, layout: QBoxLayout) -> QPushButton:
+    """The records view's `erasePatientButton` (shown for patients, enabled with one selected),
+    in a row of its own under the table: away from Add and Edit, and the dock stays narrow."""
     button = QPushButton("Erase patient…", objectName="erasePatientButton")
     button.setToolTip("Delete this patient and everything about them (right to erasure); asks first")
-    buttons.insertWidget(max(buttons.count() - 1, 0), button)
+    row = QHBoxLayout()
+    row.addStretch(1)
+    row.addWidget(button)
+    layout.addLayout(row)
 
     def update(*_: object) -> None:
         is_patient = view.record_type == "patient"

@@ -102,6 +102,11 @@ def detail_in_words(row: HistoryRow) -> str:
         return f"on the latest version: {detail.get('from_version')} → {detail.get('to_version')}"
     if row.action == "run.start" and detail.get("again_of"):
         return f"run again of run {detail['again_of']} (it ran version {detail.get('again_of_version')})"
+    if row.action == "run.start":
+        parts = [f"workflow {detail['workflow_id']}" if detail.get("workflow_id") else "",
+                 f"version {detail['version']}" if detail.get("version") else "",
+                 f"for {detail['record']}" if detail.get("record") else ""]
+        return ", ".join(p for p in parts if p)
     if row.action == "workflow.publish":
         note = f": {detail['note']}" if detail.get("note") else ""
         return f"version {detail.get('version')}{note}"
@@ -161,7 +166,7 @@ class HistoryView(QWidget):
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
-        for column, width in enumerate((128, 110, 170, 150)):
+        for column, width in enumerate((116, 96, 150, 88)):  # the Details get the rest of the width
             header.resizeSection(column, width)
         header.setStretchLastSection(True)
         self.empty = QLabel(objectName="emptyState", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QBoxLayout, QLabel, QPushButton
+from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QPushButton
 
 from app.api import runs as runs_api
 from app.workflow.vocabulary import FINISHED_RUN_STATUSES, RunStatus
@@ -39,16 +39,21 @@ class RunActions(QObject):
         self.result = QLabel(objectName="runActionResult", wordWrap=True)
         self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.result.hide()
-        at = max(buttons.count() - 1, 0)  # before the stretch at the end of the row
-        buttons.insertWidget(at, self.retry_latest)
-        buttons.insertWidget(at + 1, self.run_again)
+        # A second row under Retry Run / Retry Step / Cancel Run: the dock stays 440 px wide.
+        self.row = QHBoxLayout()
+        self.row.addWidget(self.retry_latest)
+        self.row.addWidget(self.run_again)
+        self.row.addStretch(1)
+        del buttons
         self.retry_latest.clicked.connect(self.do_retry_latest)
         self.run_again.clicked.connect(self.do_run_again)
         self._busy = False
         self._shown_for: int | None = None
 
     def place_result(self, layout: QBoxLayout, index: int) -> None:
-        layout.insertWidget(index, self.result)
+        """Put the second row of buttons and the result line into the viewer's layout at `index`."""
+        layout.insertLayout(index, self.row)
+        layout.insertWidget(index + 1, self.result)
 
     def update(self, status: str | None, busy: bool) -> None:
         """Enabled while it makes sense: Retry on latest for a failed run, Run again for a finished one."""
