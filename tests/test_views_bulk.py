@@ -86,7 +86,7 @@ def open_dialog(qtbot: Any, view: Any) -> Any:
 def run_it(qtbot: Any, dialog: Any) -> Any:
     qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not dialog.running and dialog.result_label.isVisible(), timeout=WAIT)
-    return dialog.result
+    return dialog.outcome
 
 
 def test_bulk_retry_of_every_failed_run_on_the_latest_version(qtbot: Any, window: Any, database: Any) -> None:

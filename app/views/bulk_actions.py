@@ -188,7 +188,7 @@ class BulkDialog(QDialog):
         layout.addLayout(buttons)
 
         self.preview_value: Preview | None = None
-        self.result: BulkResult | None = None
+        self.outcome: BulkResult | None = None  # (not `result`: QDialog has a result())
         self.running = False
         self.batch_size = runs_api.BULK_BATCH_RUNS  # runs per transaction
         self._stop = threading.Event()
@@ -310,7 +310,7 @@ class BulkDialog(QDialog):
 
     def _done(self, result: BulkResult) -> None:
         self._finish()
-        self.result = result
+        self.outcome = result
         self.progress.setValue(result.matched)
         self.result_label.setStyleSheet(f"color: {OK_COLOUR if not result.refused else BAD_COLOUR};")
         self.result_label.setText(result_in_words(result, self.kind))
@@ -364,7 +364,7 @@ def bulk_row(view: RunsView) -> QHBoxLayout:
 
     view.table.selectionModel().selectionChanged.connect(selection_changed)
     selection_changed()
-    view.bulk_button = button
+    view.bulk_button = button  # type: ignore[attr-defined]  # the Runs list's, for the role gate
     row = QHBoxLayout()
     row.addWidget(hint, 1)
     row.addWidget(button)
@@ -377,6 +377,6 @@ def open_bulk_dialog(view: RunsView) -> BulkDialog:
     gate = getattr(window, "gate", None)
     dialog = BulkDialog(view._db, actor, view.model.run_filter, selected_runs(view), view, gate=gate)
     dialog.finished_with.connect(lambda _result: view.refresh())
-    view.bulk_dialog = dialog
+    view.bulk_dialog = dialog  # type: ignore[attr-defined]
     dialog.open()
     return dialog

@@ -128,18 +128,19 @@ def install(view: RecordsView, layout: QBoxLayout) -> QPushButton:
         dialog = EraseDialog(view._db, ref, view._actor(), view)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
-        def erased(plan: ErasurePlan) -> None:
+        def erased(plan: object) -> None:
+            assert isinstance(plan, ErasurePlan)
             view.refresh()
             if hasattr(window, "notify"):
                 window.notify(erased_in_words(plan))
 
         dialog.erased.connect(erased)
-        view.erase_dialog = dialog
+        view.erase_dialog = dialog  # type: ignore[attr-defined]
         dialog.open()
         return dialog
 
     button.clicked.connect(open_dialog)
-    view.open_erase_dialog = open_dialog
+    view.open_erase_dialog = open_dialog  # type: ignore[attr-defined]
     view.table.selectionModel().currentRowChanged.connect(update)
     view.type_box.currentIndexChanged.connect(update)
     view.model.loaded.connect(update)

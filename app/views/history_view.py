@@ -270,8 +270,9 @@ class HistoryView(QWidget):
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
+                if column == 3:
+                    item.setData(Qt.ItemDataRole.UserRole, row.subject)  # the reference, for a filter on it
                 self.table.setItem(row_number, column, item)
-            self.table.item(row_number, 3).setData(Qt.ItemDataRole.UserRole, row.subject)
         first = self.first_shown()
         if page.total == 0:
             self.count_label.setText("No entries")

@@ -196,7 +196,8 @@ class TeamPage(QWidget):
 
     def select(self, name: str) -> bool:
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).text() == name:
+            item = self.table.item(row, 0)
+            if item is not None and item.text() == name:
                 self.table.selectRow(row)
                 return True
         return False
