@@ -103,6 +103,10 @@ def main() -> int:
     save(dialog, "bulk-preview.png")
     dialog.reject()
     del runs
+    if os.environ.get("CLINICFLOW_SHOT_RUN_VIEWER"):  # a look at the run viewer's buttons (not in the README)
+        window.show_run(failed.model.run_at(0).id)
+        settle(app, 1.0)
+        save(window, "run-viewer-retry-latest.png")
 
     pg = os.environ.get("CLINICFLOW_TEST_PG_URL")
     if pg:
