@@ -208,11 +208,13 @@ def test_settings_for_a_designer_show_secrets_as_set_and_save_only_this_workstat
     assert dialog.smtp["password"].placeholderText() == "not set"
     assert not token.isEnabled() and token.toolTip() == f"{name} (clinicflow_designer) may not change integrations"
     assert not dialog.max_nodes.isEnabled()
-    dialog.member.setText("Someone else")
+    assert not dialog.member.isEnabled()
+    assert dialog.member.toolTip() == f"On a shared PostgreSQL database you are recorded as your login, {name}"
+    dialog.runtime_enabled.setChecked(False)   # a choice of this workstation's
     with qtbot.waitSignal(dialog.accepted, timeout=WAIT):   # saved: no refusal for the practice's settings
         dialog.save()
     assert settings_api.integration(owner, "sms").values["token"] == "s3cret"
-    assert window.settings.value("team/member") == "Someone else"
+    assert window.settings.value("runtime/enabled", type=bool) is False
 
 
 @pytest.mark.postgres

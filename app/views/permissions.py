@@ -209,6 +209,12 @@ class RoleGate(QObject):
         this workstation's choices."""
         from PySide6.QtWidgets import QLineEdit
 
+        if self._db.is_postgresql and self.member is not None:
+            # The database records each person as their login; a name typed here would not be used.
+            dialog.member.setEnabled(False)
+            dialog.member.setToolTip(f"On a shared PostgreSQL database you are recorded as your login, "
+                                     f"{self.member.name}")
+            dialog.member.setPlaceholderText(self.member.name)
         integrations = self.why_not("integration.set")
         practice = self.why_not("settings.set")
         if practice is not None:
