@@ -145,6 +145,7 @@ def test_preview_counts_only_what_can_be_retried_and_the_result_says_why_not(
     runs_of(database, ok, 2)
     view = all_runs(qtbot, window)
     dialog = open_dialog(qtbot, view)
+    assert dialog.matching_choice.text() == "All runs (no filter)"
     assert dialog.preview_label.text() == ("3 runs will be retried. 2 other runs match but are not failed: "
                                            "they stay as they are.")
     result = run_it(qtbot, dialog)

@@ -261,8 +261,9 @@ def test_settings_store_default_limits_and_the_team_member(open_window: Any, qtb
     dialog.max_actions.setValue(40)
     dialog.member.setText("Dr Jones")
     dialog.runtime_enabled.setChecked(False)
-    dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
-    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=5000)
+    # The dialog deletes itself when it closes: wait for its signal, not by asking it (it may be gone).
+    with qtbot.waitSignal(dialog.accepted, timeout=5000):
+        dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
     assert window.actor() == "Dr Jones" or window._default_actor != "Dr Jones"
     assert window.settings.value("team/member") == "Dr Jones"
     assert window.settings.value("runtime/enabled", True, type=bool) is False

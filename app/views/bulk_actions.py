@@ -137,8 +137,10 @@ class BulkDialog(QDialog):
         self._gate = gate
         self.selected_choice = QRadioButton(objectName="bulkSelected")
         self.matching_choice = QRadioButton(objectName="bulkAllMatching")
-        scope = "this workflow's runs" if flt.workflow_id is not None else "runs"
-        self.matching_choice.setText(f"All {scope} matching this filter: {filter_in_words(flt)}")
+        scope = "of this workflow's runs" if flt.workflow_id is not None else "runs"
+        words = filter_in_words(flt)
+        self.matching_choice.setText(f"All {scope} matching this filter: {words}" if words != "every run"
+                                     else f"All {scope} (no filter)")
         if self._selected:
             self.selected_choice.setText(f"The {plural(len(self._selected), 'selected run')}")
             self.selected_choice.setChecked(True)
