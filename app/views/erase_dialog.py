@@ -110,15 +110,27 @@ def install(view: RecordsView, layout: QBoxLayout) -> QPushButton:
     in a row of its own under the table: away from Add and Edit, and the dock stays narrow."""
     button = QPushButton("Erase patient…", objectName="erasePatientButton")
     button.setToolTip("Delete this patient and everything about them (right to erasure); asks first")
+    history = QPushButton("History", objectName="recordHistoryButton")
+    history.setToolTip("Who added or changed this record, and when")
     row = QHBoxLayout()
+    row.addWidget(history)
     row.addStretch(1)
     row.addWidget(button)
     layout.addLayout(row)
+
+    def show_history() -> None:
+        ref, window = view.current_ref(), view.window()
+        if ref is not None and hasattr(window, "show_history"):
+            window.show_history()
+            window.history.show_subject(str(ref))  # type: ignore[attr-defined]  # the main window
+
+    history.clicked.connect(show_history)
 
     def update(*_: object) -> None:
         is_patient = view.record_type == "patient"
         button.setVisible(is_patient)
         button.setEnabled(is_patient and view.current_ref() is not None)
+        history.setEnabled(view.current_ref() is not None)
 
     def open_dialog() -> EraseDialog | None:
         ref = view.current_ref()

@@ -207,6 +207,14 @@ class HistoryView(QWidget):
 
     # --- filters and pages ------------------------------------------------------------------
 
+    def show_subject(self, subject: str) -> None:
+        """Everything recorded about one thing (`run:7`, `patient:12`), from any day by anyone."""
+        self.person.clear()
+        self.since.setDate(_NO_DATE)
+        self.subject.setText(subject)
+        self._timer.stop()
+        self.reload()
+
     def history_filter(self) -> HistoryFilter:
         day = self.since.date()
         since = None if day == _NO_DATE else datetime.combine(day.toPython(), time()).astimezone()

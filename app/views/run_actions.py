@@ -46,11 +46,21 @@ class RunActions(QObject):
         self.row.addWidget(self.retry_latest)
         self.row.addWidget(self.run_again)
         self.row.addStretch(1)
+        self.history = QPushButton("History", objectName="runHistoryButton")
+        self.history.setToolTip("Who started, retried or cancelled this run, and when")
+        self.history.clicked.connect(self.show_history)
+        self.row.addWidget(self.history)
         del buttons
         self.retry_latest.clicked.connect(self.do_retry_latest)
         self.run_again.clicked.connect(self.do_run_again)
         self._busy = False
         self._shown_for: int | None = None
+
+    def show_history(self) -> None:
+        window = self._inspector.window()
+        if self._inspector.run_id is not None and hasattr(window, "show_history"):
+            window.show_history()
+            window.history.show_subject(f"run:{self._inspector.run_id}")  # type: ignore[attr-defined]
 
     def place_result(self, layout: QBoxLayout, index: int) -> None:
         """Put the second row of buttons and the result line into the viewer's layout at `index`."""
@@ -62,6 +72,7 @@ class RunActions(QObject):
         busy = busy or self._busy
         self.retry_latest.setEnabled(status == RunStatus.FAILED and not busy)
         self.run_again.setEnabled(status in FINISHED_RUN_STATUSES and not busy)
+        self.history.setEnabled(status is not None)
         if self._inspector.run_id != self._shown_for:
             self.result.hide()  # a result belongs to the run it was for
 
