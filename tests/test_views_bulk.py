@@ -86,7 +86,7 @@ def open_dialog(qtbot: Any, view: Any) -> Any:
 def run_it(qtbot: Any, dialog: Any) -> Any:
     qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not dialog.running and dialog.result_label.isVisible(), timeout=WAIT)
-    return dialog.result
+    return dialog.outcome
 
 
 def test_bulk_retry_of_every_failed_run_on_the_latest_version(qtbot: Any, window: Any, database: Any) -> None:
@@ -145,6 +145,7 @@ def test_preview_counts_only_what_can_be_retried_and_the_result_says_why_not(
     runs_of(database, ok, 2)
     view = all_runs(qtbot, window)
     dialog = open_dialog(qtbot, view)
+    assert dialog.matching_choice.text() == "All runs (no filter)"
     assert dialog.preview_label.text() == ("3 runs will be retried. 2 other runs match but are not failed: "
                                            "they stay as they are.")
     result = run_it(qtbot, dialog)
@@ -210,3 +211,28 @@ def test_run_again_refused_says_why_in_words(qtbot: Any, window: Any, database: 
     assert result.text() == (f"Run again refused: workflow {workflow_id} (Recall texts) is disabled; "
                              f"enable it before running run {run_id} again")
     assert inspector.run_id == run_id
+
+
+def test_the_run_menu_does_what_the_buttons_do_with_shortcuts(qtbot: Any, window: Any, database: Any) -> None:
+    from PySide6.QtGui import QAction
+
+    workflow_id = sms_workflow(database)
+    [run_id] = runs_of(database, workflow_id, 1)
+    fix(database, workflow_id)
+    menu = window.findChild(type(window.run_menu), "runMenu")
+    shortcuts = {a.objectName(): a.shortcut().toString() for a in menu.actions() if a.objectName()}
+    assert shortcuts == {"retryRunMenuAction": "Ctrl+Shift+R", "retryStepMenuAction": "Ctrl+Shift+S",
+                         "retryLatestMenuAction": "Ctrl+Shift+L", "runAgainMenuAction": "Ctrl+Shift+A",
+                         "cancelRunMenuAction": "Ctrl+Shift+K", "bulkActionsMenuAction": "Ctrl+Shift+B"}
+    inspector = window.inspector
+    window.show_run(run_id)
+    qtbot.waitUntil(lambda: inspector.view is not None and inspector.view.run["status"] == "failed", timeout=WAIT)
+    cancel = window.findChild(QAction, "cancelRunMenuAction")
+    cancel.trigger()   # a failed run cannot be cancelled: the disabled button does nothing
+    assert status(database, run_id) == "failed"
+    window.findChild(QAction, "retryLatestMenuAction").trigger()
+    qtbot.waitUntil(inspector.run_actions.result.isVisible, timeout=WAIT)
+    assert runs_api.run_detail(database, run_id).version == 2 and status(database, run_id) == "running"
+    window.findChild(QAction, "bulkActionsMenuAction").trigger()
+    view = window.all_runs
+    assert view is not None and window.stack.currentWidget() is view and view.bulk_dialog.isVisible()

@@ -157,3 +157,45 @@ def test_the_history_dock_in_the_main_window_follows_what_is_done(qtbot: Any, db
         window.close()
         QThreadPool.globalInstance().waitForDone(WAIT)
         window.db.dispose()
+
+
+def test_history_of_a_run_and_of_a_record_from_where_they_are_shown(qtbot: Any, db_url: str, database: Any) -> None:
+    from runtime_workflows import add_patient, chain, make_workflow, node
+
+    from app.runtime import Runtime
+    from app.runtime.control import start_run
+    from app.views import create_main_window
+    from app.views.main_window import app_settings
+
+    workflow_id = make_workflow(database, [node("start", "trigger.manual", record_type="patient"),
+                                           node("task", "action.create_task", title="Call")], chain("start", "task"))
+    ann = add_patient(database)
+    run_id = start_run(database, workflow_id, record=ann, actor="maria")
+    Runtime(database, "rt").run_once()
+    app_settings().clear()
+    window = create_main_window(db_url, start_runtime=False, actor="Ann Tester")
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        window.show_run(run_id)
+        inspector = window.inspector
+        qtbot.waitUntil(lambda: inspector.view is not None, timeout=WAIT)
+        with qtbot.waitSignal(window.history.loaded, timeout=WAIT):
+            qtbot.mouseClick(inspector.findChild(type(inspector.retry_run), "runHistoryButton"),
+                             Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.history.page is not None and window.history.page.total == 1, timeout=WAIT)
+        assert window.history_dock.isVisible() and window.history.subject.text() == f"run:{run_id}"
+        assert cells(window.history, 1) == ["maria"] and cells(window.history, 2) == ["Started a run"]
+        records = window.records
+        qtbot.waitUntil(lambda: not records.model.loading and records.model.row_of(ann.id) is not None, timeout=WAIT)
+        records.select(ann)
+        with qtbot.waitSignal(window.history.loaded, timeout=WAIT):
+            qtbot.mouseClick(records.findChild(type(records.add_button), "recordHistoryButton"),
+                             Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.history.subject.text() == str(ann) and window.history.table.rowCount() == 1,
+                        timeout=WAIT)
+        assert cells(window.history, 2) == ["Added a record"]
+    finally:
+        window.close()
+        QThreadPool.globalInstance().waitForDone(WAIT)
+        window.db.dispose()

@@ -124,6 +124,10 @@ def test_staff_see_what_they_may_not_do_disabled_with_the_reason(
     assert records.add_button.isEnabled()
     assert records.erase_button.toolTip() == f"{name} (clinicflow_staff) may not erase patients"
     assert not window.workflows.new_action.isEnabled()
+    qtbot.waitUntil(lambda: window.workflows.tree.topLevelItemCount() == 1, timeout=WAIT)
+    switch = window.workflows.tree.topLevelItem(0)
+    assert not switch.flags() & Qt.ItemFlag.ItemIsUserCheckable
+    assert switch.toolTip(2) == f"{name} (clinicflow_staff) may not enable workflows"
     runs = window.show_all_runs()
     assert not runs.bulk_button.isEnabled()
     assert runs.bulk_button.toolTip() == f"{name} (clinicflow_staff) may not retry runs"
@@ -179,6 +183,7 @@ def test_a_manager_may_retry_and_erase_but_not_publish(
     page = window.open_workflow(workflow_id)
     assert not page.editor.publish_action.isEnabled()
     assert page.editor.enabled_action.isEnabled()
+    assert window.workflows.tree.topLevelItem(0).flags() & Qt.ItemFlag.ItemIsUserCheckable
     qtbot.mouseClick(inspector.retry_run, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: status(owner, run_id) == "running", timeout=WAIT)
     from app.api.history import list_history
@@ -203,11 +208,13 @@ def test_settings_for_a_designer_show_secrets_as_set_and_save_only_this_workstat
     assert dialog.smtp["password"].placeholderText() == "not set"
     assert not token.isEnabled() and token.toolTip() == f"{name} (clinicflow_designer) may not change integrations"
     assert not dialog.max_nodes.isEnabled()
-    dialog.member.setText("Someone else")
+    assert not dialog.member.isEnabled()
+    assert dialog.member.toolTip() == f"On a shared PostgreSQL database you are recorded as your login, {name}"
+    dialog.runtime_enabled.setChecked(False)   # a choice of this workstation's
     with qtbot.waitSignal(dialog.accepted, timeout=WAIT):   # saved: no refusal for the practice's settings
         dialog.save()
     assert settings_api.integration(owner, "sms").values["token"] == "s3cret"
-    assert window.settings.value("team/member") == "Someone else"
+    assert window.settings.value("runtime/enabled", type=bool) is False
 
 
 @pytest.mark.postgres

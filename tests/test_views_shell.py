@@ -167,8 +167,7 @@ def test_export_then_import_gives_the_same_workflow(open_window: Any, qtbot: Any
     qtbot.waitUntil(lambda: len(window.workflows.names()) == 1)
     window.workflows.select(window.workflows.infos[0].id)
     target = tmp_path / "exported.json"
-    with qtbot.waitSignal(window.workflows.message, timeout=5000):  # written in the background
-        window.workflows.export_file(str(target))
+    window.workflows.export_file(str(target))
     exported = json.loads(target.read_text())
     assert exported["nodes"] == SIMPLE["nodes"]
     window.workflows.import_file(str(target))
@@ -262,11 +261,9 @@ def test_settings_store_default_limits_and_the_team_member(open_window: Any, qtb
     dialog.max_actions.setValue(40)
     dialog.member.setText("Dr Jones")
     dialog.runtime_enabled.setChecked(False)
-    dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
-    import shiboken6
-
-    # Closed (and, being delete-on-close, possibly already gone).
-    qtbot.waitUntil(lambda: not shiboken6.isValid(dialog) or not dialog.isVisible(), timeout=5000)
+    # The dialog deletes itself when it closes: wait for its signal, not by asking it (it may be gone).
+    with qtbot.waitSignal(dialog.accepted, timeout=5000):
+        dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
     assert window.actor() == "Dr Jones" or window._default_actor != "Dr Jones"
     assert window.settings.value("team/member") == "Dr Jones"
     assert window.settings.value("runtime/enabled", True, type=bool) is False

@@ -137,8 +137,10 @@ class BulkDialog(QDialog):
         self._gate = gate
         self.selected_choice = QRadioButton(objectName="bulkSelected")
         self.matching_choice = QRadioButton(objectName="bulkAllMatching")
-        scope = "this workflow's runs" if flt.workflow_id is not None else "runs"
-        self.matching_choice.setText(f"All {scope} matching this filter: {filter_in_words(flt)}")
+        scope = "of this workflow's runs" if flt.workflow_id is not None else "runs"
+        words = filter_in_words(flt)
+        self.matching_choice.setText(f"All {scope} matching this filter: {words}" if words != "every run"
+                                     else f"All {scope} (no filter)")
         if self._selected:
             self.selected_choice.setText(f"The {plural(len(self._selected), 'selected run')}")
             self.selected_choice.setChecked(True)
@@ -156,6 +158,9 @@ class BulkDialog(QDialog):
             self.kind_box.setCurrentIndex(2)  # what a list of running or waiting runs is for
         self.latest = QCheckBox("On the workflow's live version (after a fix was published)", objectName="bulkLatest")
         self.preview_label = QLabel("Counting…", objectName="bulkPreview", wordWrap=True)
+        font = self.preview_label.font()
+        font.setBold(True)  # the count is what the person confirms
+        self.preview_label.setFont(font)
         self.progress = QProgressBar(objectName="bulkProgress")
         self.progress.hide()
         self.result_label = QLabel(objectName="bulkResult", wordWrap=True)
@@ -185,7 +190,7 @@ class BulkDialog(QDialog):
         layout.addLayout(buttons)
 
         self.preview_value: Preview | None = None
-        self.result: BulkResult | None = None
+        self.outcome: BulkResult | None = None  # (not `result`: QDialog has a result())
         self.running = False
         self.batch_size = runs_api.BULK_BATCH_RUNS  # runs per transaction
         self._stop = threading.Event()
@@ -307,7 +312,7 @@ class BulkDialog(QDialog):
 
     def _done(self, result: BulkResult) -> None:
         self._finish()
-        self.result = result
+        self.outcome = result
         self.progress.setValue(result.matched)
         self.result_label.setStyleSheet(f"color: {OK_COLOUR if not result.refused else BAD_COLOUR};")
         self.result_label.setText(result_in_words(result, self.kind))
@@ -343,13 +348,29 @@ def selected_runs(view: RunsView) -> list[RunSummary]:
     return [run for row in rows if (run := model.run_at(row)) is not None]
 
 
-def bulk_button(view: RunsView) -> QPushButton:
-    """The Runs list's `bulkActionsButton`; the list becomes multi-select (Shift/Ctrl+click)."""
+def bulk_row(view: RunsView) -> QHBoxLayout:
+    """The row under a Runs list with its `bulkActionsButton` (`view.bulk_button`); the list
+    becomes multi-select (Shift+click, Ctrl+click). Under the list, not in the filter bar, so
+    the bar stays as narrow as a 1280x800 screen needs."""
     view.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
     button = QPushButton("Bulk actions…", objectName="bulkActionsButton")
     button.setToolTip("Retry or cancel the selected runs, or every run matching this filter")
     button.clicked.connect(lambda: open_bulk_dialog(view))
-    return button
+    hint = QLabel(objectName="bulkSelectionHint")
+    hint.setEnabled(False)  # a quiet hint, in the palette's disabled text colour
+
+    def selection_changed(*_: object) -> None:
+        count = len(view.table.selectionModel().selectedRows())
+        hint.setText(f"{plural(count, 'run')} selected" if count > 1 else
+                     "Shift+click or Ctrl+click selects several runs")
+
+    view.table.selectionModel().selectionChanged.connect(selection_changed)
+    selection_changed()
+    view.bulk_button = button  # type: ignore[attr-defined]  # the Runs list's, for the role gate
+    row = QHBoxLayout()
+    row.addWidget(hint, 1)
+    row.addWidget(button)
+    return row
 
 
 def open_bulk_dialog(view: RunsView) -> BulkDialog:
@@ -358,6 +379,6 @@ def open_bulk_dialog(view: RunsView) -> BulkDialog:
     gate = getattr(window, "gate", None)
     dialog = BulkDialog(view._db, actor, view.model.run_filter, selected_runs(view), view, gate=gate)
     dialog.finished_with.connect(lambda _result: view.refresh())
-    view.bulk_dialog = dialog
+    view.bulk_dialog = dialog  # type: ignore[attr-defined]
     dialog.open()
     return dialog

@@ -105,17 +105,32 @@ def erased_in_words(plan: ErasurePlan) -> str:
             f"{plural(plan.active_runs, 'run')} cancelled, {plural(plan.runs, 'run')} redacted")
 
 
-def install(view: RecordsView, buttons: QBoxLayout) -> QPushButton:
-    """The records view's `erasePatientButton` (shown for patients, enabled with one selected)
-    and an "Erase patient…" entry in the table's Actions menu."""
+def install(view: RecordsView, layout: QBoxLayout) -> QPushButton:
+    """The records view's `erasePatientButton` (shown for patients, enabled with one selected),
+    in a row of its own under the table: away from Add and Edit, and the dock stays narrow."""
     button = QPushButton("Erase patient…", objectName="erasePatientButton")
     button.setToolTip("Delete this patient and everything about them (right to erasure); asks first")
-    buttons.insertWidget(max(buttons.count() - 1, 0), button)
+    history = QPushButton("History", objectName="recordHistoryButton")
+    history.setToolTip("Who added or changed this record, and when")
+    row = QHBoxLayout()
+    row.addWidget(history)
+    row.addStretch(1)
+    row.addWidget(button)
+    layout.addLayout(row)
+
+    def show_history() -> None:
+        ref, window = view.current_ref(), view.window()
+        if ref is not None and hasattr(window, "show_history"):
+            window.show_history()
+            window.history.show_subject(str(ref))  # type: ignore[attr-defined]  # the main window
+
+    history.clicked.connect(show_history)
 
     def update(*_: object) -> None:
         is_patient = view.record_type == "patient"
         button.setVisible(is_patient)
         button.setEnabled(is_patient and view.current_ref() is not None)
+        history.setEnabled(view.current_ref() is not None)
 
     def open_dialog() -> EraseDialog | None:
         ref = view.current_ref()
@@ -125,18 +140,19 @@ def install(view: RecordsView, buttons: QBoxLayout) -> QPushButton:
         dialog = EraseDialog(view._db, ref, view._actor(), view)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
-        def erased(plan: ErasurePlan) -> None:
+        def erased(plan: object) -> None:
+            assert isinstance(plan, ErasurePlan)
             view.refresh()
             if hasattr(window, "notify"):
                 window.notify(erased_in_words(plan))
 
         dialog.erased.connect(erased)
-        view.erase_dialog = dialog
+        view.erase_dialog = dialog  # type: ignore[attr-defined]
         dialog.open()
         return dialog
 
     button.clicked.connect(open_dialog)
-    view.open_erase_dialog = open_dialog
+    view.open_erase_dialog = open_dialog  # type: ignore[attr-defined]
     view.table.selectionModel().currentRowChanged.connect(update)
     view.type_box.currentIndexChanged.connect(update)
     view.model.loaded.connect(update)

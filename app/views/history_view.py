@@ -102,6 +102,11 @@ def detail_in_words(row: HistoryRow) -> str:
         return f"on the latest version: {detail.get('from_version')} → {detail.get('to_version')}"
     if row.action == "run.start" and detail.get("again_of"):
         return f"run again of run {detail['again_of']} (it ran version {detail.get('again_of_version')})"
+    if row.action == "run.start":
+        parts = [f"workflow {detail['workflow_id']}" if detail.get("workflow_id") else "",
+                 f"version {detail['version']}" if detail.get("version") else "",
+                 f"for {detail['record']}" if detail.get("record") else ""]
+        return ", ".join(p for p in parts if p)
     if row.action == "workflow.publish":
         note = f": {detail['note']}" if detail.get("note") else ""
         return f"version {detail.get('version')}{note}"
@@ -161,7 +166,7 @@ class HistoryView(QWidget):
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
-        for column, width in enumerate((128, 110, 170, 150)):
+        for column, width in enumerate((116, 96, 150, 88)):  # the Details get the rest of the width
             header.resizeSection(column, width)
         header.setStretchLastSection(True)
         self.empty = QLabel(objectName="emptyState", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
@@ -201,6 +206,14 @@ class HistoryView(QWidget):
         self.reload()
 
     # --- filters and pages ------------------------------------------------------------------
+
+    def show_subject(self, subject: str) -> None:
+        """Everything recorded about one thing (`run:7`, `patient:12`), from any day by anyone."""
+        self.person.clear()
+        self.since.setDate(_NO_DATE)
+        self.subject.setText(subject)
+        self._timer.stop()
+        self.reload()
 
     def history_filter(self) -> HistoryFilter:
         day = self.since.date()
@@ -265,8 +278,9 @@ class HistoryView(QWidget):
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
+                if column == 3:
+                    item.setData(Qt.ItemDataRole.UserRole, row.subject)  # the reference, for a filter on it
                 self.table.setItem(row_number, column, item)
-            self.table.item(row_number, 3).setData(Qt.ItemDataRole.UserRole, row.subject)
         first = self.first_shown()
         if page.total == 0:
             self.count_label.setText("No entries")

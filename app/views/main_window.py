@@ -152,6 +152,9 @@ class MainWindow(QMainWindow):
         self.bridge.wake = self.watcher.poke
         self.runtime_state = "off"
         self._build_actions()
+        from .run_actions import run_menu  # Run menu: Retry…, Run again, Cancel, Bulk actions, with shortcuts
+
+        self.run_menu = run_menu(self)
         self.gate.guard_window(self)
         self.gate.load()
         self._build_status_bar()

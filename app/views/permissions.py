@@ -170,6 +170,31 @@ class RoleGate(QObject):
                             (workflows.duplicate_action, "workflow.duplicate"),
                             (workflows.rename_action, "workflow.rename"), (workflows.delete_action, "workflow.delete")):
             self.guard(action, key)
+        self._guard_enabled_switches(workflows.tree)
+
+    def _guard_enabled_switches(self, tree: Any) -> None:
+        """The workflows list's On column: not a switch for a member who may not enable workflows."""
+        from PySide6.QtCore import Qt
+
+        column = 2  # workflow_list.Col.ENABLED
+
+        def apply(*_: object) -> None:
+            why = self.why_not("workflow.enable")
+            if why is None:
+                return
+            blocked = tree.blockSignals(True)  # not a change of the switch for the list to act on
+            try:
+                for row in range(tree.topLevelItemCount()):
+                    item = tree.topLevelItem(row)
+                    if item.flags() & Qt.ItemFlag.ItemIsUserCheckable:
+                        item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
+                    item.setToolTip(column, why)
+            finally:
+                tree.blockSignals(blocked)
+
+        tree.model().rowsInserted.connect(apply)
+        self.memberChanged.connect(apply)
+        apply()
 
     def guard_runs(self, runs_view: Any) -> None:
         bulk = getattr(runs_view, "bulk_button", None)
@@ -184,6 +209,12 @@ class RoleGate(QObject):
         this workstation's choices."""
         from PySide6.QtWidgets import QLineEdit
 
+        if self._db.is_postgresql and self.member is not None:
+            # The database records each person as their login; a name typed here would not be used.
+            dialog.member.setEnabled(False)
+            dialog.member.setToolTip(f"On a shared PostgreSQL database you are recorded as your login, "
+                                     f"{self.member.name}")
+            dialog.member.setPlaceholderText(self.member.name)
         integrations = self.why_not("integration.set")
         practice = self.why_not("settings.set")
         if practice is not None:

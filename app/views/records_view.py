@@ -291,15 +291,15 @@ class RecordsView(QWidget):
         buttons.addWidget(self.edit_button)
         buttons.addWidget(self.actions_button)
         buttons.addStretch(1)
-        from .erase_dialog import install as install_erase  # Erase patient… (right to erasure)
-
-        self.erase_button = install_erase(self, buttons)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)
         layout.addLayout(buttons)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty, 1)
+        from .erase_dialog import install as install_erase  # Erase patient… (right to erasure)
+
+        self.erase_button = install_erase(self, layout)
 
         self._search_timer = QTimer(self, singleShot=True, interval=250)
         self._search_timer.timeout.connect(self._apply_search)

@@ -6,10 +6,11 @@ is said in words under the buttons."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QBoxLayout, QLabel, QPushButton
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QMenu, QPushButton
 
 from app.api import runs as runs_api
 from app.workflow.vocabulary import FINISHED_RUN_STATUSES, RunStatus
@@ -19,6 +20,7 @@ from .permissions import refusal_line
 from .theme import status_icon
 
 if TYPE_CHECKING:
+    from .main_window import MainWindow
     from .step_inspector import StepInspector
 
 OK_COLOUR = "#27ae60"
@@ -39,22 +41,38 @@ class RunActions(QObject):
         self.result = QLabel(objectName="runActionResult", wordWrap=True)
         self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.result.hide()
-        at = max(buttons.count() - 1, 0)  # before the stretch at the end of the row
-        buttons.insertWidget(at, self.retry_latest)
-        buttons.insertWidget(at + 1, self.run_again)
+        # A second row under Retry Run / Retry Step / Cancel Run: the dock stays 440 px wide.
+        self.row = QHBoxLayout()
+        self.row.addWidget(self.retry_latest)
+        self.row.addWidget(self.run_again)
+        self.row.addStretch(1)
+        self.history = QPushButton("History", objectName="runHistoryButton")
+        self.history.setToolTip("Who started, retried or cancelled this run, and when")
+        self.history.clicked.connect(self.show_history)
+        self.row.addWidget(self.history)
+        del buttons
         self.retry_latest.clicked.connect(self.do_retry_latest)
         self.run_again.clicked.connect(self.do_run_again)
         self._busy = False
         self._shown_for: int | None = None
 
+    def show_history(self) -> None:
+        window = self._inspector.window()
+        if self._inspector.run_id is not None and hasattr(window, "show_history"):
+            window.show_history()
+            window.history.show_subject(f"run:{self._inspector.run_id}")  # type: ignore[attr-defined]
+
     def place_result(self, layout: QBoxLayout, index: int) -> None:
-        layout.insertWidget(index, self.result)
+        """Put the second row of buttons and the result line into the viewer's layout at `index`."""
+        layout.insertLayout(index, self.row)
+        layout.insertWidget(index + 1, self.result)
 
     def update(self, status: str | None, busy: bool) -> None:
         """Enabled while it makes sense: Retry on latest for a failed run, Run again for a finished one."""
         busy = busy or self._busy
         self.retry_latest.setEnabled(status == RunStatus.FAILED and not busy)
         self.run_again.setEnabled(status in FINISHED_RUN_STATUSES and not busy)
+        self.history.setEnabled(status is not None)
         if self._inspector.run_id != self._shown_for:
             self.result.hide()  # a result belongs to the run it was for
 
@@ -115,3 +133,66 @@ class RunActions(QObject):
             self._say(text, True)
 
         self._start(lambda: runs_api.run_again(db, run_id, actor), done, "Run again", "run.again")
+
+
+# The Run menu: the run viewer's commands and Bulk actions from the menu bar, each with a
+# shortcut (DESIGN section 9: every command is also in the menu bar). An action presses its
+# button, so it does exactly what the button does and nothing while the button is disabled
+# (a run in another state, or a role that may not).
+RUN_MENU: Final = (
+    ("Retry Run", "Ctrl+Shift+R", "retryRunMenuAction"), ("Retry Step", "Ctrl+Shift+S", "retryStepMenuAction"),
+    ("Retry on latest", "Ctrl+Shift+L", "retryLatestMenuAction"), ("Run again", "Ctrl+Shift+A", "runAgainMenuAction"),
+    ("Cancel Run", "Ctrl+Shift+K", "cancelRunMenuAction"),
+)
+
+
+def run_menu(window: MainWindow) -> QMenu:
+    """Add the Run menu to the main window's menu bar, before Help."""
+    inspector = window.inspector
+    buttons = (inspector.retry_run, inspector.retry_step, inspector.run_actions.retry_latest,
+               inspector.run_actions.run_again, inspector.cancel)
+    menu = QMenu("&Run", window)
+    menu.setObjectName("runMenu")
+    pairs: list[tuple[QAction, QPushButton]] = []
+    for (text, keys, name), button in zip(RUN_MENU, buttons, strict=True):
+        action = QAction(text, window)
+        action.setObjectName(name)
+        action.setShortcut(QKeySequence(keys))
+        action.triggered.connect(button.click)
+        menu.addAction(action)
+        pairs.append((action, button))
+    menu.addSeparator()
+    bulk = QAction("Bulk actions on runs…", window)
+    bulk.setObjectName("bulkActionsMenuAction")
+    bulk.setShortcut(QKeySequence("Ctrl+Shift+B"))
+    bulk.triggered.connect(lambda: _open_bulk(window))
+    menu.addAction(bulk)
+
+    def sync() -> None:
+        for action, button in pairs:
+            action.setEnabled(button.isEnabled())
+            action.setToolTip(button.toolTip())
+
+    menu.aboutToShow.connect(sync)
+    menus = window.menuBar()
+    help_action = next((a for a in menus.actions() if a.text() == "&Help"), None)
+    if help_action is not None:
+        menus.insertMenu(help_action, menu)
+    else:
+        menus.addMenu(menu)
+    return menu
+
+
+def _open_bulk(window: MainWindow) -> None:
+    """Bulk actions on the Runs list in front (a workflow's Runs tab or All runs), else on All runs."""
+    from .bulk_actions import open_bulk_dialog
+
+    page = window.page
+    in_front = window.stack.currentWidget()
+    if page is not None and in_front is window.page_holder and page.tabs.currentWidget() is page.runs:
+        view = page.runs
+    elif window.all_runs is not None and in_front is window.all_runs:
+        view = window.all_runs
+    else:
+        view = window.show_all_runs()
+    open_bulk_dialog(view)

@@ -82,15 +82,14 @@ class RunsView(QWidget):
         bar.addWidget(self.until_edit)
         bar.addWidget(self.search, 1)
         bar.addWidget(self.count_label)
-        from .bulk_actions import bulk_button  # multi-select and Bulk actions… (retry or cancel many)
-
-        self.bulk_button = bulk_button(self)
-        bar.addWidget(self.bulk_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty, 1)
+        from .bulk_actions import bulk_row  # multi-select and Bulk actions… (retry or cancel many)
+
+        layout.addLayout(bulk_row(self))
 
         self._search_timer = QTimer(self, singleShot=True, interval=300)
         self._search_timer.timeout.connect(self._apply_filter)

@@ -96,8 +96,9 @@ class TeamPage(QWidget):
         self.role_of_selected = self._role_box("teamSelectedRole")
         self.set_role_button = QPushButton("Change role", objectName="teamSetRole")
         self.remove_button = QPushButton("Remove…", objectName="teamRemove")
+        self.selected_label = QLabel("Selected:", objectName="teamSelectedName")
         selected = QHBoxLayout()
-        selected.addWidget(QLabel("Selected:"))
+        selected.addWidget(self.selected_label)
         selected.addWidget(self.role_of_selected, 1)
         selected.addWidget(self.set_role_button)
         selected.addWidget(self.remove_button)
@@ -108,12 +109,16 @@ class TeamPage(QWidget):
         self.new_password = QLineEdit(objectName="teamNewPassword", echoMode=QLineEdit.EchoMode.Password,
                                       placeholderText="at least 8 characters; they can change it later")
         self.add_button = QPushButton("Add", objectName="teamAdd")
+        self.role_help = QLabel(objectName="teamRoleHelp", wordWrap=True)
+        add_row = QHBoxLayout()
+        add_row.addStretch(1)
+        add_row.addWidget(self.add_button)
         form = QFormLayout(self.add_box)
         form.addRow("Name", self.new_name)
         form.addRow("Role", self.new_role)
+        form.addRow("", self.role_help)
         form.addRow("Password", self.new_password)
-        form.addRow("", self.add_button)
-        self.role_help = QLabel(objectName="teamRoleHelp", wordWrap=True)
+        form.addRow(add_row)
         self.result = QLabel(objectName="teamResult", wordWrap=True)
         self.result.hide()
 
@@ -123,7 +128,6 @@ class TeamPage(QWidget):
         body.addWidget(self.table, 1)
         body.addLayout(selected)
         body.addWidget(self.add_box)
-        body.addWidget(self.role_help)
         self.body.hide()
         layout = QVBoxLayout(self)
         layout.addWidget(self.note)
@@ -149,8 +153,8 @@ class TeamPage(QWidget):
 
     def _show_role_help(self) -> None:
         role = self.new_role.currentData()
-        word, what = ROLE_WORDS[role]
-        self.role_help.setText(f"{word}: {what}.")
+        _word, what = ROLE_WORDS[role]
+        self.role_help.setText(f"May {what}.")
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -172,7 +176,7 @@ class TeamPage(QWidget):
             return
         who = f"{member.name} ({role_in_words(member.role) if member.role else 'owner of the database'})"
         self.note.setText(f"Each team member logs in to the database as themselves; what their role may not do, "
-                          f"the database refuses. You are {who}.")
+                          f"the database refuses. Changes here apply at once. You are {who}.")
         self.body.show()
         selected = self.selected_name()
         self.table.setRowCount(len(state.members))
@@ -192,7 +196,8 @@ class TeamPage(QWidget):
 
     def select(self, name: str) -> bool:
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).text() == name:
+            item = self.table.item(row, 0)
+            if item is not None and item.text() == name:
                 self.table.selectRow(row)
                 return True
         return False
@@ -202,6 +207,7 @@ class TeamPage(QWidget):
         person = next((m for m in (self.state.members or ()) if m.name == name), None) if self.state else None
         for widget in (self.role_of_selected, self.set_role_button, self.remove_button):
             widget.setEnabled(person is not None and not self._busy)
+        self.selected_label.setText(f"{person.name}:" if person is not None else "Select someone:")
         if person is not None:
             index = self.role_of_selected.findData(person.role)
             if index >= 0:
