@@ -167,7 +167,8 @@ def test_export_then_import_gives_the_same_workflow(open_window: Any, qtbot: Any
     qtbot.waitUntil(lambda: len(window.workflows.names()) == 1)
     window.workflows.select(window.workflows.infos[0].id)
     target = tmp_path / "exported.json"
-    window.workflows.export_file(str(target))
+    with qtbot.waitSignal(window.workflows.message, timeout=5000):  # written in the background
+        window.workflows.export_file(str(target))
     exported = json.loads(target.read_text())
     assert exported["nodes"] == SIMPLE["nodes"]
     window.workflows.import_file(str(target))
