@@ -16,6 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
+    QApplication,
     QButtonGroup,
     QCheckBox,
     QComboBox,
@@ -49,6 +50,7 @@ from app.api.settings import DEFAULT_LIMITS
 
 from .background import run_in_background
 from .startup import confirm_new_database
+from .theme import THEME_WORDS, THEMES, apply_theme
 
 OK_COLOUR = "#27ae60"
 BAD_COLOUR = "#e04848"
@@ -110,6 +112,7 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._integrations_tab(), "Integrations")
         self.tabs.addTab(self._limits_tab(), "Safety limits")
         self.tabs.addTab(self._team_tab(), "Team member")
+        self.tabs.addTab(self._appearance_tab(), "Appearance")
         self.error = QLabel(objectName="settingsError", wordWrap=True)
         self.error.setStyleSheet(f"color: {BAD_COLOUR};")
         self.error.hide()
@@ -241,12 +244,26 @@ class SettingsDialog(QDialog):
                            "Empty: your login name.", wordWrap=True))
         return tab
 
+    def _appearance_tab(self) -> QWidget:
+        tab = QWidget()
+        self.theme = QComboBox(objectName="themeChoice")
+        for name in THEMES:
+            self.theme.addItem(THEME_WORDS[name], name)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(
+            str(self._settings.value("appearance/theme", "system") or "system"))))
+        form = QFormLayout(tab)
+        form.addRow("Theme", self.theme)
+        form.addRow(QLabel("Light, dark, or the same as this computer (it follows when the computer switches).",
+                           wordWrap=True))
+        return tab
+
     # --- loading and saving -------------------------------------------------------------------------
 
     def _load_practice_settings(self) -> None:
         """Read the stored settings in the background. A field fills with its stored value
         unless it was already changed; Save pressed before they arrive waits for them."""
         self.loaded = False
+        self._theme_chosen = str(self._settings.value("appearance/theme", "system") or "system")
         self._save_when_loaded = False
         before = self._field_values()
         self._pressed: dict[tuple[str, str], Any] = {}
@@ -354,6 +371,7 @@ class SettingsDialog(QDialog):
             return
         # Everything the save needs, read here on the GUI thread.
         form, member, runtime = self.practice_form(), self.member.text().strip(), self.runtime_enabled.isChecked()
+        self._theme_chosen = str(self.theme.currentData())
         old_url = str(self._settings.value("database/url", "") or "")
         self.error.hide()
         self._set_busy(True)
@@ -389,6 +407,10 @@ class SettingsDialog(QDialog):
             self._set_busy(False)
             self._settings.setValue("database/url", url)
             self._settings.setValue("team/member", member)
+            self._settings.setValue("appearance/theme", self._theme_chosen)
+            app = QApplication.instance()
+            if isinstance(app, QApplication):
+                apply_theme(app, self._theme_chosen)
             changed = runtime != self._settings.value("runtime/enabled", True, type=bool)
             self._settings.setValue("runtime/enabled", runtime)
             self._settings.sync()
