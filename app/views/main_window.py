@@ -552,6 +552,7 @@ class MainWindow(QMainWindow):
         self.page.flush()
         self._fill_workflow_menu(None)  # before the editor and its actions go
         for dock in self._page_docks:
+            dock.hide()  # first, so no empty tab of it is left in a dock area
             self.removeDockWidget(dock)
             dock.deleteLater()
         self._page_docks.clear()
@@ -702,6 +703,8 @@ class MainWindow(QMainWindow):
             return practice.load_demo(db, actor)
 
         def done(summary: str) -> None:
+            # Words for the app, not the command line's advice on how to enable one.
+            summary = summary.split("; enable one with")[0].rstrip(".") + ". Switch one on with its Enabled box."
             self.welcome.set_busy("")
             self.workflows.reload()
             self.records.refresh()

@@ -25,7 +25,7 @@ from app.workflow import Workflow, node_type
 
 from .theme import STATUS_LABELS, is_dark, status_colour
 
-NODE_W: Final = 170.0
+NODE_W: Final = 150.0
 NODE_H: Final = 54.0
 KIND_COLOURS: Final = {"trigger": "#4a6fa5", "logic": "#7d5ba6", "action": "#3f8f6b"}
 
@@ -52,7 +52,7 @@ def node_positions(workflow: Workflow) -> dict[str, tuple[float, float]]:
         column = depth.get(node.id, max(depth.values(), default=0) + 1)
         row = rows.get(column, 0)
         rows[column] = row + 1
-        result[node.id] = (column * (NODE_W + 70.0), row * (NODE_H + 40.0))
+        result[node.id] = (column * (NODE_W + 36.0), row * (NODE_H + 24.0))  # compact: readable in a 440 px dock
     return result
 
 
@@ -124,7 +124,8 @@ class RunGraphView(QGraphicsView):
                 rect.setPen(QPen(QColor("#9a9a9a"), 1.0, Qt.PenStyle.DashLine))
             rect.setZValue(2)
             rect.setData(0, node.id)
-            rect.setToolTip(f"{node.id} — {STATUS_LABELS.get(status or '', 'not reached')}")
+            rect.setToolTip(f"{node.title or node_type(node.type).title} — "
+                            f"{STATUS_LABELS.get(status or '', 'not reached')}")
             scene.addItem(rect)
             band = QGraphicsRectItem(QRectF(0, 0, 6, NODE_H), rect)
             band.setBrush(QBrush(kind_colour))
@@ -136,7 +137,7 @@ class RunGraphView(QGraphicsView):
             title.setFont(font)
             title.setPos(12, 7)
             subtitle = QGraphicsSimpleTextItem(
-                f"{node.id} · {STATUS_LABELS.get(status or '', 'not reached')}", rect)
+                STATUS_LABELS.get(status or "", "not reached"), rect)  # the title names it; never the id
             subtitle.setBrush(QBrush(status_colour(status) if status else QColor("#8a8a8a")))
             subtitle.setPos(12, 29)
             self.node_items[node.id] = rect

@@ -187,11 +187,15 @@ class StepInspector(QWidget):
 
         self.graph = RunGraphView(self)
         self.steps_tree = QTreeWidget(objectName="runSteps")
-        self.steps_tree.setHeaderLabels(["Step", "Status", "Attempt", "Started", "Finished", "Duration"])
+        self.steps_tree.setHeaderLabels(["Step", "Status", "Try", "Started", "Finished", "Took"])
         self.steps_tree.setRootIsDecorated(False)
         self.steps_tree.setAlternatingRowColors(True)
         self.steps_tree.setUniformRowHeights(True)
-        self.steps_tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        # Every column in view in a 440 px dock: the step's name takes what the others leave.
+        steps_header = self.steps_tree.header()
+        steps_header.setStretchLastSection(False)
+        steps_header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        steps_header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.steps_tree.currentItemChanged.connect(lambda *_: self._show_step())
 
         self.input_tree = JsonTree("stepInput")

@@ -53,11 +53,19 @@ def status_colour(status: str | None) -> QColor:
     return QColor(STATUS_COLOURS.get(status or "", "#8a8a8a"))
 
 
-def is_dark() -> bool:
+def system_is_dark() -> bool:
+    """The computer's own scheme."""
     app = QGuiApplication.instance()
     if app is None:
         return False
     return QGuiApplication.styleHints().colorScheme() == Qt.ColorScheme.Dark
+
+
+def is_dark() -> bool:
+    """Whether the app is dark now: the theme chosen in Settings, or the computer's."""
+    app = QGuiApplication.instance()
+    choice = str(app.property("clinicflowTheme") or "system") if app is not None else "system"
+    return choice == "dark" or (choice != "light" and system_is_dark())
 
 
 def _dark_palette() -> QPalette:
@@ -91,7 +99,7 @@ THEME_WORDS: Final = {"system": "Same as this computer", "light": "Light", "dark
 
 
 def dark_wanted(choice: str) -> bool:
-    return choice == "dark" or (choice not in ("light", "dark") and is_dark())
+    return choice == "dark" or (choice not in ("light", "dark") and system_is_dark())
 
 
 def apply_theme(app: QApplication, choice: str | None = None) -> None:
@@ -112,3 +120,4 @@ def apply_theme(app: QApplication, choice: str | None = None) -> None:
         app.setProperty("clinicflowStyled", True)
     wanted = str(app.property("clinicflowTheme") or "system")
     app.setPalette(_dark_palette() if dark_wanted(wanted) else app.style().standardPalette())
+    app.setStyleSheet(app.styleSheet())  # repolish: widgets made before the switch take the new colours
