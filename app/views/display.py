@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from PySide6.QtCore import QDate, QLocale
 
-TRIGGER_TYPE_WORDS = {"trigger.manual": "Manual", "trigger.record_event": "Record event",
+TRIGGER_TYPE_WORDS = {"trigger.manual": "Manual", "trigger.record_event": "Event",
                       "trigger.schedule": "Schedule", "trigger.webhook": "Webhook"}
 
 

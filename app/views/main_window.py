@@ -39,6 +39,7 @@ from .runtime_bridge import DatabaseChange, DatabaseWatcher, RuntimeBridge
 from .step_inspector import StepInspector
 from .theme import icon
 from .welcome import WelcomePanel
+from .words import for_people
 from .workflow_list import WorkflowList
 from .workflow_page import WorkflowPage
 
@@ -84,9 +85,10 @@ class AttentionBanner(QFrame):
     def show_failure(self, failures: list[dict[str, Any]]) -> None:
         last = failures[-1]
         self.run = (int(last["id"]), int(last["workflow_id"]))
-        text = f"Run {last['id']} of “{last['name']}” failed: {last['error_message'] or 'see the step inspector'}"
+        why = for_people(last["error_message"]) or "see the run viewer"
+        text = f"Run {last['id']} of “{last['name']}” failed: {why}"
         if len(failures) > 1:
-            text += f" (and {len(failures) - 1} more)"
+            text += f" (and {plural(len(failures) - 1, 'more run', 'more runs')})"
         self.label.setText(text)
         self.show()
 
@@ -103,6 +105,7 @@ class MainWindow(QMainWindow):
         self._default_actor = actor
         self.page: WorkflowPage | None = None
         self._page_docks: list[QDockWidget] = []
+        self._page_docks_shown: set[str] = set()  # the closed page's docks that were in view
         self._closing = False
         self.failed_total = 0
         self.live_runtimes = 0
@@ -500,7 +503,10 @@ class MainWindow(QMainWindow):
         placed: dict[Qt.DockWidgetArea, QDockWidget] = {}
         for dock in page.docks():
             area = areas.get(dock.objectName(), Qt.DockWidgetArea.RightDockWidgetArea)
-            if not self.restoreDockWidget(dock):
+            if self.restoreDockWidget(dock):
+                if dock.objectName() in self._page_docks_shown:
+                    dock.show()  # as the previous workflow's was (it was hidden only to be removed)
+            else:
                 # Not in the saved layout: a sensible place, shown (the editor makes them hidden).
                 self.addDockWidget(area, dock)
                 if area in placed and area != Qt.DockWidgetArea.BottomDockWidgetArea:
@@ -551,6 +557,7 @@ class MainWindow(QMainWindow):
             return
         self.page.flush()
         self._fill_workflow_menu(None)  # before the editor and its actions go
+        self._page_docks_shown = {d.objectName() for d in self._page_docks if d.isVisible()}
         for dock in self._page_docks:
             dock.hide()  # first, so no empty tab of it is left in a dock area
             self.removeDockWidget(dock)

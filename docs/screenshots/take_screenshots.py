@@ -141,6 +141,8 @@ def shoot_workspaces(app: QApplication, window: Any, reminder: int) -> None:
             page.show_editor()
             settle(app)
             window.apply_default_dock_widths()
+            settle(app)
+            page.editor.graph.viewer().scene().clearSelection()
             page.editor.fit_to_view()
             settle(app)
             save(window, f"build-{theme}-{width}x{height}.png")
