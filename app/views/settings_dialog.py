@@ -212,6 +212,14 @@ class SettingsDialog(QDialog):
         self.sms_test.clicked.connect(lambda: self._test_integration("sms"))
         self.sms_result = _result_label("smsTestResult")
         form.addRow(self.sms_test, self.sms_result)
+        self.test_number = QLineEdit(objectName="smsTestNumber", placeholderText="+447700900123")
+        self.send_test_sms = QPushButton("Send test message", objectName="sendTestSmsButton")
+        self.send_test_sms.setToolTip("Save these settings and send one short text message to this number")
+        self.send_test_sms.clicked.connect(self._send_test_sms)
+        texter = QHBoxLayout()
+        texter.addWidget(self.test_number, 1)
+        texter.addWidget(self.send_test_sms)
+        form.addRow("Test message to", texter)
         layout = QVBoxLayout(tab)
         layout.addWidget(smtp)
         layout.addWidget(sms)
@@ -478,6 +486,22 @@ class SettingsDialog(QDialog):
             return outcome.text
 
         self._run_test(self.send_test, self.smtp_result, send)
+
+    def _send_test_sms(self) -> None:
+        """Save the SMS form and send a test message to the number typed (off the GUI thread)."""
+        to = self.test_number.text().strip()
+        if not to:
+            _show_result(self.sms_result, False, "type the mobile number the test message should go to")
+            return
+        db, actor, values = self._db, self._actor, self._integration_values("sms")
+
+        def send() -> str:
+            outcome = settings_api.send_test_sms(db, values, to, actor)
+            if not outcome.ok:
+                raise Refused(outcome.text)
+            return outcome.text
+
+        self._run_test(self.send_test_sms, self.sms_result, send)
 
     def _run_test(self, button: QPushButton, label: QLabel, check: Callable[[], str]) -> None:
         button.setEnabled(False)
