@@ -576,6 +576,7 @@ class MainWindow(QMainWindow):
 
     def open_run(self, run_id: int, workflow_id: int) -> None:
         """Show a run: its workflow's Runs tab with the run selected, and the step inspector."""
+        self.set_workspace(MONITOR)  # first: the workflow's editor docks then never show for a moment
         page = self.open_workflow(workflow_id)
         page.show_runs()
         page.runs.refresh()

@@ -33,8 +33,13 @@ KIND_COLOURS: Final = {"trigger": "#4a6fa5", "logic": "#7d5ba6", "action": "#3f8
 def node_positions(workflow: Workflow) -> dict[str, tuple[float, float]]:
     """Stored positions, or columns by distance from the trigger for nodes without one."""
     positions = {n.id: n.position for n in workflow.nodes if n.position is not None}
-    if len(positions) == len(workflow.nodes):
-        return {k: (float(v[0]), float(v[1])) for k, v in positions.items()}
+    if positions and len(positions) == len(workflow.nodes):
+        # The designer's arrangement, packed into columns and rows so the run reads at a
+        # useful size in a 440 px dock (the canvas spreads nodes far wider than that).
+        columns = _bands(sorted(float(v[0]) for v in positions.values()), NODE_W * 0.6)
+        row_bands = _bands(sorted(float(v[1]) for v in positions.values()), NODE_H * 0.8)
+        return {k: (columns[float(v[0])] * (NODE_W + 36.0), row_bands[float(v[1])] * (NODE_H + 24.0))
+                for k, v in positions.items()}
     depth: dict[str, int] = {}
     start = workflow.trigger.id if workflow.trigger else (workflow.nodes[0].id if workflow.nodes else None)
     if start is not None:
@@ -54,6 +59,18 @@ def node_positions(workflow: Workflow) -> dict[str, tuple[float, float]]:
         rows[column] = row + 1
         result[node.id] = (column * (NODE_W + 36.0), row * (NODE_H + 24.0))  # compact: readable in a 440 px dock
     return result
+
+
+def _bands(values: list[float], gap: float) -> dict[float, int]:
+    """Each value's band number: values closer than `gap` to the previous share a band."""
+    bands: dict[float, int] = {}
+    band, previous = -1, None
+    for value in values:
+        if previous is None or value - previous > gap:
+            band += 1
+        bands[value] = band
+        previous = value
+    return bands
 
 
 class RunGraphView(QGraphicsView):
