@@ -73,3 +73,13 @@ def test_a_test_email_is_sent_to_the_address_typed_and_kept_as_the_connection_te
         refused = settings.send_test_email(db, values, "nobody@example.org", "Ann")
         assert not refused.ok and "nobody@example.org" in refused.text
         assert len(handler.received) == 1
+
+
+def test_a_test_message_is_sent_to_the_number_typed(db) -> None:  # type: ignore[no-untyped-def]
+    with Gateway() as gateway:
+        outcome = settings.send_test_sms(db, {"url": gateway.url, "token": TOKEN, "sender": "Clinic"},
+                                         "+44 7700 900123", "Ann")
+        assert outcome.ok and outcome.text == "test message sent to +447700900123"
+        assert [p.body["to"] for p in gateway.posts] == ["+447700900123"]
+        assert "test message from Clinicflow" in gateway.posts[0].body["body"]
+        assert settings.integration(db, "sms").last_test["ok"] is True

@@ -328,3 +328,18 @@ def test_settings_sends_a_test_email_to_the_address_typed(qtbot: Any, settings_d
         expected = f"✓ test email sent to manager@example.org through 127.0.0.1:{controller.port}"
         assert dialog.smtp_result.text() == expected
         assert [r.rcpt_tos for r in handler.received] == [["manager@example.org"]]
+
+
+def test_settings_sends_a_test_message_to_the_number_typed(qtbot: Any, settings_dialog: Any) -> None:
+    """Settings → Integrations → SMS gateway: Send test message reaches a real HTTP gateway."""
+    from integration_servers import Gateway
+
+    dialog = settings_dialog
+    with Gateway() as gateway:
+        dialog.sms["url"].setText(gateway.url)
+        dialog.sms["token"].setText("secret-token-1")
+        dialog.test_number.setText("+447700900123")
+        qtbot.mouseClick(dialog.send_test_sms, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: dialog.sms_result.text().startswith(("✓", "✗")), timeout=10_000)
+        assert dialog.sms_result.text() == "✓ test message sent to +447700900123"
+        assert [p.body["to"] for p in gateway.posts] == ["+447700900123"]

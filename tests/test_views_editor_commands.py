@@ -99,7 +99,8 @@ def test_publish_enabled_and_test_run_are_in_view_without_an_overflow(
     assert not overflowing(window.main_toolbar)
     assert not overflowing(window.workflows.toolbar)
     test_run_button = bar.widgetForAction(editor.test_run_action)
-    assert (window.workflows_dock.width(), window.inspector_dock.width()) == (320, 440)  # the designed layout
+    properties = next(d for d in window._page_docks if d.objectName() == "propertiesPanel")
+    assert (window.workflows_dock.width(), properties.width()) == (320, 440)  # the designed Build layout
     for button in (editor.publish_button, editor.enabled_toggle, test_run_button):
         assert fully_in_view(button, window), button.objectName() or button.text()
     assert editor.enabled_toggle.isEnabled()  # a version is published, so it can be switched

@@ -86,3 +86,13 @@ def test_runs_columns_are_resizable_and_remembered(qtbot: Any, window: Any, prac
     reopened = window.open_workflow(workflow_id)
     assert reopened is not page
     assert reopened.runs.table.horizontalHeader().sectionSize(Column.TRIGGER) == 333
+
+
+def test_command_line_advice_in_a_message_is_left_out_of_the_app() -> None:
+    from app.views.words import for_people
+
+    assert for_people("Email integration is not connected: no from address configured "
+                      "(clinicflow integration set smtp from=...)") == (
+        "Email integration is not connected: no from address configured")
+    assert for_people("SMTP 127.0.0.1:25 does not support STARTTLS (set security=none or ssl)") == (
+        "SMTP 127.0.0.1:25 does not support STARTTLS")

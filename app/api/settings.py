@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from app.runtime.integrations import check_sms, check_smtp, record_test_result, send_email
+from app.runtime.integrations import check_sms, check_smtp, record_test_result, send_email, send_sms
 from app.runtime.integrations import settings as integrations
 from app.runtime.integrations.errors import DeliveryError
 from app.store import settings as store
@@ -180,3 +180,21 @@ def set_practice_setting(db: Database, key: str, value: str, actor: str) -> Prac
     forget_settings()
     spec = store.SETTINGS[key]
     return PracticeSetting(key, stored, spec.words(stored), spec.describe, False)
+
+
+def send_test_sms(db: Database, values: Mapping[str, Any], to: str, actor: str) -> TestOutcome:
+    """The Settings dialog's "Send test message": save the form's SMS gateway values, then send
+    one short message to the number `to` through them; the outcome is kept as the connection test."""
+    set_integration(db, "sms", values, actor)
+    number = "".join(to.split())
+    with db.read() as conn:
+        try:
+            send_sms(conn, to=number, body="This is a test message from Clinicflow. Your SMS settings work.",
+                     key=f"settings-test-{uuid.uuid4().hex}")
+        except DeliveryError as exc:
+            outcome = TestOutcome(False, str(exc))
+        else:
+            outcome = TestOutcome(True, f"test message sent to {number}")
+    with db.write() as conn:
+        record_test_result(conn, "sms", outcome.ok, None if outcome.ok else outcome.text)
+    return outcome

@@ -26,7 +26,9 @@ def create_main_window(database_url: str | None, start_runtime: bool = True, *, 
     if app is None:
         app = QApplication([])
     if not app.property("clinicflowThemed"):
-        apply_theme(app)
+        from .main_window import app_settings
+
+        apply_theme(app, str(app_settings().value("appearance/theme", "system") or "system"))
         app.setProperty("clinicflowThemed", True)
     db = open_practice(database_url)
     window = MainWindow(db, actor or default_actor(), start_runtime=start_runtime)

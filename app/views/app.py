@@ -23,7 +23,8 @@ def run_app(database_url: str | None, demo: bool, actor: str) -> int:
     from .theme import apply_theme
 
     if not app.property("clinicflowThemed"):
-        apply_theme(app)  # the start-up dialogs look like the app
+        # The start-up dialogs look like the app, in the theme chosen in Settings.
+        apply_theme(app, str(app_settings().value("appearance/theme", "system") or "system"))
         app.setProperty("clinicflowThemed", True)
     settings = app_settings()
     stored = str(settings.value("database/url", "") or "")

@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from PySide6.QtCore import QDate, QLocale
 
-TRIGGER_TYPE_WORDS = {"trigger.manual": "Manual", "trigger.record_event": "Record event",
+TRIGGER_TYPE_WORDS = {"trigger.manual": "Manual", "trigger.record_event": "Event",
                       "trigger.schedule": "Schedule", "trigger.webhook": "Webhook"}
 
 
@@ -55,10 +55,10 @@ def local_date(value: date | None) -> str:
 
 
 def clock_time(moment: datetime | None) -> str:
-    """Only the local time of day, to the millisecond (steps of one run are seconds apart)."""
+    """Only the local time of day, to the second (the tooltip has the date; the duration the detail)."""
     if moment is None:
         return ""
-    return moment.astimezone().strftime("%H:%M:%S.%f")[:-3]
+    return moment.astimezone().strftime("%H:%M:%S")
 
 
 def duration(start: datetime | None, end: datetime | None, *, running: bool = False) -> str:

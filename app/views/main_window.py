@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QStackedWidget,
     QSystemTrayIcon,
+    QTabBar,
     QToolBar,
     QToolButton,
     QVBoxLayout,
@@ -39,10 +40,18 @@ from .runtime_bridge import DatabaseChange, DatabaseWatcher, RuntimeBridge
 from .step_inspector import StepInspector
 from .theme import icon
 from .welcome import WelcomePanel
+from .words import for_people
 from .workflow_list import WorkflowList
 from .workflow_page import WorkflowPage
 
 STATE_VERSION = 1
+BUILD, MONITOR = "build", "monitor"
+WORKSPACE_TITLES: Final = {BUILD: "Build", MONITOR: "Monitor"}
+# Each workspace shows only its own docks (DESIGN section 9).
+WORKSPACE_DOCKS: Final = {
+    BUILD: frozenset({"workflowsDock", "nodePalette", "propertiesPanel", "problemsPanel", "versionsPanel"}),
+    MONITOR: frozenset({"recordsDock", "stepInspector", "historyDock"}),
+}
 RUNTIME_WORDS = {"running": "Runtime running", "stopped": "Runtime stopped",
                  "database unreachable": "Runtime: database unreachable", "off": "Runtime off on this workstation"}
 
@@ -77,9 +86,10 @@ class AttentionBanner(QFrame):
     def show_failure(self, failures: list[dict[str, Any]]) -> None:
         last = failures[-1]
         self.run = (int(last["id"]), int(last["workflow_id"]))
-        text = f"Run {last['id']} of “{last['name']}” failed: {last['error_message'] or 'see the step inspector'}"
+        why = for_people(last["error_message"]) or "see the run viewer"
+        text = f"Run {last['id']} of “{last['name']}” failed: {why}"
         if len(failures) > 1:
-            text += f" (and {len(failures) - 1} more)"
+            text += f" (and {plural(len(failures) - 1, 'more run', 'more runs')})"
         self.label.setText(text)
         self.show()
 
@@ -97,6 +107,7 @@ class MainWindow(QMainWindow):
         self.gate = RoleGate(db, self)  # the connected member's role (PostgreSQL); read below, off the GUI thread
         self.page: WorkflowPage | None = None
         self._page_docks: list[QDockWidget] = []
+        self._page_docks_shown: set[str] = set()  # the closed page's docks that were in view
         self._closing = False
         self.failed_total = 0
         self.live_runtimes = 0
@@ -126,25 +137,25 @@ class MainWindow(QMainWindow):
         self.workflows_dock = self._dock("Workflows", "workflowsDock", self.workflows,
                                          Qt.DockWidgetArea.LeftDockWidgetArea)
         self.records = RecordsView(db, self.actor)
-        self.records_dock = self._dock("Records", "recordsDock", self.records, Qt.DockWidgetArea.LeftDockWidgetArea)
+        # Monitor keeps its docks on the right (run viewer, records, history), so the runs table
+        # has the rest of a 1366x768 screen to itself.
+        self.records_dock = self._dock("Records", "recordsDock", self.records, Qt.DockWidgetArea.RightDockWidgetArea)
         self.inspector = StepInspector(db, self.actor)
         self.inspector_dock = self._dock("Run viewer", "stepInspector", self.inspector,
                                          Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.workflows_dock, self.records_dock)
-        # History: under the page (a wide table), shown from View → History (Ctrl+4).
         self.history = HistoryView(db)
-        self.history_dock = self._dock("History", "historyDock", self.history, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.history_dock.hide()
+        self.history_dock = self._dock("History", "historyDock", self.history, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.inspector_dock, self.records_dock)
+        self.tabifyDockWidget(self.inspector_dock, self.history_dock)
+        self.inspector_dock.raise_()
+        self.workspace = BUILD
+        self._hidden_by_workspace: set[str] = set()  # docks hidden because they belong to the other workspace
         self.history_dock.visibilityChanged.connect(lambda shown: shown and self.history.refresh())
         # The side docks take the full height; the bottom one (Problems) sits under the canvas only.
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.workflows_dock.raise_()
         # 1280x800, but never taller or wider than the screen (a 1366x768 laptop would lose the status bar).
-        screen = self.screen().availableGeometry() if self.screen() is not None else None
-        width, height = (1280, 800) if screen is None else (min(1280, screen.width()), min(800, screen.height()))
-        self.resize(width, height)
-        self.apply_default_dock_widths()
 
         # --- runtime and the database watcher ------------------------------------------------------
         self.bridge = RuntimeBridge(db, self)
@@ -159,7 +170,18 @@ class MainWindow(QMainWindow):
         self.gate.load()
         self._build_status_bar()
         self._connect()
+        # The first window: Build's docks only, 1280x800 but never taller or wider than the screen
+        # (a 1366x768 laptop would lose the status bar); then what this workstation remembered.
+        saved = str(self.settings.value("workspace/current", BUILD) or BUILD)
+        self.workspace = saved if saved in WORKSPACE_DOCKS else BUILD
+        self._apply_workspace(first=True)
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        width, height = (1280, 800) if screen is None else (min(1280, screen.width()), min(800, screen.height()))
+        self.resize(width, height)
+        self.apply_default_dock_widths()
         self._restore_layout()
+        self._hidden_by_workspace.clear()  # the restored layout says what is shown
+        self._apply_workspace(first=False)
         self._show_start_page()
         self.watcher.changed.connect(self._on_database_change)  # type: ignore[call-overload]
         self.watcher.unreachable.connect(self._on_unreachable)
@@ -205,6 +227,10 @@ class MainWindow(QMainWindow):
             act.triggered.connect(slot)
             return act
 
+        self.build_action = action("Build workspace", lambda: self.set_workspace(BUILD), "Ctrl+B",
+                                   "buildWorkspaceAction")
+        self.monitor_action = action("Monitor workspace", lambda: self.set_workspace(MONITOR), "Ctrl+M",
+                                     "monitorWorkspaceAction")
         self.all_runs_action = action("All runs", self.show_all_runs, "Ctrl+R", "allRunsAction")
         self.all_runs_action.setIcon(icon("status-running"))
         self.failed_runs_action = action("Failed runs", lambda: self.show_all_runs("failed"), "Ctrl+Shift+F",
@@ -231,6 +257,15 @@ class MainWindow(QMainWindow):
 
         toolbar = QToolBar("Main", objectName="mainToolbar")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.workspace_switcher = QTabBar(objectName="workspaceSwitcher")
+        for name in (BUILD, MONITOR):
+            self.workspace_switcher.addTab(WORKSPACE_TITLES[name])
+        self.workspace_switcher.setTabToolTip(0, "Build workflows: the editor, palette, properties (Ctrl+B)")
+        self.workspace_switcher.setTabToolTip(1, "Monitor runs: the runs, the run viewer, records, history (Ctrl+M)")
+        self.workspace_switcher.setDrawBase(False)
+        self.workspace_switcher.currentChanged.connect(lambda index: self.set_workspace((BUILD, MONITOR)[index]))
+        toolbar.addWidget(self.workspace_switcher)
+        toolbar.addSeparator()
         for act in (self.workflows_action, self.records_action, self.all_runs_action, self.failed_runs_action):
             toolbar.addAction(act)
         toolbar.addSeparator()
@@ -248,12 +283,15 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         view_menu = menu.addMenu("&View")
+        view_menu.addAction(self.build_action)
+        view_menu.addAction(self.monitor_action)
+        view_menu.addSeparator()
         for act in (self.workflows_action, self.records_action, self.run_viewer_action, self.history_action,
                     self.all_runs_action, self.failed_runs_action, self.find_action):
             view_menu.addAction(act)
         view_menu.addAction(self.refresh_action)
         view_menu.addSeparator()
-        for dock in (self.workflows_dock, self.records_dock, self.inspector_dock):
+        for dock in (self.workflows_dock, self.records_dock, self.inspector_dock, self.history_dock):
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addAction(self.main_toolbar.toggleViewAction())
         view_menu.addSeparator()
@@ -330,17 +368,81 @@ class MainWindow(QMainWindow):
 
     def apply_default_dock_widths(self) -> None:
         """Workflows 320 px, run viewer and properties 440 px: the layout designed for 1280x800."""
-        self.resizeDocks([self.workflows_dock, self.inspector_dock], [320, 440], Qt.Orientation.Horizontal)
+        if self.workspace == MONITOR:
+            self.resizeDocks([self.inspector_dock], [440], Qt.Orientation.Horizontal)
+            return
+        right = next((d for d in self._page_docks if d.objectName() == "propertiesPanel" and d.isVisible()), None)
+        docks, widths = [self.workflows_dock], [320]
+        if right is not None:
+            docks.append(right)
+            widths.append(440)
+        self.resizeDocks(docks, widths, Qt.Orientation.Horizontal)
 
     def save_layout(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(STATE_VERSION))
+        self.settings.setValue(f"workspace/{self.workspace}/state", self.saveState(STATE_VERSION))
+        self.settings.setValue("workspace/current", self.workspace)
         self.settings.sync()
 
     def reset_layout(self) -> None:
         self.restoreState(self._default_state, STATE_VERSION)
-        for dock in (self.workflows_dock, self.records_dock, self.inspector_dock):
-            dock.show()
+        for name in (BUILD, MONITOR):
+            self.settings.remove(f"workspace/{name}/state")
+        self._apply_workspace(first=True)
+
+    # --- workspaces ------------------------------------------------------------------------------------
+
+    def set_workspace(self, name: str) -> None:
+        """Build (workflows, editor, palette, properties, problems, versions) or Monitor (runs,
+        run viewer, records, history): each shows only its own docks and remembers its layout."""
+        if name not in WORKSPACE_DOCKS:
+            raise ValueError(f"there is no workspace '{name}' (build or monitor)")
+        if name == self.workspace:
+            self._sync_workspace_controls()
+            return
+        self.settings.setValue(f"workspace/{self.workspace}/state", self.saveState(STATE_VERSION))
+        self.workspace = name
+        self.settings.setValue("workspace/current", name)
+        state = self.settings.value(f"workspace/{name}/state")
+        remembered = isinstance(state, (QByteArray, bytes)) and bool(state)
+        if remembered:
+            self.restoreState(state, STATE_VERSION)
+        self._apply_workspace(first=not remembered)
+        if self.page is not None:
+            self.page.tabs.blockSignals(True)
+            if name == BUILD:
+                self.page.show_editor()
+            else:
+                self.page.show_runs()
+                self.page.runs.refresh()
+            self.page.tabs.blockSignals(False)
+            self._raise_docks_for(self.page)
+        elif name == MONITOR and self.stack.currentWidget() in (self.home, self.welcome):
+            self.show_all_runs()
+        elif name == BUILD and self.all_runs is not None and self.stack.currentWidget() is self.all_runs:
+            self.stack.setCurrentWidget(self.home)
+
+    def _apply_workspace(self, *, first: bool) -> None:
+        """Only this workspace's docks; the first time in it, all of them."""
+        mine = WORKSPACE_DOCKS[self.workspace]
+        for dock in self.findChildren(QDockWidget):
+            if dock.parent() is not self:
+                continue
+            if dock.objectName() not in mine:
+                if dock.isVisible() or not dock.isHidden():
+                    self._hidden_by_workspace.add(dock.objectName())
+                dock.hide()
+            elif first or dock.objectName() in self._hidden_by_workspace:
+                dock.show()  # a dock the person closed stays closed
+            if dock.objectName() in mine:
+                self._hidden_by_workspace.discard(dock.objectName())
+        self._sync_workspace_controls()
+
+    def _sync_workspace_controls(self) -> None:
+        self.workspace_switcher.blockSignals(True)
+        self.workspace_switcher.setCurrentIndex((BUILD, MONITOR).index(self.workspace))
+        self.workspace_switcher.blockSignals(False)
 
     # --- pages ---------------------------------------------------------------------------------------
 
@@ -354,21 +456,25 @@ class MainWindow(QMainWindow):
         run_in_background(lambda: practice.is_empty(db), show, context=self)
 
     def show_workflows(self) -> None:
+        self.set_workspace(BUILD)
         self.workflows_dock.show()
         self.workflows_dock.raise_()
         self.workflows.tree.setFocus()
 
     def show_records(self) -> None:
+        self.set_workspace(MONITOR)
         self.records_dock.show()
         self.records_dock.raise_()
         self.records.search.setFocus()
 
     def show_run_viewer(self) -> None:
+        self.set_workspace(MONITOR)
         self.inspector_dock.show()
         self.inspector_dock.raise_()
         self.inspector.steps_tree.setFocus()
 
     def show_history(self) -> None:
+        self.set_workspace(MONITOR)
         self.history_dock.show()
         self.history_dock.raise_()
         self.history.subject.setFocus()
@@ -385,6 +491,8 @@ class MainWindow(QMainWindow):
 
     def show_all_runs(self, status: str | None = None) -> RunsView:
         self._close_page()
+        if self.workspace != MONITOR:
+            self.set_workspace(MONITOR)
         if self.all_runs is None:
             self.all_runs = RunsView(self.db, None)
             self.all_runs.runSelected.connect(self.show_run)
@@ -415,29 +523,43 @@ class MainWindow(QMainWindow):
         placed: dict[Qt.DockWidgetArea, QDockWidget] = {}
         for dock in page.docks():
             area = areas.get(dock.objectName(), Qt.DockWidgetArea.RightDockWidgetArea)
-            if not self.restoreDockWidget(dock):
+            if self.restoreDockWidget(dock):
+                if dock.objectName() in self._page_docks_shown:
+                    dock.show()  # as the previous workflow's was (it was hidden only to be removed)
+            else:
                 # Not in the saved layout: a sensible place, shown (the editor makes them hidden).
                 self.addDockWidget(area, dock)
                 if area in placed and area != Qt.DockWidgetArea.BottomDockWidgetArea:
                     self.tabifyDockWidget(placed[area], dock)
                 elif area == Qt.DockWidgetArea.LeftDockWidgetArea:
                     self.tabifyDockWidget(self.workflows_dock, dock)
-                elif area == Qt.DockWidgetArea.RightDockWidgetArea:
-                    self.tabifyDockWidget(self.inspector_dock, dock)
                 dock.show()
                 if area == Qt.DockWidgetArea.BottomDockWidgetArea:
                     self.resizeDocks([dock], [120], Qt.Orientation.Vertical)
+                elif dock.objectName() == "propertiesPanel":
+                    self.resizeDocks([dock], [440], Qt.Orientation.Horizontal)
             placed.setdefault(area, dock)
             self._page_docks.append(dock)
-        page.tabs.currentChanged.connect(lambda _index: self._raise_docks_for(page))
-        self._raise_docks_for(page)
+        page.tabs.currentChanged.connect(lambda _index: self._tab_changed(page))
         self.page = page
+        # The Editor tab is the Build workspace, the Runs tab the Monitor one.
+        self._apply_workspace(first=False)
+        if self.workspace == MONITOR:
+            page.tabs.blockSignals(True)
+            page.show_runs()
+            page.tabs.blockSignals(False)
+        self._raise_docks_for(page)
         self._fill_workflow_menu(page.editor)
         self.stack.setCurrentWidget(self.page_holder)
         self.workflows.select(workflow_id)
         info = self.workflows.info(workflow_id)
         self.setWindowTitle(f"{info.name} — Clinicflow" if info else "Clinicflow")
         return page
+
+    def _tab_changed(self, page: WorkflowPage) -> None:
+        if page is self.page:
+            self.set_workspace(MONITOR if page.tabs.currentWidget() is page.runs else BUILD)
+            self._raise_docks_for(page)
 
     def _raise_docks_for(self, page: WorkflowPage) -> None:
         """Editor tab: Properties in front of the docks it shares a place with; Runs tab: the run viewer."""
@@ -455,7 +577,9 @@ class MainWindow(QMainWindow):
             return
         self.page.flush()
         self._fill_workflow_menu(None)  # before the editor and its actions go
+        self._page_docks_shown = {d.objectName() for d in self._page_docks if d.isVisible()}
         for dock in self._page_docks:
+            dock.hide()  # first, so no empty tab of it is left in a dock area
             self.removeDockWidget(dock)
             dock.deleteLater()
         self._page_docks.clear()
@@ -465,12 +589,14 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Clinicflow")
 
     def show_run(self, run_id: int) -> None:
+        self.set_workspace(MONITOR)
         self.inspector_dock.show()
         self.inspector_dock.raise_()
         self.inspector.show_run(run_id)
 
     def open_run(self, run_id: int, workflow_id: int) -> None:
         """Show a run: its workflow's Runs tab with the run selected, and the step inspector."""
+        self.set_workspace(MONITOR)  # first: the workflow's editor docks then never show for a moment
         page = self.open_workflow(workflow_id)
         page.show_runs()
         page.runs.refresh()
@@ -510,6 +636,8 @@ class MainWindow(QMainWindow):
             if self._tray is not None:
                 self._tray.showMessage("Run failed", self.banner.label.text(), QSystemTrayIcon.MessageIcon.Warning)
             self._follow_failure(change.newly_failed[-1])
+        if change.runs_changed or change.workflows_changed:
+            self.history.refresh()  # only read while the History dock is shown
         self.live_runtimes = change.live_runtimes
         self._show_runtime()
 
@@ -604,6 +732,8 @@ class MainWindow(QMainWindow):
             return practice.load_demo(db, actor)
 
         def done(summary: str) -> None:
+            # Words for the app, not the command line's advice on how to enable one.
+            summary = summary.split("; enable one with")[0].rstrip(".") + ". Switch one on with its Enabled box."
             self.welcome.set_busy("")
             self.workflows.reload()
             self.records.refresh()

@@ -25,7 +25,7 @@ from app.workflow import Workflow, node_type
 
 from .theme import STATUS_LABELS, is_dark, status_colour
 
-NODE_W: Final = 170.0
+NODE_W: Final = 150.0
 NODE_H: Final = 54.0
 KIND_COLOURS: Final = {"trigger": "#4a6fa5", "logic": "#7d5ba6", "action": "#3f8f6b"}
 
@@ -33,8 +33,13 @@ KIND_COLOURS: Final = {"trigger": "#4a6fa5", "logic": "#7d5ba6", "action": "#3f8
 def node_positions(workflow: Workflow) -> dict[str, tuple[float, float]]:
     """Stored positions, or columns by distance from the trigger for nodes without one."""
     positions = {n.id: n.position for n in workflow.nodes if n.position is not None}
-    if len(positions) == len(workflow.nodes):
-        return {k: (float(v[0]), float(v[1])) for k, v in positions.items()}
+    if positions and len(positions) == len(workflow.nodes):
+        # The designer's arrangement, packed into columns and rows so the run reads at a
+        # useful size in a 440 px dock (the canvas spreads nodes far wider than that).
+        columns = _bands(sorted(float(v[0]) for v in positions.values()), NODE_W * 0.6)
+        row_bands = _bands(sorted(float(v[1]) for v in positions.values()), NODE_H * 0.8)
+        return {k: (columns[float(v[0])] * (NODE_W + 36.0), row_bands[float(v[1])] * (NODE_H + 24.0))
+                for k, v in positions.items()}
     depth: dict[str, int] = {}
     start = workflow.trigger.id if workflow.trigger else (workflow.nodes[0].id if workflow.nodes else None)
     if start is not None:
@@ -52,8 +57,20 @@ def node_positions(workflow: Workflow) -> dict[str, tuple[float, float]]:
         column = depth.get(node.id, max(depth.values(), default=0) + 1)
         row = rows.get(column, 0)
         rows[column] = row + 1
-        result[node.id] = (column * (NODE_W + 70.0), row * (NODE_H + 40.0))
+        result[node.id] = (column * (NODE_W + 36.0), row * (NODE_H + 24.0))  # compact: readable in a 440 px dock
     return result
+
+
+def _bands(values: list[float], gap: float) -> dict[float, int]:
+    """Each value's band number: values closer than `gap` to the previous share a band."""
+    bands: dict[float, int] = {}
+    band, previous = -1, None
+    for value in values:
+        if previous is None or value - previous > gap:
+            band += 1
+        bands[value] = band
+        previous = value
+    return bands
 
 
 class RunGraphView(QGraphicsView):
@@ -124,7 +141,8 @@ class RunGraphView(QGraphicsView):
                 rect.setPen(QPen(QColor("#9a9a9a"), 1.0, Qt.PenStyle.DashLine))
             rect.setZValue(2)
             rect.setData(0, node.id)
-            rect.setToolTip(f"{node.id} — {STATUS_LABELS.get(status or '', 'not reached')}")
+            rect.setToolTip(f"{node.title or node_type(node.type).title} — "
+                            f"{STATUS_LABELS.get(status or '', 'not reached')}")
             scene.addItem(rect)
             band = QGraphicsRectItem(QRectF(0, 0, 6, NODE_H), rect)
             band.setBrush(QBrush(kind_colour))
@@ -136,7 +154,7 @@ class RunGraphView(QGraphicsView):
             title.setFont(font)
             title.setPos(12, 7)
             subtitle = QGraphicsSimpleTextItem(
-                f"{node.id} · {STATUS_LABELS.get(status or '', 'not reached')}", rect)
+                STATUS_LABELS.get(status or "", "not reached"), rect)  # the title names it; never the id
             subtitle.setBrush(QBrush(status_colour(status) if status else QColor("#8a8a8a")))
             subtitle.setPos(12, 29)
             self.node_items[node.id] = rect

@@ -32,7 +32,7 @@ from app.workflow.vocabulary import RunStatus
 from .background import run_in_background
 from .display import duration, local_time
 from .theme import STATUS_LABELS, status_colour, status_icon
-from .words import error_words
+from .words import error_words, for_people
 
 __all__ = ["HEADERS", "PAGE_SIZE", "Column", "RunFilter", "RunRow", "RunsModel", "Snapshot"]
 
@@ -209,7 +209,7 @@ class RunsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if column in (Column.STATUS, Column.ERROR) and run.status == RunStatus.FAILED and run.error_message:
                 words = error_words(run.error_type, run.error_message)
-                return f"{words.sentence}\n{run.error_message}\n\n{words.fix}"
+                return f"{words.sentence}\n{for_people(run.error_message)}\n\n{words.fix}"
             if column == Column.TRIGGER:
                 return run.trigger_words
             return None

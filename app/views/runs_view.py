@@ -73,6 +73,7 @@ class RunsView(QWidget):
         self._fitting = False
         self.fit_columns()
         header.sectionResized.connect(self._column_resized)
+        self.table.viewport().installEventFilter(self)
 
         self.empty = QLabel(objectName="emptyState", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
 
@@ -126,12 +127,13 @@ class RunsView(QWidget):
             return
         self._fitting = True
         try:
-            available = max(self.table.viewport().width(), 600)
+            available = self.table.viewport().width()
             fixed = sum(width for column, width in self._WIDTHS.items() if not self.table.isColumnHidden(column))
-            rest = max(available - fixed, 240)
+            rest = max(available - fixed, 200)
             for column, width in self._WIDTHS.items():
                 self.table.setColumnWidth(column, width)
-            self.table.setColumnWidth(Column.TRIGGER, max(int(rest * 0.55), 140))
+            # Trigger gets a little over half of what is left, Error (stretched, last) the rest.
+            self.table.setColumnWidth(Column.TRIGGER, max(int(rest * 0.55), 110))
         finally:
             self._fitting = False
 

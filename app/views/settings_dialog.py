@@ -16,6 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
+    QApplication,
     QButtonGroup,
     QCheckBox,
     QComboBox,
@@ -49,6 +50,7 @@ from app.api.settings import DEFAULT_LIMITS
 
 from .background import run_in_background
 from .startup import confirm_new_database
+from .theme import THEME_WORDS, THEMES, apply_theme
 
 OK_COLOUR = "#27ae60"
 BAD_COLOUR = "#e04848"
@@ -116,6 +118,7 @@ class SettingsDialog(QDialog):
         self.team_page = TeamPage(db)
         self.tabs.addTab(self.team_page, "Team")
         self.may_change_practice = True   # False for a role that may not (permissions.guard_settings)
+        self.tabs.addTab(self._appearance_tab(), "Appearance")
         self.error = QLabel(objectName="settingsError", wordWrap=True)
         self.error.setStyleSheet(f"color: {BAD_COLOUR};")
         self.error.hide()
@@ -215,6 +218,14 @@ class SettingsDialog(QDialog):
         self.sms_test.clicked.connect(lambda: self._test_integration("sms"))
         self.sms_result = _result_label("smsTestResult")
         form.addRow(self.sms_test, self.sms_result)
+        self.test_number = QLineEdit(objectName="smsTestNumber", placeholderText="+447700900123")
+        self.send_test_sms = QPushButton("Send test message", objectName="sendTestSmsButton")
+        self.send_test_sms.setToolTip("Save these settings and send one short text message to this number")
+        self.send_test_sms.clicked.connect(self._send_test_sms)
+        texter = QHBoxLayout()
+        texter.addWidget(self.test_number, 1)
+        texter.addWidget(self.send_test_sms)
+        form.addRow("Test message to", texter)
         layout = QVBoxLayout(tab)
         layout.addWidget(smtp)
         layout.addWidget(sms)
@@ -247,12 +258,26 @@ class SettingsDialog(QDialog):
                            "Empty: your login name.", wordWrap=True))
         return tab
 
+    def _appearance_tab(self) -> QWidget:
+        tab = QWidget()
+        self.theme = QComboBox(objectName="themeChoice")
+        for name in THEMES:
+            self.theme.addItem(THEME_WORDS[name], name)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(
+            str(self._settings.value("appearance/theme", "system") or "system"))))
+        form = QFormLayout(tab)
+        form.addRow("Theme", self.theme)
+        form.addRow(QLabel("Light, dark, or the same as this computer (it follows when the computer switches).",
+                           wordWrap=True))
+        return tab
+
     # --- loading and saving -------------------------------------------------------------------------
 
     def _load_practice_settings(self) -> None:
         """Read the stored settings in the background. A field fills with its stored value
         unless it was already changed; Save pressed before they arrive waits for them."""
         self.loaded = False
+        self._theme_chosen = str(self._settings.value("appearance/theme", "system") or "system")
         self._save_when_loaded = False
         before = self._field_values()
         self._pressed: dict[tuple[str, str], Any] = {}
@@ -361,6 +386,7 @@ class SettingsDialog(QDialog):
             return
         # Everything the save needs, read here on the GUI thread.
         form, member, runtime = self.practice_form(), self.member.text().strip(), self.runtime_enabled.isChecked()
+        self._theme_chosen = str(self.theme.currentData())
         old_url = str(self._settings.value("database/url", "") or "")
         self.error.hide()
         self._set_busy(True)
@@ -399,6 +425,10 @@ class SettingsDialog(QDialog):
             self._set_busy(False)
             self._settings.setValue("database/url", url)
             self._settings.setValue("team/member", member)
+            self._settings.setValue("appearance/theme", self._theme_chosen)
+            app = QApplication.instance()
+            if isinstance(app, QApplication):
+                apply_theme(app, self._theme_chosen)
             changed = runtime != self._settings.value("runtime/enabled", True, type=bool)
             self._settings.setValue("runtime/enabled", runtime)
             self._settings.sync()
@@ -466,6 +496,22 @@ class SettingsDialog(QDialog):
             return outcome.text
 
         self._run_test(self.send_test, self.smtp_result, send)
+
+    def _send_test_sms(self) -> None:
+        """Save the SMS form and send a test message to the number typed (off the GUI thread)."""
+        to = self.test_number.text().strip()
+        if not to:
+            _show_result(self.sms_result, False, "type the mobile number the test message should go to")
+            return
+        db, actor, values = self._db, self._actor, self._integration_values("sms")
+
+        def send() -> str:
+            outcome = settings_api.send_test_sms(db, values, to, actor)
+            if not outcome.ok:
+                raise Refused(outcome.text)
+            return outcome.text
+
+        self._run_test(self.send_test_sms, self.sms_result, send)
 
     def _run_test(self, button: QPushButton, label: QLabel, check: Callable[[], str]) -> None:
         button.setEnabled(False)

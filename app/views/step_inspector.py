@@ -42,7 +42,7 @@ from .background import run_in_background
 from .display import as_text, clock_time, duration, local_time, plural
 from .run_graph import RunGraphView
 from .theme import STATUS_LABELS, status_colour, status_icon
-from .words import error_words, step_title
+from .words import error_words, for_people, step_title
 
 
 class RunView:
@@ -190,11 +190,15 @@ class StepInspector(QWidget):
 
         self.graph = RunGraphView(self)
         self.steps_tree = QTreeWidget(objectName="runSteps")
-        self.steps_tree.setHeaderLabels(["Step", "Status", "Attempt", "Started", "Finished", "Duration"])
+        self.steps_tree.setHeaderLabels(["Step", "Status", "Try", "Started", "Finished", "Took"])
         self.steps_tree.setRootIsDecorated(False)
         self.steps_tree.setAlternatingRowColors(True)
         self.steps_tree.setUniformRowHeights(True)
-        self.steps_tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        # Every column in view in a 440 px dock: the step's name takes what the others leave.
+        steps_header = self.steps_tree.header()
+        steps_header.setStretchLastSection(False)
+        steps_header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        steps_header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.steps_tree.currentItemChanged.connect(lambda *_: self._show_step())
 
         self.input_tree = JsonTree("stepInput")
@@ -325,7 +329,7 @@ class StepInspector(QWidget):
             failed = next((s for s in reversed(view.steps) if s["status"] == StepStatus.FAILED), None)
             at = f" at “{step_title(view.version, failed['node_id'], failed['node_type'])}”" if failed else ""
             words = error_words(run["error_type"], run["error_message"], failed["node_type"] if failed else None)
-            message = " ".join((run["error_message"] or words.sentence).split())
+            message = for_people(run["error_message"]) or words.sentence
             note = f"Failed{at}: {message.rstrip('.')}. {words.fix}".strip()
         elif status == "waiting":
             waiting = next((s for s in reversed(view.steps) if s["status"] == "waiting"), None)
@@ -406,7 +410,7 @@ class StepInspector(QWidget):
         if step["error_type"] or step["error_message"]:
             words = error_words(step["error_type"], step["error_message"], step["node_type"])
             parts = [f"What happened: {words.sentence}", f"What to do: {words.fix}", "",
-                     f"Message: {' '.join((step['error_message'] or '').split())}"]
+                     f"Message: {for_people(step['error_message'])}"]
             if step["error_detail"]:
                 parts += ["", "Details for your IT contact:", step["error_detail"]]
             self.error_text.setPlainText("\n".join(parts))

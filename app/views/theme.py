@@ -53,16 +53,25 @@ def status_colour(status: str | None) -> QColor:
     return QColor(STATUS_COLOURS.get(status or "", "#8a8a8a"))
 
 
-def is_dark() -> bool:
+def system_is_dark() -> bool:
+    """The computer's own scheme."""
     app = QGuiApplication.instance()
     if app is None:
         return False
     return QGuiApplication.styleHints().colorScheme() == Qt.ColorScheme.Dark
 
 
+def is_dark() -> bool:
+    """Whether the app is dark now: the theme chosen in Settings, or the computer's."""
+    app = QGuiApplication.instance()
+    choice = str(app.property("clinicflowTheme") or "system") if app is not None else "system"
+    return choice == "dark" or (choice != "light" and system_is_dark())
+
+
 def _dark_palette() -> QPalette:
     palette = QPalette()
-    base, window, text = QColor(0x23, 0x25, 0x29), QColor(0x2d, 0x30, 0x35), QColor(0xe6, 0xe6, 0xe6)
+    # Fields (and unchecked boxes) a clear step darker than the window, so they can be seen.
+    base, window, text = QColor(0x1b, 0x1d, 0x20), QColor(0x2d, 0x30, 0x35), QColor(0xe6, 0xe6, 0xe6)
     for role, colour in (
         (QPalette.ColorRole.Window, window), (QPalette.ColorRole.WindowText, text),
         (QPalette.ColorRole.Base, base), (QPalette.ColorRole.AlternateBase, window),
@@ -75,6 +84,9 @@ def _dark_palette() -> QPalette:
         (QPalette.ColorRole.PlaceholderText, QColor(0x90, 0x90, 0x90)),
         (QPalette.ColorRole.Mid, QColor(0x60, 0x60, 0x60)),
         (QPalette.ColorRole.Midlight, QColor(0x45, 0x48, 0x4d)),
+        (QPalette.ColorRole.Light, QColor(0x5a, 0x5e, 0x65)),
+        (QPalette.ColorRole.Dark, QColor(0x8a, 0x8e, 0x95)),   # outlines and the toolbar overflow arrows stay visible
+        (QPalette.ColorRole.Shadow, QColor(0x10, 0x10, 0x10)),
     ):
         palette.setColor(role, colour)
     for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText, QPalette.ColorRole.ButtonText):
@@ -82,14 +94,30 @@ def _dark_palette() -> QPalette:
     return palette
 
 
-def apply_theme(app: QApplication) -> None:
-    """Fusion, in the system's scheme, and again whenever the system switches scheme."""
-    app.setStyle("Fusion")
-    app.setWindowIcon(icon("app"))
+THEMES: Final = ("system", "light", "dark")
+THEME_WORDS: Final = {"system": "Same as this computer", "light": "Light", "dark": "Dark"}
 
-    def follow_scheme(*_: object) -> None:
-        app.setPalette(_dark_palette() if is_dark() else app.style().standardPalette())
 
-    follow_scheme()
-    app.styleHints().colorSchemeChanged.connect(follow_scheme)
-    app.setStyleSheet(resource_text("styles", "app.qss"))
+def dark_wanted(choice: str) -> bool:
+    return choice == "dark" or (choice not in ("light", "dark") and system_is_dark())
+
+
+def apply_theme(app: QApplication, choice: str | None = None) -> None:
+    """Fusion in the chosen scheme: "light", "dark", or "system" (the computer's, and again
+    whenever the computer switches). `choice` None keeps the one set before (else system)."""
+    if choice is not None:
+        app.setProperty("clinicflowTheme", choice if choice in THEMES else "system")
+    if not app.property("clinicflowStyled"):
+        app.setStyle("Fusion")
+        app.setWindowIcon(icon("app"))
+
+        def follow_scheme(*_: object) -> None:
+            wanted = str(app.property("clinicflowTheme") or "system")
+            app.setPalette(_dark_palette() if dark_wanted(wanted) else app.style().standardPalette())
+
+        app.styleHints().colorSchemeChanged.connect(follow_scheme)
+        app.setStyleSheet(resource_text("styles", "app.qss"))
+        app.setProperty("clinicflowStyled", True)
+    wanted = str(app.property("clinicflowTheme") or "system")
+    app.setPalette(_dark_palette() if dark_wanted(wanted) else app.style().standardPalette())
+    app.setStyleSheet(app.styleSheet())  # repolish: widgets made before the switch take the new colours

@@ -3,6 +3,7 @@ named by their titles (never an error type's class-like name or a node id in the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -69,6 +70,17 @@ _ERRORS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
+# Command-line advice inside the runtime's messages ("(clinicflow integration set smtp from=...)",
+# "(set security=none or ssl)"): the app gives its own advice, so these are left out.
+_CLI_ADVICE: Final = re.compile(r";?\s*(?:note: )?\((?:clinicflow |set |see clinicflow )[^)]*\)|"
+                                r";\s*note: no from address is set yet")
+
+
+def for_people(message: str | None) -> str:
+    """A runtime message as the app shows it: one line, without command-line advice."""
+    return " ".join(_CLI_ADVICE.sub("", message or "").split())
+
+
 def _service(node_type_name: str | None, message: str | None) -> tuple[str, str]:
     if node_type_name == "action.send_sms" or (node_type_name is None and "sms" in (message or "").lower()):
         return SMS
@@ -79,7 +91,7 @@ def error_words(error_type: str | None, message: str | None = None, node_type_na
     """An error as a sentence and a suggested fix; an unknown type keeps its message."""
     known = _ERRORS.get(error_type or "")
     if known is None:
-        text = " ".join((message or "").split()) or "The step failed."
+        text = for_people(message) or "The step failed."
         return ErrorWords(text if text.endswith((".", "?", "!")) else text + ".",
                           "Look at the Error details, fix the cause, then Retry Step.")
     service, where = _service(node_type_name, message)

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -83,6 +84,10 @@ def main() -> int:
     save(menu, "workflow-menu.png")
     menu.hide()
 
+    # Both workspaces, light and dark, at both sizes, with runs to monitor: the demo's manual
+    # "Recall reminder" run for a few recalls (no email server is set up, so some fail).
+    shoot_workspaces(app, window, reminder)
+
     # Settings refusing a database that does not answer.
     window.open_settings()
     dialog = window.settings_dialog
@@ -110,6 +115,43 @@ def main() -> int:
     settle(app)
     window.close()
     return 0
+
+
+def shoot_workspaces(app: QApplication, window: Any, reminder: int) -> None:
+    from app.api import records, runs, workflows
+    from app.api.engine import open_runtime
+    from app.views.theme import apply_theme
+
+    db = window.db
+    recall = next(w.id for w in workflows.list_workflows(db) if w.name == "Recall reminder")
+    workflows.set_enabled(db, recall, True, "Ann Baker")
+    started = [runs.start_run(db, recall, record=row.ref, actor="Ann Baker")
+               for row in records.list_records(db, "recall", limit=8)]
+    runtime = open_runtime(db, "screenshots")
+    for _ in range(40):
+        runtime.run_once()
+    failed = next((r for r in started if runs.run_status(db, r) == "failed"), started[-1])
+    settle(app, 1.0)
+    for theme in ("light", "dark"):
+        apply_theme(app, theme)
+        for width, height in ((1280, 800), (1366, 768)):
+            window.resize(width, height)
+            window.set_workspace("build")
+            page = window.open_workflow(reminder)
+            page.show_editor()
+            settle(app)
+            window.apply_default_dock_widths()
+            settle(app)
+            page.editor.graph.viewer().scene().clearSelection()
+            page.editor.fit_to_view()
+            settle(app)
+            save(window, f"build-{theme}-{width}x{height}.png")
+            window.open_run(failed, recall)
+            settle(app, 1.5)
+            window.apply_default_dock_widths()
+            settle(app, 0.5)
+            save(window, f"monitor-{theme}-{width}x{height}.png")
+    apply_theme(app, "system")
 
 
 if __name__ == "__main__":
