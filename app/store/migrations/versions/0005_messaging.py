@@ -4,8 +4,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0005_messaging'
-# The roles helper's 0004_roles comes first; until it is merged this branch chains to 0003.
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
@@ -39,6 +38,11 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['workflow_id'], ['workflows.id'], name=op.f('fk_message_counts_workflow_id_workflows')),
     sa.PrimaryKeyConstraint('workflow_id', 'day', name=op.f('pk_message_counts'))
     )
+    if op.get_bind().dialect.name == 'postgresql':
+        # The new tables' privileges for the roles of DESIGN section 15 (idempotent).
+        from app.store.roles import grant_privileges
+
+        grant_privileges(op.get_bind())
 
 
 def downgrade() -> None:
