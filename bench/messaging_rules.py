@@ -76,14 +76,13 @@ def gateway() -> Iterator[str]:
 @contextmanager
 def rules_switched(on: bool) -> Iterator[None]:
     """Without the rules: main's behaviour (no check before queueing, no daily count)."""
-    saved = durable.DurableEffects.applies_rules, rules.count_sent
+    saved = durable.DurableEffects.applies_rules
     if not on:
         durable.DurableEffects.applies_rules = False
-        rules.count_sent = lambda *args, **kwargs: None  # type: ignore[assignment]
     try:
         yield
     finally:
-        durable.DurableEffects.applies_rules, rules.count_sent = saved
+        durable.DurableEffects.applies_rules = saved
 
 
 def one(url: str, gateway_url: str, count: int, with_rules: bool) -> float:
@@ -135,13 +134,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300, help="SMS runs per measurement (default 300)")
     parser.add_argument("--repeat", type=int, default=5, help="repetitions, median taken (default 5)")
+    parser.add_argument("--only", choices=("sqlite", "postgresql"), help="measure one database only")
     args = parser.parse_args()
     # Open all week: the window is computed for every message, and nothing waits.
     os.environ["CLINICFLOW_DEFAULT_QUIET_HOURS"] = "Mon-Sun 00:00-24:00"
     tmp = Path(tempfile.mkdtemp(prefix="clinicflow-bench-"))
-    print(json.dumps(measure("sqlite", lambda: bench.sqlite_database(tmp), args.runs, args.repeat)), flush=True)
+    if args.only != "postgresql":
+        print(json.dumps(measure("sqlite", lambda: bench.sqlite_database(tmp), args.runs, args.repeat)), flush=True)
     pg = os.environ.get("CLINICFLOW_BENCH_PG_URL") or os.environ.get("CLINICFLOW_TEST_PG_URL")
-    if pg:
+    if pg and args.only != "sqlite":
         print(json.dumps(measure("postgresql", lambda: bench.pg_database(pg), args.runs, args.repeat)), flush=True)
     return 0
 

@@ -255,3 +255,28 @@ def test_a_success_between_failures_keeps_the_workflow_enabled(db) -> None:
         drive(runtime, lambda r=run_id: status(db, r) in ("failed", "completed"))  # type: ignore[misc]
     with db.read() as conn:
         assert conn.execute(select(workflows.c.enabled).where(workflows.c.id == workflow_id)).scalar() is True
+
+
+def test_the_daily_limit_holds_exactly_with_two_runtimes_sending(db) -> None:
+    from runtime_workflows import wait_until
+
+    workflow_id = make_workflow(db, [
+        node("start", "trigger.manual", record_type="patient"),
+        node("text", "action.send_sms", body="Hi"),
+    ], chain("start", "text"), limits={"max_messages_per_day": 3})
+    with Gateway() as gateway:
+        use_gateway(db, gateway)
+        patients = [add_patient(db, first_name=f"P{n}", mobile=f"07700 9001{n:02d}") for n in range(8)]
+        run_ids = [start_run(db, workflow_id, record=p, actor="maria") for p in patients]
+        first, second = Runtime(db, "one", lease_seconds=3), Runtime(db, "two", lease_seconds=3)
+        first.start()
+        second.start()
+        try:
+            wait_until(lambda: all(status(db, r) in ("completed", "failed") for r in run_ids), timeout=30,
+                       what="every run to finish")
+        finally:
+            first.stop()
+            second.stop()
+        assert len(gateway.posts) == 3
+    outcomes = sorted(status(db, r) for r in run_ids)
+    assert outcomes == ["completed"] * 3 + ["failed"] * 5

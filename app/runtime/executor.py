@@ -100,7 +100,7 @@ def render_fields(node: Node, variables: dict[str, Any], rendered: dict[str, Any
             raise_fault("raise_in_template", f"{node.id}.{name}")
         except TemplateError as exc:
             raise StepError("TemplateError", str(exc), input=rendered) from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - MemoryError, RecursionError, a filter's bug: the step fails
             raise StepError("TemplateError", f"Template error in '{name}': {exception_words(exc)}",
                             input=rendered) from None
 

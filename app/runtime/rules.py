@@ -3,9 +3,10 @@ message limit, and auto-disable after failures in a row (section 5).
 
 `check_message` is asked before a message step is queued: it says send, skip (consent: the
 step is `skipped` with the reason, the run goes on), hold (quiet hours: the run waits until
-the window's next opening and asks again) or fail (the daily limit). The practice's settings
-are read at most once every few seconds per database (`PracticeRules`), so the rules cost a
-message step about one indexed read (today's count for the workflow).
+the window's next opening and asks again) or fail. The daily limit is taken by the outbox as
+the message is handed over (`take_daily_slot`: one upsert guarded by the limit, so the count
+is exact however many runtimes send). The practice's settings are read at most once every few
+seconds per database (`practice`), so the rules cost a message step that one statement.
 """
 
 from __future__ import annotations
@@ -183,13 +184,11 @@ def check_message(conn: Connection, node: Node, workflow: Workflow, workflow_id:
                            error_type="QuietHours")
         if opening > now:
             return Verdict("hold", QUIET_HOURS, resume_at=opening)
-    limit = daily_limit(workflow, practice)
-    if sent_today(conn, workflow_id, now.astimezone(practice.zone).date()) >= limit:
-        return Verdict("fail", f"Daily message limit ({limit}) reached", error_type="DailyLimitReached")
+    # The daily limit is taken by the outbox as the message is handed over (`take_daily_slot`).
     return SEND
 
 
-def _count_upsert(dialect_name: str) -> Any:
+def _take_statement(dialect_name: str) -> Any:
     dialect: Any
     if dialect_name == "postgresql":
         from sqlalchemy.dialects import postgresql as dialect
@@ -197,16 +196,22 @@ def _count_upsert(dialect_name: str) -> Any:
         from sqlalchemy.dialects import sqlite as dialect
     stmt = dialect.insert(message_counts).values(workflow_id=bindparam("w"), day=bindparam("d"), sent=1)
     return stmt.on_conflict_do_update(index_elements=[message_counts.c.workflow_id, message_counts.c.day],
-                                      set_={"sent": message_counts.c.sent + 1})
+                                      set_={"sent": message_counts.c.sent + 1},
+                                      where=message_counts.c.sent < bindparam("limit")).returning(message_counts.c.sent)
 
 
 # Built once per dialect: building a statement costs more than SQLite takes to run it.
-_COUNT_UPSERT: Final = {name: _count_upsert(name) for name in ("postgresql", "sqlite")}
+_TAKE: Final = {name: _take_statement(name) for name in ("postgresql", "sqlite")}
 
 
-def count_sent(conn: Connection, workflow_id: int, now: datetime, practice: Practice) -> None:
-    """One more message handed over today (local day) by this workflow."""
-    conn.execute(_COUNT_UPSERT[conn.dialect.name], {"w": workflow_id, "d": now.astimezone(practice.zone).date()})
+def take_daily_slot(conn: Connection, workflow_id: int, limit: int, now: datetime, practice: Practice) -> bool:
+    """Count one more message handed over today (the practice's local day) by this workflow,
+    if it is still under `limit`; False (nothing counted) when the limit is reached. One
+    statement on the (workflow, day) key, so two runtimes never both take the last slot."""
+    if limit < 1:
+        return False
+    return conn.execute(_TAKE[conn.dialect.name], {"w": workflow_id, "d": now.astimezone(practice.zone).date(),
+                                                   "limit": limit}).first() is not None
 
 
 # --- auto-disable -------------------------------------------------------------------------

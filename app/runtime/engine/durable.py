@@ -116,6 +116,9 @@ class DurableEffects:
         return rules.check_message(self.conn, node, walk.workflow, self.workflow_id, walk.scope.variables,
                                    walk.scope.patient, now, rules.practice(self.conn))
 
+    def _daily_limit(self, walk: RunWalk) -> int | None:
+        return rules.daily_limit(walk.workflow, rules.practice(self.conn)) if self.applies_rules else None
+
     def message(self, walk: RunWalk, node: Node, outcome: Outcome, now: datetime) -> bool:
         raise AssertionError("real runs defer their messages to the outbox")  # see defer_message
 
@@ -132,7 +135,7 @@ class DurableEffects:
         state_after["seq"], state_after["attempts"] = cursor.seq, dict(cursor.attempts)
         self.sends.append(Send(self.run_id, self.workflow_id, step_id, node.id, None, key,
                                int(getattr(node.config, "retries", 3)), [], state_after, cursor.dump(),
-                               node=node, scope=walk.scope))
+                               node=node, scope=walk.scope, daily_limit=self._daily_limit(walk)))
         walk.result.lease, walk.result.due_at = True, now
         return True
 
@@ -215,7 +218,8 @@ class DurableEffects:
         self.sends.append(Send(self.run_id, self.workflow_id, active["id"], node.id, None,
                                active["delivery_key"], int(getattr(node.config, "retries", 3)),
                                list(active["tries"] or []), state_after, cursor.dump(),
-                               node=node, scope=walk.scope, shown_input=active["input"]))
+                               node=node, scope=walk.scope, shown_input=active["input"],
+                               daily_limit=self._daily_limit(walk)))
         walk.result.lease, walk.result.due_at = True, now
         return True
 

@@ -81,6 +81,7 @@ class Send:
     node: Node | None = None      # what to render, over the context the batch read
     scope: RunScope | None = None
     shown_input: dict[str, Any] | None = None   # the step's input as stored (masked)
+    daily_limit: int | None = None              # max_messages_per_day, taken as it is handed over
 
 
 @dataclass
@@ -126,7 +127,10 @@ class Outbox:
             if failed is not None:
                 self._save(failed)
                 return
-        if not self._claim(send):
+        claimed = self._claim(send)
+        if claimed is not True:
+            if isinstance(claimed, Delivered):
+                self._save(claimed)
             return
         self._in_flight.add(send.run_id)
         done = threading.Event()
@@ -164,7 +168,7 @@ class Outbox:
                 raise
             failure = DeliveryError("DatabaseError", "Nothing was sent: the database could not be read "
                                     f"({mask_text(reason(exc))})", transient=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a bug fails this step, visibly
             failure = DeliveryError("InternalError", f"Preparing the message failed unexpectedly: "
                                     f"{exception_words(exc)}", transient=False)
         else:
@@ -174,17 +178,25 @@ class Outbox:
             return None
         return Delivered(send, self.now(), None, failure, input=shown, tried=failure.transient)
 
-    def _claim(self, send: Send) -> bool:
+    def _claim(self, send: Send) -> bool | Delivered:
         """Check the run is still this runtime's and extend its lease, in its own transaction;
         an SMS is also marked `sending` here. An email is marked `sending` only once the SMTP
         server has accepted the connection (`_mark_sending`, just before MAIL FROM), so a crash
         while connecting or logging in leaves it `queued`: sent by whoever takes the run over,
-        not uncertain. False if the run was cancelled or taken over meanwhile."""
+        not uncertain. False if the run was cancelled or taken over meanwhile; the failure to
+        commit when the workflow's daily message limit is reached (nothing is sent)."""
         assert send.message is not None
         try:
             with self.writes.write() as conn:
                 if not self.store.extend_lease(conn, send.run_id, self._lease_until()):
                     raise LostRun(f"run {send.run_id} was cancelled or taken over before its message was sent")
+                # The first hand-over of this message counts toward today's limit (a back-off
+                # retry of the same message does not count again).
+                if send.daily_limit is not None and not send.tries and not rules.take_daily_slot(
+                        conn, send.workflow_id, send.daily_limit, self.now(), rules.practice(conn)):
+                    failure = DeliveryError("DailyLimitReached", f"Daily message limit ({send.daily_limit}) reached",
+                                            transient=False)
+                    return Delivered(send, self.now(), None, failure, tried=False)
                 if send.shown_input is not None:
                     self.store.show_input(conn, send.step_id, send.shown_input)  # what is sent now
                 if send.message.channel != "email":
@@ -226,7 +238,7 @@ class Outbox:
                     # worth trying again like a server that is down.
                     failure = DeliveryError("DatabaseError", "Nothing was sent: the database could not be read "
                                             f"({mask_text(reason(exc))})", transient=True)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - an integration bug fails the step, visibly
                     failure = DeliveryError("InternalError", f"Sending failed unexpectedly: {exception_words(exc)}",
                                             transient=False)
         except DBAPIError as exc:
@@ -297,7 +309,6 @@ class Outbox:
                 self.store.finish_step(conn, send.step_id, (StepStatus.RUNNING,), StepStatus.COMPLETED, now,
                                        output=mask_secrets(delivered.output or {}),
                                        delivery_state=DeliveryState.SENT, tries=tries)
-                rules.count_sent(conn, send.workflow_id, now, rules.practice(conn))
                 values = {"state": send.state_after, "due_at": now}
             elif failure.error_type == OPTED_OUT:
                 values = {"state": self._opted_out(conn, send, failure, now, tries), "due_at": now}

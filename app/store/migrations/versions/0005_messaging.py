@@ -4,10 +4,21 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0005_messaging'
-# The roles helper's 0004_roles comes first; until it is merged this branch chains to 0003.
 down_revision = '0004'
 branch_labels = None
 depends_on = None
+
+WAKE_TABLES = (('patients', 'patient'), ('appointments', 'appointment'), ('tasks', 'task'), ('recalls', 'recall'))
+WAKE_FUNCTION = """
+CREATE OR REPLACE FUNCTION clinicflow_wake_followers() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    UPDATE runs SET due_at = now(), updated_at = now()
+     WHERE record_type = TG_ARGV[0] AND record_id = NEW.id AND wait_follows_record AND status = 'waiting';
+    RETURN NULL;
+END
+$$
+"""
 
 
 def upgrade() -> None:
@@ -39,15 +50,25 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['workflow_id'], ['workflows.id'], name=op.f('fk_message_counts_workflow_id_workflows')),
     sa.PrimaryKeyConstraint('workflow_id', 'day', name=op.f('pk_message_counts'))
     )
+    if op.get_bind().dialect.name == 'postgresql':
+        # The new tables' privileges for the roles of DESIGN section 15 (idempotent).
+        from app.store.roles import grant_privileges
 
-    # New tables get the team roles' privileges (section 15) where the roles exist.
-    from app.store.roles import grant_privileges
+        grant_privileges(op.get_bind())
+        # Waits that follow their record (DESIGN section 3): a change to a record makes the
+        # waiting runs that follow it due now, in the same transaction, whoever changes it
+        # (staff may update records but not runs: the function runs as its owner).
+        op.execute(WAKE_FUNCTION)
+        for table, record_type in WAKE_TABLES:
+            op.execute(f"CREATE TRIGGER clinicflow_wake_followers AFTER UPDATE ON {table} FOR EACH ROW "
+                       f"EXECUTE FUNCTION clinicflow_wake_followers('{record_type}')")
 
-    conn = op.get_bind()
-    if conn.dialect.name == "postgresql":
-        grant_privileges(conn)
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == 'postgresql':
+        for table, _record_type in WAKE_TABLES:
+            op.execute(f"DROP TRIGGER IF EXISTS clinicflow_wake_followers ON {table}")
+        op.execute("DROP FUNCTION IF EXISTS clinicflow_wake_followers()")
     op.drop_table('message_counts')
     op.drop_table('enrolments')
     with op.batch_alter_table('runs', schema=None) as batch_op:
