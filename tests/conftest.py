@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +31,29 @@ def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.delenv("CLINICFLOW_DATABASE_URL", raising=False)
+
+
+# How long a test's own threads may take to finish after it (a runtime stopping, a server
+# shutting down) before they count as left behind.
+THREAD_GRACE_SECONDS = 5.0
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_left_running() -> Iterator[None]:
+    """A test that leaves a thread of ours running fails (napari's conftest does the same):
+    a runtime or server not stopped by its test would go on writing into the next one."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + THREAD_GRACE_SECONDS
+    while True:
+        # Threads Qt or a C library started and Python only saw pass by are not ours to stop.
+        left = [t for t in threading.enumerate()
+                if t not in before and t.is_alive() and not isinstance(t, threading._DummyThread)]
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    if left:
+        pytest.fail(f"the test left threads running: {', '.join(sorted(t.name for t in left))}", pytrace=False)
 
 
 def _pg_schema_url(schema: str) -> str:

@@ -109,7 +109,7 @@ def _webhook_workflow(db_url: str, trigger: str = "trigger.webhook") -> int:
     return workflow_id
 
 
-def test_workflow_webhook_prints_the_path_and_a_stable_token(cli, db_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_workflow_webhook_shows_the_token_once_then_says_how_to_rotate(cli, db_url: str) -> None:  # type: ignore[no-untyped-def]
     workflow_id = _webhook_workflow(db_url)
     first = cli("workflow", "webhook", str(workflow_id))
     again = cli("workflow", "webhook", str(workflow_id), "--json")
@@ -117,8 +117,11 @@ def test_workflow_webhook_prints_the_path_and_a_stable_token(cli, db_url: str) -
     lines = first.out.splitlines()
     assert lines[0] == f"path: /hooks/{workflow_id}"
     token = lines[1].removeprefix("token: ")
-    assert len(token) >= 32
-    assert json.loads(again.out) == {"path": f"/hooks/{workflow_id}", "token": token}
+    assert len(token) >= 32 and "shown only this once" in first.err
+    # Only its hash is stored (DESIGN section 15): it cannot be shown again.
+    assert json.loads(again.out) == {"path": f"/hooks/{workflow_id}", "token": None, "token_set": True}
+    text = cli("workflow", "webhook", str(workflow_id))
+    assert token not in text.out + text.err and "(set" in text.out and "--rotate" in text.err
 
 
 def test_workflow_webhook_rotate_gives_a_new_token(cli, db_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -126,8 +129,8 @@ def test_workflow_webhook_rotate_gives_a_new_token(cli, db_url: str) -> None:  #
     old = json.loads(cli("workflow", "webhook", str(workflow_id), "--json").out)["token"]
     rotated = cli("workflow", "webhook", str(workflow_id), "--rotate", "--json")
     new = json.loads(rotated.out)["token"]
-    assert new != old
-    assert json.loads(cli("workflow", "webhook", str(workflow_id), "--json").out)["token"] == new
+    assert old and new and new != old
+    assert json.loads(cli("workflow", "webhook", str(workflow_id), "--json").out)["token"] is None
 
 
 def test_workflow_webhook_refuses_a_workflow_with_another_trigger(cli, db_url: str) -> None:  # type: ignore[no-untyped-def]

@@ -172,8 +172,10 @@ def test_record_event_offers_only_events_of_its_record_type(qtbot: Any, database
     select(editor, trigger)
     record_type = editor.properties.findChild(QComboBox, "field_record_type")
     record_type.setCurrentIndex(record_type.findData("appointment"))
-    qtbot.waitUntil(lambda: editor.properties.findChild(QComboBox, "field_event").count() == 7, timeout=3000)
+    # (none), created, updated, booked, rescheduled, cancelled, completed, no_show
+    qtbot.waitUntil(lambda: editor.properties.findChild(QComboBox, "field_event").count() == 8, timeout=3000)
     event = editor.properties.findChild(QComboBox, "field_event")
+    assert event.findData("rescheduled") > 0
     event.setCurrentIndex(event.findData("no_show"))
     record_type = editor.properties.findChild(QComboBox, "field_record_type")
     record_type.setCurrentIndex(record_type.findData("patient"))

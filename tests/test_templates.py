@@ -71,7 +71,8 @@ def test_sandbox_blocks_escapes_from_the_context(source: str) -> None:
 
 
 def test_sandbox_explains_what_cannot_be_read() -> None:
-    assert failure("{{ ''.__class__.__mro__ }}") == "Template error in 'body': '__class__' cannot be read from a str value"
+    assert failure("{{ ''.__class__.__mro__ }}") == \
+        "Template error in 'body': '__class__' cannot be read from a str value"
     assert failure("{{ patient.__class__ }}") == "Template error in 'body': 'patient.__class__' is undefined"
 
 

@@ -79,7 +79,7 @@ def bounded(call: Callable[[], Any]) -> tuple[BaseException | None, int]:
     def target() -> None:
         try:
             call()
-        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+        except BaseException as exc:
             outcome["error"] = exc
 
     tracemalloc.start()

@@ -1,4 +1,4 @@
-"""The catalog names what each node type is (flags), the workflow merges its limits, and the model needs no scheduler."""
+"""The catalog names what each node type is (flags), a workflow merges its limits, the model needs no scheduler."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.workflow import ACTION_TYPES, CATALOG, DEFAULT_LIMITS, FORMAT, MESSAGE_TYPES, TRIGGER_TYPES, load_workflow, node_type
+from app.workflow import (
+    ACTION_TYPES,
+    CATALOG,
+    DEFAULT_LIMITS,
+    FORMAT,
+    MESSAGE_TYPES,
+    TRIGGER_TYPES,
+    load_workflow,
+    node_type,
+)
 
 
 def test_flags_say_which_types_are_actions_and_messages() -> None:
@@ -51,3 +60,13 @@ def test_the_workflow_model_does_not_import_the_scheduler() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[1])
     assert result.stdout.strip() == "[]"
+
+
+def test_every_event_a_record_type_offers_can_be_chosen_on_a_record_event_trigger() -> None:
+    from app.workflow.catalog import RecordEventTriggerConfig
+    from app.workflow.records import RECORD_EVENTS
+
+    for record_type, events in RECORD_EVENTS.items():
+        for event in events:
+            config = RecordEventTriggerConfig(record_type=record_type, event=event)
+            assert config.event == event

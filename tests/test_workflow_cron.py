@@ -1,4 +1,4 @@
-"""The model's own cron check accepts only what the runtime's scheduler (APScheduler 3) accepts, with a readable reason."""
+"""The model's own cron check accepts only what the runtime's scheduler (APScheduler 3) accepts, with a reason."""
 
 from __future__ import annotations
 

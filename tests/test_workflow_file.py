@@ -70,7 +70,8 @@ def test_unknown_config_key_names_node_and_field() -> None:
 def test_unknown_node_type_is_refused_listing_the_known_ones() -> None:
     _, problems = refusal(doc(TRIGGER, {"id": "fax", "type": "action.send_fax", "config": {}}))
     assert len(problems) == 1
-    assert problems[0].startswith("node 'fax', field 'type': unknown node type \"action.send_fax\" (known: trigger.manual")
+    assert problems[0].startswith(
+        "node 'fax', field 'type': unknown node type \"action.send_fax\" (known: trigger.manual")
     assert "action.add_note" in problems[0]
 
 
@@ -98,7 +99,8 @@ def test_record_type_outside_the_catalog_is_refused() -> None:
 def test_record_event_must_happen_to_that_record_type() -> None:
     trigger = {"id": "start", "type": "trigger.record_event", "config": {"record_type": "patient", "event": "booked"}}
     _, problems = refusal(doc(trigger))
-    assert problems == ["node 'start', field 'config': event 'booked' does not happen to a patient (choose created, updated)"]
+    assert problems == [
+        "node 'start', field 'config': event 'booked' does not happen to a patient (choose created, updated)"]
 
 
 def test_cron_needs_five_valid_fields() -> None:
@@ -241,14 +243,14 @@ def test_deep_nesting_is_refused_without_recursion_error() -> None:
     for _ in range(64):
         just_too_deep = [just_too_deep]
     assert one_line(json.dumps({"format": FORMAT, "name": "x", "description": just_too_deep})) == \
-        "Invalid workflow file: field 'description.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0" \
-        ".0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0': nested more than 64 levels deep"
+        f"Invalid workflow file: field 'description{'.0' * 64}': nested more than 64 levels deep"
 
 
 @pytest.mark.parametrize(("constant", "shown"), [("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity")])
 def test_nan_and_infinity_in_a_file_are_refused_naming_node_and_field(constant: str, shown: str) -> None:
     text = doc({**TRIGGER, "position": [0, 0]}).replace("[0, 0]", f"[0, {constant}]")
-    assert one_line(text) == f"Invalid workflow file: node 'start', field 'position.1': must be a finite number, not {shown}"
+    assert one_line(text) == \
+        f"Invalid workflow file: node 'start', field 'position.1': must be a finite number, not {shown}"
     rule = {"field": "patient.id", "op": "equals", "value": "@"}
     cond = {"id": "check", "type": "logic.condition", "config": {"rules": [rule]}}
     text = doc(TRIGGER, cond).replace('"@"', constant)

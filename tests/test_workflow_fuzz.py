@@ -39,7 +39,7 @@ SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12)
            | st.sampled_from([*CATALOG, FORMAT, "start", "out", "true", "patient", "config", "id", "type"]))
 JSONISH = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
-                       | st.dictionaries(st.text(max_size=8) | st.sampled_from(list(VALID) + ["id", "type", "config"]),
+                       | st.dictionaries(st.text(max_size=8) | st.sampled_from([*VALID, "id", "type", "config"]),
                                          inner, max_size=4), max_leaves=12)
 
 

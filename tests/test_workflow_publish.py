@@ -51,7 +51,8 @@ def test_a_cycle_is_refused_at_the_edge_closing_it() -> None:
 
 
 def test_a_node_reached_twice_is_not_a_cycle() -> None:
-    check = {"id": "check", "type": "logic.condition", "config": {"rules": [{"field": "patient.email", "op": "is_set"}]}}
+    check = {"id": "check", "type": "logic.condition",
+             "config": {"rules": [{"field": "patient.email", "op": "is_set"}]}}
     assert problems_of(PATIENT_TRIGGER, check, note("a"), note("b"), note("join"),
                        edges=[("start", "check"), ("check", "a", "true"), ("check", "b", "false"),
                               ("a", "join"), ("b", "join")]) == []
@@ -69,7 +70,8 @@ def test_trigger_without_record_type_cannot_be_published() -> None:
 
 def test_condition_without_rules_cannot_be_published() -> None:
     check = {"id": "check", "type": "logic.condition", "config": {}}
-    assert problems_of(PATIENT_TRIGGER, check, edges=[("start", "check")]) == ["node 'check', field 'rules': is required"]
+    assert problems_of(PATIENT_TRIGGER, check, edges=[("start", "check")]) == [
+        "node 'check', field 'rules': is required"]
 
 
 def test_condition_field_must_exist_for_the_trigger_record_type() -> None:
@@ -86,7 +88,8 @@ def test_condition_field_must_exist_for_the_trigger_record_type() -> None:
 
 
 def test_condition_rule_needs_a_value_for_comparisons() -> None:
-    check = {"id": "check", "type": "logic.condition", "config": {"rules": [{"field": "patient.last_name", "op": "equals"}]}}
+    check = {"id": "check", "type": "logic.condition",
+             "config": {"rules": [{"field": "patient.last_name", "op": "equals"}]}}
     assert problems_of(PATIENT_TRIGGER, check, edges=[("start", "check")]) == [
         "node 'check', field 'rules.0.value': is required for 'equals'"]
 
@@ -181,7 +184,8 @@ def test_a_path_with_more_actions_than_a_run_may_take_is_refused_naming_where() 
 
 def test_the_action_count_is_per_path_not_per_workflow() -> None:
     """Two branches of a condition of 3 actions each: no one path holds more than 3."""
-    check = {"id": "check", "type": "logic.condition", "config": {"rules": [{"field": "patient.email", "op": "is_set"}]}}
+    check = {"id": "check", "type": "logic.condition",
+             "config": {"rules": [{"field": "patient.email", "op": "is_set"}]}}
     wait = {"id": "pause", "type": "logic.wait", "config": {"amount": 1, "unit": "days"}}
     nodes = [PATIENT_TRIGGER, check, wait] + [note(f"t{i}") for i in range(3)] + [note(f"f{i}") for i in range(3)]
     edges = [{"from": "start", "to": "pause"}, {"from": "pause", "to": "check"},
@@ -198,7 +202,8 @@ def test_the_action_count_is_per_path_not_per_workflow() -> None:
 
 def test_all_problems_are_reported_at_once_each_naming_its_node() -> None:
     mail = {"id": "mail", "type": "action.send_email", "config": {"subject": "Hi {{ patient.frist_name }}"}}
-    check = {"id": "check", "type": "logic.condition", "config": {"rules": [{"field": "patient.shoe_size", "op": "is_set"}]}}
+    check = {"id": "check", "type": "logic.condition",
+             "config": {"rules": [{"field": "patient.shoe_size", "op": "is_set"}]}}
     workflow = load_workflow({"format": FORMAT, "name": "Many", "nodes": [PATIENT_TRIGGER, mail, check, note("lonely")],
                               "edges": [{"from": "start", "to": "mail"}, {"from": "mail", "to": "check"}]})
     with pytest.raises(WorkflowNotPublishable) as caught:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 
 from app.store.errors import Refused
 from app.workflow import TemplateError, WorkflowError
@@ -17,6 +17,10 @@ def refusal_message(exc: BaseException) -> str | None:
     if isinstance(exc, DataError):  # a value the database itself will not hold
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         return f"the database refused a value: {reason}"
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "42501":
+        # A role's privileges (DESIGN section 15); `team.refused_in_words(db, action)` says who and what.
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        return f"the database refused: {reason}"
     if isinstance(exc, OperationalError):
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         return f"database error: {reason}"

@@ -16,6 +16,7 @@ from app.runtime.integrations import settings as integrations
 from app.runtime.integrations.errors import DeliveryError
 from app.store import settings as store
 from app.store.database import Database
+from app.store.secrets import may_read_secrets
 
 KINDS: Final = integrations.KINDS
 KEYS: Final = integrations.KEYS
@@ -59,8 +60,11 @@ class IntegrationView:
 
 
 def integration(db: Database, kind: str) -> IntegrationView:
+    """The stored settings; secrets as their values for who may read them (admins, the
+    runtime, SQLite), else a secret that is set is True (shown as "set")."""
     with db.read() as conn:
-        return IntegrationView(kind, integrations.stored_values(conn, kind), integrations.last_test_result(conn, kind))
+        values = integrations.stored_values(conn, kind, secrets=may_read_secrets(conn))
+        return IntegrationView(kind, values, integrations.last_test_result(conn, kind))
 
 
 def set_integration(db: Database, kind: str, values: Mapping[str, Any], actor: str) -> IntegrationView:

@@ -201,11 +201,12 @@ def rename_workflow(db: Database, workflow_id: int, name: str, actor: str) -> No
 @dataclass(frozen=True)
 class Webhook:
     path: str
-    token: str
+    token: str | None   # shown once: when made or rotated; None when one is already set
 
 
 def webhook(db: Database, workflow_id: int, *, rotate: bool = False, actor: str | None = None) -> Webhook:
-    """A webhook workflow's path and token, created on first use; `rotate` replaces the token."""
+    """A webhook workflow's path, and its token when this call makes one (first use, or
+    `rotate`); only the token's hash is stored, so an existing token cannot be shown again."""
     with db.write() as conn:
         token = store.webhook_token(conn, workflow_id, rotate=rotate, actor=actor)
     return Webhook(f"/hooks/{workflow_id}", token)

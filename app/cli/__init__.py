@@ -14,14 +14,15 @@ from collections.abc import Sequence
 
 from app import __version__
 from app.api import default_actor, refusal_message
+from app.api import team as team_api
 
-from . import gui, history, init, integrations, maintenance, records, runs, runtime, workflows
+from . import gui, history, init, integrations, maintenance, records, runs, runtime, team, workflows
 from .common import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CliContext, Handler, Parser, add_globals
 
 __all__ = ["EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "build_parser", "default_actor", "main"]
 
 # In the order `clinicflow --help` lists them.
-GROUPS: tuple[object, ...] = (gui, init, workflows, records, runtime, runs, integrations, history, maintenance)
+GROUPS: tuple[object, ...] = (gui, init, workflows, records, runtime, runs, integrations, history, maintenance, team)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,10 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _action(args: argparse.Namespace) -> str:
+    """The use case of a command, e.g. "workflow.publish" (see `app.api.team.ACTION_WORDS`)."""
+    command = str(args.command)
+    sub = getattr(args, f"{command}_command", None)
+    if command == "run" and sub == "retry" and getattr(args, "step", False):
+        return "run.retry_step"
+    return f"{command}.{sub}" if sub else command
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    ctx = CliContext(database_url=getattr(args, "db", None), actor=getattr(args, "actor", None) or default_actor())
+    given = getattr(args, "actor", None)
+    ctx = CliContext(database_url=getattr(args, "db", None), actor=given or default_actor(),
+                     actor_given=given is not None)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         if args.command is None:
@@ -59,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:  # every refusal becomes one line on stderr
         message = refusal_message(exc)
+        if team_api.is_privilege_refusal(exc):  # the database refused: who, and what
+            message = team_api.refused_in_words(ctx.db, _action(args))
         if message is None:
             raise
         print(f"clinicflow: {message}", file=sys.stderr)

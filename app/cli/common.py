@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from app.api import Database
+from app.api import Database, Refused
 from app.api.practice import open_practice
+from app.api.team import current_member
 
 EXIT_OK: Final = 0
 EXIT_REFUSED: Final = 1
@@ -23,6 +24,7 @@ class CliContext:
 
     database_url: str | None
     actor: str
+    actor_given: bool = False   # `--as NAME` was given
     _db: Database | None = field(default=None, repr=False)
 
     @property
@@ -32,9 +34,23 @@ class CliContext:
     def open(self, *, create: bool = False) -> Database:
         """The database, opened on first use; `create` makes a new one (and its folder)."""
         if self._db is None:
-            self._db = open_practice(self.database_url, create=create)
-            self._db.on_wait = _say_waiting
+            db = open_practice(self.database_url, create=create)
+            db.on_wait = _say_waiting
+            if db.is_postgresql:
+                self._use_login_as_actor(db)
+            self._db = db
         return self._db
+
+    def _use_login_as_actor(self, db: Database) -> None:
+        """On PostgreSQL a team member acts as their login (the database records it anyway)."""
+        member = current_member(db)
+        if member.may_name_actor:
+            return
+        if self.actor_given:
+            db.dispose()
+            raise Refused(f"--as cannot be used on PostgreSQL: the history records the login you connected "
+                          f"as ({member.name})")
+        self.actor = member.name
 
     def close(self) -> None:
         if self._db is not None:

@@ -116,10 +116,17 @@ def _versions(args: argparse.Namespace, ctx: CliContext) -> int:
 def _webhook(args: argparse.Namespace, ctx: CliContext) -> int:
     hook = api.webhook(ctx.db, args.id, rotate=args.rotate, actor=ctx.actor)
     if args.json:
-        print_json({"path": hook.path, "token": hook.token})
+        print_json({"path": hook.path, "token": hook.token, "token_set": True})
         return EXIT_OK
     print(f"path: {hook.path}")
+    if hook.token is None:
+        # Only its hash is stored (DESIGN section 15): it was shown when it was made.
+        print("token: (set; shown only when it was made)")
+        print(f"To get a new token: clinicflow workflow webhook {args.id} --rotate (the old one stops working)",
+              file=sys.stderr)
+        return EXIT_OK
     print(f"token: {hook.token}")
+    print("Keep this token now: it is shown only this once.", file=sys.stderr)
     print(f"Send: POST {hook.path} with the header 'Authorization: Bearer <token>' and a JSON object body"
           + (" (the old token no longer works)" if args.rotate else ""), file=sys.stderr)
     return EXIT_OK

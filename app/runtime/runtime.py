@@ -39,7 +39,6 @@ ENV_POLL: Final = "CLINICFLOW_POLL_SECONDS"
 ENV_WORKERS: Final = "CLINICFLOW_RUNTIME_WORKERS"
 ENV_MAINTENANCE: Final = "CLINICFLOW_MAINTENANCE_SECONDS"
 SCHEDULE_CHECK_SECONDS: Final = 1.0
-LOCK_CHECK_SECONDS: Final = 0.25
 # The runtime's state (and the status bar's words) while another program holds SQLite's lock.
 DATABASE_WAITING: Final = RuntimeState.DATABASE_WAITING
 GATHER_SECONDS: Final = 0.005
@@ -103,9 +102,6 @@ class Runtime:
         if self._threads:
             return
         self._stop.clear()
-        if self.db.is_sqlite:
-            # First, so that even the start's own writes are noticed waiting for another program.
-            self._spawn(self._lock_watch_loop, "lock-watch")
         if self.http is not None:
             self._webhooks = serve_webhooks(self.db, self.http[0], self.http[1])
             host, port = self._webhooks.server_address[:2]
@@ -169,10 +165,6 @@ class Runtime:
             self._set_state(DATABASE_WAITING)
         elif self.state == DATABASE_WAITING:
             self._set_state(self._state_before_waiting)
-
-    def _lock_watch_loop(self) -> None:
-        while not self._stop.wait(LOCK_CHECK_SECONDS):
-            self.writes.check()
 
     def _set_state(self, state: str) -> None:
         if state == RuntimeState.RUNNING and self.writes.waiting:

@@ -240,6 +240,17 @@ record_problems = Table(
     Index("ix_record_problems_record", "record_type", "record_id"),
 )
 
+# --- roles and secrets (migration 0004) -------------------------------------------------
+
+# The SMTP password and the SMS gateway's tokens, apart from the settings: on PostgreSQL
+# only clinicflow_admin and clinicflow_runtime may read `value` (see `roles.py`).
+secrets = Table(
+    "secrets", metadata,
+    Column("key", String(100), primary_key=True),   # "smtp.password", "sms.token", "sms.inbound_token"
+    Column("value", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 # --- operations (migration 0006) --------------------------------------------------------
 
 # Work that exactly one of several runtimes must do once per period (the alert digest of an

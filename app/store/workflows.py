@@ -7,6 +7,7 @@ transaction.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -159,9 +160,8 @@ def set_enabled(conn: Connection, workflow_id: int, enabled: bool, actor: str) -
             raise WrongState(f"workflow {workflow_id} has no published version; publish it before enabling it")
     if bool(row["enabled"]) == enabled:
         return False
+    # A webhook's token is made by `webhook_token` (shown once then), never here unseen.
     values: dict[str, Any] = {"enabled": enabled, "updated_at": utcnow()}
-    if enabled and row["webhook_token"] is None and _trigger_type(row["draft"]) == "trigger.webhook":
-        values["webhook_token"] = new_webhook_token()
     conn.execute(update(workflows).where(workflows.c.id == workflow_id).values(**values))
     record_action(conn, actor, "workflow.enable" if enabled else "workflow.disable", f"workflow:{workflow_id}")
     return True
@@ -169,6 +169,29 @@ def set_enabled(conn: Connection, workflow_id: int, enabled: bool, actor: str) -
 
 def new_webhook_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def hash_webhook_token(token: str) -> str:
+    """What is stored of a webhook token (SHA-256, hex): a stolen copy of the database
+    cannot start runs, and a presented token is compared by this hash."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _is_hash(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def hash_stored_webhook_tokens(conn: Connection) -> int:
+    """Migration 0004: plain tokens stored before become their hashes (they keep working)."""
+    rows = conn.execute(select(workflows.c.id, workflows.c.webhook_token)
+                        .where(workflows.c.webhook_token.is_not(None))).all()
+    changed = 0
+    for workflow_id, token in rows:
+        if not _is_hash(token):
+            conn.execute(update(workflows).where(workflows.c.id == workflow_id)
+                         .values(webhook_token=hash_webhook_token(token)))
+            changed += 1
+    return changed
 
 
 def rename_workflow(conn: Connection, workflow_id: int, name: str, actor: str) -> None:
@@ -238,17 +261,20 @@ def get_info(conn: Connection, workflow_id: int) -> WorkflowInfo:
     raise NotFound(f"there is no workflow {workflow_id}")
 
 
-def webhook_token(conn: Connection, workflow_id: int, *, rotate: bool = False, actor: str | None = None) -> str:
-    """The workflow's webhook token, created on first use; `rotate` replaces it."""
+def webhook_token(conn: Connection, workflow_id: int, *, rotate: bool = False,
+                  actor: str | None = None) -> str | None:
+    """A new webhook token, made on first use or when `rotate` replaces it; only its hash is
+    stored, so it is returned this once. None: a token is already set (and cannot be shown)."""
     row = _row(conn, workflow_id, lock=True)
     if _trigger_type(row["draft"]) != "trigger.webhook" and not rotate and row["webhook_token"] is None:
         trigger = _trigger_type(row["draft"])
         raise WrongState(f"workflow {workflow_id} is not started by a webhook (its trigger is {trigger})")
-    token = row["webhook_token"]
-    if token is None or rotate:
-        token = new_webhook_token()
-        conn.execute(update(workflows).where(workflows.c.id == workflow_id).values(webhook_token=token))
-        if actor:
-            record_action(conn, actor, "workflow.webhook_rotate" if rotate else "workflow.webhook_create",
-                          f"workflow:{workflow_id}")
-    return str(token)
+    if row["webhook_token"] is not None and not rotate:
+        return None
+    token = new_webhook_token()
+    conn.execute(update(workflows).where(workflows.c.id == workflow_id)
+                 .values(webhook_token=hash_webhook_token(token)))
+    if actor:
+        record_action(conn, actor, "workflow.webhook_rotate" if rotate else "workflow.webhook_create",
+                      f"workflow:{workflow_id}")
+    return token

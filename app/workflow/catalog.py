@@ -21,7 +21,7 @@ RuleOp = Literal[
     "equals", "not_equals", "contains", "is_set", "is_not_set",
     "greater_than", "less_than", "before", "after",
 ]
-ALL_EVENTS = Literal["created", "updated", "booked", "cancelled", "completed", "no_show", "due"]
+ALL_EVENTS = Literal["created", "updated", "booked", "rescheduled", "cancelled", "completed", "no_show", "due"]
 
 UNIT_SECONDS: Final = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 OPS_WITHOUT_VALUE: Final = frozenset({"is_set", "is_not_set"})

@@ -1,8 +1,10 @@
 """Integration settings (SMTP server, SMS gateway) kept in the practice database.
 
 They live in the `settings` table, so every workstation and runtime on a shared database
-uses the same ones. `integration set` validates every key and value before anything is
-stored; the outcome of the latest `integration test` is kept for the Publish pre-flight.
+uses the same ones; the secrets among them (password, tokens) in the `secrets` table,
+which on PostgreSQL only admins and the runtime may read (`app.store.secrets`).
+`integration set` validates every key and value before anything is stored; the outcome
+of the latest `integration test` is kept for the Publish pre-flight.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import Connection
 
 from app.store.history import record_action
+from app.store.secrets import SECRET_SETTINGS, secrets_of, secrets_set, set_secret
 from app.store.settings import get_setting, set_setting
 from app.store.timeutil import iso, utcnow
 
@@ -155,10 +158,15 @@ def validate_values(kind: str, values: dict[str, Any]) -> dict[str, Any]:
     return typed
 
 
-def stored_values(conn: Connection, kind: str) -> dict[str, Any]:
+def stored_values(conn: Connection, kind: str, *, secrets: bool = True) -> dict[str, Any]:
+    """The stored settings, secrets included; `secrets=False` (for who may not read them):
+    a secret that is set is True instead of its value."""
     _check_kind(kind)
     stored = get_setting(conn, setting_key(kind), {}) or {}
-    return {k: v for k, v in stored.items() if k in KEYS[kind]}
+    values = {k: v for k, v in stored.items() if k in KEYS[kind]}
+    hidden: dict[str, Any] = secrets_of(conn, kind) if secrets else dict.fromkeys(secrets_set(conn, kind), True)
+    values.update((k, v) for k, v in hidden.items() if k in KEYS[kind])
+    return values
 
 
 def set_integration(conn: Connection, kind: str, values: dict[str, Any], actor: str) -> dict[str, Any]:
@@ -169,7 +177,11 @@ def set_integration(conn: Connection, kind: str, values: dict[str, Any], actor: 
     typed = validate_values(kind, values)
     merged = {**stored_values(conn, kind), **typed}
     merged = {k: v for k, v in merged.items() if v is not None}
-    set_setting(conn, setting_key(kind), merged)
+    secret_names = SECRET_SETTINGS[kind]
+    set_setting(conn, setting_key(kind), {k: v for k, v in merged.items() if k not in secret_names})
+    for name in secret_names:
+        if name in typed:
+            set_secret(conn, kind, name, merged.get(name))
     set_setting(conn, last_test_key(kind), {})
     for secret in ("password", "token"):
         remember_secret(merged.get(secret))
@@ -192,7 +204,7 @@ def describe_settings(kind: str, values: dict[str, Any]) -> list[str]:
     lines = []
     for key in KEYS[kind]:
         value = values.get(key)
-        if key in ("password", "token"):
+        if key in SECRET_SETTINGS[kind]:
             shown = "(set)" if value else "(not set)"
         elif key == "url" and value:
             shown = shown_url(value)

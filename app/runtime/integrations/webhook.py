@@ -36,7 +36,7 @@ from app.store.database import Database
 from app.store.errors import InvalidRecord, NotFound, Refused, WrongState
 from app.store.records import RecordRef, find_record
 from app.store.schema import workflows
-from app.store.workflows import get_version, live_version_number
+from app.store.workflows import get_version, hash_webhook_token, live_version_number
 from app.workflow.context import with_article
 from app.workflow.vocabulary import TriggerKind
 
@@ -52,7 +52,7 @@ MAX_DEPTH: Final = 32
 REQUEST_SECONDS: Final = 10.0
 _PATH: Final = re.compile(r"^/hooks/(\d{1,12})/?$")
 # Compared against when a workflow has no token yet, so timing does not reveal that.
-_NO_TOKEN: Final = "\x00" * 43
+_NO_TOKEN: Final = "\x00" * 64
 
 
 class WebhookRefused(Exception):
@@ -258,7 +258,9 @@ class _WebhookHandler(BaseHTTPRequestHandler):
         token, record_type = _webhook_workflow(self.server.db, workflow_id)
         given = _bearer(self.headers.get("Authorization"))
         expected = token or _NO_TOKEN
-        if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")) or token is None:
+        # Only the token's SHA-256 is stored; the hashes are compared in constant time.
+        presented = hash_webhook_token(given).encode("utf-8")
+        if not hmac.compare_digest(presented, expected.encode("utf-8")) or token is None:
             raise WebhookRefused(HTTPStatus.UNAUTHORIZED, "missing or wrong token (Authorization: Bearer <token>; "
                                  f"see clinicflow workflow webhook {workflow_id})")
         body = _parse_body(raw)
