@@ -82,6 +82,7 @@ GRANTS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
         "steps": ("INSERT", "UPDATE", "DELETE"),
         "workflows": ("UPDATE (enabled, updated_at)",),
         "enrolments": ("UPDATE", "DELETE"),  # retries; erasing a patient
+        "history": ("UPDATE (detail)",),  # erasure removes the values of the patient's records
     },
     DESIGNER: {
         "workflows": ("INSERT", "UPDATE", "DELETE"),
@@ -106,7 +107,7 @@ GRANTS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
         "secrets": ("SELECT",),
         "enrolments": ("INSERT", "UPDATE", "DELETE"),
         "message_counts": ("INSERT", "UPDATE"),
-        "maintenance_claims": ("INSERT", "UPDATE", "DELETE"),
+        "maintenance_claims": ("INSERT", "UPDATE", "DELETE"),  # the alert digest and retention, once per period
     },
 }
 

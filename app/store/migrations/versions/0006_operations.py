@@ -1,7 +1,7 @@
 """operations: claims for once-per-period runtime work, run redaction mark, Runs-tab date and history indexes
 
-down_revision is "0003" on this branch; it becomes "0005_messaging" once the roles (0004)
-and messaging (0005) migrations are merged before it.
+down_revision is "0004" (roles) on this branch; it becomes "0005_messaging" once the
+messaging migration is merged before it.
 """
 
 import sqlalchemy as sa
@@ -30,13 +30,12 @@ def upgrade() -> None:
     op.create_index('ix_runs_retention', 'runs', ['finished_at'], unique=False,
                     sqlite_where=sa.text('redacted_at IS NULL'), postgresql_where=sa.text('redacted_at IS NULL'))
     op.create_index('ix_history_actor', 'history', ['actor', 'id'], unique=False)
-
-    # New tables get the team roles' privileges (section 15) where the roles exist.
+    # PostgreSQL teams (section 15): the runtime claims alert and retention periods.
     from app.store.roles import grant_privileges
 
-    conn = op.get_bind()
-    if conn.dialect.name == "postgresql":
-        grant_privileges(conn)
+    if op.get_bind().dialect.name == "postgresql":
+        grant_privileges(op.get_bind())
+
 
 def downgrade() -> None:
     op.drop_index('ix_history_actor', table_name='history')
