@@ -113,7 +113,7 @@ def _clinicflow_waits(figure: str, db: Any, n: int) -> dict[str, Any]:
     from datetime import timedelta
 
     import engine as bench
-    from sqlalchemy import func, select, update
+    from sqlalchemy import bindparam, func, select, update
 
     from app.runtime import Runtime
     from app.store.schema import patients, runs, steps
@@ -127,18 +127,26 @@ def _clinicflow_waits(figure: str, db: Any, n: int) -> dict[str, Any]:
         return {"value": time.perf_counter() - started}
     spread = 0.0 if figure == "waits_instant" else n / 167.0  # the 10,000 over 60 s is 167 per second
     workflow_id, refs = bench.setup(db, bench.WAIT_UNTIL_NOTES, patients=n)
-    # Far enough ahead that every run is waiting before the first falls due.
-    first_due = utcnow() + timedelta(seconds=3.0 + n / 200)
+    far = utcnow() + timedelta(hours=1)
     with db.write() as conn:
-        for i, ref in enumerate(refs):
-            due = first_due + timedelta(seconds=spread * i / n)
-            conn.execute(update(patients).where(patients.c.id == ref.id).values(notes=due.isoformat()))
+        conn.execute(update(patients).values(notes=far.isoformat()))
     bench.create_runs(db, workflow_id, refs, n)
     runtime = Runtime(db, "bench")
-    runtime.run_once()
+    runtime.run_once()  # every run now waits, an hour ahead
     with db.read() as conn:
-        waiting = conn.execute(select(func.count()).select_from(runs).where(runs.c.status == "waiting")).scalar_one()
-    assert waiting == n, waiting
+        waiting = conn.execute(select(runs.c.id, steps.c.id, steps.c.output).join(steps, steps.c.run_id == runs.c.id)
+                               .where(runs.c.status == "waiting", steps.c.node_id == "pause")
+                               .order_by(runs.c.id)).all()
+    assert len(waiting) == n, len(waiting)
+    # Then the due times are brought forward (the run's and the wait step's, as the wait wrote them).
+    first_due = utcnow() + timedelta(seconds=1.5)
+    dues = [first_due + timedelta(seconds=spread * i / n) for i in range(n)]
+    with db.write() as conn:
+        conn.execute(update(runs).where(runs.c.id == bindparam("b_id")).values(due_at=bindparam("due")),
+                     [{"b_id": run_id, "due": due} for (run_id, _, _), due in zip(waiting, dues, strict=True)])
+        conn.execute(update(steps).where(steps.c.id == bindparam("b_id")).values(output=bindparam("out")),
+                     [{"b_id": step_id, "out": {**(output or {}), "resume_at": due.isoformat()}}
+                      for (_, step_id, output), due in zip(waiting, dues, strict=True)])
     with db.read() as conn:
         run_ids = list(conn.execute(select(runs.c.id)).scalars())
     runtime.start()

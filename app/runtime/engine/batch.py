@@ -77,9 +77,10 @@ class Engine:
         # A batch holds SQLite's one write lock: kept short, so a start never waits long behind it.
         self.batch_seconds = batch_seconds if batch_seconds is not None else (
             BATCH_SECONDS_SQLITE if db.is_sqlite else BATCH_SECONDS_POSTGRESQL)
-        # After a batch that found nothing, the next looks for ready runs with a read first: an
-        # idle poll takes no write lock (and on PostgreSQL opens no write transaction).
-        self._idle = True
+        # SQLite: after a batch that found nothing, the next looks for ready runs with a read
+        # first, so an idle poll takes no write lock. (On PostgreSQL the claim itself is that
+        # read: an empty claim locks nothing, and a read first would only add round trips.)
+        self._idle = db.is_sqlite
         self.hub = hub if hub is not None else EventHub()
         self.now = now
         # Every write of this runtime goes through it, so a long wait for SQLite's lock is noticed.
@@ -118,7 +119,7 @@ class Engine:
         try:
             with self.writes.write() as conn:
                 rows = self.store.ready_runs(conn, self.now(), self.batch_runs)
-                self._idle = not rows
+                self._idle = not rows and self.db.is_sqlite
                 if not rows:
                     return result
                 # Records are locked in one order by every batch, so concurrent batches wait
