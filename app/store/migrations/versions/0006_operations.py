@@ -1,14 +1,13 @@
 """operations: claims for once-per-period runtime work, run redaction mark, Runs-tab date and history indexes
 
-down_revision is "0004" (roles) on this branch; it becomes "0005_messaging" once the
-messaging migration is merged before it.
+The revision id is the file's number, as `database.head_revision()` expects.
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0006_operations'
-down_revision = '0005_messaging'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
