@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from runtime_workflows import add_patient, chain, count_runs, node, wait_until
 from sqlalchemy import func, select
 
 from app.runtime import Runtime
@@ -14,8 +15,6 @@ from app.store.records import add_record, update_record
 from app.store.schema import record_events, runs, schedule_fires, steps, workflows
 from app.store.workflows import create_workflow, publish, set_enabled
 from app.workflow import load_workflow
-
-from runtime_workflows import add_patient, chain, count_runs, node, wait_until
 
 
 def workflow(db: Any, nodes: list[dict[str, Any]], edges: list[dict[str, Any]], name: str, **extra: Any) -> int:

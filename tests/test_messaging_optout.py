@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from runtime_workflows import add_patient, chain, make_workflow, node
 from sqlalchemy import select
 
 from app.api.contact import contact_preferences, stop_all_automations
@@ -20,8 +21,6 @@ from app.store.history import history_of
 from app.store.records import add_record, get_record
 from app.store.schema import runs, steps
 from app.store.timeutil import utcnow
-
-from runtime_workflows import add_patient, chain, make_workflow, node
 
 
 @pytest.fixture

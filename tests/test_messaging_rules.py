@@ -8,6 +8,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from integration_servers import Answer, Gateway, smtp_server
+from runtime_workflows import add_patient, chain, detail, drive, make_workflow, node, status
 from sqlalchemy import select
 
 from app.api.settings import set_practice_setting
@@ -17,9 +19,6 @@ from app.runtime.integrations import set_integration
 from app.store.history import history_of
 from app.store.records import get_record, update_record
 from app.store.schema import runs, workflows
-
-from integration_servers import Answer, Gateway, smtp_server
-from runtime_workflows import add_patient, chain, detail, drive, make_workflow, node, status
 
 
 class SetClock:
