@@ -27,15 +27,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import engine as bench  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+import engine as bench
+from sqlalchemy import func, select
 
-from app.runtime import Runtime, rules  # noqa: E402
-from app.runtime.engine import durable  # noqa: E402
-from app.runtime.integrations import set_integration  # noqa: E402
-from app.store import open_database  # noqa: E402
-from app.store.records import add_record  # noqa: E402
-from app.store.schema import runs  # noqa: E402
+from app.runtime import Runtime
+from app.runtime.engine import durable
+from app.runtime.integrations import set_integration
+from app.store import open_database
+from app.store.records import add_record
+from app.store.schema import runs
 
 SMS = {
     "format": "clinicflow.workflow/1", "name": "Bench SMS",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from runtime_workflows import add_patient, chain, count_runs, node, wait_until
 from sqlalchemy import func, select
 
 from app.runtime import Runtime
@@ -14,8 +15,6 @@ from app.store.records import add_record, update_record
 from app.store.schema import record_events, runs, schedule_fires, steps, workflows
 from app.store.workflows import create_workflow, publish, set_enabled
 from app.workflow import load_workflow
-
-from runtime_workflows import add_patient, chain, count_runs, node, wait_until
 
 
 def workflow(db: Any, nodes: list[dict[str, Any]], edges: list[dict[str, Any]], name: str, **extra: Any) -> int:
@@ -150,7 +149,7 @@ def test_two_workflows_updating_each_others_trigger_record_stop_at_the_chain_lim
 
 
 def test_events_caused_by_a_run_carry_it(db) -> None:
-    ping, _pong = ping_pong(db)
+    _ping, _pong = ping_pong(db)
     patient = add_patient(db, notes="")
     runtime = Runtime(db, "rt")
     with db.write() as conn:

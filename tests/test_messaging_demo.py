@@ -7,6 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from conftest import REPO
+from integration_servers import Gateway
+from runtime_clock import FakeClock
+from runtime_workflows import add_patient, status
 from sqlalchemy import func, select
 
 from app.runtime import Runtime
@@ -17,11 +21,6 @@ from app.store.schema import runs, steps
 from app.store.timeutil import utcnow
 from app.store.workflows import create_workflow, get_version, publish, set_enabled
 from app.workflow import load_workflow
-
-from conftest import REPO
-from integration_servers import Gateway
-from runtime_clock import FakeClock
-from runtime_workflows import add_patient, status
 
 EXAMPLES = REPO / "resources" / "workflows"
 

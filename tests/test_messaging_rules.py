@@ -8,6 +8,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from integration_servers import Answer, Gateway, smtp_server
+from runtime_workflows import add_patient, chain, detail, drive, make_workflow, node, status
 from sqlalchemy import select
 
 from app.api.settings import set_practice_setting
@@ -17,9 +19,6 @@ from app.runtime.integrations import set_integration
 from app.store.history import history_of
 from app.store.records import get_record, update_record
 from app.store.schema import runs, workflows
-
-from integration_servers import Answer, Gateway, smtp_server
-from runtime_workflows import add_patient, chain, detail, drive, make_workflow, node, status
 
 
 class SetClock:
@@ -230,7 +229,7 @@ def test_a_workflow_failing_run_after_run_is_disabled_by_clinicflow(db) -> None:
     ], chain("start", "bad"))
     patient = add_patient(db)
     runtime = Runtime(db, "rt")
-    for attempt in range(3):
+    for _attempt in range(3):
         with db.read() as conn:
             assert conn.execute(select(workflows.c.enabled).where(workflows.c.id == workflow_id)).scalar() is True
         run_id = start_run(db, workflow_id, record=patient, actor="maria")

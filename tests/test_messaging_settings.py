@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from runtime_workflows import add_patient, chain, make_workflow, node
+
 from app.api.settings import set_practice_setting
 from app.runtime.integrations.preflight import preflight
 from app.store.workflows import get_version
-
-from runtime_workflows import add_patient, chain, make_workflow, node
 
 
 def test_settings_show_lists_every_key_with_defaults(cli) -> None:

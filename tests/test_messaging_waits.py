@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from runtime_clock import FakeClock
+from runtime_workflows import add_patient, chain, detail, make_workflow, node, status, task_titles
 from sqlalchemy import select
 
 from app.runtime import Runtime
@@ -14,9 +16,6 @@ from app.runtime.rules import next_opening, practice_from
 from app.store.records import add_record, update_record
 from app.store.schema import record_events, runs
 from app.store.timeutil import utcnow
-
-from runtime_clock import FakeClock
-from runtime_workflows import add_patient, chain, detail, make_workflow, node, status, task_titles
 
 
 def reminder(db: Any) -> int:
