@@ -7,10 +7,10 @@ import multiprocessing
 import subprocess
 import sys
 import time
-from datetime import timedelta
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ FIVE_NODES = {
     "limits": {"max_actions_per_run": 1000},
     "nodes": [
         {"id": "start", "type": "trigger.manual", "config": {"record_type": "patient"}},
-        {"id": "check", "type": "logic.condition", "config": {"rules": [{"field": "patient.last_name", "op": "is_set"}]}},
+        {"id": "check", "type": "logic.condition",
+         "config": {"rules": [{"field": "patient.last_name", "op": "is_set"}]}},
         {"id": "task", "type": "action.create_task", "config": {"title": "Call {{ patient.first_name }}"}},
         {"id": "mark", "type": "action.update_record",
          "config": {"record": "patient", "field": "mobile", "value": "07700 {{ 900000 + run.id % 100000 }}"}},
@@ -132,9 +133,9 @@ def naive_steps_per_second(db: Database, count: int) -> float:
     for i in range(count):
         now = utcnow()
         with db.write() as conn:
-            conn.execute(insert(steps).values(run_id=run_id, seq=100000 + i, node_id="naive", node_type="action.create_task",
-                                              attempt=1, status="completed", input={}, output={}, started_at=now,
-                                              finished_at=now))
+            conn.execute(insert(steps).values(run_id=run_id, seq=100000 + i, node_id="naive",
+                                              node_type="action.create_task", attempt=1, status="completed",
+                                              input={}, output={}, started_at=now, finished_at=now))
             conn.execute(update(runs).where(runs.c.id == run_id).values(state={"seq": i}, updated_at=now))
     return count / (time.perf_counter() - started)
 
@@ -207,7 +208,7 @@ def _first_step_latencies(db: Database, run_ids: list[int]) -> list[float]:
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def latency_in_process(url: str, samples: int) -> list[float]:

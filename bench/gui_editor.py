@@ -133,10 +133,10 @@ def run() -> list[str]:
             for size, repeat in ((100, 5), (500, 3)):
                 open_editor(size)  # warm-up: imports, registration, first paint
                 close_editors()
-                bare = median_seconds(lambda: bare_graph(data_by_size[size]), repeat)
+                bare = median_seconds(lambda size=size: bare_graph(data_by_size[size]), repeat)
                 samples = []
                 for _ in range(repeat):
-                    samples.append(median_seconds(lambda: open_editor(size), 1))
+                    samples.append(median_seconds(lambda size=size: open_editor(size), 1))
                     close_editors()
                 lines.append(line(f"editor_open_{size}_nodes", statistics.median(samples), "s", bare))
 

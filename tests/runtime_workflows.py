@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select
 
-from app.runtime import Runtime
 from app.api.runs import run_detail
+from app.runtime import Runtime
 from app.store.records import RecordRef, add_record
 from app.store.schema import runs, tasks
 from app.store.workflows import create_workflow, publish, set_enabled
@@ -25,7 +26,7 @@ def edge(source: str, target: str, port: str = "out") -> dict[str, Any]:
 
 
 def chain(*node_ids: str) -> list[dict[str, Any]]:
-    return [edge(a, b) for a, b in zip(node_ids, node_ids[1:])]
+    return [edge(a, b) for a, b in itertools.pairwise(node_ids)]
 
 
 def make_workflow(db: Any, nodes: list[dict[str, Any]], edges: list[dict[str, Any]], *, name: str = "Test",

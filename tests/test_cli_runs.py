@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from runtime_workflows import add_patient, chain, edge, make_workflow, node
+
 from app.store import open_database
 from app.store.history import history_of
-
-from runtime_workflows import add_patient, chain, edge, make_workflow, node
 
 RUN_KEYS = {"id", "workflow_id", "workflow_name", "version", "status", "triggered_at", "finished_at",
             "duration_seconds", "trigger", "error"}

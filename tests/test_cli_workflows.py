@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_clinicflow
 
 from app.store.demo import example_workflow_files
-from conftest import run_clinicflow
 
 REMINDER = json.loads(example_workflow_files()[1].read_text(encoding="utf-8"))  # recall reminder: manual trigger
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import time
 from email import message_from_bytes
 from typing import Any
 
@@ -160,7 +159,7 @@ def test_an_unconfigured_email_integration_fails_at_once_and_says_so(db: Databas
 
 def test_a_permanent_smtp_refusal_is_tried_once(db: Database) -> None:
     workflow_id = email_workflow(db)
-    with smtp_server() as (server, handler):
+    with smtp_server() as (server, _handler):
         use_smtp(db, server.port)
         run_id = start_run(db, workflow_id, record=add_patient(db, email="nobody@example.org"), actor="maria")
         drive(Runtime(db, "rt"), lambda: finished(db, run_id))
@@ -204,7 +203,7 @@ def test_secrets_appear_in_no_output_run_data_or_log(db: Database, caplog: pytes
     assert [d["status"] for d in details] == ["completed", "completed"]
     assert len(handler.received) == 1 and len(gateway.posts) == 2
     everything = json.dumps(details, default=str) + json.dumps([step_tries(db, r, n) for r, n in
-                                                                 zip(runs, ("mail", "text"))])
+                                                                 zip(runs, ("mail", "text"), strict=False)])
     everything += caplog.text + "".join(capsys.readouterr())
     assert "upstream failed for token" in everything  # the gateway's error was recorded ...
     assert PASSWORD not in everything and TOKEN not in everything  # ... with the token masked

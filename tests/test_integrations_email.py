@@ -150,7 +150,7 @@ def test_a_4xx_reply_is_transient(mail_db: Database) -> None:
     ("554 5.7.1 Message rejected as spam", False), ("452 4.3.1 Insufficient system storage", True)])
 def test_a_refusal_of_the_message_itself_is_reported_with_the_servers_text(
         mail_db: Database, reply: str, transient: bool) -> None:
-    with smtp_server(MailHandler(data_reply=reply)) as (server, handler):
+    with smtp_server(MailHandler(data_reply=reply)) as (server, _handler):
         configure(mail_db, port=server.port)
         error = failure(mail_db)
     assert error.transient is transient
@@ -174,7 +174,7 @@ def test_starttls_with_login_sends(mail_db: Database, cert: tuple[Path, Path], t
 
 
 def test_starttls_to_a_server_without_it_says_so(mail_db: Database) -> None:
-    with smtp_server() as (server, handler):
+    with smtp_server() as (server, _handler):
         configure(mail_db, port=server.port, security="starttls")
         error = failure(mail_db)
     assert error.error_type == "NotConnected" and not error.transient

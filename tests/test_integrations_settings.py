@@ -3,14 +3,23 @@ the pre-flight warnings Publish shows."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any
 
 import pytest
 
 from app.runtime.integrations import (
-    MASK, IntegrationSettingError, SecretMaskingFilter, last_test_result, load_sms, load_smtp, mask_secrets,
-    preflight, record_test_result, set_integration,
+    MASK,
+    IntegrationSettingError,
+    SecretMaskingFilter,
+    last_test_result,
+    load_sms,
+    load_smtp,
+    mask_secrets,
+    preflight,
+    record_test_result,
+    set_integration,
 )
 from app.runtime.integrations.settings import parse_assignments, stored_values
 from app.store import Database
@@ -23,7 +32,7 @@ def workflow(trigger: dict[str, Any], *actions: dict[str, Any]) -> Workflow:
     nodes = [{"id": "start", **trigger}] + [{"id": f"a{i}", **a} for i, a in enumerate(actions)]
     ids = [n["id"] for n in nodes]
     return load_workflow({"format": "clinicflow.workflow/1", "name": "Reminder", "nodes": nodes,
-                          "edges": [{"from": a, "to": b} for a, b in zip(ids, ids[1:])]})
+                          "edges": [{"from": a, "to": b} for a, b in itertools.pairwise(ids)]})
 
 
 EMAIL = {"type": "action.send_email", "config": {"subject": "Hello", "body": "Hi {{ patient.first_name }}"}}
@@ -80,9 +89,8 @@ def test_bad_smtp_settings_are_refused_with_one_line(words: list[str], message: 
 
 
 def test_a_refused_setting_stores_nothing(db: Database) -> None:
-    with db.write() as conn:
-        with pytest.raises(IntegrationSettingError):
-            set_integration(conn, "smtp", {"host": "mail.clinic.lan", "port": "nope"}, "a")
+    with db.write() as conn, pytest.raises(IntegrationSettingError):
+        set_integration(conn, "smtp", {"host": "mail.clinic.lan", "port": "nope"}, "a")
     with db.read() as conn:
         assert stored_values(conn, "smtp") == {}
 

@@ -149,7 +149,7 @@ def test_two_workflows_updating_each_others_trigger_record_stop_at_the_chain_lim
 
 
 def test_events_caused_by_a_run_carry_it(db) -> None:
-    ping, _pong = ping_pong(db)
+    _ping, _pong = ping_pong(db)
     patient = add_patient(db, notes="")
     runtime = Runtime(db, "rt")
     with db.write() as conn:

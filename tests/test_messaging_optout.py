@@ -65,7 +65,7 @@ def test_a_stop_word_opts_out_every_patient_with_that_mobile(db, server, word: s
     assert (status, answer) == (200, {"changed": 2})
     assert opted_out(db, ann) and opted_out(db, twin) and not opted_out(db, other)
     with db.read() as conn:
-        entry = [e for e in history_of(conn, str(ann)) if e.action == "patient.opt_out"][0]
+        entry = next(e for e in history_of(conn, str(ann)) if e.action == "patient.opt_out")
     assert entry.detail["via"] == "SMS reply from +447700900123"
     assert entry.detail["changes"] == {"sms_opt_out": [False, True]}
     # Again: nobody left to change.

@@ -229,7 +229,7 @@ def test_a_workflow_failing_run_after_run_is_disabled_by_clinicflow(db) -> None:
     ], chain("start", "bad"))
     patient = add_patient(db)
     runtime = Runtime(db, "rt")
-    for attempt in range(3):
+    for _attempt in range(3):
         with db.read() as conn:
             assert conn.execute(select(workflows.c.enabled).where(workflows.c.id == workflow_id)).scalar() is True
         run_id = start_run(db, workflow_id, record=patient, actor="maria")

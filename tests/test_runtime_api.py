@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import urllib.request
 
+from runtime_workflows import add_patient, chain, count_runs, detail, edge, make_workflow, node, task_titles, wait_until
+
 from app.runtime import Runtime, RuntimeEvent
 from app.runtime.dry_run import dry_run
 from app.store.workflows import webhook_token
 from app.workflow import load_workflow
-
-from runtime_workflows import add_patient, chain, count_runs, detail, edge, make_workflow, node, task_titles, wait_until
 
 
 def test_subscribers_hear_state_and_run_changes_with_ids_only_until_they_unsubscribe(db) -> None:

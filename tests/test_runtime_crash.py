@@ -10,13 +10,12 @@ import sys
 import time
 
 import pytest
+from conftest import REPO
+from runtime_workflows import add_patient, chain, make_workflow, node, wait_until
 from sqlalchemy import func, select
 
 from app.runtime.control import start_run
 from app.store.schema import runs, steps, tasks
-
-from conftest import REPO
-from runtime_workflows import add_patient, chain, make_workflow, node, wait_until
 
 RUNS = 120
 

@@ -12,13 +12,12 @@ import sys
 import time
 
 import pytest
+from conftest import REPO
+from runtime_workflows import add_patient, chain, make_workflow, node, wait_until
 from sqlalchemy import func, select
 
 from app.store.records import get_record
 from app.store.schema import runs, steps, tasks
-
-from conftest import REPO
-from runtime_workflows import add_patient, chain, make_workflow, node, wait_until
 
 STARTS = 150
 

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import os
-import sys
 import subprocess
+import sys
 
 import pytest
+from conftest import REPO
+from runtime_workflows import (
+    add_patient,
+    chain,
+    count_runs,
+    detail,
+    edge,
+    make_workflow,
+    node,
+    status,
+    step_path,
+    task_titles,
+)
 from sqlalchemy import select
 
 from app.runtime import Runtime, RuntimeEvent
@@ -16,11 +29,6 @@ from app.store.records import RecordRef, get_record, update_record
 from app.store.schema import steps
 from app.store.workflows import publish, set_enabled, update_draft
 from app.workflow import load_workflow
-
-from conftest import REPO
-from runtime_workflows import (
-    add_patient, chain, count_runs, detail, edge, make_workflow, node, status, step_path, task_titles,
-)
 
 
 def five_node_workflow(db) -> int:
@@ -208,7 +216,7 @@ def test_cancelled_before_it_ran_nothing_executes(db) -> None:
     from app.store.history import history_of
 
     with db.read() as conn:
-        assert [(h.actor, h.action) for h in history_of(conn, f"run:{run_id}")][0] == ("omar", "run.cancel")
+        assert next((h.actor, h.action) for h in history_of(conn, f"run:{run_id}")) == ("omar", "run.cancel")
     with pytest.raises(WrongState, match=f"run {run_id} is cancelled; only a running or waiting run can be cancelled"):
         cancel_run(db, run_id, "omar")
 

@@ -8,14 +8,14 @@ import sys
 import time
 from typing import Any
 
-from app.runtime import Runtime
-from app.runtime.control import cancel_run, retry_step, start_run
-from app.runtime.integrations import set_integration
-
 from conftest import REPO
 from integration_servers import Answer, Gateway, smtp_server
 from runtime_clock import FakeClock
 from runtime_workflows import add_patient, chain, detail, drive, make_workflow, node, status
+
+from app.runtime import Runtime
+from app.runtime.control import cancel_run, retry_step, start_run
+from app.runtime.integrations import set_integration
 
 
 def sms_workflow(db, retries: int = 3) -> int:
@@ -225,11 +225,11 @@ def test_an_email_whose_runtime_died_before_the_server_accepted_it_is_sent_norma
         db_url: str, db) -> None:
     import signal
 
+    from integration_servers import silent_listener
+    from runtime_workflows import wait_until
     from sqlalchemy import select
 
     from app.store.schema import steps
-    from integration_servers import silent_listener
-    from runtime_workflows import wait_until
 
     workflow_id = email_workflow(db)
     run_id = start_run(db, workflow_id, record=add_patient(db, email="ann@example.org"), actor="maria")

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import pytest
+from conftest import REPO
 from integration_servers import Answer, Gateway, smtp_server
 from runtime_clock import FakeClock
 from runtime_workflows import add_patient, chain, detail, drive, make_workflow, node, status, wait_until
@@ -26,8 +27,6 @@ from app.runtime.integrations import set_integration
 from app.runtime.integrations.masking import MASK
 from app.store import Database
 from app.store.schema import steps
-
-from conftest import REPO
 
 TOKEN = "outbox-gateway-token-7731"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from runtime_workflows import add_patient, chain, detail, edge, make_workflow, node, status, task_titles
 from sqlalchemy import select
 
 from app.runtime import Runtime
@@ -11,8 +12,6 @@ from app.store.errors import WrongState
 from app.store.history import history_of
 from app.store.records import get_record, update_record
 from app.store.schema import runs
-
-from runtime_workflows import add_patient, chain, detail, edge, make_workflow, node, status, task_titles
 
 
 def branching_workflow(db) -> int:

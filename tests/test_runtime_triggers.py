@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import timedelta
 
+from runtime_clock import FakeClock
+from runtime_workflows import (
+    add_patient,
+    chain,
+    count_runs,
+    make_workflow,
+    node,
+    task_titles,
+    wait_until,
+)
 from sqlalchemy import func, insert, select, update
 
 from app.runtime import Runtime
@@ -13,11 +24,6 @@ from app.store.records import add_record, update_record
 from app.store.schema import runs, schedule_fires, workflows
 from app.store.timeutil import utcnow
 from app.store.workflows import get_version, set_enabled
-
-from runtime_clock import FakeClock
-from runtime_workflows import (
-    add_patient, chain, count_runs, make_workflow, node, task_titles, wait_until,
-)
 
 
 def welcome_workflow(db, enabled: bool = True) -> int:
@@ -115,7 +121,7 @@ def test_a_schedule_fires_once_per_tick_with_two_runtimes(db) -> None:
         fire_times = conn.execute(select(runs.c.trigger_data).where(runs.c.workflow_id == workflow_id)).scalars().all()
     assert len(fires) == count_runs(db, workflow_id)
     assert len({d["fire_time"] for d in fire_times}) == len(fire_times)  # no tick started twice
-    assert all((b - a) >= timedelta(seconds=1) for a, b in zip(fires, fires[1:]))
+    assert all((b - a) >= timedelta(seconds=1) for a, b in itertools.pairwise(fires))
 
 
 def test_ticks_missed_while_nothing_ran_are_coalesced_into_one_run(db) -> None:

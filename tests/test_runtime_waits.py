@@ -9,16 +9,25 @@ import sys
 import time
 from datetime import timedelta
 
+from conftest import REPO
+from runtime_clock import FakeClock
+from runtime_workflows import (
+    add_patient,
+    chain,
+    detail,
+    drive,
+    make_workflow,
+    node,
+    status,
+    step_path,
+    task_titles,
+    wait_until,
+)
+
 from app.runtime import Runtime
 from app.runtime.control import cancel_run, start_run
 from app.store.records import add_record
 from app.store.timeutil import parse_datetime, utcnow
-
-from conftest import REPO
-from runtime_clock import FakeClock
-from runtime_workflows import (
-    add_patient, chain, detail, drive, make_workflow, node, status, step_path, task_titles, wait_until,
-)
 
 
 def waiting_workflow(db, seconds: int = 1, **limits: int) -> int:

@@ -161,5 +161,5 @@ def test_unknown_workflow_is_not_found(db: Database) -> None:
         for call in (lambda: store.publish(conn, 99, "ann"), lambda: store.set_enabled(conn, 99, True, "ann"),
                      lambda: store.list_versions(conn, 99), lambda: store.get_draft(conn, 99),
                      lambda: store.update_draft(conn, 99, workflow(), "ann")):
-            with pytest.raises(NotFound, match="^there is no workflow 99$"):
+            with pytest.raises(NotFound, match=r"^there is no workflow 99$"):
                 call()

@@ -209,7 +209,7 @@ def test_the_headless_runtime_serves_webhooks_and_runs_what_they_start(db_url: s
         deadline = time.monotonic() + 30
         while True:
             try:
-                status, answer = post(_Address(port), f"/hooks/{workflow_id}", {"record": patient}, token=token)
+                status, _answer = post(_Address(port), f"/hooks/{workflow_id}", {"record": patient}, token=token)
                 break
             except ConnectionRefusedError:
                 assert time.monotonic() < deadline, "the runtime did not start serving webhooks"

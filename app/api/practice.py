@@ -173,7 +173,7 @@ def _check_postgresql(full: str, timeout: float) -> DatabaseCheck:
     except DBAPIError as exc:
         return DatabaseCheck(full, False, postgresql_reason(str(exc.orig or exc), where, parsed.database,
                                                             parsed.username))
-    except Exception as exc:  # noqa: BLE001 - any other failure is a reason to show, not a crash
+    except Exception as exc:
         return DatabaseCheck(full, False, f"{name} cannot be used: {' '.join(str(exc).split())}")
     finally:
         engine.dispose()

@@ -16,11 +16,11 @@ from app.runtime.integrations import check_sms, check_smtp, record_test_result, 
 from app.runtime.integrations import settings as integrations
 from app.runtime.integrations.errors import DeliveryError
 from app.store import settings as store
+from app.store.database import Database
 from app.store.errors import Refused
 from app.store.history import record_action
-from app.store.values import ValueProblem
-from app.store.database import Database
 from app.store.secrets import may_read_secrets
+from app.store.values import ValueProblem
 
 KINDS: Final = integrations.KINDS
 KEYS: Final = integrations.KEYS

@@ -148,12 +148,14 @@ def start_run(db: Database, workflow_id: int, *, record: RecordRef | None = None
                              f"not {_TRIGGER_WORDS[expected]}")
         record_type = getattr(trigger.config, "record_type", None)
         if record_type is not None and record is None:
-            raise InvalidRecord(f"{shown} runs for {with_article(record_type)}: name one, e.g. --record {record_type}:ID")
+            raise InvalidRecord(f"{shown} runs for {with_article(record_type)}: "
+                                f"name one, e.g. --record {record_type}:ID")
         if record is not None:
             if record_type is None:
                 raise InvalidRecord(f"{shown} runs without a record; {record} cannot be given")
             if record.type != record_type:
-                raise InvalidRecord(f"{shown} runs for {with_article(record_type)}, not for {with_article(record.type)} ({record})")
+                raise InvalidRecord(f"{shown} runs for {with_article(record_type)}, "
+                                    f"not for {with_article(record.type)} ({record})")
             if find_record(conn, record) is None:
                 raise NotFound(f"there is no {record}")
         run_id = create_run(conn, workflow_id, version, workflow, trigger_kind=trigger_kind, record=record,

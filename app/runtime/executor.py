@@ -100,7 +100,7 @@ def render_fields(node: Node, variables: dict[str, Any], rendered: dict[str, Any
             raise_fault("raise_in_template", f"{node.id}.{name}")
         except TemplateError as exc:
             raise StepError("TemplateError", str(exc), input=rendered) from None
-        except Exception as exc:  # noqa: BLE001 - MemoryError, RecursionError, a filter's bug: the step fails
+        except Exception as exc:
             raise StepError("TemplateError", f"Template error in '{name}': {exception_words(exc)}",
                             input=rendered) from None
 
@@ -175,7 +175,8 @@ def _wait(node: Node, scope: RunScope, now: datetime) -> Outcome:
             moment = parse_datetime(text)
         except (ValueError, OverflowError):
             raise StepError("InvalidWaitTime",
-                            f"Wait '{node.id}': 'until' gave '{text}', which is not a date-time", input=rendered) from None
+                            f"Wait '{node.id}': 'until' gave '{text}', which is not a date-time",
+                            input=rendered) from None
         offset = (config.offset_amount or 0) * UNIT_SECONDS[config.offset_unit or "seconds"]
         step_input = {"until": text, "offset_amount": config.offset_amount, "offset_unit": config.offset_unit}
         resume = _shifted(node, "until", moment, offset, step_input)
@@ -199,7 +200,8 @@ def _message(conn: Connection, node: Node, scope: RunScope, rendered: dict[str, 
                             f"so there is no {what} to send to", input=rendered)
         raise StepError("MissingAddress", f"{scope.describe_patient(conn)} has no {what}", input=rendered)
     if channel == "email" and not _EMAIL.match(to):
-        raise StepError("InvalidAddress", f"'{to}' is not an email address (node '{node.id}', field 'to')", input=rendered)
+        raise StepError("InvalidAddress", f"'{to}' is not an email address (node '{node.id}', field 'to')",
+                        input=rendered)
     message = Message(channel, to, str(rendered.get("body", "")), rendered.get("subject"))
     return Outcome(input=rendered, message=message)
 
@@ -228,7 +230,8 @@ def _context_record(scope: RunScope, record_type: str, node: Node) -> RecordRef:
     if record_type == "patient" and scope.patient is not None:
         return scope.patient
     started = f"it was started for {scope.record}" if scope.record else "it was started without a record"
-    raise StepError("NoSuchRecord", f"Node '{node.id}' updates the run's {record_type}, but this run has none ({started})")
+    raise StepError("NoSuchRecord",
+                    f"Node '{node.id}' updates the run's {record_type}, but this run has none ({started})")
 
 
 def _update_record(conn: Connection, node: Node, scope: RunScope, rendered: dict[str, Any]) -> Outcome:

@@ -190,7 +190,7 @@ class Runtime:
         def worker(index: int) -> None:
             try:
                 totals[index] = self._drain(stop)
-            except Exception as exc:  # noqa: BLE001 - raised on the calling thread below
+            except Exception as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=worker, args=(i,), name=f"clinicflow-runtime-worker-{i}", daemon=True)

@@ -262,8 +262,8 @@ def fire_schedule(conn: Connection, workflow_id: int, version: int, workflow: Wo
     payload = {"fire_time": iso(tick)}
     limits = _limits(conn, workflow)
     if config.for_each is None:
-        create_run(conn, workflow_id, version, workflow, trigger_kind=TriggerKind.SCHEDULE, record=None, payload=payload,
-                   actor="schedule", limits=limits)
+        create_run(conn, workflow_id, version, workflow, trigger_kind=TriggerKind.SCHEDULE, record=None,
+                   payload=payload, actor="schedule", limits=limits)
         return 1
     from app.store.records import list_records
     from app.workflow.conditions import evaluate

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-class Refused(Exception):  # noqa: N818 (a public name every layer catches)
+class Refused(Exception):
     """An operation that was refused: invalid input, wrong state, not found."""
 
 

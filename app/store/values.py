@@ -29,7 +29,7 @@ _TRUE: Final = frozenset({"true", "yes", "1"})
 _FALSE: Final = frozenset({"false", "no", "0"})
 
 
-class ValueProblem(ValueError):  # noqa: N818 (a reason, not a failure: records turn it into InvalidRecord)
+class ValueProblem(ValueError):
     """Why a value cannot be stored, in words (without the record and field).
 
     `of_field`: the words continue the field's name ("... field 'x' cannot be empty")

@@ -150,7 +150,7 @@ class MainWindow(QMainWindow):
         self.inspector_dock.raise_()
         self.workspace = BUILD
         self._hidden_by_workspace: set[str] = set()  # docks hidden because they belong to the other workspace
-        self.history_dock.visibilityChanged.connect(lambda shown: shown and self.history.refresh())
+        self.history_dock.visibilityChanged.connect(self._history_shown)
         # The side docks take the full height; the bottom one (Problems) sits under the canvas only.
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -472,6 +472,10 @@ class MainWindow(QMainWindow):
         self.inspector_dock.show()
         self.inspector_dock.raise_()
         self.inspector.steps_tree.setFocus()
+
+    def _history_shown(self, shown: bool) -> None:
+        if shown:
+            self.history.refresh()
 
     def show_history(self) -> None:
         self.set_workspace(MONITOR)

@@ -22,10 +22,11 @@ committed `queued` with a lease on the run; the outbox renders the message after
 (no write lock is held while a template renders; a failure to render fails the step like a
 refusal); just before the message is handed over (an SMS before its request, an email once
 the SMTP server has accepted the connection), its own small transaction marks it `sending`
-(guarded by the lease), and the outcome is committed by an update guarded by that lease. A peer takes an expired lease over: a queued message
-is sent; an email whose outcome is unknown (`sending`) fails as `DeliveryUncertain`; an SMS
-is sent again with the same key. An outcome that cannot be committed because the database
-is briefly away is kept and committed again, and its run's lease renewed meanwhile.
+(guarded by the lease), and the outcome is committed by an update guarded by that lease.
+A peer takes an expired lease over: a queued message is sent; an email whose outcome is
+unknown (`sending`) fails as `DeliveryUncertain`; an SMS is sent again with the same key.
+An outcome that cannot be committed because the database is briefly away is kept and
+committed again, and its run's lease renewed meanwhile.
 
 Layout: `cursor.py` the run's durable cursor; `walk.py` the walk of one run through the
 graph, with an effects strategy (`durable.py` for real runs, `app/runtime/dry_run.py` for

@@ -195,7 +195,7 @@ class Engine:
                 if is_transient(exc):
                     raise  # the database, not the run: the batch is tried again
                 failure = exc
-            except Exception as exc:  # noqa: BLE001 - MemoryError, RecursionError, a bug: this run's alone
+            except Exception as exc:
                 failure = exc
             else:
                 events.extend(effects.events)

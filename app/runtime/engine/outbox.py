@@ -168,7 +168,7 @@ class Outbox:
                 raise
             failure = DeliveryError("DatabaseError", "Nothing was sent: the database could not be read "
                                     f"({mask_text(reason(exc))})", transient=True)
-        except Exception as exc:  # noqa: BLE001 - a bug fails this step, visibly
+        except Exception as exc:
             failure = DeliveryError("InternalError", f"Preparing the message failed unexpectedly: "
                                     f"{exception_words(exc)}", transient=False)
         else:
@@ -238,7 +238,7 @@ class Outbox:
                     # worth trying again like a server that is down.
                     failure = DeliveryError("DatabaseError", "Nothing was sent: the database could not be read "
                                             f"({mask_text(reason(exc))})", transient=True)
-                except Exception as exc:  # noqa: BLE001 - an integration bug fails the step, visibly
+                except Exception as exc:
                     failure = DeliveryError("InternalError", f"Sending failed unexpectedly: {exception_words(exc)}",
                                             transient=False)
         except DBAPIError as exc:

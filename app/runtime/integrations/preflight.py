@@ -6,7 +6,7 @@ of consent, and (for schedules) how many ticks fall in quiet hours."""
 from __future__ import annotations
 
 from datetime import UTC, timedelta
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
@@ -37,7 +37,7 @@ def _uses_default_recipient(config: object, field: str) -> bool:
     return to is None or "".join(to.split()) == f"{{{{patient.{field}}}}}"
 
 
-def _missing(column: ColumnElement) -> ColumnElement:
+def _missing(column: ColumnElement[Any]) -> ColumnElement[bool]:
     return or_(column.is_(None), func.trim(column) == "")
 
 

@@ -102,8 +102,8 @@ def serve_webhooks(db: Database, host: str = "127.0.0.1", port: int = 0, *,
                    request_seconds: float = REQUEST_SECONDS) -> WebhookServer:
     """Start serving `POST /hooks/<workflow_id>` on a background thread; port 0 picks a free one."""
     server = WebhookServer(db, (host, port), request_seconds=request_seconds)
-    server.thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"webhooks-{host}:{server.server_address[1]}",
-                                     daemon=True)
+    server.thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                     name=f"webhooks-{host}:{server.server_address[1]}", daemon=True)
     server.thread.start()
     log.info("serving webhook triggers on %s", server.url)
     return server
@@ -181,7 +181,8 @@ def _parse_body(raw: bytes) -> dict[str, Any]:
         # The parser gave up long before our own limit: the body is far too deep.
         raise WebhookRefused(HTTPStatus.BAD_REQUEST, f"the body nests deeper than {MAX_DEPTH} levels") from None
     if not isinstance(body, dict):
-        raise WebhookRefused(HTTPStatus.BAD_REQUEST, "the body must be a JSON object, e.g. {\"record\": \"patient:12\"}")
+        raise WebhookRefused(HTTPStatus.BAD_REQUEST,
+                             "the body must be a JSON object, e.g. {\"record\": \"patient:12\"}")
     _check_values(body)
     return body
 
@@ -260,7 +261,8 @@ class _WebhookHandler(BaseHTTPRequestHandler):
             status, answer = exc.status, {"error": str(exc)}
         except SQLAlchemyError as exc:
             log.error("webhook %s: database unavailable: %s", self.path, type(exc).__name__)
-            status, answer = HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the practice database is unavailable; try again"}
+            status = HTTPStatus.SERVICE_UNAVAILABLE
+            answer = {"error": "the practice database is unavailable; try again"}
         except Exception:  # a bug answers 500 and is logged, the server keeps serving
             log.exception("webhook %s failed", self.path)
             status, answer = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; see the runtime's log"}
