@@ -7,13 +7,12 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from runtime_workflows import add_patient, chain, make_workflow, node
 
 from app.runtime.control import start_run
 from app.runtime.engine import Engine
 from app.store.errors import InvalidRecord
 from app.store.workflows import delete_workflow, live_version
-
-from runtime_workflows import add_patient, chain, make_workflow, node
 
 
 def test_a_start_uses_the_new_workflow_when_a_deleted_one_left_its_id_to_it(db) -> None:

@@ -12,13 +12,12 @@ import sys
 import time
 
 import pytest
+from conftest import REPO
+from runtime_workflows import add_patient, chain, make_workflow, node, wait_until
 from sqlalchemy import func, select
 
 from app.store.records import get_record
 from app.store.schema import runs, steps, tasks
-
-from conftest import REPO
-from runtime_workflows import add_patient, chain, make_workflow, node, wait_until
 
 STARTS = 150
 
@@ -56,7 +55,8 @@ def _spawn_runtime(db_url: str) -> subprocess.Popen[bytes]:
 
 def _open_runs(db) -> int:
     with db.read() as conn:
-        return int(conn.execute(select(func.count()).select_from(runs).where(runs.c.status != "completed")).scalar_one())
+        query = select(func.count()).select_from(runs).where(runs.c.status != "completed")
+        return int(conn.execute(query).scalar_one())
 
 
 @pytest.mark.slow
