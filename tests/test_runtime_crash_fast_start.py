@@ -55,7 +55,8 @@ def _spawn_runtime(db_url: str) -> subprocess.Popen[bytes]:
 
 def _open_runs(db) -> int:
     with db.read() as conn:
-        return int(conn.execute(select(func.count()).select_from(runs).where(runs.c.status != "completed")).scalar_one())
+        query = select(func.count()).select_from(runs).where(runs.c.status != "completed")
+        return int(conn.execute(query).scalar_one())
 
 
 @pytest.mark.slow
