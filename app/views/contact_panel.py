@@ -114,7 +114,8 @@ class ContactPanel(QGroupBox):
         self.ref, self.prefs = ref, None
         self._set_enabled(False)
         if ref is None or ref.type != "patient":
-            self.summary.setText("")
+            self.setTitle("Contact preferences")
+            self.summary.setText("Select a patient to see and change how they may be contacted.")
             return
         self.summary.setText(f"Reading the contact preferences of {ref}…")
         request, db = self._request, self._db
