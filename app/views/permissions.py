@@ -165,6 +165,9 @@ class RoleGate(QObject):
         erase = getattr(records, "erase_button", None)
         if erase is not None:
             self.guard(erase, "record.erase")
+        contact = getattr(records, "contact_panel", None)
+        if contact is not None:
+            contact.guard(self)
         workflows = window.workflows
         for action, key in ((workflows.new_action, "workflow.create"), (workflows.import_action, "workflow.import"),
                             (workflows.duplicate_action, "workflow.duplicate"),

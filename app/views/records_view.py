@@ -297,7 +297,10 @@ class RecordsView(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty, 1)
+        from .contact_panel import install as install_contact  # email / SMS / marketing, Stop all automations
         from .erase_dialog import install as install_erase  # Erase patient… (right to erasure)
+
+        self.contact_panel = install_contact(self, layout)
 
         self.erase_button = install_erase(self, layout)
 
