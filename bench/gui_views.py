@@ -161,8 +161,10 @@ def fill_runs(path: Path, count: int) -> int:
     return int(workflow_id)
 
 
-def _painted(widget: Any, action: Callable[[], Any]) -> float:
-    """Seconds from `action()` until `widget` (a view's viewport) has painted."""
+def _painted(widget: Any, action: Callable[[], Any], ready: Callable[[], bool] | None = None) -> float:
+    """Seconds from `action()` until `widget` (a view's viewport) has painted and, with `ready`,
+    until `ready()` holds (the Runs model reads its rows off the GUI thread: the rows are on
+    screen once it has settled)."""
     from PySide6.QtCore import QEvent, QObject
     from PySide6.QtWidgets import QApplication
 
@@ -180,7 +182,7 @@ def _painted(widget: Any, action: Callable[[], Any]) -> float:
     action()
     widget.update()
     deadline = start + 30
-    while not seen[0] and time.perf_counter() < deadline:
+    while not (seen[0] and (ready is None or ready())) and time.perf_counter() < deadline:
         QApplication.processEvents()
     elapsed = time.perf_counter() - start
     widget.removeEventFilter(watch)
@@ -216,12 +218,16 @@ def bench_runs_tab(folder: Path) -> None:
         view.show()
         holder["view"] = view
 
-    open_ms = _painted_view(holder, open_tab) * 1000
+    def settled() -> bool:
+        return bool(holder["view"].model.settled)
+
+    open_ms = _painted_view(holder, open_tab, ready=settled) * 1000
     view = holder["view"]
-    filter_ms = _painted(view.table.viewport(), lambda: view.set_status("failed")) * 1000
+    filter_ms = _painted(view.table.viewport(), lambda: view.set_status("failed"), settled) * 1000
     view.set_status(None)
-    QApplication.processEvents()
-    last_ms = _painted(view.table.viewport(), view.table.scrollToBottom) * 1000
+    while not settled():
+        QApplication.processEvents()
+    last_ms = _painted(view.table.viewport(), view.table.scrollToBottom, settled) * 1000
     assert view.model.run_at(view.model.rowCount() - 1).id == 1
     for _ in range(20):  # scroll around like a person would, then measure what stayed
         view.table.verticalScrollBar().setValue(view.table.verticalScrollBar().maximum() // 20 * _)
@@ -271,7 +277,8 @@ def bench_runs_tab(folder: Path) -> None:
     db.dispose()
 
 
-def _painted_view(holder: dict[str, Any], action: Callable[[], None], key: str = "view") -> float:
+def _painted_view(holder: dict[str, Any], action: Callable[[], None], key: str = "view",
+                  ready: Callable[[], bool] | None = None) -> float:
     """Like `_painted`, for a view created by `action` (watch its table's viewport once it exists)."""
     from PySide6.QtWidgets import QApplication, QTableView
 
@@ -279,7 +286,7 @@ def _painted_view(holder: dict[str, Any], action: Callable[[], None], key: str =
     action()
     created = holder[key]
     table = created if isinstance(created, QTableView) else created.table
-    remaining = _painted(table.viewport(), lambda: None)
+    remaining = _painted(table.viewport(), lambda: None, ready)
     QApplication.processEvents()
     return (time.perf_counter() - start) if remaining >= 0 else 0.0
 

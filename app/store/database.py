@@ -434,3 +434,9 @@ def upgrade_schema(db: Database, revision: str = "head") -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(7312001)"))
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+        if db.is_postgresql:
+            # Once for all the migrations just run: every table they made gets the team roles'
+            # privileges (DESIGN section 15), where those roles exist.
+            from .roles import grant_privileges
+
+            grant_privileges(conn)

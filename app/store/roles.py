@@ -342,21 +342,24 @@ def grant_privileges(conn: Connection) -> None:
     assert isinstance(schema, str)
     q_schema = _quote(conn, schema)
     tables = _tables(conn)
+    statements: list[str] = []
     for role in sorted(roles):
         q_role = _quote(conn, role)
-        conn.execute(text(f"GRANT USAGE ON SCHEMA {q_schema} TO {q_role}"))
-        conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {q_schema} TO {q_role}"))
+        statements.append(f"GRANT USAGE ON SCHEMA {q_schema} TO {q_role}")
+        statements.append(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {q_schema} TO {q_role}")
         if role in (STAFF, RUNTIME):
-            for table in tables:
-                if table not in SECRET_TABLES:
-                    conn.execute(text(f"GRANT SELECT ON {_quote(conn, table)} TO {q_role}"))
+            statements.extend(f"GRANT SELECT ON {_quote(conn, table)} TO {q_role}"
+                              for table in tables if table not in SECRET_TABLES)
         for table, privileges in GRANTS[role].items():
             if table in tables:
-                for privilege in privileges:
-                    conn.execute(text(f"GRANT {privilege} ON {_quote(conn, table)} TO {q_role}"))
+                statements.extend(f"GRANT {privilege} ON {_quote(conn, table)} TO {q_role}" for privilege in privileges)
     if ADMIN in roles:
-        for signature in _TEAM_SIGNATURES:
-            conn.execute(text(f"GRANT EXECUTE ON FUNCTION {signature} TO {_quote(conn, ADMIN)}"))
+        statements.extend(f"GRANT EXECUTE ON FUNCTION {signature} TO {_quote(conn, ADMIN)}"
+                          for signature in _TEAM_SIGNATURES)
+    # One round trip: a migration grants on every table for every role (hundreds of statements),
+    # and every new practice schema (and every PostgreSQL test) runs it. No parameters, so the
+    # driver sends the statements as one simple query.
+    conn.exec_driver_sql(";\n".join(statements))
 
 
 def install_functions(conn: Connection) -> None:
@@ -391,11 +394,14 @@ def install_functions(conn: Connection) -> None:
                           "FOR EACH ROW EXECUTE FUNCTION clinicflow_check_new_run()"))
 
 
-def setup_roles(conn: Connection) -> list[str]:
-    """Roles (when the user may create them), GRANTs and functions; notices for a person."""
+def setup_roles(conn: Connection, *, grant: bool = True) -> list[str]:
+    """Roles (when the user may create them), GRANTs and functions; notices for a person.
+    Migrations leave out the GRANTs (`grant=False`): `upgrade_schema` grants once, after the
+    last migration, on every table they made."""
     if conn.dialect.name != "postgresql":
         return []
     notices = create_group_roles(conn)
     install_functions(conn)
-    grant_privileges(conn)
+    if grant:
+        grant_privileges(conn)
     return notices

@@ -26,7 +26,7 @@ def upgrade() -> None:
 
     move_secrets_out_of_settings(conn)
     hash_stored_webhook_tokens(conn)
-    for notice in setup_roles(conn):  # PostgreSQL only; `clinicflow init` prints these too
+    for notice in setup_roles(conn, grant=False):  # PostgreSQL only; `clinicflow init` prints these too
         logging.getLogger(__name__).warning("%s", notice)
 
 

@@ -51,10 +51,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('workflow_id', 'day', name=op.f('pk_message_counts'))
     )
     if op.get_bind().dialect.name == 'postgresql':
-        # The new tables' privileges for the roles of DESIGN section 15 (idempotent).
-        from app.store.roles import grant_privileges
-
-        grant_privileges(op.get_bind())
+        # The new tables' privileges for the roles of DESIGN section 15 are granted by
+        # `upgrade_schema` once the last migration has run.
         # Waits that follow their record (DESIGN section 3): a change to a record makes the
         # waiting runs that follow it due now, in the same transaction, whoever changes it
         # (staff may update records but not runs: the function runs as its owner).

@@ -29,11 +29,8 @@ def upgrade() -> None:
     op.create_index('ix_runs_retention', 'runs', ['finished_at'], unique=False,
                     sqlite_where=sa.text('redacted_at IS NULL'), postgresql_where=sa.text('redacted_at IS NULL'))
     op.create_index('ix_history_actor', 'history', ['actor', 'id'], unique=False)
-    # PostgreSQL teams (section 15): the runtime claims alert and retention periods.
-    from app.store.roles import grant_privileges
-
-    if op.get_bind().dialect.name == "postgresql":
-        grant_privileges(op.get_bind())
+    # PostgreSQL teams (section 15): `upgrade_schema` grants the new table to the roles once
+    # the last migration has run (the runtime claims alert and retention periods).
 
 
 def downgrade() -> None:
