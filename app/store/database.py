@@ -417,6 +417,10 @@ def current_revision(conn: Connection) -> str | None:
         return None
 
 
+# The migration that brings the team roles and their functions (DESIGN section 15).
+ROLES_REVISION: Final = "0004"
+
+
 def upgrade_schema(db: Database, revision: str = "head") -> None:
     """Apply pending migrations (cheap when the schema is current: one query); `revision`
     stops at an older one (tests of a migration start from the one before it)."""
@@ -434,7 +438,7 @@ def upgrade_schema(db: Database, revision: str = "head") -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(7312001)"))
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
-        if db.is_postgresql:
+        if db.is_postgresql and (current_revision(conn) or "") >= ROLES_REVISION:
             # Once for all the migrations just run: every table they made gets the team roles'
             # privileges (DESIGN section 15), where those roles exist.
             from .roles import grant_privileges

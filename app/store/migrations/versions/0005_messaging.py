@@ -22,17 +22,15 @@ $$
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('patients', schema=None) as batch_op:
-        for name in ('email_opt_out', 'sms_opt_out', 'marketing_consent'):
-            batch_op.add_column(sa.Column(name, sa.Boolean(), nullable=False, server_default=sa.false()))
-    with op.batch_alter_table('record_events', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('caused_by_run', sa.Integer(), nullable=True))
-    with op.batch_alter_table('runs', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('chain_depth', sa.Integer(), nullable=False, server_default='0'))
-        batch_op.add_column(sa.Column('waiting_reason', sa.String(length=32), nullable=True))
-        batch_op.add_column(sa.Column('wait_follows_record', sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
-        batch_op.create_index('ix_runs_follows', ['record_type', 'record_id', 'wait_follows_record'], unique=False)
+    # Plain ADD COLUMN, also on SQLite: a batch would copy and drop `patients`, which the
+    # foreign keys of existing appointments, tasks and recalls refuse.
+    for name in ('email_opt_out', 'sms_opt_out', 'marketing_consent'):
+        op.add_column('patients', sa.Column(name, sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column('record_events', sa.Column('caused_by_run', sa.Integer(), nullable=True))
+    op.add_column('runs', sa.Column('chain_depth', sa.Integer(), nullable=False, server_default='0'))
+    op.add_column('runs', sa.Column('waiting_reason', sa.String(length=32), nullable=True))
+    op.add_column('runs', sa.Column('wait_follows_record', sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.create_index('ix_runs_follows', 'runs', ['record_type', 'record_id', 'wait_follows_record'], unique=False)
     op.create_table('enrolments',
     sa.Column('workflow_id', sa.Integer(), nullable=False),
     sa.Column('record_type', sa.String(length=16), nullable=False),
