@@ -293,9 +293,10 @@ def test_an_actions_own_fields_come_before_the_retries_it_shares(qtbot: Any, dat
     editor = open_editor(qtbot, database, new_workflow(database))
     select(editor, drop_from_palette(editor, "action.send_email", (0, 0)))
     panel = editor.properties
-    assert list(panel.editors) == ["node_title", "node_id", "to", "subject", "body", "retries"]
+    assert list(panel.editors) == ["node_title", "node_id", "to", "subject", "body", "purpose", "quiet_hours",
+                                   "retries"]
     form = panel.findChild(QFormLayout)
     labels = [form.itemAt(row, QFormLayout.ItemRole.LabelRole).widget().text() for row in range(form.rowCount())
               if isinstance(form.itemAt(row, QFormLayout.ItemRole.LabelRole) and
                             form.itemAt(row, QFormLayout.ItemRole.LabelRole).widget(), QLabel)]
-    assert labels == ["Node name", "Id", "To", "Subject *", "Body *", "Retries"]
+    assert labels == ["Node name", "Id", "To", "Subject *", "Body *", "Purpose", "Quiet hours", "Retries"]

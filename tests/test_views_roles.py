@@ -137,7 +137,7 @@ def test_staff_see_what_they_may_not_do_disabled_with_the_reason(
     assert editor.publish_action.toolTip() == f"{name} (clinicflow_staff) may not publish workflows"
     assert not editor.enabled_action.isEnabled()
     assert editor.status_label.text() == f"Read-only: {name} (clinicflow_staff) may not edit workflows"
-    assert not editor.palette.isEnabled() and not editor.save_action.isEnabled()
+    assert not editor.node_palette.isEnabled() and not editor.save_action.isEnabled()
     editor.refresh_state()   # the editor enabling its own switch again does not undo the role
     assert not editor.enabled_action.isEnabled()
 

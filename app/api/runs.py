@@ -278,7 +278,7 @@ def _summary(row: RowMapping, ref: RecordRef | None, words: str, waiting_reason:
         cancelled_by=row["cancelled_by"], error_type=row["error_type"], error_message=row["error_message"],
         due_at=row["due_at"], updated_at=row["updated_at"], chain_depth=int(row["chain_depth"] or 0),
         # The run says why it waits (a wait, quiet hours); a message backing off says so in its step.
-        waiting_reason=row["waiting_reason"] or waiting_reason)
+        waiting_reason=(row["waiting_reason"] if row["status"] == RunStatus.WAITING else None) or waiting_reason)
 
 
 def _record_condition(conn: Connection, text: str) -> ColumnElement[bool]:

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.workflow import CATALOG, Problem, Workflow
-from app.workflow.catalog import ActionConfig, ForEach, NodeConfig, Rule
+from app.workflow.catalog import ActionConfig, ForEach, MessageConfig, NodeConfig, Rule
 from app.workflow.model import ID_PATTERN
 from app.workflow.records import RECORD_EVENTS, RECORD_FIELDS
 
@@ -58,9 +58,11 @@ def label_for(name: str) -> str:
 
 
 def form_order(model: type[NodeConfig]) -> list[str]:
-    """The node's own fields first; those every action shares (retries) after them."""
-    shared = set(ActionConfig.model_fields)
-    return sorted(model.model_fields, key=lambda name: name in shared)
+    """The node's own fields first; then what every message shares (purpose, quiet hours);
+    last what every action shares (retries)."""
+    actions = set(ActionConfig.model_fields)
+    messages = set(MessageConfig.model_fields) - actions
+    return sorted(model.model_fields, key=lambda name: (name in actions) * 2 + (name in messages))
 
 
 def _unwrap(annotation: Any) -> tuple[list[Any], bool]:

@@ -82,17 +82,22 @@ class ContactPanel(QGroupBox):
         self.summary = QLabel("", objectName="contactSummary", wordWrap=True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.boxes: dict[str, QCheckBox] = {}
-        boxes = QHBoxLayout()
+        # One box a line and the button under them: the panel lives in a side dock that must
+        # stay narrow enough for the Runs table beside it at 1280x800.
+        boxes = QVBoxLayout()
+        boxes.setSpacing(2)
         for field, words in BOXES:
             box = QCheckBox(words, objectName=f"contact_{field}")
             box.toggled.connect(lambda on, f=field: self._write(f, on))
             self.boxes[field] = box
-            boxes.addWidget(box)
-        boxes.addStretch(1)
+            boxes.addWidget(box, alignment=Qt.AlignmentFlag.AlignLeft)  # clickable where it is drawn
         self.stop_button = QPushButton("Stop all automations for this patient…", objectName="stopAutomationsButton")
         self.stop_button.setToolTip("Opt them out of email and SMS and cancel their running and waiting runs; "
                                     "asks first")
-        boxes.addWidget(self.stop_button)
+        stop_row = QHBoxLayout()
+        stop_row.addWidget(self.stop_button)
+        stop_row.addStretch(1)
+        boxes.addLayout(stop_row)
         self.result = QLabel("", objectName="contactResult", wordWrap=True)
         self.result.hide()
         layout = QVBoxLayout(self)

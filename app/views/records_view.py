@@ -170,7 +170,9 @@ class RecordDialog(QDialog):
         self.editors: dict[str, QLineEdit | QComboBox] = {}
         form = QFormLayout()
         for spec in RECORD_FIELDS[record_type]:
-            if not spec.editable:
+            # Consent (email/SMS opt-out, marketing) is set in the contact preferences under the
+            # table, where each change is confirmed in words; a new patient starts with none.
+            if not spec.editable or spec.kind is FieldKind.BOOLEAN:
                 continue
             current = record.get(spec.name) if record else None
             editor: QLineEdit | QComboBox
