@@ -9,9 +9,29 @@ from typing import Any
 import pytest
 from conftest import run_clinicflow
 
-from app.store.demo import example_workflow_files
-
-REMINDER = json.loads(example_workflow_files()[1].read_text(encoding="utf-8"))  # recall reminder: manual trigger
+# The manual recall reminder of DESIGN section 3 (the demo's own is a daily schedule now).
+REMINDER = {
+    "format": "clinicflow.workflow/1",
+    "name": "Recall reminder",
+    "description": "Email patients whose recall is due; call those without email.",
+    "nodes": [
+        {"id": "start", "type": "trigger.manual", "config": {"record_type": "recall"}, "position": [0, 0]},
+        {"id": "has_email", "type": "logic.condition",
+         "config": {"match": "all", "rules": [{"field": "patient.email", "op": "is_set"}]}, "position": [250, 0]},
+        {"id": "mail", "type": "action.send_email",
+         "config": {"subject": "Time for your check-up",
+                    "body": "Hi {{ patient.first_name }}, your {{ recall.recall_type }} is due."},
+         "position": [500, -100]},
+        {"id": "call", "type": "action.create_task",
+         "config": {"title": "Call {{ patient.first_name }} {{ patient.last_name }} about recall"},
+         "position": [500, 100]},
+    ],
+    "edges": [
+        {"from": "start", "to": "has_email"},
+        {"from": "has_email", "port": "true", "to": "mail"},
+        {"from": "has_email", "port": "false", "to": "call"},
+    ],
+}
 
 
 def write(tmp_path: Path, data: dict[str, Any] | str, name: str = "wf.json") -> str:
