@@ -62,7 +62,8 @@ def test_demo_examples_are_published_as_version_one_and_disabled(db: Database, d
     assert [w["name"] for w in listed] == ["Appointment reminder", "Recall reminder", "Follow-up after appointment",
                                            "New patient welcome"]
     assert all(w["published_version"] == 1 and not w["enabled"] and not w["has_unpublished_changes"] for w in listed)
-    assert [w["trigger"] for w in listed] == ["trigger.record_event", "trigger.manual", "trigger.record_event",
+    # The recall reminder runs once per due recall on a daily schedule (issue 12), not by hand.
+    assert [w["trigger"] for w in listed] == ["trigger.record_event", "trigger.schedule", "trigger.record_event",
                                               "trigger.record_event"]
     assert [(h.action, h.actor) for h in history] == [("workflow.publish", "demo-user"), ("workflow.create", "demo-user")]
     assert "published as version 1 but disabled" in demo
