@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -189,18 +190,23 @@ def _progress(done: int, total: int) -> None:
         print(f"{done} of {total} runs...", file=sys.stderr, flush=True)
 
 
+def _bulk(args: argparse.Namespace, ctx: CliContext, done: str, act: Callable[[Any], Any]) -> int:
+    """`--all FILTER...`: the count only with --dry-run, else act on every match and say how it went."""
+    flt = _filter(args)
+    if args.dry_run:
+        print(f"{api.preview_bulk(ctx.db, flt)} runs matched (dry run: nothing changed)")
+        return EXIT_OK
+    print(act(flt).summary(done))
+    return EXIT_OK
+
+
 def _retry(args: argparse.Namespace, ctx: CliContext) -> int:
     refused = _one_or_all(args, "retry")
     if refused is not None:
         return refused
     if args.all:
-        flt = _filter(args)
-        if args.dry_run:
-            print(f"{api.preview_bulk(ctx.db, flt)} runs matched (dry run: nothing changed)")
-            return EXIT_OK
-        result = api.bulk_retry(ctx.db, flt, ctx.actor, step=args.step, latest=args.latest, progress=_progress)
-        print(result.summary("retried"))
-        return EXIT_OK
+        return _bulk(args, ctx, "retried", lambda flt: api.bulk_retry(ctx.db, flt, ctx.actor, step=args.step,
+                                                                      latest=args.latest, progress=_progress))
     version = (api.retry_step if args.step else api.retry_run)(ctx.db, args.run_id, ctx.actor, latest=args.latest)
     what = "retry its failed step" if args.step else "run again from its trigger"
     print(f"run {args.run_id} will {what}{f' on version {version}' if args.latest else ''}", file=sys.stderr)
@@ -217,12 +223,7 @@ def _cancel(args: argparse.Namespace, ctx: CliContext) -> int:
     if refused is not None:
         return refused
     if args.all:
-        flt = _filter(args)
-        if args.dry_run:
-            print(f"{api.preview_bulk(ctx.db, flt)} runs matched (dry run: nothing changed)")
-            return EXIT_OK
-        print(api.bulk_cancel(ctx.db, flt, ctx.actor, progress=_progress).summary("cancelled"))
-        return EXIT_OK
+        return _bulk(args, ctx, "cancelled", lambda flt: api.bulk_cancel(ctx.db, flt, ctx.actor, progress=_progress))
     api.cancel_run(ctx.db, args.run_id, ctx.actor)
     print(f"run {args.run_id} cancelled", file=sys.stderr)
     return EXIT_OK
