@@ -20,6 +20,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
 
 PG_URL = os.environ.get("CLINICFLOW_TEST_PG_URL")
+# Real PostgreSQL login roles (`owner`, `login`) for the roles and sign-in tests.
+pytest_plugins = ["pg_logins"]
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -10,11 +10,11 @@ import io
 import json
 import sys
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import psycopg
 import pytest
+from pg_logins import PASSWORD
 from sqlalchemy import create_engine, make_url, text
 
 from app.api import team
@@ -28,51 +28,7 @@ from app.workflow import load_workflow
 
 pytestmark = pytest.mark.postgres
 
-PASSWORD = "correct horse battery"
 ROLES = ("staff", "manager", "designer", "admin", "runtime")
-
-
-@dataclass
-class Login:
-    name: str
-    url: str          # SQLAlchemy URL of the practice database, as this login
-    conninfo: str     # the same for a raw psycopg session
-
-
-@pytest.fixture
-def owner(pg_url: str) -> Iterator[Database]:
-    """The practice database as its owner (the superuser the tests connect as)."""
-    db = open_database(pg_url)
-    yield db
-    db.dispose()
-
-
-@pytest.fixture
-def login(pg_url: str, owner: Database) -> Iterator[Callable[[str], Login]]:
-    """Make a real login role in a clinicflow role (through `team add`); dropped afterwards."""
-    made: list[str] = []
-
-    def make(role: str) -> Login:
-        name = f"cf_{role}_{uuid.uuid4().hex[:8]}"
-        team.add_member(owner, name, role, PASSWORD)
-        made.append(name)
-        url = make_url(pg_url).set(username=name, password=PASSWORD)
-        schema = url.query["options"].split("=", 1)[1]
-        conninfo = (f"host={url.host} port={url.port or 5432} dbname={url.database} user={name} "
-                    f"password='{PASSWORD}' options='-csearch_path={schema}'")
-        return Login(name, url.render_as_string(hide_password=False), conninfo)
-
-    yield make
-    engine = create_engine(make_url(pg_url).set(query={}))
-    with engine.begin() as conn:
-        for name in made:
-            quoted = conn.dialect.identifier_preparer.quote_identifier(name)
-            exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": name}).first()
-            if exists:
-                conn.execute(text(f"REASSIGN OWNED BY {quoted} TO CURRENT_USER"))
-                conn.execute(text(f"DROP OWNED BY {quoted}"))
-                conn.execute(text(f"DROP ROLE {quoted}"))
-    engine.dispose()
 
 
 @dataclass

@@ -8,13 +8,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from dialog_driver import DialogDriver, answer, click, sign_in
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QMessageBox
 
 from app.store import open_database
 from app.store.database import default_database_path
@@ -23,55 +24,6 @@ from app.store.settings import default_limits
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 UNREACHABLE_PG = "postgresql+psycopg://postgres@127.0.0.1:1/x"
 REPO = Path(__file__).resolve().parent.parent
-
-
-class DialogDriver:
-    """Answers the app's dialogs in order, as a person would: each step waits for a visible
-    top-level widget of that object name (or a QMessageBox), records its text, and acts on it."""
-
-    def __init__(self, steps: list[tuple[str, Callable[[Any], None]]]) -> None:
-        self.steps = list(steps)
-        self.seen: list[tuple[str, str]] = []
-        self.timer = QTimer(interval=20)
-        self.timer.timeout.connect(self._poll)
-        self.timer.start()
-
-    def _poll(self) -> None:
-        if not self.steps:
-            self.timer.stop()
-            return
-        name, act = self.steps[0]
-        for widget in QApplication.topLevelWidgets():
-            if not widget.isVisible():
-                continue
-            if widget.objectName() == name or (name == "QMessageBox" and isinstance(widget, QMessageBox)):
-                self.steps.pop(0)
-                self.seen.append((name, text_of(widget)))
-                act(widget)
-                return
-
-    def finished(self) -> bool:
-        return not self.steps
-
-
-def text_of(widget: QWidget) -> str:
-    if isinstance(widget, QMessageBox):
-        return widget.text()
-    from PySide6.QtWidgets import QLabel
-
-    return " ".join(label.text() for label in widget.findChildren(QLabel))
-
-
-def click(name: str) -> Callable[[Any], None]:
-    def act(widget: Any) -> None:
-        from PySide6.QtWidgets import QPushButton
-
-        widget.findChild(QPushButton, name).click()
-    return act
-
-
-def answer(button: QMessageBox.StandardButton) -> Callable[[Any], None]:
-    return lambda box: box.button(button).click()
 
 
 @pytest.fixture
@@ -204,10 +156,11 @@ def test_the_connection_test_says_why_in_words(qtbot: Any, settings_dialog: Any)
 def test_startup_on_an_unreachable_database_offers_this_computers_file(
         qtbot: Any, windows: list[Any], settings: QSettings) -> None:
     settings.setValue("database/url", UNREACHABLE_PG)
-    driver = DialogDriver([("databaseUnavailableDialog", click("openLocalButton"))])
+    # A PostgreSQL address without a password: the person signs in first (DESIGN section 15).
+    driver = DialogDriver([("loginDialog", sign_in()), ("databaseUnavailableDialog", click("openLocalButton"))])
     window = open_at_startup(qtbot, windows, UNREACHABLE_PG, settings, from_settings=True)
     assert driver.finished()
-    assert "No database server answers at 127.0.0.1:1 (connection refused)" in driver.seen[0][1]
+    assert "No database server answers at 127.0.0.1:1 (connection refused)" in driver.seen[1][1]
     assert window is not None and window.db.display_name == f"SQLite {default_database_path()}"
     assert settings.value("database/url") == UNREACHABLE_PG  # for this time only: Settings keep the choice
 
@@ -238,8 +191,8 @@ def test_startup_choose_another_opens_it_and_remembers_it(
         chooser.url_edit.setText(pg_url)
         chooser.accept()
 
-    driver = DialogDriver([("databaseUnavailableDialog", click("chooseAnotherButton")),
-                           ("chooseDatabaseDialog", type_pg_url)])
+    driver = DialogDriver([("loginDialog", sign_in()), ("databaseUnavailableDialog", click("chooseAnotherButton")),
+                           ("chooseDatabaseDialog", type_pg_url), ("loginDialog", sign_in())])
     window = open_at_startup(qtbot, windows, UNREACHABLE_PG, settings, from_settings=True)
     assert driver.finished()
     assert window is not None and window.db.is_postgresql

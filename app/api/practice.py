@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
@@ -36,7 +36,8 @@ from app.store.schema import patients, workflows
 
 __all__ = [
     "PG_CONNECT_TIMEOUT_S", "DatabaseCheck", "check_connection", "check_database_url", "default_database_url",
-    "ending", "is_empty", "load_demo", "open_practice", "shown_url",
+    "ending", "is_empty", "load_demo", "login_name", "needs_login", "normalize_url", "open_practice", "server_key",
+    "shown_url", "signed_in", "without_login",
 ]
 
 
@@ -73,6 +74,47 @@ def load_demo(db: Database, actor: str) -> str:
     return load(db, actor)
 
 
+# -- signing in (DESIGN section 15): a PostgreSQL address without a password means each team
+# member signs in with their own login; the app adds it to the address in memory only.
+
+def needs_login(url: str | None) -> bool:
+    """A PostgreSQL address that carries no password: the person signs in."""
+    if not url:
+        return False
+    full = normalize_url(url)
+    if not full.startswith("postgresql"):
+        return False
+    try:
+        return make_url(full).password is None
+    except Exception:  # a malformed address is the start-up check's to explain
+        return False
+
+
+def _parsed(url: str) -> URL:
+    return make_url(normalize_url(url))
+
+
+def login_name(url: str) -> str:
+    """The user name an address names ('' when none)."""
+    return _parsed(url).username or ""
+
+
+def server_key(url: str) -> str:
+    """host:port/database — what the remembered user name and password belong to."""
+    parsed = _parsed(url)
+    return f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
+
+
+def signed_in(url: str, user: str, password: str) -> str:
+    """`url` with this person's login in it (kept in memory only, never in the settings)."""
+    return _parsed(url).set(username=user, password=password).render_as_string(hide_password=False)
+
+
+def without_login(url: str) -> str:
+    """The address as it was chosen: no user name or password (for Switch user)."""
+    return _parsed(url).set(username=None, password=None).render_as_string(hide_password=False)
+
+
 # PostgreSQL: long enough for a server across a clinic's network, short enough that a person
 # waiting at start-up or in Settings is told within seconds.
 PG_CONNECT_TIMEOUT_S: Final = 4
@@ -84,6 +126,7 @@ class DatabaseCheck:
     ok: bool
     reason: str              # what answered, or why not (one line)
     new_file: bool = False   # SQLite: no file there yet, opening it makes a new, empty database
+    login_refused: bool = False  # PostgreSQL: the server is there but refused this user name or password
 
     @property
     def is_default(self) -> bool:
@@ -171,13 +214,21 @@ def _check_postgresql(full: str, timeout: float) -> DatabaseCheck:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except DBAPIError as exc:
-        return DatabaseCheck(full, False, postgresql_reason(str(exc.orig or exc), where, parsed.database,
-                                                            parsed.username))
+        message = str(exc.orig or exc)
+        return DatabaseCheck(full, False, postgresql_reason(message, where, parsed.database, parsed.username),
+                             login_refused=is_login_refusal(message))
     except Exception as exc:
         return DatabaseCheck(full, False, f"{name} cannot be used: {' '.join(str(exc).split())}")
     finally:
         engine.dispose()
     return DatabaseCheck(full, True, f"connected to {name}")
+
+
+def is_login_refusal(message: str) -> bool:
+    """The server answered but did not accept this user name or password."""
+    lowered = message.lower()
+    return ("password authentication failed" in lowered or "no password supplied" in lowered
+            or ("does not exist" in lowered and "role" in lowered))
 
 
 def postgresql_reason(message: str, where: str, database: str | None, user: str | None) -> str:

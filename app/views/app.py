@@ -43,11 +43,11 @@ def run_app(database_url: str | None, demo: bool, actor: str) -> int:
     # Everything made so far lives as long as the app: keep it out of the collector's full passes,
     # which otherwise stop every thread (the GUI thread too) for ~50-100 ms now and then.
     gc.freeze()
-    # Ctrl+C in the terminal or a service manager's SIGTERM closes the window like a person would:
-    # the runtime finishes its current step first. Python only sees signals between Qt events,
-    # so a timer lets it look now and then.
+    # Ctrl+C in the terminal or a service manager's SIGTERM closes the window like a person would
+    # (after Switch user, the window now open): the runtime finishes its current step first.
+    # Python only sees signals between Qt events, so a timer lets it look now and then.
     for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: window.close())
+        signal.signal(number, lambda *_: QApplication.closeAllWindows())
     heartbeat = QTimer(interval=250)
     heartbeat.timeout.connect(lambda: None)
     heartbeat.start()

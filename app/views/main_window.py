@@ -192,6 +192,7 @@ class MainWindow(QMainWindow):
             self._tray = QSystemTrayIcon(icon("app"), self)
             self._tray.setToolTip("Clinicflow")
             self._tray.show()
+        self._start_runtime_on_open = start_runtime
         if start_runtime and self.settings.value("runtime/enabled", True, type=bool):
             self.start_runtime()
         else:
@@ -251,6 +252,9 @@ class MainWindow(QMainWindow):
         self.refresh_action = action("Refresh", self.refresh_all, "F5", "refreshAction")
         self.demo_action = action("Load demo practice", self.load_demo, None, "loadDemoAction")
         self.reset_layout_action = action("Reset layout", self.reset_layout, None, "resetLayoutAction")
+        # Signing in as someone else is only meaningful where each person has a login (PostgreSQL).
+        self.switch_user_action = action("Switch user…", self.switch_user, "Ctrl+Shift+U", "switchUserAction")
+        self.switch_user_action.setVisible(self.db.is_postgresql)
         self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit, "quitAction")
         if self.quit_action.shortcut().isEmpty():
             self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
@@ -281,6 +285,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.demo_action)
         file_menu.addAction(self.settings_action)
         file_menu.addSeparator()
+        file_menu.addAction(self.switch_user_action)
         file_menu.addAction(self.quit_action)
         view_menu = menu.addMenu("&View")
         view_menu.addAction(self.build_action)
@@ -751,6 +756,14 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Demo practice", " ".join(str(exc).split()))
 
         run_in_background(work, done, failed, context=self)
+
+    def switch_user(self) -> Any:
+        """File → Switch user: a new window signed in as someone else replaces this one."""
+        from . import create_main_window
+        from .login import switch_user
+
+        start = self._start_runtime_on_open
+        return switch_user(self, lambda url: create_main_window(url, start_runtime=start), self.settings)
 
     def open_settings(self) -> None:
         from .settings_dialog import SettingsDialog

@@ -30,9 +30,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.api import Refused
-from app.api.practice import DatabaseCheck, check_database_url, ending, shown_url
+from app.api.practice import DatabaseCheck, check_database_url, ending, needs_login, shown_url
 
 from .background import run_in_background
+from .login import SignIn
 
 # A check shorter than this shows nothing; a longer one shows a "Connecting…" box.
 PROGRESS_DELAY_MS: Final = 400
@@ -182,16 +183,36 @@ class StartupDatabase:
     """
 
     remember: Callable[[str], None] | None = None
+    # A PostgreSQL address without a password: the person signs in (login.SignIn).
+    sign_in: SignIn | None = None
 
     def resolve(self, url: str | None, reason: str | None = None) -> tuple[bool, str | None]:
         """(True, url to open) — None meaning this computer's file — or (False, None) to quit.
 
         With `reason`, `url` already failed (e.g. while opening it) and the dialog comes first.
+        The url returned carries the person's login when they signed in.
         """
         chosen_by_person = False
         told: set[str] = set()
+        login_url: str | None = None   # `url` with the login typed for it
+        login_reason: str | None = None
         while True:
-            if reason is None:
+            if reason is None and self.sign_in is not None and url is not None and needs_login(url):
+                if login_url is None:
+                    login_url = self.sign_in(url, login_reason)
+                    if login_url is None:
+                        return False, None
+                check = check_off_the_gui_thread(login_url)
+                if check.ok:
+                    self.sign_in.succeeded()
+                    if chosen_by_person and self.remember is not None:
+                        self.remember(url)
+                    return True, login_url
+                if check.login_refused:
+                    login_url, login_reason = None, check.reason
+                    continue
+                reason = check.reason
+            elif reason is None:
                 check = check_off_the_gui_thread(url)
                 if check.ok:
                     needs_consent = chosen_by_person and check.new_file and not check.is_default
@@ -215,11 +236,11 @@ class StartupDatabase:
             if choice == DatabaseUnavailableDialog.RETRY:
                 reason = None
             elif choice == DatabaseUnavailableDialog.LOCAL:
-                url, chosen_by_person, reason = None, False, None
+                url, chosen_by_person, reason, login_url = None, False, None, None
             else:
                 chooser = ChooseDatabaseDialog(url)
                 if chooser.exec() == QDialog.DialogCode.Accepted and chooser.url():
-                    url, chosen_by_person, reason = chooser.url(), True, None
+                    url, chosen_by_person, reason, login_url = chooser.url(), True, None, None
                 chooser.deleteLater()  # cancelled: the same dialog again, without waiting for a check
 
 
@@ -232,7 +253,7 @@ def open_main_window(url: str | None, actor: str, settings: QSettings, *, from_s
         settings.setValue("database/url", new_url)
         settings.sync()
 
-    startup = StartupDatabase(remember if from_settings else None)
+    startup = StartupDatabase(remember if from_settings else None, SignIn(settings))
     reason: str | None = None
     while True:
         ok, url = startup.resolve(url, reason)
