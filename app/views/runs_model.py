@@ -60,11 +60,19 @@ def error_in_words(run: RunSummary) -> str:
     return error_words(run.error_type, run.error_message).sentence
 
 
+def _ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
 def started_by_in_words(run: RunSummary) -> str:
     """The Started by column: the person, or "automatic"; a run started by another run's record
-    change (DESIGN section 5, Chains) says where in the chain it is ("automatic, run 2 of a chain")."""
+    change (DESIGN section 5, Chains) names that run and where in the chain it is
+    ("Run 4's change (3rd in a chain)")."""
     if run.chain_depth > 0:
-        return f"{run.started_by_words}, run {run.chain_depth + 1} of a chain"
+        cause = run.started_by or ""
+        by = f"Run {cause.removeprefix('run:')}'s change" if cause.startswith("run:") else run.started_by_words
+        return f"{by} ({_ordinal(run.chain_depth + 1)} in a chain)"
     return run.started_by_words
 
 
