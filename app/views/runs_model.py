@@ -81,7 +81,7 @@ def chain_in_words(run: RunSummary) -> str | None:
     if run.chain_depth <= 0:
         return None
     return (f"A record change made by another workflow's run started this run: it is run {run.chain_depth + 1} "
-            "in a chain of runs starting one another. A chain longer than the practice's max chain of runs "
+            "in a chain of runs starting one another. A chain deeper than the practice's max chain depth "
             "(Settings, Safety limits) is stopped.")
 
 

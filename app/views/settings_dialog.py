@@ -73,7 +73,7 @@ FIELD_LABELS: Final = {
     "time_zone": "Time zone", "country": "Country of phone numbers", "quiet_hours": "Quiet hours",
     "closed_dates": "Closed dates", "alerts.email": "Alert emails to", "alerts.interval_minutes": "Alert emails",
     "auto_disable_after_failures": "Turn a workflow off", "retention_days": "Run details",
-    "max_chain_depth": "Max chain of runs", "max_messages_per_day": "Max messages per day",
+    "max_chain_depth": "Max chain depth", "max_messages_per_day": "Max messages per day",
     "max_runtime_seconds": "Max runtime of a run", "max_actions_per_run": "Max actions per run",
     "max_nodes": "Max nodes per workflow",
 }
@@ -374,6 +374,8 @@ class SettingsDialog(QDialog):
     def _limits_tab(self) -> QWidget:
         tab = QWidget()
         self.max_runtime_days = QSpinBox(objectName="maxRuntimeDays", minimum=1, maximum=366, suffix=" days")
+        self.max_runtime_days.setMinimumWidth(120)
+        self.max_runtime_days.setMaximumWidth(260)
         self.max_actions = _spin_for("max_actions_per_run", "maxActionsPerRun")
         self.max_actions.setMaximum(10_000)
         self.max_nodes = _spin_for("max_nodes", "maxNodes")
@@ -391,9 +393,10 @@ class SettingsDialog(QDialog):
         form.addRow(_help_label(setting_help("max_messages_per_day", "A message beyond it fails its step.")))
         form.addRow(FIELD_LABELS["max_chain_depth"], self.max_chain_depth)
         form.addRow(_help_label(setting_help(
-            "max_chain_depth", "A record change made by one workflow's run can start another workflow's run; "
-                               "a run that would make the chain longer than this fails with “Loop stopped” "
-                               "and does nothing.")))
+            "max_chain_depth", "A record change made by one workflow's run can start another workflow's run. "
+                               "With 3, a run started by a person, a schedule or a webhook may set off at most "
+                               "3 more runs one after another; the next fails with “Loop stopped” and does "
+                               "nothing.")))
         return tab
 
     # --- the practice's messaging rules, alerts and retention (the settings registry) ----------

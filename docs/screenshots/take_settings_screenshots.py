@@ -1,5 +1,6 @@
 """Take the README's screenshots of Settings' practice tabs (Messages, Alerts and retention,
-Safety limits), light and dark, as they look over a 1366x768 and a 1280x800 screen.
+Safety limits), light and dark, as they look over a 1366x768 and a 1280x800 screen, and of the
+editor's workflow properties with "Runs per record" (reenrol).
 
     QT_QPA_PLATFORM=offscreen python docs/screenshots/take_settings_screenshots.py [OUT_DIR]
 
@@ -75,8 +76,60 @@ def main() -> int:
                 on_screen(dialog, 1280, 800, f"settings-{slug}-{theme}-1280x800.png")
         dialog.close()
         settle(app, 0.3)
+    apply_theme(app, "light")
+    editor_shot(app, db)
     db.dispose()
     return 0
+
+
+def editor_shot(app: QApplication, db: object) -> None:
+    """The main window's editor at 1366x768 with nothing selected: the workflow's properties,
+    "Runs per record" chosen."""
+    from PySide6.QtWidgets import QComboBox, QSpinBox
+
+    from app.api import workflows as workflows_api
+    from app.views import create_main_window
+    from app.views.main_window import app_settings
+    from app.workflow import load_workflow
+
+    workflow = load_workflow({
+        "format": "clinicflow.workflow/1", "name": "Recall reminder",
+        "description": "Every morning: a task to call each patient whose recall is due.",
+        "nodes": [
+            {"id": "start", "type": "trigger.schedule", "title": "Every morning, each due recall", "position": [0, 0],
+             "config": {"cron": "0 9 * * *", "for_each": {"record_type": "recall", "rules": [
+                 {"field": "recall.status", "op": "equals", "value": "due"}]}}},
+            {"id": "call", "type": "action.create_task", "title": "Call the patient", "position": [320, 0],
+             "config": {"title": "Call {{ patient.first_name }} about their recall"}},
+        ],
+        "edges": [{"from": "start", "to": "call"}]})
+    workflow_id = workflows_api.create_workflow(db, workflow, "Ann Baker")  # type: ignore[arg-type]
+    app_settings().clear()
+    window = create_main_window(str(db.url), start_runtime=False, actor="Ann Baker")  # type: ignore[attr-defined]
+    window.workflows.reload()
+    window.resize(1366, 768)
+    window.show()
+    settle(app)
+    window.apply_default_dock_widths()
+    settle(app)
+    page = window.open_workflow(workflow_id)
+    page.show_editor()
+    settle(app)
+    editor = page.editor
+    editor.fit_to_view()
+    editor.graph.viewer().scene().clearSelection()
+    editor._show_selection()
+    combo = editor.properties.findChild(QComboBox, "workflowReenrol")
+    combo.setCurrentIndex(combo.findData("after_days"))
+    combo.activated.emit(combo.currentIndex())
+    days = editor.properties.findChild(QSpinBox, "workflowReenrolDays")
+    days.setValue(90)
+    days.editingFinished.emit()
+    settle(app, 1.0)
+    window.grab().save(str(OUT / "editor-reenrol-1366x768.png"))
+    print(OUT / "editor-reenrol-1366x768.png")
+    window.close()
+    settle(app, 0.5)
 
 
 if __name__ == "__main__":
