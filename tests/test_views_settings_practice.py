@@ -108,6 +108,9 @@ def test_defaults_show_when_nothing_is_stored(qtbot: Any, database: Database, op
     assert not dialog.alerts.isChecked()
     assert dialog.retention.isChecked() and dialog.retention_days.value() == 730
     assert dialog.auto_disable.value() == 10 and dialog.max_chain_depth.value() == 3
+    finder = dialog.time_zone.completer()   # the time zones are searched by any part of their name
+    finder.setCompletionPrefix("london")
+    assert finder.currentCompletion() == "Europe/London"
 
 
 def test_saving_changes_the_settings_and_records_who(qtbot: Any, database: Database, open_dialog: Any, cli: Any) -> None:
