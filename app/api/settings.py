@@ -27,6 +27,19 @@ KEYS: Final = integrations.KEYS
 TITLES: Final = integrations.TITLES
 SECRET_KEYS: Final = ("password", "token", "inbound_token")
 DEFAULT_LIMITS: Final = store.DEFAULT_LIMITS
+# The practice settings registry (`settings show/set`, the app's Settings): key -> SettingSpec
+# (default, parse, describe, words). Quiet hours as windows by weekday and back to words.
+SETTINGS: Final = store.SETTINGS
+SendWindows = store.SendWindows
+parse_send_windows: Final = store.parse_send_windows
+send_windows_words: Final = store.send_windows_words
+
+
+def setting_bounds(key: str) -> tuple[int, int | None] | None:
+    """The lowest and highest value of a whole-number setting (None: no upper bound), or None
+    for a setting that is not a number."""
+    parse = store.SETTINGS[key].parse
+    return (parse.low, parse.high) if isinstance(parse, store.WholeNumber) else None
 
 
 def practice_limits(db: Database) -> dict[str, int]:
@@ -110,11 +123,7 @@ def save_practice_settings(db: Database, limits: Mapping[str, int], integration_
     integration is written (and recorded in history) only if its form really changed."""
     with db.write() as conn:
         store.set_default_limits(conn, dict(limits))
-        for kind, values in integration_values.items():
-            current = {k: str(v) for k, v in integrations.stored_values(conn, kind).items() if k in values}
-            wanted = {k: v for k, v in values.items() if str(v).strip()}
-            if current != wanted:
-                integrations.set_integration(conn, kind, dict(values), actor)
+        _save_integrations(conn, integration_values, actor)
 
 
 def save_and_test_integration(db: Database, kind: str, values: Mapping[str, Any], actor: str) -> TestOutcome:
@@ -144,7 +153,14 @@ def send_test_email(db: Database, values: Mapping[str, Any], to: str, actor: str
 # --- practice settings by key (`clinicflow settings show/set`, DESIGN section 8) ----------
 
 class SettingRefused(Refused):
-    """A practice setting that cannot be stored; one line naming the key and the value."""
+    """A practice setting that cannot be stored; one line naming the key and the value.
+    `key` is the setting refused and `reason` what is wrong with its value (for a form that
+    names the field in its own words)."""
+
+    def __init__(self, message: str, key: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -170,16 +186,62 @@ def set_practice_setting(db: Database, key: str, value: str, actor: str) -> Prac
     one line naming the setting and what is wrong."""
     from app.runtime.rules import forget_settings
 
-    try:
-        with db.write() as conn:
-            old = store.read_settings(conn).get(key)
-            stored = store.write_setting(conn, key, value)
-            record_action(conn, actor, "settings.set", f"setting:{key}", {"key": key, "old": old, "new": stored})
-    except ValueProblem as problem:
-        raise SettingRefused(str(problem)) from None
+    with db.write() as conn:
+        stored = _store_setting(conn, key, value, actor, store.read_settings(conn).get(key))
     forget_settings()
     spec = store.SETTINGS[key]
     return PracticeSetting(key, stored, spec.words(stored), spec.describe, False)
+
+
+def _store_setting(conn: Any, key: str, text: str, actor: str, old: Any) -> Any:
+    """Check and store one setting given as text and record `settings.set` (old and new value)
+    in the caller's transaction; a bad value raises `SettingRefused` naming the setting."""
+    try:
+        stored = store.write_setting(conn, key, text)
+    except ValueProblem as problem:
+        reason = str(problem).removeprefix(f"setting '{key}': ")
+        raise SettingRefused(str(problem), key if key in store.SETTINGS else None, reason) from None
+    record_action(conn, actor, "settings.set", f"setting:{key}", {"key": key, "old": old, "new": stored})
+    return stored
+
+
+def set_practice_settings(db: Database, texts: Mapping[str, str], actor: str, *,
+                          integration_values: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
+    """The Settings dialog's Save: several settings given as text (as `settings set` takes
+    them), and optionally the integrations, in one transaction: all are stored or, when one
+    value is refused (`SettingRefused` naming its key, the same words as `settings set`),
+    none. A value equal to what is in effect is not written again; every change is recorded
+    as `settings.set` with the actor. Returns the keys that changed."""
+    from app.runtime.rules import forget_settings
+
+    changed: list[str] = []
+    with db.write() as conn:
+        current = store.read_settings(conn)
+        for key, text in texts.items():
+            spec = store.SETTINGS.get(key)
+            if spec is None:
+                raise SettingRefused(str(store.unknown_setting(key)))
+            try:
+                wanted = spec.parse(text)
+            except ValueProblem as problem:
+                raise SettingRefused(f"setting '{key}': {problem}", key, str(problem)) from None
+            if wanted == current.get(key):
+                continue
+            _store_setting(conn, key, text, actor, current.get(key))
+            changed.append(key)
+        if integration_values:
+            _save_integrations(conn, integration_values, actor)
+    forget_settings()
+    return changed
+
+
+def _save_integrations(conn: Any, integration_values: Mapping[str, Mapping[str, Any]], actor: str) -> None:
+    """Write an integration (and record it in history) only if its form really changed."""
+    for kind, values in integration_values.items():
+        current = {k: str(v) for k, v in integrations.stored_values(conn, kind).items() if k in values}
+        wanted = {k: v for k, v in values.items() if str(v).strip()}
+        if current != wanted:
+            integrations.set_integration(conn, kind, dict(values), actor)
 
 
 def send_test_sms(db: Database, values: Mapping[str, Any], to: str, actor: str) -> TestOutcome:

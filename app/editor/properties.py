@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.workflow import CATALOG, Problem, Workflow
 from app.workflow.catalog import ActionConfig, ForEach, MessageConfig, NodeConfig, Rule
-from app.workflow.model import ID_PATTERN
+from app.workflow.model import ID_PATTERN, ReenrolAfter
 from app.workflow.records import RECORD_EVENTS, RECORD_FIELDS
 
 from .fields import RulesEditor, TemplateEdit
@@ -95,13 +95,32 @@ def _bounds(info: FieldInfo) -> tuple[int, int]:
     return low, high
 
 
+# `reenrol` in words: the choices, and a line on what the chosen one means.
+REENROL_CHOICES: Final = (("Default", ""), ("Every time", "always"), ("Once per record", "never"),
+                          ("Again after some days", "after_days"))
+
+
+def reenrol_words(reenrol: str | ReenrolAfter | None) -> str:
+    """One line on what `reenrol` lets a record do (DESIGN section 3)."""
+    if isinstance(reenrol, ReenrolAfter):
+        days = reenrol.after_days
+        return (f"A record may start this workflow again {days} day{'s' if days != 1 else ''} after its last run "
+                "began. A person's manual start is always allowed.")
+    if reenrol == "always":
+        return "A record may start this workflow every time, however many runs it had before."
+    if reenrol == "never":
+        return "Each record runs through this workflow once, for ever. A person's manual start is always allowed."
+    return ("Default: once per record for a schedule that runs for each matching record; every time for any "
+            "other trigger.")
+
+
 class PropertiesPanel(QWidget):
     """Shows and edits one node, or the workflow when no single node is selected."""
 
     configEdited = Signal(object, dict)     # node, new config
     titleEdited = Signal(object, str)       # node, new title ("" for the catalog's)
     idEdited = Signal(object, str)          # node, new id
-    workflowEdited = Signal(dict)           # changed workflow fields: name, description, limits
+    workflowEdited = Signal(dict)           # changed workflow fields: name, description, limits, reenrol
 
     def __init__(self, variables: Callable[[], list[str]], record_fields: Callable[[], list[str]],
                  parent: QWidget | None = None) -> None:
@@ -259,6 +278,7 @@ class PropertiesPanel(QWidget):
                     self.workflowEdited.emit({"limits": {k: v for k, v in new.items() if v is not None} or None})
             spin.editingFinished.connect(commit)
             form.addRow(label, spin)
+        self._reenrol_editor(form, workflow)
         box.addLayout(form)
         count = QLabel(f"{node_count} of at most {max_nodes} nodes")
         count.setObjectName("workflowNodeCount")
@@ -269,6 +289,54 @@ class PropertiesPanel(QWidget):
     def clear(self) -> None:
         self._node = None
         self._new_form()
+
+    def _reenrol_editor(self, form: QFormLayout, workflow: Workflow) -> None:
+        """`reenrol` (DESIGN section 3): may a record that already had a run start another?"""
+        choice = QComboBox()
+        choice.setObjectName("workflowReenrol")
+        for words, value in REENROL_CHOICES:
+            choice.addItem(words, value)
+        days = QSpinBox()
+        days.setObjectName("workflowReenrolDays")
+        days.setRange(*_bounds(ReenrolAfter.model_fields["after_days"]))
+        days.setSuffix(" days")
+        current = workflow.reenrol
+        shown: list[str | ReenrolAfter | None] = [current]
+        if isinstance(current, ReenrolAfter):
+            choice.setCurrentIndex(choice.findData("after_days"))
+            days.setValue(current.after_days)
+        else:
+            choice.setCurrentIndex(max(0, choice.findData(current or "")))
+            days.setValue(30)
+        explanation = QLabel(reenrol_words(current))
+        explanation.setObjectName("workflowReenrolWords")
+        explanation.setWordWrap(True)
+        row = QWidget()
+        line = QVBoxLayout(row)
+        line.setContentsMargins(0, 0, 0, 0)
+        line.addWidget(choice)
+        line.addWidget(days)
+        line.addWidget(explanation)
+        days.setVisible(choice.currentData() == "after_days")
+
+        def wanted() -> str | ReenrolAfter | None:
+            value = choice.currentData()
+            if value == "after_days":
+                return ReenrolAfter(after_days=days.value())   # the model's own check of N
+            return value or None
+
+        def commit() -> None:
+            days.setVisible(choice.currentData() == "after_days")
+            new = wanted()
+            explanation.setText(reenrol_words(new))
+            if new != shown[0]:
+                shown[0] = new   # the form stays as it is (the editor does not rebuild it for this)
+                self.workflowEdited.emit({"reenrol": new})
+
+        choice.activated.connect(lambda _index: commit())
+        days.editingFinished.connect(commit)
+        form.addRow("Runs per record", row)
+        self.editors["reenrol"], self.editors["reenrol_days"] = choice, days
 
     # -- one editor per field ------------------------------------------------------
 

@@ -95,17 +95,26 @@ def register_setting(spec: SettingSpec) -> None:
     SETTINGS[spec.key] = spec
 
 
-def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
+@dataclass(frozen=True)
+class WholeNumber:
+    """Parses a whole number between `low` and `high` (None: no upper bound); the app's
+    Settings reads the bounds for its spin boxes."""
+
+    low: int
+    high: int | None = None
+
+    def __call__(self, text: str) -> int:
         cleaned = str(text).strip()
         if not cleaned.isdigit():
             raise ValueProblem(f"'{text}' is not a whole number")
         number = int(cleaned)
-        if number < low or (high is not None and number > high):
-            raise ValueProblem(f"{number} is not between {low} and {high}" if high is not None
-                               else f"{number} is less than {low}")
+        if number < self.low or (self.high is not None and number > self.high):
+            raise ValueProblem(f"{number} is not between {self.low} and {self.high}" if self.high is not None
+                               else f"{number} is less than {self.low}")
         return number
-    return parse
+
+
+_whole = WholeNumber
 
 
 _DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -222,8 +222,8 @@ class RoleGate(QObject):
         practice = self.why_not("settings.set")
         if practice is not None:
             dialog.may_change_practice = False
-            for spin in (dialog.max_runtime_days, dialog.max_actions, dialog.max_nodes):
-                self.guard(spin, "settings.set")
+            for editor in dialog.practice_editors():
+                self.guard(editor, "settings.set")
         if integrations is None:
             return
         for editors in (dialog.smtp, dialog.sms):

@@ -60,6 +60,31 @@ def error_in_words(run: RunSummary) -> str:
     return error_words(run.error_type, run.error_message).sentence
 
 
+def _ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def started_by_in_words(run: RunSummary) -> str:
+    """The Started by column: the person, or "automatic"; a run started by another run's record
+    change (DESIGN section 5, Chains) names that run and where in the chain it is
+    ("Run 4's change (3rd in a chain)")."""
+    if run.chain_depth > 0:
+        cause = run.started_by or ""
+        by = f"Run {cause.removeprefix('run:')}'s change" if cause.startswith("run:") else run.started_by_words
+        return f"{by} ({_ordinal(run.chain_depth + 1)} in a chain)"
+    return run.started_by_words
+
+
+def chain_in_words(run: RunSummary) -> str | None:
+    """The Started by tooltip of a chained run: what a chain is and what stops it."""
+    if run.chain_depth <= 0:
+        return None
+    return (f"A record change made by another workflow's run started this run: it is run {run.chain_depth + 1} "
+            "in a chain of runs starting one another. A chain deeper than the practice's max chain depth "
+            "(Settings, Safety limits) is stopped.")
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A read off the GUI thread: the count and the pages that were on screen."""
@@ -212,6 +237,8 @@ class RunsModel(QAbstractTableModel):
                 return f"{words.sentence}\n{for_people(run.error_message)}\n\n{words.fix}"
             if column == Column.TRIGGER:
                 return run.trigger_words
+            if column == Column.STARTED_BY:
+                return chain_in_words(run)
             return None
         if role == Qt.ItemDataRole.UserRole:
             return run.id
@@ -237,7 +264,7 @@ class RunsModel(QAbstractTableModel):
             return f"v{run.version}"
         if column == Column.ERROR:
             return error_in_words(run)
-        return run.started_by_words
+        return started_by_in_words(run)
 
     # --- paging -----------------------------------------------------------------------------
 
