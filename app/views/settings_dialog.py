@@ -55,6 +55,7 @@ from app.api.practice import (
     check_database_url,
     default_database_url,
     ending,
+    needs_login,
     shown_url,
 )
 from app.api.settings import DEFAULT_LIMITS, SETTINGS, SettingRefused, setting_bounds
@@ -188,6 +189,8 @@ def _show_result(label: QLabel, ok: bool, text: str) -> None:
 def check_database(url: str) -> str:
     """Connect to a database URL and say what answered; raises with the reason otherwise."""
     check = check_database_url(url)
+    if check.login_refused and needs_login(url):
+        return "the server answers; each person signs in with their own login when Clinicflow starts"
     if not check.ok:
         raise DatabaseRefused(check.reason)
     return check.reason
@@ -787,7 +790,10 @@ class SettingsDialog(QDialog):
 
         def checked(check: DatabaseCheck) -> None:
             self._set_busy(False)
-            if not check.ok:
+            # A shared server without a password in its address asks each person for their own
+            # login at start (DESIGN section 15): it answered, so the address is right.
+            signs_in = check.login_refused and needs_login(url)
+            if not check.ok and not signs_in:
                 self._fail(ending(f"Not saved: {shown_url(url) if url else 'this computer’s file'} cannot be used: "  # noqa: RUF001
                                   f"{check.reason}"))
                 return
