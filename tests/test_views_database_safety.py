@@ -141,6 +141,24 @@ def test_settings_saves_a_postgresql_database_that_answers(qtbot: Any, settings_
     assert dialog._settings.value("database/url") == pg_url
 
 
+@pytest.mark.postgres
+def test_settings_saves_a_shared_server_whose_people_sign_in_themselves(qtbot: Any, settings_dialog: Any,
+                                                                       pg_url: str) -> None:
+    # No password in the address: the server refuses the connection for want of a login, which is
+    # what it should do; each person signs in at start (DESIGN section 15).
+    from sqlalchemy import make_url
+
+    url = make_url(pg_url).set(username="cf_nobody_signs_in_later").render_as_string(hide_password=False)
+    dialog = settings_dialog
+    dialog.shared_db.setChecked(True)
+    dialog.db_url.setText(url)
+    driver = DialogDriver([("QMessageBox", answer(QMessageBox.StandardButton.Ok))])
+    press_save(qtbot, dialog)
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=10_000)
+    assert driver.finished()
+    assert dialog._settings.value("database/url") == url
+
+
 def test_the_connection_test_says_why_in_words(qtbot: Any, settings_dialog: Any) -> None:
     dialog = settings_dialog
     dialog.shared_db.setChecked(True)
