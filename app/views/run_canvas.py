@@ -15,7 +15,7 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Final
 
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -72,6 +72,12 @@ class RefusingUndoStack(QUndoStack):
 
     def push(self, cmd: QUndoCommand) -> None:
         self.refused += 1
+
+    def beginMacro(self, text: str) -> None:
+        pass  # an empty macro would still be a command on the stack
+
+    def endMacro(self) -> None:
+        pass
 
 
 class StatusMark(QGraphicsItem):
@@ -243,9 +249,7 @@ class RunCanvas(QWidget):
         from app.editor.nodes import INPUT_PORT
 
         graph = self._ensure_graph()
-        old = list(graph.all_nodes())
-        if old:
-            graph.delete_nodes(old, push_undo=False)
+        self._remove_nodes()
         self.nodes = add_workflow_nodes(graph, workflow)  # no undo: nothing is pushed
         self.marks = {}
         for node_id, node in self.nodes.items():
@@ -302,11 +306,17 @@ class RunCanvas(QWidget):
         self._auto = True
         self.frame()
 
+    def _remove_nodes(self) -> None:
+        nodes = list(self.graph.all_nodes()) if self.graph is not None else []
+        for node in nodes:
+            for port in node.input_ports() + node.output_ports():
+                port.model.locked = False  # NodeGraphQt refuses to disconnect a locked port
+                port.view.locked = False
+        if nodes:
+            self.graph.delete_nodes(nodes, push_undo=False)
+
     def clear(self) -> None:
-        if self.graph is not None:
-            nodes = list(self.graph.all_nodes())
-            if nodes:
-                self.graph.delete_nodes(nodes, push_undo=False)
+        self._remove_nodes()
         self.nodes, self.marks, self.statuses, self._pipes = {}, {}, {}, {}
         self.path_edges = set()
         self._edges = []
@@ -397,7 +407,8 @@ class RunCanvas(QWidget):
         """Zoom `zoom` around `centre`, kept inside the workflow's bounds where it can be."""
         viewer = self.viewer
         size = viewer.viewport().size()
-        width, height = size.width() / zoom, size.height() / zoom
+        # QGraphicsView.fitInView keeps 2 px clear on each side.
+        width, height = max(size.width() - 4, 1) / zoom, max(size.height() - 4, 1) / zoom
         bounds = self._bounds()
         x = _clamp(centre.x(), bounds.left() + width / 2, bounds.right() - width / 2, bounds.center().x())
         y = _clamp(centre.y(), bounds.top() + height / 2, bounds.bottom() - height / 2, bounds.center().y())
@@ -502,10 +513,8 @@ def _viewer_class() -> type:
             if self.canvas is not None:
                 self.canvas.viewer_resized()
 
-        def event(self, event: QEvent) -> bool:
-            if event.type() == QEvent.Type.ContextMenu:
-                return True  # no menu: the graph's only holds Undo and Redo
-            return bool(super().event(event))
+        def contextMenuEvent(self, event: Any) -> None:
+            event.accept()  # no menu: the graph's only holds Undo and Redo
 
     _VIEWER_CLASS = RunViewer
     return RunViewer
