@@ -201,6 +201,8 @@ class RunCanvas(QWidget):
         self._edges: list[tuple[str, str, str]] = []
         self._pipes: dict[tuple[str, str, str], Any] = {}
         self._focus: str | None = None
+        self._run: Any = None
+        self._path: list[str] = []
         self._auto = True          # framed by us (refit on resize) until the person zooms or pans
         self._whole = False        # "Fit" pressed: the whole workflow, however small
         self.fit_button = QToolButton(self, objectName="runGraphFit", text="Fit")
@@ -273,11 +275,16 @@ class RunCanvas(QWidget):
         self.builds += 1
 
     def show_run(self, workflow: Workflow, steps: Iterable[Mapping[str, Any]], key: Any,
-                 focus: str | None = None) -> None:
+                 focus: str | None = None, run: Any = None) -> None:
         """Draw `workflow` (rebuilt only when `key`, the version, differs from the one shown)
         with the status of each node's latest step in `steps` (in execution order), the path
-        they took, and `focus` (a node id) selected and in view."""
+        they took, and `focus` (a node id) selected and in view. The same `run` again (a live
+        update) keeps the view where the person moved it."""
+        if run is None or run != self._run:
+            self._run = run
+            self._auto = True
         if key != self.key or self.graph is None:
+            self._auto = True
             self._build(workflow)
             self.key = key
             self._whole = False
@@ -290,6 +297,7 @@ class RunCanvas(QWidget):
             latest[step["node_id"]] = (step["status"], int(step.get("attempt") or 1))
             if not path or path[-1] != step["node_id"]:
                 path.append(step["node_id"])
+        self._path = path
         taken = set(pairwise(path))
         self.statuses = {}
         for node_id, node in self.nodes.items():
@@ -303,8 +311,8 @@ class RunCanvas(QWidget):
         self._style_pipes()
         self._focus = focus if focus in self.nodes else None
         self._select(self._focus)
-        self._auto = True
-        self.frame()
+        if self._auto:
+            self.frame()
 
     def _remove_nodes(self) -> None:
         nodes = list(self.graph.all_nodes()) if self.graph is not None else []
@@ -400,8 +408,17 @@ class RunCanvas(QWidget):
             self._show_at(min(fit, LARGEST_ZOOM), bounds.center())
             return
         focus = self.selected_node() or self._focus
-        centre = self.nodes[focus].view.sceneBoundingRect().center() if focus else bounds.center()
-        self._show_at(READABLE_ZOOM, centre)
+        if focus is None:
+            self._show_at(READABLE_ZOOM, bounds.center())
+            return
+        # The step and the one the run came from, when both fit: where it got there from.
+        rect = self.nodes[focus].view.sceneBoundingRect()
+        before = self._path[:self._path.index(focus)] if focus in self._path else []
+        if before and before[-1] in self.nodes:
+            both = rect.united(self.nodes[before[-1]].view.sceneBoundingRect()).adjusted(-20, -20, 20, 20)
+            if both.width() * READABLE_ZOOM <= size.width() and both.height() * READABLE_ZOOM <= size.height():
+                rect = both
+        self._show_at(READABLE_ZOOM, rect.center())
 
     def _show_at(self, zoom: float, centre: QPointF) -> None:
         """Zoom `zoom` around `centre`, kept inside the workflow's bounds where it can be."""

@@ -313,7 +313,7 @@ class StepInspector(QWidget):
         if view.version is not None:
             step = self.current_step()
             self.graph.show_run(view.version, view.steps, key=(view.run["workflow_id"], view.run["version"]),
-                                focus=step["node_id"] if step else None)
+                                focus=step["node_id"] if step else None, run=view.run["id"])
         else:
             self.graph.clear()
         self._update_buttons()
