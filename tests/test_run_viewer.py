@@ -310,7 +310,7 @@ def test_runs_of_one_version_reuse_the_canvas_and_it_is_built_off_the_database(
     third = start_from_actions_menu(qtbot, window, ann, note_id)
     window.show_run(third)
     qtbot.waitUntil(lambda: inspector.view is not None and inspector.view.run["id"] == third
-                    and "task" in canvas.nodes, timeout=WAIT)
+                    and "task" in canvas.nodes and canvas.statuses.get("note") == "completed", timeout=WAIT)
     assert canvas.graph is graph and canvas.builds == builds + 1  # another version: the same graph, rebuilt
     assert set(canvas.nodes) == {"start", "task", "note"}
     assert canvas.path_edges == set(pairwise(["start", "task", "note"]))

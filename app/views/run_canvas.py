@@ -198,7 +198,6 @@ class RunCanvas(QWidget):
         self.statuses: dict[str, str | None] = {}
         self.path_edges: set[tuple[str, str]] = set()
         self.builds = 0            # how often the graph was (re)built: once per version shown
-        self._edges: list[tuple[str, str, str]] = []
         self._pipes: dict[tuple[str, str, str], Any] = {}
         self._focus: str | None = None
         self._run: Any = None
@@ -262,9 +261,8 @@ class RunCanvas(QWidget):
                 port.model.locked = True  # no new connections, no dragging one off
                 port.view.locked = True
             self.marks[node_id] = StatusMark(item)
-        self._edges = [(e.source, e.target, e.port) for e in workflow.edges]
         self._pipes = {}
-        for source, target, port in self._edges:
+        for source, target, port in ((e.source, e.target, e.port) for e in workflow.edges):
             out_port = self.nodes[source].outputs()[port].view
             in_port = self.nodes[target].inputs()[INPUT_PORT].view
             pipe = next((p for p in out_port.connected_pipes if p.input_port is in_port), None)
@@ -327,8 +325,8 @@ class RunCanvas(QWidget):
         self._remove_nodes()
         self.nodes, self.marks, self.statuses, self._pipes = {}, {}, {}, {}
         self.path_edges = set()
-        self._edges = []
         self.key = None
+        self.fit_button.hide()
 
     # --- selection ------------------------------------------------------------------------------
 
@@ -386,13 +384,6 @@ class RunCanvas(QWidget):
 
     def _zoom(self) -> float:
         return float(self.viewer.transform().m11()) if self.viewer is not None else 1.0
-
-    def fits_readably(self) -> bool:
-        """Whether the whole workflow fits in view at a readable size."""
-        if self.viewer is None or not self.nodes:
-            return True
-        bounds, size = self._bounds(), self.viewer.viewport().size()
-        return bool(min(size.width() / bounds.width(), size.height() / bounds.height()) >= READABLE_ZOOM)
 
     def frame(self) -> None:
         """The whole workflow if it fits at a readable size (or "Fit" is pressed); else a
