@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
-from PySide6.QtGui import QContextMenuEvent
+from PySide6.QtGui import QContextMenuEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 from sqlalchemy import event
 from test_views_runs import (
@@ -314,3 +314,36 @@ def test_runs_of_one_version_reuse_the_canvas_and_it_is_built_off_the_database(
     assert canvas.graph is graph and canvas.builds == builds + 1  # another version: the same graph, rebuilt
     assert set(canvas.nodes) == {"start", "task", "note"}
     assert canvas.path_edges == set(pairwise(["start", "task", "note"]))
+
+
+def test_the_person_can_pan_and_zoom_the_run_and_the_failed_step_stays_selected(
+        qtbot: Any, window: Any, practice: Practice) -> None:
+    open_failed_run(qtbot, window, practice)
+    canvas = window.inspector.graph
+    viewer = canvas.viewer
+
+    def visible() -> Any:
+        return viewer.mapToScene(viewer.viewport().rect()).boundingRect()
+
+    # Zoomed in, so there is room to move around: then a left drag on the background pans.
+    zoom = viewer.transform().m11()
+    centre = viewer.viewport().rect().center()
+    wheel = QWheelEvent(QPointF(centre), QPointF(viewer.viewport().mapToGlobal(centre)), QPoint(0, 0), QPoint(0, 240),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(viewer.viewport(), wheel)
+    assert viewer.transform().m11() > zoom
+    before = visible()
+    empty = next(QPoint(x, y) for y in range(10, viewer.viewport().height(), 10)
+                 for x in range(10, viewer.viewport().width(), 10)
+                 if not any(hasattr(item, "id") for item in viewer.items(QPoint(x, y))))
+    qtbot.mousePress(viewer.viewport(), Qt.MouseButton.LeftButton, pos=empty)
+    for step in range(1, 6):
+        qtbot.mouseMove(viewer.viewport(), empty + QPoint(step * 8, step * 6))
+    qtbot.mouseRelease(viewer.viewport(), Qt.MouseButton.LeftButton, pos=empty + QPoint(40, 30))
+    moved = visible()
+    assert abs(moved.center().x() - before.center().x()) > 5 and abs(moved.center().y() - before.center().y()) > 5
+    assert canvas.selected_node() == "mail" and window.inspector.current_step()["node_id"] == "mail"
+    # A resize keeps the person's view (it is not framed again).
+    window.resize(window.width() - 40, window.height())
+    QApplication.processEvents()
+    assert abs(visible().center().x() - moved.center().x()) < 40
