@@ -299,7 +299,7 @@ def test_the_step_inspector_shows_input_output_and_error_of_a_chosen_step(
     assert QApplication.clipboard().text().startswith("{")
     # The path taken is drawn on the version's graph.
     assert inspector.graph.path_edges == {("start", "task"), ("task", "mail")}
-    assert set(inspector.graph.node_items) == {"start", "task", "mail"}
+    assert set(inspector.graph.nodes) == {"start", "task", "mail"}
 
 
 def test_a_patient_added_in_the_records_view_starts_an_event_triggered_workflow(

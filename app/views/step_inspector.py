@@ -1,9 +1,10 @@
 """The run viewer / step inspector dock (`stepInspector`).
 
-Shows one run: its steps in order, the selected step's input and output as a copyable tree,
-error details, when a Waiting run resumes and why, the version's graph with the path taken,
-and the Retry Run / Retry Step / Cancel Run buttons (person-initiated, through the runtime's
-control API, off the GUI thread).
+Shows one run: the version on its own canvas (read-only, each node's status marked, the path
+taken drawn; clicking a node selects its step and back), its steps in order, the selected step's
+input and output as a copyable tree, error details, when a Waiting run resumes and why, and the
+Retry Run / Retry Step / Cancel Run buttons (person-initiated, through the runtime's control
+API, off the GUI thread).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from app.workflow.vocabulary import RunStatus, StepStatus
 
 from .background import run_in_background
 from .display import as_text, clock_time, duration, local_time, plural
-from .run_graph import RunGraphView
+from .run_canvas import RunCanvas, preload
 from .theme import STATUS_LABELS, status_colour, status_icon
 from .words import error_words, for_people, step_title
 
@@ -188,9 +189,10 @@ class StepInspector(QWidget):
 
         self.run_actions = RunActions(self, buttons)
 
-        self.graph = RunGraphView(self)
+        self.graph = RunCanvas(self)
+        self.graph.nodeClicked.connect(self._node_clicked)
         self.steps_tree = QTreeWidget(objectName="runSteps")
-        self.steps_tree.setHeaderLabels(["Step", "Status", "Try", "Started", "Finished", "Took"])
+        self.steps_tree.setHeaderLabels(["Step", "Status", "Try", "Started", "Finished", "Duration"])
         self.steps_tree.setRootIsDecorated(False)
         self.steps_tree.setAlternatingRowColors(True)
         self.steps_tree.setUniformRowHeights(True)
@@ -213,7 +215,11 @@ class StepInspector(QWidget):
         splitter.addWidget(self.graph)
         splitter.addWidget(self.steps_tree)
         splitter.addWidget(self.detail_tabs)
-        splitter.setSizes([180, 160, 220])
+        # The canvas gets the most room: the run is read there first.
+        splitter.setStretchFactor(0, 5)
+        splitter.setStretchFactor(1, 3)
+        splitter.setStretchFactor(2, 3)
+        splitter.setSizes([300, 110, 150])
 
         self.empty = QLabel("Select a run in a Runs tab to see its steps here.", objectName="emptyState",
                             alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
@@ -286,7 +292,11 @@ class StepInspector(QWidget):
                 self.body.hide()
                 self.empty.show()
 
-        run_in_background(lambda: load_run(db, run_id), done, failed, context=self)
+        def read() -> RunView:
+            preload()  # NodeGraphQt, imported here the first time rather than on the GUI thread
+            return load_run(db, run_id)
+
+        run_in_background(read, done, failed, context=self)
 
     def _apply(self, view: RunView) -> None:
         signature = (view.run["status"], view.run["updated_at"], len(view.steps),
@@ -300,15 +310,10 @@ class StepInspector(QWidget):
         self.body.show()
         self._show_header(view)
         self._show_steps(view)
-        latest: dict[str, str] = {}
-        for step in view.steps:
-            latest[step["node_id"]] = step["status"]
-        path: list[str] = []
-        for step in view.steps:
-            if not path or path[-1] != step["node_id"]:
-                path.append(step["node_id"])
         if view.version is not None:
-            self.graph.show_run(view.version, latest, path)
+            step = self.current_step()
+            self.graph.show_run(view.version, view.steps, key=(view.run["workflow_id"], view.run["version"]),
+                                focus=step["node_id"] if step else None, run=view.run["id"])
         else:
             self.graph.clear()
         self._update_buttons()
@@ -363,6 +368,7 @@ class StepInspector(QWidget):
                 str(step["attempt"]), clock_time(step["started_at"]), clock_time(step["finished_at"]),
                 duration(step["started_at"], step["finished_at"], running=step["status"] in ("running", "waiting")),
             ])
+            item.setToolTip(0, item.text(0))  # a long title is cut short in a narrow dock
             item.setToolTip(3, local_time(step["started_at"]))
             item.setToolTip(4, local_time(step["finished_at"]))
             item.setIcon(1, status_icon(step["status"]))
@@ -378,8 +384,17 @@ class StepInspector(QWidget):
             self.steps_tree.setCurrentItem(chosen)
         self._show_step()
 
+    def _node_clicked(self, node_id: str) -> None:
+        """A node clicked on the canvas: its latest step, or none if the run never got there."""
+        if self.select_step(node_id) or self.view is None:
+            return
+        self.steps_tree.clearSelection()
+        self.steps_tree.setCurrentItem(None)  # type: ignore[call-overload]
+        self.error_text.setPlainText(f"“{step_title(self.view.version, node_id)}” was not reached in this run.")
+
     def select_step(self, node_id: str, attempt: int | None = None) -> bool:
-        for i in range(self.steps_tree.topLevelItemCount()):
+        """Select the step of `node_id` (its latest attempt, or `attempt`)."""
+        for i in reversed(range(self.steps_tree.topLevelItemCount())):
             item = self.steps_tree.topLevelItem(i)
             if item is None:
                 continue
@@ -404,7 +419,9 @@ class StepInspector(QWidget):
             self.input_tree.show_value(None)
             self.output_tree.show_value(None)
             self.error_text.setPlainText("")
+            self.detail_tabs.setTabText(2, "Error")
             return
+        self.graph.select_node(step["node_id"])
         self.input_tree.show_value(step["input"])
         self.output_tree.show_value(step["output"])
         if step["error_type"] or step["error_message"]:
