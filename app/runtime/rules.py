@@ -21,7 +21,7 @@ from datetime import time as clock_time
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, text, update
 
 from app.store.errors import Refused
 from app.store.history import record_action
@@ -305,6 +305,38 @@ def start_enrolled(conn: Connection, workflow_id: int, workflow: Workflow, recor
     found = enrolled(conn, workflow_id, workflow, record, now)
     policy = workflow.reenrol_policy()
     raise ReenrolRefused(found or Enrolled(record, describe(conn, record), now, policy, None))
+
+
+# On PostgreSQL the lease extension of the outbox's claim and the day's count are one
+# statement (one round trip): the count is taken only if the run is still this runtime's, and
+# the answer says both. Guarded as `RunStore.extend_lease` and `take_daily_slot` are.
+_LEASE_AND_SLOT: Final = text("""
+WITH lease AS (
+    UPDATE runs SET lease_expires_at = :until
+     WHERE id = :run_id AND status = 'running' AND lease_owner = :owner RETURNING id),
+slot AS (
+    INSERT INTO message_counts (workflow_id, day, sent) SELECT :w, :d, 1 FROM lease
+    ON CONFLICT (workflow_id, day) DO UPDATE SET sent = message_counts.sent + 1 WHERE message_counts.sent < :limit
+    RETURNING sent)
+SELECT (SELECT count(*) FROM lease) AS held, (SELECT count(*) FROM slot) AS counted
+""")
+_EXTEND_LEASE: Final = update(runs).where(
+    runs.c.id == bindparam("run_id"), runs.c.status == RunStatus.RUNNING, runs.c.lease_owner == bindparam("owner"),
+).values(lease_expires_at=bindparam("until"))
+
+
+def extend_lease_taking_slot(conn: Connection, run_id: int, owner: str, until: datetime, workflow_id: int,
+                             limit: int, now: datetime, practice: Practice) -> tuple[bool, bool]:
+    """(the run is still this runtime's and its lease was extended, today's count was taken):
+    the outbox's claim of a message's first hand-over, with `take_daily_slot`."""
+    day = now.astimezone(practice.zone).date()
+    if conn.dialect.name == "postgresql" and limit >= 1:
+        row = conn.execute(_LEASE_AND_SLOT, {"until": until, "run_id": run_id, "owner": owner, "w": workflow_id,
+                                             "d": day, "limit": limit}).one()
+        return bool(row.held), bool(row.counted)
+    if conn.execute(_EXTEND_LEASE, {"run_id": run_id, "owner": owner, "until": until}).rowcount != 1:
+        return False, False
+    return True, take_daily_slot(conn, workflow_id, limit, now, practice)
 
 
 # --- auto-disable -------------------------------------------------------------------------
