@@ -151,7 +151,10 @@ def measure(kind: str, make_url: Any, count: int, repeat: int) -> dict[str, Any]
                     (with_rules if on else without).append(one(url, gateway_url, count, on))
     value, baseline = statistics.median(with_rules), statistics.median(without)
     return {"bench": f"message_steps_with_rules_{kind}", "value": round(value, 1), "unit": "steps/s",
-            "baseline": round(baseline, 1), "ratio": round(value / baseline, 3), "n": repeat, "target": 0.9}
+            "baseline": round(baseline, 1), "ratio": round(value / baseline, 3), "n": repeat, "target": 0.9,
+            "range": [round(min(with_rules), 1), round(max(with_rules), 1)],
+            "baseline_range": [round(min(without), 1), round(max(without), 1)],
+            "pair_ratios": [round(a / b, 3) for a, b in zip(with_rules, without, strict=True)]}
 
 
 def statements(kind: str, make_url: Any, count: int, show: bool) -> dict[str, Any]:

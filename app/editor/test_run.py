@@ -14,6 +14,7 @@ from html import escape
 from typing import Any, Final
 
 from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -67,7 +68,7 @@ def _day_text(value: Any) -> str:
         try:
             value = date.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     return local_date(value) if isinstance(value, date) else str(value or "")
 
 
@@ -304,12 +305,15 @@ class TestRunDialog(QDialog):
                 fill_tree(child, value)
             top.setExpanded(True)
         self.steps_tree.expandToDepth(1)
-        self.messages_view.setHtml(self._messages_html(result, titles))
+        palette = self.messages_view.palette()
+        # The message box in the scheme's own colours (light or dark), not a fixed light grey.
+        box = (palette.color(QPalette.ColorRole.AlternateBase).name(), palette.color(QPalette.ColorRole.Text).name())
+        self.messages_view.setHtml(self._messages_html(result, titles, box))
         self.tabs.setCurrentWidget(self.messages_view)
         self.pathChanged.emit(list(result.path))
 
     @staticmethod
-    def _messages_html(result: Any, titles: dict[str, str]) -> str:
+    def _messages_html(result: Any, titles: dict[str, str], box: tuple[str, str] = ("#f3f3f0", "#000000")) -> str:
         """What the run would do, step by step, with every message as it would be sent."""
         parts: list[str] = []
         for step in result.steps:
@@ -329,7 +333,8 @@ class TestRunDialog(QDialog):
                 held = (f"<p>Would wait for quiet hours to end — would send at "
                         f"{escape(when_text(output['would_send_at']))}</p>") if output.get("would_send_at") else ""
                 parts.append(f"<p><b>✉ {title}</b> — {kind} rendered, not sent</p>{held}"
-                             f"<table border='0' cellpadding='8' width='100%' style='background:#f3f3f0'>"
+                             f"<table border='0' cellpadding='8' width='100%' "
+                             f"style='background:{box[0]}; color:{box[1]}'>"
                              f"<tr><td>{'<br>'.join(rows)}<hr>{body}</td></tr></table>")
             elif step.type == "logic.wait":
                 parts.append(f"<p><b>◷ {title}</b>: a real run would wait until "

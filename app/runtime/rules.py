@@ -151,11 +151,10 @@ def consent_refusal(node: Node, patient: dict[str, Any] | None, patient_ref: Rec
     if patient is None or patient_ref is None:
         return None
     channel = "email" if node.type == "action.send_email" else "sms"
-    who = record_in_words(patient_ref, patient, None)
     if patient.get(CONSENT_FIELD[channel]):
-        return f"{who} has opted out of {CHANNEL_WORDS[channel]}"
+        return f"{record_in_words(patient_ref, patient, None)} has opted out of {CHANNEL_WORDS[channel]}"
     if getattr(node.config, "purpose", "service") == "marketing" and not patient.get("marketing_consent"):
-        return f"{who} has not consented to marketing messages"
+        return f"{record_in_words(patient_ref, patient, None)} has not consented to marketing messages"
     return None
 
 
