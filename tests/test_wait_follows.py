@@ -122,3 +122,39 @@ def test_another_patient_changing_leaves_the_wait_alone(db) -> None:
     with db.write() as conn:
         update_record(conn, bob, {"date_of_birth": day(5)}, "maria")
     assert run_row(db, run_id)["due_at"] == before
+
+
+def test_upgrading_keeps_waits_already_waiting_following_their_own_record(db_url: str) -> None:
+    from sqlalchemy import update
+
+    from app.runtime.control import create_run
+    from app.store.database import create_database, upgrade_schema
+    from app.store.workflows import create_workflow, publish, set_enabled
+    from app.workflow import load_workflow
+
+    db = create_database(db_url)
+    try:
+        upgrade_schema(db, "0006")
+        definition = {"format": "clinicflow.workflow/1", "name": "Reminder", "nodes": [
+            {"id": "start", "type": "trigger.manual", "config": {"record_type": "appointment"}},
+            {"id": "wait", "type": "logic.wait", "config": {"until": "{{ appointment.starts_at }}"}}],
+            "edges": [{"from": "start", "to": "wait"}]}
+        later = utcnow() + timedelta(days=5)
+        with db.write() as conn:
+            workflow = load_workflow(definition)
+            workflow_id = create_workflow(conn, workflow, "tester")
+            publish(conn, workflow_id, "tester")
+            set_enabled(conn, workflow_id, True, "tester")
+            patient = add_record(conn, "patient", {"first_name": "Ann", "last_name": "Smith"}, "tester")
+            appointment = add_record(conn, "appointment", {"patient_id": patient.id, "starts_at": later}, "tester")
+            run_id = create_run(conn, workflow_id, 1, workflow, trigger_kind="manual", record=appointment,
+                                payload=None, actor="tester", notify=False)
+            conn.execute(update(runs).where(runs.c.id == run_id).values(
+                status="waiting", due_at=later, waiting_reason="Wait", wait_follows_record=True))
+        upgrade_schema(db)
+        assert followed(db, run_id) == [("appointment", appointment.id)]
+        with db.write() as conn:
+            update_record(conn, appointment, {"starts_at": later + timedelta(days=1)}, "maria")
+        assert run_row(db, run_id)["due_at"] < later  # woken to compute its time again
+    finally:
+        db.dispose()
