@@ -220,3 +220,13 @@ def test_the_record_picker_shows_a_recalls_due_date_the_practices_way(qtbot: Any
 
     finally:
         db.dispose()
+
+
+def test_a_patient_without_an_address_fails_the_message_as_a_real_run_would(db: Database) -> None:
+    workflow_id = sms_workflow(db, TEXT_NODES[:2])
+    patient = add_patient(db)  # no mobile number
+    result = dry_run(db, draft(db, workflow_id), patient, workflow_id=workflow_id)
+    text = next(s for s in result.steps if s.node_id == "text")
+    assert text.status == "failed"
+    assert text.error == {"type": "MissingAddress", "message": f"Patient Ann Smith ({patient}) has no mobile number"}
+    nothing_kept(db)
