@@ -12,8 +12,10 @@ goes first); the figure is the median of the repetitions' steps per second.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -28,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import engine as bench
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from app.runtime import Runtime
 from app.runtime.engine import durable
@@ -85,9 +87,27 @@ def rules_switched(on: bool) -> Iterator[None]:
         durable.DurableEffects.applies_rules = saved
 
 
-def one(url: str, gateway_url: str, count: int, with_rules: bool) -> float:
+class StatementCount:
+    """SQL statements the runtime sends (an SQLAlchemy `before_cursor_execute` listener),
+    counted only while `counting` is set (not the bench's own progress queries)."""
+
+    def __init__(self) -> None:
+        self.counting = False
+        self.total = 0
+        self.texts: collections.Counter[str] = collections.Counter()
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                 executemany: bool) -> None:
+        if self.counting:
+            self.total += 1
+            self.texts[re.sub(r"sa_savepoint_\d+", "sa_savepoint_N", " ".join(statement.split()))[:100]] += 1
+
+
+def one(url: str, gateway_url: str, count: int, with_rules: bool, counter: StatementCount | None = None) -> float:
     """Steps per second executing `count` SMS runs (2 steps each) with or without the rules."""
     db = open_database(url)
+    if counter is not None:
+        event.listen(db.engine, "before_cursor_execute", counter)
     try:
         with db.write() as conn:
             set_integration(conn, "sms", {"url": gateway_url, "token": "bench"}, "bench")
@@ -101,7 +121,11 @@ def one(url: str, gateway_url: str, count: int, with_rules: bool) -> float:
             runtime = Runtime(db, "bench")
             started = time.perf_counter()
             while True:
+                if counter is not None:
+                    counter.counting = True
                 runtime.run_once()
+                if counter is not None:
+                    counter.counting = False
                 with db.read() as conn:
                     active = conn.execute(select(func.count()).select_from(runs)
                                           .where(runs.c.status.in_(("running", "waiting")))).scalar_one()
@@ -127,7 +151,29 @@ def measure(kind: str, make_url: Any, count: int, repeat: int) -> dict[str, Any]
                     (with_rules if on else without).append(one(url, gateway_url, count, on))
     value, baseline = statistics.median(with_rules), statistics.median(without)
     return {"bench": f"message_steps_with_rules_{kind}", "value": round(value, 1), "unit": "steps/s",
-            "baseline": round(baseline, 1), "ratio": round(value / baseline, 3), "n": repeat, "target": 0.9}
+            "baseline": round(baseline, 1), "ratio": round(value / baseline, 3), "n": repeat, "target": 0.9,
+            "range": [round(min(with_rules), 1), round(max(with_rules), 1)],
+            "baseline_range": [round(min(without), 1), round(max(without), 1)],
+            "pair_ratios": [round(a / b, 3) for a, b in zip(with_rules, without, strict=True)]}
+
+
+def statements(kind: str, make_url: Any, count: int, show: bool) -> dict[str, Any]:
+    """Statements per message step (one SMS run = one message step) with the rules and without."""
+    per_step: dict[bool, float] = {}
+    counters: dict[bool, StatementCount] = {}
+    with gateway() as gateway_url:
+        for on in (True, False):
+            counters[on] = StatementCount()
+            with make_url() as url:
+                one(url, gateway_url, count, on, counters[on])
+            per_step[on] = counters[on].total / count
+    if show:
+        for on in (True, False):
+            print(f"--- {kind}, rules {'on' if on else 'off'}: statements per message step", file=sys.stderr)
+            for text, n in counters[on].texts.most_common():
+                print(f"{n / count:6.2f}  {text}", file=sys.stderr)
+    return {"bench": f"statements_per_message_step_{kind}", "value": round(per_step[True], 2), "unit": "statements",
+            "baseline": round(per_step[False], 2), "ratio": round(per_step[True] / per_step[False], 3), "n": 1}
 
 
 def main() -> int:
@@ -135,15 +181,24 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=300, help="SMS runs per measurement (default 300)")
     parser.add_argument("--repeat", type=int, default=5, help="repetitions, median taken (default 5)")
     parser.add_argument("--only", choices=("sqlite", "postgresql"), help="measure one database only")
+    parser.add_argument("--statements", action="store_true",
+                        help="count the SQL statements per message step instead (with the rules and without)")
+    parser.add_argument("--show", action="store_true", help="with --statements: list them on stderr")
     args = parser.parse_args()
     # Open all week: the window is computed for every message, and nothing waits.
     os.environ["CLINICFLOW_DEFAULT_QUIET_HOURS"] = "Mon-Sun 00:00-24:00"
     tmp = Path(tempfile.mkdtemp(prefix="clinicflow-bench-"))
-    if args.only != "postgresql":
-        print(json.dumps(measure("sqlite", lambda: bench.sqlite_database(tmp), args.runs, args.repeat)), flush=True)
     pg = os.environ.get("CLINICFLOW_BENCH_PG_URL") or os.environ.get("CLINICFLOW_TEST_PG_URL")
+    databases = []
+    if args.only != "postgresql":
+        databases.append(("sqlite", lambda: bench.sqlite_database(tmp)))
     if pg and args.only != "sqlite":
-        print(json.dumps(measure("postgresql", lambda: bench.pg_database(pg), args.runs, args.repeat)), flush=True)
+        databases.append(("postgresql", lambda: bench.pg_database(pg)))
+    for kind, make_url in databases:
+        if args.statements:
+            print(json.dumps(statements(kind, make_url, args.runs, args.show)), flush=True)
+        else:
+            print(json.dumps(measure(kind, make_url, args.runs, args.repeat)), flush=True)
     return 0
 
 

@@ -181,7 +181,7 @@ def test_test_run_lists_records_of_the_triggers_type(qtbot: Any, database: Datab
     qtbot.addWidget(dialog)
     qtbot.waitUntil(lambda: not dialog.loading)  # the records are listed in the background
     labels = [dialog.records_list.item(i).text() for i in range(dialog.records_list.count())]
-    assert labels == ["Ann Smith: hygiene due 2026-12-01 (recall:1)", "Bob Smith: hygiene due 2026-12-01 (recall:2)"]
+    assert labels == ["Ann Smith: hygiene due 01/12/2026 (recall:1)", "Bob Smith: hygiene due 01/12/2026 (recall:2)"]
     dialog.search_edit.setText("zzz")
     dialog.load_records()
     qtbot.waitUntil(lambda: not dialog.loading)

@@ -147,10 +147,11 @@ def preflight_warnings(db: Database, workflow: Workflow) -> list[str]:
 
 
 def test_run(db: Database, workflow: Workflow, record: RecordRef | None = None,
-             payload: dict[str, Any] | None = None) -> DryRunResult:
+             payload: dict[str, Any] | None = None, *, workflow_id: int | None = None) -> DryRunResult:
     """The editor's Test run: the draft against a record with no side effects (messages are
-    rendered, not sent; record changes are rolled back; waits are shown, not waited)."""
-    return dry_run(db, workflow, record, payload)
+    rendered, not sent; record changes are rolled back; waits are shown, not waited; the
+    messaging rules and, given `workflow_id`, `reenrol` say what a real run would do)."""
+    return dry_run(db, workflow, record, payload, workflow_id=workflow_id)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 The dry run (app.api.workflows.test_run) executes on a pool thread inside a transaction that is
 rolled back; messages are rendered, not sent, and waits are shown, not waited. The dialog
-shows the path taken, each step's input and output, and the rendered messages.
+shows the path taken, each step's input and output, and the rendered messages, and what the
+messaging rules would do in a real run: a message skipped (consent), one that would wait
+for quiet hours to end, and a start `reenrol` would refuse.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from html import escape
 from typing import Any, Final
 
 from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -35,7 +38,7 @@ from app.api import records as records_api
 from app.api import workflows as workflows_api
 from app.api.records import RecordRow
 from app.views.background import reason, run_in_background
-from app.views.display import local_time
+from app.views.display import local_date, local_time, plural
 from app.workflow import CATALOG, Workflow, trigger_record_type
 
 RECORD_ROLE: Final = Qt.ItemDataRole.UserRole + 1
@@ -54,7 +57,19 @@ def record_label(record_type: str, record: RecordRow, patient: str) -> str:
         return f"{patient}, {when} · {record.get('reason') or 'no reason given'} ({ref})"
     if record_type == "task":
         return f"{record['title']}{' for ' + patient if patient else ''} ({ref})"
-    return f"{patient}: {record.get('recall_type')} due {record.get('due_date')} ({ref})"
+    return f"{patient}: {record.get('recall_type')} due {_day_text(record.get('due_date'))} ({ref})"
+
+
+def _day_text(value: Any) -> str:
+    """A stored date (or its ISO text) the locale's way: `01/12/2026` in en-GB."""
+    from datetime import date
+
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    return local_date(value) if isinstance(value, date) else str(value or "")
 
 
 def fill_tree(parent: QTreeWidgetItem, value: Any) -> None:
@@ -87,8 +102,20 @@ def when_text(value: Any) -> str:
         return str(value)
 
 
-def run_dry(db: Database, workflow: Workflow, record: RecordRef | None, payload: dict[str, Any] | None) -> Any:
-    return workflows_api.test_run(db, workflow, record, payload)
+def run_dry(db: Database, workflow: Workflow, record: RecordRef | None, payload: dict[str, Any] | None,
+            workflow_id: int | None = None) -> Any:
+    return workflows_api.test_run(db, workflow, record, payload, workflow_id=workflow_id)
+
+
+def not_started_words(refused: Any) -> str:
+    """Why `reenrol` would refuse a real start for this record, local times, en-GB dates."""
+    started = f"{refused.who} already had a run of this workflow (started {local_time(refused.last_started)})"
+    if refused.again_at is None:
+        rule = f"it runs once per {refused.record.type}"
+    else:
+        rule = (f"another may start only {plural(int(refused.policy), 'day')} after the last, "
+                f"from {local_time(refused.again_at)}")
+    return f"A real run would not start: {started}, and {rule}."
 
 
 class TestRunDialog(QDialog):
@@ -96,12 +123,15 @@ class TestRunDialog(QDialog):
 
     pathChanged = Signal(list)   # node ids on the path taken; [] when cleared
 
-    def __init__(self, db: Database, workflow: Workflow, pool: QThreadPool, parent: QWidget | None = None) -> None:
+    def __init__(self, db: Database, workflow: Workflow, pool: QThreadPool, parent: QWidget | None = None,
+                 *, workflow_id: int | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("testRunDialog")
         self.setWindowTitle(f"Test run — {workflow.name}")
         self.resize(900, 620)
         self._db, self._workflow, self._pool = db, workflow, pool
+        # The draft's workflow (the editor is the parent): a real start's `reenrol` is checked.
+        self._workflow_id: int | None = workflow_id if workflow_id is not None else getattr(parent, "workflow_id", None)
         self.result: Any = None
         self.record_type = trigger_record_type(workflow)
         trigger = workflow.trigger
@@ -243,8 +273,8 @@ class TestRunDialog(QDialog):
                 return
         self.run_button.setEnabled(False)
         self.status_label.setText("Running…")
-        db, workflow = self._db, self._workflow
-        run_in_background(lambda: run_dry(db, workflow, record, payload), self.show_result,
+        db, workflow, workflow_id = self._db, self._workflow, self._workflow_id
+        run_in_background(lambda: run_dry(db, workflow, record, payload, workflow_id), self.show_result,
                           lambda exc: self.show_error(reason(exc)), context=self, pool=self._pool)
 
     def show_error(self, message: str) -> None:
@@ -257,8 +287,10 @@ class TestRunDialog(QDialog):
         titles = {n.id: (n.title or CATALOG[n.type].title) for n in self._workflow.nodes}
         failed = [s for s in result.steps if s.error]
         summary = " → ".join(titles.get(i, i) for i in result.path) or "(nothing ran)"
+        refused = getattr(result, "not_started", None)
         self.status_label.setText(
-            f"Path taken: {summary}"
+            (f"{not_started_words(refused)} The test shows what it would do otherwise.\n" if refused else "")
+            + f"Path taken: {summary}"
             + (f"\nStopped with an error at {titles.get(failed[0].node_id, failed[0].node_id)}: "
                                         f"{failed[0].error.get('message')}" if failed else ""))
         self.steps_tree.clear()
@@ -273,12 +305,15 @@ class TestRunDialog(QDialog):
                 fill_tree(child, value)
             top.setExpanded(True)
         self.steps_tree.expandToDepth(1)
-        self.messages_view.setHtml(self._messages_html(result, titles))
+        palette = self.messages_view.palette()
+        # The message box in the scheme's own colours (light or dark), not a fixed light grey.
+        box = (palette.color(QPalette.ColorRole.AlternateBase).name(), palette.color(QPalette.ColorRole.Text).name())
+        self.messages_view.setHtml(self._messages_html(result, titles, box))
         self.tabs.setCurrentWidget(self.messages_view)
         self.pathChanged.emit(list(result.path))
 
     @staticmethod
-    def _messages_html(result: Any, titles: dict[str, str]) -> str:
+    def _messages_html(result: Any, titles: dict[str, str], box: tuple[str, str] = ("#f3f3f0", "#000000")) -> str:
         """What the run would do, step by step, with every message as it would be sent."""
         parts: list[str] = []
         for step in result.steps:
@@ -287,14 +322,19 @@ class TestRunDialog(QDialog):
             if step.error:
                 parts.append(f"<p style='color:#d13b3b'><b>✖ {title}</b> failed: "
                              f"{escape(str(step.error.get('message')))}</p>")
+            elif step.status == "skipped":
+                parts.append(f"<p><b>⊘ {title}</b> — Would be skipped: {escape(str(output.get('skipped', '')))}</p>")
             elif step.type in MESSAGE_TYPES:
                 kind = "Email" if step.type == "action.send_email" else "SMS"
                 rows = [f"<b>To:</b> {escape(str(output.get('to', '')))}"]
                 if "subject" in output:
                     rows.append(f"<b>Subject:</b> {escape(str(output['subject']))}")
                 body = escape(str(output.get("body", ""))).replace("\n", "<br>")
-                parts.append(f"<p><b>✉ {title}</b> — {kind} rendered, not sent</p>"
-                             f"<table border='0' cellpadding='8' width='100%' style='background:#f3f3f0'>"
+                held = (f"<p>Would wait for quiet hours to end — would send at "
+                        f"{escape(when_text(output['would_send_at']))}</p>") if output.get("would_send_at") else ""
+                parts.append(f"<p><b>✉ {title}</b> — {kind} rendered, not sent</p>{held}"
+                             f"<table border='0' cellpadding='8' width='100%' "
+                             f"style='background:{box[0]}; color:{box[1]}'>"
                              f"<tr><td>{'<br>'.join(rows)}<hr>{body}</td></tr></table>")
             elif step.type == "logic.wait":
                 parts.append(f"<p><b>◷ {title}</b>: a real run would wait until "
@@ -312,7 +352,11 @@ class TestRunDialog(QDialog):
                              " (rolled back)</p>")
             else:
                 parts.append(f"<p><b>▶ {title}</b></p>")
-        if not any(s.type in MESSAGE_TYPES and not s.error for s in result.steps):
+        refused = getattr(result, "not_started", None)
+        if refused is not None:
+            parts.insert(0, f"<p style='color:#b5651d'><b>{escape(not_started_words(refused))}</b> "
+                            "The steps below show what it would do otherwise.</p>")
+        if not any(s.type in MESSAGE_TYPES and not s.error and s.status != "skipped" for s in result.steps):
             parts.append("<p><i>This run would send no messages.</i></p>")
         return "".join(parts)
 

@@ -30,6 +30,7 @@ from app.workflow.vocabulary import (
     TriggerKind,
 )
 
+from . import rules
 from .lock_watch import watched_write
 
 NOTIFY_CHANNEL: Final = "clinicflow_runs"
@@ -158,6 +159,10 @@ def start_run(db: Database, workflow_id: int, *, record: RecordRef | None = None
                                     f"not for {with_article(record.type)} ({record})")
             if find_record(conn, record) is None:
                 raise NotFound(f"there is no {record}")
+        if record is not None and trigger_kind == TriggerKind.WEBHOOK:
+            # Held to `reenrol` like record events and schedules (a person's start is not):
+            # one statement on the enrolment key, so of two concurrent requests one starts.
+            rules.start_enrolled(conn, workflow_id, workflow, record, utcnow())
         run_id = create_run(conn, workflow_id, version, workflow, trigger_kind=trigger_kind, record=record,
                             payload=payload, actor=actor, limits=live.limits)
         assert run_id is not None

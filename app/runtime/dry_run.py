@@ -4,10 +4,16 @@ It is the same walk as a real run (`app.runtime.engine.RunWalk`) with effects th
 show: every step runs inside one transaction that is rolled back, so tasks, record updates
 and notes are seen by later steps and then vanish; messages are rendered but never sent;
 waits show when they would resume and the walk goes on.
+
+The messaging rules (DESIGN section 13) are applied as a real run would, only read: a
+message a real run would skip is `skipped` with the reason; one outside the send window
+is rendered and says when it would be sent (`would_send_at`); a start that `reenrol` would
+refuse is reported (`not_started`) and the walk is still shown.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,11 +23,12 @@ from app.store.records import RecordRef
 from app.store.settings import effective_limits
 from app.store.timeutil import utcnow
 from app.workflow import Node, Workflow
-from app.workflow.vocabulary import StepStatus
+from app.workflow.vocabulary import StepStatus, TriggerKind
 
+from . import rules
 from .engine import RunCursor, RunWalk
 from .executor import Outcome, StepError
-from .run_context import RunScope
+from .run_context import RunScope, local_iso
 
 # A draft may hold a shape publish would refuse; the walk stops rather than run away.
 MAX_DRY_STEPS = 1000
@@ -41,6 +48,8 @@ class DryStep:
 class DryRunResult:
     steps: list[DryStep]
     path: list[str]  # node ids in execution order
+    # A real start for this record would be refused by the workflow's `reenrol`.
+    not_started: rules.Enrolled | None = None
 
 
 class DryRunEffects:
@@ -48,9 +57,23 @@ class DryRunEffects:
 
     # A savepoint per step: an unexpected failure shows as a failed step, as in a real run.
     careful = True
+    applies_rules = True   # consent and quiet hours, read only (see the module's docstring)
 
     def __init__(self, result: DryRunResult) -> None:
         self.result = result
+        self._held: dict[str, datetime] = {}   # node id -> when the send window opens
+
+    def check_rules(self, walk: RunWalk, node: Node, now: datetime) -> rules.Verdict:
+        verdict = rules.check_message(walk.conn, node, walk.workflow, walk.scope.workflow_id, walk.scope.variables,
+                                      walk.scope.patient, now, rules.practice(walk.conn))
+        if verdict.action == "hold":
+            # A real run would wait for the window; the Test run renders the message now and
+            # says when it would go.
+            assert verdict.resume_at is not None
+            self._held[node.id] = verdict.resume_at
+            return rules.SEND
+        self._held.pop(node.id, None)
+        return verdict
 
     def pause(self, walk: RunWalk, now: datetime) -> bool:
         return False
@@ -75,6 +98,10 @@ class DryRunEffects:
         output: dict[str, Any] = {"to": message.to, "body": message.body, "sent": False}
         if message.subject is not None:
             output["subject"] = message.subject
+        held = self._held.pop(node.id, None)
+        if held is not None:
+            output["waiting_reason"] = rules.QUIET_HOURS
+            output["would_send_at"] = local_iso(held)
         outcome.output = output
         return False  # shown as completed; the walk goes on
 
@@ -85,8 +112,19 @@ class DryRunEffects:
         return False  # rendered in the walk, so the dialog can show it
 
 
+def _refused_start(conn: Any, workflow_id: int | None, workflow: Workflow, kind: str, record: RecordRef | None,
+                   now: datetime) -> rules.Enrolled | None:
+    """Whether `reenrol` would refuse a real start for `record` (a person's start never is)."""
+    if workflow_id is None or record is None or kind == TriggerKind.MANUAL:
+        return None
+    return rules.enrolled(conn, workflow_id, workflow, record, now)
+
+
 def dry_run(db: Database, workflow: Workflow, record: RecordRef | None,
-            payload: dict[str, Any] | None = None) -> DryRunResult:
+            payload: dict[str, Any] | None = None, *, workflow_id: int | None = None,
+            now: Callable[[], datetime] = utcnow) -> DryRunResult:
+    """The draft walked against `record`; `workflow_id` (the draft's workflow) lets it tell
+    whether `reenrol` would refuse a real start."""
     trigger = workflow.trigger
     if trigger is None:
         return DryRunResult([DryStep("", "", StepStatus.FAILED, {}, None,
@@ -97,9 +135,10 @@ def dry_run(db: Database, workflow: Workflow, record: RecordRef | None,
         transaction = conn.begin()
         try:
             limits = effective_limits(conn, workflow.limits.model_dump() if workflow.limits else None)
-            scope = RunScope(0, 0, workflow.name, "test run", kind, record, payload)
+            result.not_started = _refused_start(conn, workflow_id, workflow, kind, record, now())
+            scope = RunScope(0, workflow_id or 0, workflow.name, "test run", kind, record, payload)
             cursor = RunCursor([trigger.id], 0, 0, {}, {}, None)
-            RunWalk(conn, workflow, scope, cursor, limits, DryRunEffects(result), utcnow,
+            RunWalk(conn, workflow, scope, cursor, limits, DryRunEffects(result), now,
                     max_steps=MAX_DRY_STEPS).run()
         finally:
             transaction.rollback()

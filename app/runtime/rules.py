@@ -21,11 +21,12 @@ from datetime import time as clock_time
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, text, update
 
+from app.store.errors import Refused
 from app.store.history import record_action
-from app.store.records import RecordRef, record_in_words
-from app.store.schema import message_counts, runs, workflows
+from app.store.records import RecordRef, describe, record_in_words
+from app.store.schema import enrolments, message_counts, runs, workflows
 from app.store.settings import (
     DEFAULT_MAX_MESSAGES_PER_DAY,
     SendWindows,
@@ -150,11 +151,10 @@ def consent_refusal(node: Node, patient: dict[str, Any] | None, patient_ref: Rec
     if patient is None or patient_ref is None:
         return None
     channel = "email" if node.type == "action.send_email" else "sms"
-    who = record_in_words(patient_ref, patient, None)
     if patient.get(CONSENT_FIELD[channel]):
-        return f"{who} has opted out of {CHANNEL_WORDS[channel]}"
+        return f"{record_in_words(patient_ref, patient, None)} has opted out of {CHANNEL_WORDS[channel]}"
     if getattr(node.config, "purpose", "service") == "marketing" and not patient.get("marketing_consent"):
-        return f"{who} has not consented to marketing messages"
+        return f"{record_in_words(patient_ref, patient, None)} has not consented to marketing messages"
     return None
 
 
@@ -212,6 +212,130 @@ def take_daily_slot(conn: Connection, workflow_id: int, limit: int, now: datetim
         return False
     return conn.execute(_TAKE[conn.dialect.name], {"w": workflow_id, "d": now.astimezone(practice.zone).date(),
                                                    "limit": limit}).first() is not None
+
+
+# --- re-enrolment ------------------------------------------------------------------------
+
+_ENROL_KEYS: Final = [enrolments.c.workflow_id, enrolments.c.record_type, enrolments.c.record_id, enrolments.c.period]
+
+
+def enrol(conn: Connection, workflow_id: int, workflow: Workflow, record: RecordRef, now: datetime) -> bool:
+    """Whether `record` may start a run of the workflow now (DESIGN section 3, `reenrol`).
+
+    One statement on a unique key (workflow, record): the insert (or, for after_days, the
+    update of a start older than N days) that takes effect lets this caller start the run;
+    a concurrent runtime's identical statement waits for it and then finds nothing to do."""
+    policy = workflow.reenrol_policy()
+    if policy == "always":
+        return True
+    dialect: Any
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql as dialect
+    else:
+        from sqlalchemy.dialects import sqlite as dialect
+    stmt = dialect.insert(enrolments).values(workflow_id=workflow_id, record_type=record.type,
+                                             record_id=record.id, period="", created_at=now)
+    if policy == "never":
+        stmt = stmt.on_conflict_do_nothing(index_elements=_ENROL_KEYS)
+    else:
+        cutoff = now - timedelta(days=int(policy))
+        stmt = stmt.on_conflict_do_update(index_elements=_ENROL_KEYS, set_={"created_at": now},
+                                          where=enrolments.c.created_at <= cutoff)
+    return conn.execute(stmt.returning(enrolments.c.workflow_id)).first() is not None
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """Why `reenrol` refuses a record another run: its last start, and when it may again."""
+
+    record: RecordRef
+    who: str                      # the record in words, e.g. "Patient Ann Smith (patient:12)"
+    last_started: datetime
+    policy: str | int             # "never", or the days after which it may start again
+    again_at: datetime | None     # None: never again
+
+    @property
+    def reason(self) -> str:
+        """In words for an API answer (times in ISO 8601 UTC; the Test run shows local ones)."""
+        if self.again_at is None:
+            return (f"{self.who} already had a run of this workflow (started {self.last_started.isoformat()}), "
+                    f"and its reenrol setting allows one run per {self.record.type}")
+        return (f"{self.who} already had a run of this workflow (started {self.last_started.isoformat()}), "
+                f"and its reenrol setting allows another only {self.policy} days after the last, from "
+                f"{self.again_at.isoformat()}")
+
+
+class ReenrolRefused(Refused):
+    """A start refused by the workflow's `reenrol`: no run was created."""
+
+    def __init__(self, enrolled: Enrolled) -> None:
+        super().__init__(enrolled.reason)
+        self.enrolled = enrolled
+
+
+_ENROLLED: Final = select(enrolments.c.created_at).where(
+    enrolments.c.workflow_id == bindparam("w"), enrolments.c.record_type == bindparam("t"),
+    enrolments.c.record_id == bindparam("r"), enrolments.c.period == "")
+
+
+def enrolled(conn: Connection, workflow_id: int, workflow: Workflow, record: RecordRef,
+             now: datetime) -> Enrolled | None:
+    """Whether `reenrol` would refuse `record` a run now, by reading (the Test run, and the
+    words after `enrol` refused; `enrol` alone decides a real start)."""
+    policy = workflow.reenrol_policy()
+    if policy == "always":
+        return None
+    last = conn.execute(_ENROLLED, {"w": workflow_id, "t": record.type, "r": record.id}).scalar()
+    if last is None:
+        return None
+    if last.tzinfo is None:  # SQLite hands back naive UTC
+        last = last.replace(tzinfo=UTC)
+    again = None if policy == "never" else last + timedelta(days=int(policy))
+    if again is not None and again <= now:
+        return None
+    return Enrolled(record, describe(conn, record), last, policy, again)
+
+
+def start_enrolled(conn: Connection, workflow_id: int, workflow: Workflow, record: RecordRef, now: datetime) -> None:
+    """`enrol`, raising `ReenrolRefused` with the reason when the record may not start a run
+    (a webhook naming a record; DESIGN section 3)."""
+    if enrol(conn, workflow_id, workflow, record, now):
+        return
+    found = enrolled(conn, workflow_id, workflow, record, now)
+    policy = workflow.reenrol_policy()
+    raise ReenrolRefused(found or Enrolled(record, describe(conn, record), now, policy, None))
+
+
+# On PostgreSQL the lease extension of the outbox's claim and the day's count are one
+# statement (one round trip): the count is taken only if the run is still this runtime's, and
+# the answer says both. Guarded as `RunStore.extend_lease` and `take_daily_slot` are.
+_LEASE_AND_SLOT: Final = text("""
+WITH lease AS (
+    UPDATE runs SET lease_expires_at = :until
+     WHERE id = :run_id AND status = 'running' AND lease_owner = :owner RETURNING id),
+slot AS (
+    INSERT INTO message_counts (workflow_id, day, sent) SELECT :w, :d, 1 FROM lease
+    ON CONFLICT (workflow_id, day) DO UPDATE SET sent = message_counts.sent + 1 WHERE message_counts.sent < :limit
+    RETURNING sent)
+SELECT (SELECT count(*) FROM lease) AS held, (SELECT count(*) FROM slot) AS counted
+""")
+_EXTEND_LEASE: Final = update(runs).where(
+    runs.c.id == bindparam("run_id"), runs.c.status == RunStatus.RUNNING, runs.c.lease_owner == bindparam("owner"),
+).values(lease_expires_at=bindparam("until"))
+
+
+def extend_lease_taking_slot(conn: Connection, run_id: int, owner: str, until: datetime, workflow_id: int,
+                             limit: int, now: datetime, practice: Practice) -> tuple[bool, bool]:
+    """(the run is still this runtime's and its lease was extended, today's count was taken):
+    the outbox's claim of a message's first hand-over, with `take_daily_slot`."""
+    day = now.astimezone(practice.zone).date()
+    if conn.dialect.name == "postgresql" and limit >= 1:
+        row = conn.execute(_LEASE_AND_SLOT, {"until": until, "run_id": run_id, "owner": owner, "w": workflow_id,
+                                             "d": day, "limit": limit}).one()
+        return bool(row.held), bool(row.counted)
+    if conn.execute(_EXTEND_LEASE, {"run_id": run_id, "owner": owner, "until": until}).rowcount != 1:
+        return False, False
+    return True, take_daily_slot(conn, workflow_id, limit, now, practice)
 
 
 # --- auto-disable -------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from sqlalchemy import Connection, func, select, update
 from app.store.database import Database
 from app.store.records import RecordRef, caused_by
 from app.store.schema import (
-    enrolments,
     record_events,
     runs,
     schedule_fires,
@@ -39,6 +38,7 @@ from app.workflow.vocabulary import RunStatus, TriggerKind
 from . import rules
 from .control import create_run, notify_new_run
 from .engine import Engine
+from .rules import enrol
 from .run_context import RunScope
 
 log = logging.getLogger("clinicflow.runtime")
@@ -166,34 +166,6 @@ def _stop_loop(conn: Connection, run_id: int, workflow_id: int, workflow: Workfl
         error_message=message, updated_at=now))
     log.warning("run %s of workflow %s: %s", run_id, workflow_id, message)
     rules.after_failure(conn, workflow_id, rules.practice(conn), now)
-
-
-# --- re-enrolment ------------------------------------------------------------------------
-
-def enrol(conn: Connection, workflow_id: int, workflow: Workflow, record: RecordRef, now: datetime) -> bool:
-    """Whether `record` may start a run of the workflow now (DESIGN section 3, `reenrol`).
-
-    One statement on a unique key (workflow, record): the insert (or, for after_days, the
-    update of a start older than N days) that takes effect lets this caller start the run;
-    a concurrent runtime's identical statement waits for it and then finds nothing to do."""
-    policy = workflow.reenrol_policy()
-    if policy == "always":
-        return True
-    dialect: Any
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql as dialect
-    else:
-        from sqlalchemy.dialects import sqlite as dialect
-    stmt = dialect.insert(enrolments).values(workflow_id=workflow_id, record_type=record.type,
-                                             record_id=record.id, period="", created_at=now)
-    keys = [enrolments.c.workflow_id, enrolments.c.record_type, enrolments.c.record_id, enrolments.c.period]
-    if policy == "never":
-        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-    else:
-        cutoff = now - timedelta(days=int(policy))
-        stmt = stmt.on_conflict_do_update(index_elements=keys, set_={"created_at": now},
-                                          where=enrolments.c.created_at <= cutoff)
-    return conn.execute(stmt.returning(enrolments.c.workflow_id)).first() is not None
 
 
 # --- schedules -------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from app.workflow.vocabulary import RecordEvent, RunStatus
 from . import values as checks
 from .errors import InvalidRecord, NotFound
 from .history import record_action
-from .schema import RECORD_TABLES, history, record_events, runs
+from .schema import RECORD_TABLES, history, record_events, runs, wait_follows
 from .settings import practice_country
 from .timeutil import iso, utcnow
 from .types import JSONData, UTCDateTime
@@ -192,9 +192,12 @@ def _emit(conn: Connection, ref: RecordRef, events: list[str], actor: str, chang
 # Waiting runs whose `until` wait follows this record fall due now: the runtime computes
 # their due time again from the record as it is (DESIGN section 3, `logic.wait`). Written in
 # the same transaction as the change, so no reminder can fire on the old time after it.
-_FOLLOW: Final = (update(runs).where(runs.c.record_type == bindparam("f_type"), runs.c.record_id == bindparam("f_id"),
-                                     runs.c.wait_follows_record.is_(True), runs.c.status == RunStatus.WAITING)
-                  .values(due_at=bindparam("f_now"), updated_at=bindparam("f_now")))
+# A wait follows the records its expression reads (`wait_follows`, written as it begins).
+_FOLLOW: Final = (update(runs).where(
+    runs.c.id.in_(select(wait_follows.c.run_id).where(wait_follows.c.record_type == bindparam("f_type"),
+                                                      wait_follows.c.record_id == bindparam("f_id"))),
+    runs.c.wait_follows_record.is_(True), runs.c.status == RunStatus.WAITING)
+    .values(due_at=bindparam("f_now"), updated_at=bindparam("f_now")))
 
 
 def _wake_followers(conn: Connection, ref: RecordRef) -> None:

@@ -107,6 +107,7 @@ GRANTS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
         "secrets": ("SELECT",),
         "enrolments": ("INSERT", "UPDATE", "DELETE"),
         "message_counts": ("INSERT", "UPDATE"),
+        "wait_follows": ("INSERT", "DELETE"),  # the records an `until` wait reads
         "maintenance_claims": ("INSERT", "UPDATE", "DELETE"),  # the alert digest and retention, once per period
     },
 }

@@ -308,3 +308,16 @@ Index("ix_runs_retention", runs.c.finished_at, sqlite_where=runs.c.redacted_at.i
       postgresql_where=runs.c.redacted_at.is_(None))
 # History panel filters: by person, newest first.
 Index("ix_history_actor", history.c.actor, history.c.id)
+
+# --- waits that follow their records (migration 0007) ---------------------------------------
+
+# The records an `until` wait's expression reads (the trigger record, its patient, ...),
+# written when the wait begins: a change to any of them makes the waiting run due now, in
+# the change's transaction, to compute its time again (DESIGN section 3, `logic.wait`).
+wait_follows = Table(
+    "wait_follows", metadata,
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("record_type", String(16), primary_key=True),
+    Column("record_id", Integer, primary_key=True),
+)
+Index("ix_wait_follows_record", wait_follows.c.record_type, wait_follows.c.record_id)

@@ -18,12 +18,13 @@ from sqlalchemy import Connection
 
 from app.runtime.integrations import mask_secrets
 from app.workflow import Node
+from app.workflow.templates import variables
 from app.workflow.vocabulary import DeliveryState, RunStatus, StepStatus
 
 from .. import rules
 from ..events import RuntimeEvent
 from ..executor import Outcome, StepError, execute_node
-from ..run_context import local_iso
+from ..run_context import RunScope, local_iso
 from .cursor import RunCursor
 from .outbox import Send
 from .run_store import ACTIVE_STEP, STEP_COLUMNS, RunStore
@@ -34,6 +35,16 @@ log = logging.getLogger("clinicflow.runtime")
 
 def masked(data: dict[str, Any] | None) -> dict[str, Any] | None:
     return mask_secrets(data) if data else data
+
+
+def followed_records(scope: RunScope, until: str) -> tuple[tuple[str, int], ...]:
+    """The records of the run's context that an `until` expression reads, as (type, id):
+    the trigger record (`{{ appointment.starts_at }}`), its patient (`{{ patient.x }}`)."""
+    names = {path.split(".", 1)[0] for path in variables(until)}
+    records = {scope.record.type: scope.record} if scope.record is not None else {}
+    if scope.patient is not None:
+        records["patient"] = scope.patient
+    return tuple(sorted((ref.type, ref.id) for name, ref in records.items() if name in names))
 
 
 class DurableEffects:
@@ -153,8 +164,11 @@ class DurableEffects:
     def _keep_waiting(walk: RunWalk, node: Node, resume_at: datetime) -> None:
         result = walk.result
         result.status, result.waiting_reason = RunStatus.WAITING, rules.WAIT
-        # An `until` wait follows its record: a change to it wakes the run to compute again.
-        result.follows_record = getattr(node.config, "until", None) is not None
+        # An `until` wait follows the records its expression reads: a change to one of them
+        # wakes the run to compute its time again.
+        until = getattr(node.config, "until", None)
+        result.follows = followed_records(walk.scope, until) if until is not None else ()
+        result.follows_record = bool(result.follows)
         deadline = walk.deadline
         result.due_at = min(resume_at, deadline) if deadline else resume_at
 
@@ -252,6 +266,10 @@ class DurableEffects:
             lease_expires_at=now + timedelta(seconds=self.lease_seconds) if result.lease else None,
             waiting_reason=result.waiting_reason if result.status == RunStatus.WAITING else None,
             wait_follows_record=result.follows_record and result.status == RunStatus.WAITING)
+        if result.follows_record and result.status == RunStatus.WAITING:
+            self.store.follow_records(self.conn, self.run_id, result.follows)
+        elif self.row.get("wait_follows_record"):
+            self.store.follow_records(self.conn, self.run_id, ())  # the wait it followed is over
         if result.status == RunStatus.FAILED and rules.after_failure(self.conn, self.workflow_id,
                                                                      rules.practice(self.conn), now):
             # For the alerts (DESIGN section 14): the workflow was disabled by clinicflow.

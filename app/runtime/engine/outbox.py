@@ -188,12 +188,18 @@ class Outbox:
         assert send.message is not None
         try:
             with self.writes.write() as conn:
-                if not self.store.extend_lease(conn, send.run_id, self._lease_until()):
-                    raise LostRun(f"run {send.run_id} was cancelled or taken over before its message was sent")
                 # The first hand-over of this message counts toward today's limit (a back-off
-                # retry of the same message does not count again).
-                if send.daily_limit is not None and not send.tries and not rules.take_daily_slot(
-                        conn, send.workflow_id, send.daily_limit, self.now(), rules.practice(conn)):
+                # retry of the same message does not count again); on PostgreSQL in the same
+                # statement as the lease's extension.
+                if send.daily_limit is not None and not send.tries:
+                    held, counted = rules.extend_lease_taking_slot(
+                        conn, send.run_id, self.store.owner, self._lease_until(), send.workflow_id,
+                        send.daily_limit, self.now(), rules.practice(conn))
+                else:
+                    held = counted = self.store.extend_lease(conn, send.run_id, self._lease_until())
+                if not held:
+                    raise LostRun(f"run {send.run_id} was cancelled or taken over before its message was sent")
+                if not counted:
                     failure = DeliveryError("DailyLimitReached", f"Daily message limit ({send.daily_limit}) reached",
                                             transient=False)
                     return Delivered(send, self.now(), None, failure, tried=False)

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
-from app.store.schema import record_events, runs, steps, workflow_versions, workflows
+from app.store.schema import record_events, runs, steps, wait_follows, workflow_versions, workflows
 from app.workflow.vocabulary import (
     ACTIVE_RUN_STATUSES,
     DeliveryState,
@@ -120,6 +120,14 @@ class RunStore:
         params.update({f"v_{name}": values.get(name, _RUN_DEFAULTS.get(name)) for name in RUN_VALUES})
         if conn.execute(_SAVE_RUN, params).rowcount != 1:
             raise LostRun(f"run {row['id']} was changed by someone else while it was being executed")
+
+    def follow_records(self, conn: Connection, run_id: int, records: Iterable[tuple[str, int]]) -> None:
+        """The records a waiting run's `until` wait reads (none: it follows nothing), in the
+        transaction that saves the wait; a change to one of them wakes the run (`update_record`)."""
+        conn.execute(delete(wait_follows).where(wait_follows.c.run_id == run_id))
+        rows = [{"run_id": run_id, "record_type": kind, "record_id": record_id} for kind, record_id in records]
+        if rows:
+            conn.execute(insert(wait_follows), rows)
 
     def extend_lease(self, conn: Connection, run_id: int, until: datetime) -> bool:
         """Keep a running run of this runtime's; False if it was cancelled or taken over."""

@@ -46,7 +46,8 @@ class WalkResult:
     error_message: str | None = None
     lease: bool = False   # a message is being sent: the run stays leased to this runtime
     waiting_reason: str | None = None   # for a waiting run: `Wait` or `Quiet hours`
-    follows_record: bool = False        # an `until` wait: a change to the run's record wakes it
+    follows_record: bool = False        # an `until` wait: a change to a record it reads wakes it
+    follows: tuple[tuple[str, int], ...] = ()   # those records, (type, id)
 
 
 class Effects(Protocol):

@@ -3,8 +3,10 @@
 `POST /hooks/<workflow_id>` with `Authorization: Bearer <the workflow's token>` and a JSON
 object body (at most 1 MiB), which becomes `payload.*` in the run's context; `"record":
 "patient:12"` names the record when the trigger has a record type. Answers 202
-`{"run_id": N}` only once the run is durably created; 401 bad token, 404 unknown or
-disabled workflow, 400 bad body, 413 too large. Served by a ThreadingHTTPServer on a
+`{"started": true, "run_id": N}` only once the run is durably created; 409 `{"started":
+false, "reason": ...}` when the workflow's `reenrol` allows the named record no other run
+(decided by the same one-statement enrolment key as record events and schedules); 401 bad
+token, 404 unknown or disabled workflow, 400 bad body, 413 too large. Served by a ThreadingHTTPServer on a
 background thread (`clinicflow runtime --http HOST:PORT`).
 
 Bounded: a body nested deeper than 32 levels, or holding NaN, Infinity (also a number too
@@ -32,11 +34,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.runtime.control import start_run
+from app.runtime.rules import ReenrolRefused
 from app.store.database import Database
 from app.store.errors import InvalidRecord, NotFound, Refused, WrongState
 from app.store.records import RecordRef, find_record, update_record
 from app.store.schema import patients, workflows
 from app.store.settings import practice_country
+from app.store.timeutil import iso
 from app.store.values import ValueProblem, normalise_phone
 from app.store.workflows import get_version, hash_webhook_token, live_version_number
 from app.workflow.context import with_article
@@ -66,9 +70,10 @@ _NO_TOKEN: Final = "\x00" * 64
 class WebhookRefused(Exception):
     """A request answered with an HTTP error; the message goes into the JSON answer."""
 
-    def __init__(self, status: HTTPStatus, message: str) -> None:
+    def __init__(self, status: HTTPStatus, message: str, answer: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.answer = answer if answer is not None else {"error": message}
 
 
 class WebhookServer(ThreadingHTTPServer):
@@ -256,9 +261,9 @@ class _WebhookHandler(BaseHTTPRequestHandler):
             if self.path.split("?", 1)[0].rstrip("/") == INBOUND_PATH:
                 status, answer = HTTPStatus.OK, {"changed": self._sms_inbound()}
             else:
-                status, answer = HTTPStatus.ACCEPTED, {"run_id": self._start_run()}
+                status, answer = HTTPStatus.ACCEPTED, {"started": True, "run_id": self._start_run()}
         except WebhookRefused as exc:
-            status, answer = exc.status, {"error": str(exc)}
+            status, answer = exc.status, exc.answer
         except SQLAlchemyError as exc:
             log.error("webhook %s: database unavailable: %s", self.path, type(exc).__name__)
             status = HTTPStatus.SERVICE_UNAVAILABLE
@@ -294,6 +299,14 @@ class _WebhookHandler(BaseHTTPRequestHandler):
         try:
             run_id = start_run(self.server.db, workflow_id, record=record, actor="webhook",
                                trigger_kind=TriggerKind.WEBHOOK, payload=body)
+        except ReenrolRefused as exc:
+            # The workflow's `reenrol` allows this record no other run now: nothing was created,
+            # and sending the same request again will not change that.
+            enrolled = exc.enrolled
+            raise WebhookRefused(HTTPStatus.CONFLICT, str(exc), {
+                "started": False, "reason": str(exc), "error": str(exc), "record": str(enrolled.record),
+                "last_started_at": iso(enrolled.last_started),
+                "again_at": iso(enrolled.again_at) if enrolled.again_at is not None else None}) from None
         except InvalidRecord as exc:
             raise WebhookRefused(HTTPStatus.BAD_REQUEST, " ".join(str(exc).split())) from None
         except (NotFound, WrongState) as exc:
