@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-from app.workflow import Workflow, node_type
+from app.workflow import Workflow, type_title
 
 EMAIL: Final = ("email server", "Settings → Integrations → Email")
 SMS: Final = ("SMS gateway", "Settings → Integrations → SMS gateway")
@@ -101,16 +101,6 @@ def error_words(error_type: str | None, message: str | None = None, node_type_na
 
 def step_title(workflow: Workflow | None, node_id: str, node_type_name: str | None = None) -> str:
     """A step by its node's title, else its node type's label (never the node id)."""
-    node: Any = None
-    if workflow is not None:
-        try:
-            node = workflow.node(node_id)
-        except KeyError:
-            node = None
-    if node is not None and node.title:
-        return str(node.title)
-    kind = node.type if node is not None else node_type_name
-    try:
-        return str(node_type(kind or "").title)
-    except KeyError:
-        return "a step"
+    if workflow is None:
+        return type_title(node_type_name)
+    return workflow.step_title(node_id, node_type_name)

@@ -142,7 +142,7 @@ class RunWalk:
             try:
                 node = self.workflow.node(cursor.pending[0])
             except KeyError:  # only a draft in a Test run can get here: published graphs are checked
-                self.fail(now, "UnknownNode", f"The workflow has no node '{cursor.pending[0]}'")
+                self.fail(now, "UnknownNode", "The run was to continue at a step that is not in the workflow")
                 break
             queue = cursor.reuse.get(node.id)
             if queue:
@@ -151,7 +151,9 @@ class RunWalk:
                 continue
             effects.visit(node)
             if is_action(node) and cursor.actions >= self.limits["max_actions_per_run"]:
-                message = f"Max actions per run ({self.limits['max_actions_per_run']}) reached"
+                # DESIGN section 6's words first, then the step that was not executed.
+                message = (f"Max actions per run ({self.limits['max_actions_per_run']}) reached: "
+                           f"{node_label(node)} was not executed")
                 effects.record(self, node, StepStatus.FAILED, now, input=None,
                                error=StepError("MaxActionsReached", message))
                 self.fail(now, "MaxActionsReached", message)
