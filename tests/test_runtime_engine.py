@@ -185,7 +185,8 @@ def test_max_actions_per_run_stops_before_the_action_that_would_exceed(db) -> No
     Runtime(db, "rt").run_once()
     run = detail(db, run_id)
     assert run["status"] == "failed"
-    assert run["error"] == {"type": "MaxActionsReached", "message": "Max actions per run (2) reached: 'Third task' was not executed"}
+    assert run["error"] == {"type": "MaxActionsReached", "message": (
+        "Max actions per run (2) reached (the workflow's own limit): 'Third task' was not executed")}
     assert task_titles(db) == ["one", "two"]
     assert run["steps"][-1]["node_id"] == "three" and run["steps"][-1]["status"] == "failed"
 

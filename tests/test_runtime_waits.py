@@ -144,7 +144,7 @@ def test_a_waiting_run_fails_at_its_max_runtime(db) -> None:
     runtime.run_once()
     run = detail(db, run_id)
     assert run["status"] == "failed"
-    assert run["error"] == {"type": "MaxRuntimeExceeded", "message": "Max runtime (1 second) exceeded"}
+    assert run["error"] == {"type": "MaxRuntimeExceeded", "message": "Max runtime (1 second) exceeded (the workflow's own limit)"}
     assert run["steps"][-1]["status"] == "failed"
     assert task_titles(db) == []
 

@@ -7,7 +7,10 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from app.api.records import RecordRow
 from app.workflow import Workflow, type_title
+
+from .display import local_time
 
 EMAIL: Final = ("email server", "Settings → Integrations → Email")
 SMS: Final = ("SMS gateway", "Settings → Integrations → SMS gateway")
@@ -54,11 +57,6 @@ _ERRORS: Final[dict[str, tuple[str, str]]] = {
                       "Fix the step's settings in the editor or the record in Records, then Retry Step."),
     "InvalidWaitTime": ("The wait has no date or time to wait until.",
                         "Fill in the date in the record, or change the wait in the editor, then Retry Step."),
-    "MaxActionsReached": ("The run stopped at the safety limit on actions per run.",
-                          "Raise Max actions per run in Settings → Safety limits (or the workflow's own limit), "
-                          "then Retry Step."),
-    "MaxRuntimeExceeded": ("The run went on longer than the safety limit allows.",
-                           "If it should run longer, raise Max runtime of a run in Settings → Safety limits."),
     "DeliveryUncertain": ("It is not known whether the message went out (Clinicflow stopped while sending).",
                           "Check your sent messages before you Retry Step: retrying may send it twice."),
     "DatabaseError": ("The database could not be read while sending; nothing was sent.", "Retry Step."),
@@ -68,6 +66,79 @@ _ERRORS: Final[dict[str, tuple[str, str]]] = {
                     "Update Clinicflow on the computers that run workflows, then Retry Step."),
     "Cancelled": ("The run was cancelled.", ""),
 }
+
+# The safety limits (DESIGN section 6): the runtime's message carries the number and whether it
+# was the workflow's own limit ("Max actions per run (25) reached (the workflow's own limit): …");
+# the words say which setting to change where, and which retry then goes on.
+_LIMIT_NUMBER: Final = re.compile(r"\((\d+(?: \w+)?)\)")
+_OWN_LIMIT: Final = "(the workflow's own limit)"
+SETTINGS_LIMITS: Final = "Settings → Safety limits"
+WORKFLOW_LIMITS: Final = "the workflow's properties in the Editor"
+_LIMITS: Final[dict[str, tuple[str, str, str, str]]] = {
+    # error type: (sentence with {n}, sentence without a number, setting's label, retry after a change in Settings)
+    "MaxActionsReached": ("This run reached the limit of {n} per run.",
+                          "This run reached the limit on actions per run.", "Max actions per run", "Retry Step"),
+    "MaxRuntimeExceeded": ("This run went on longer than the limit of {n} per run.",
+                           "This run went on longer than the limit on a run's runtime.", "Max runtime of a run",
+                           "Retry Step (the time counts again from the retry)"),
+    "DailyLimitReached": ("This workflow has handed over the most messages it may send in a day ({n}).",
+                          "This workflow has handed over the most messages it may send in a day.",
+                          "Max messages per day", "Retry Step"),
+}
+# What the number in a message counts ("Max actions per run (25)": 25 actions).
+_LIMIT_UNITS: Final = {"MaxActionsReached": ("action", "actions")}
+# Errors whose fix is a change in the editor: the run goes on once a fixed version is published
+# (Retry on latest); until then the run viewer says a fixed version must be published first.
+FIXED_IN_A_NEW_VERSION: Final = frozenset({"TemplateError", "NoSuchRecord", "UnknownNode"})
+
+
+def is_limit(error_type: str | None) -> bool:
+    """The run was stopped by one of the safety limits."""
+    return error_type in _LIMITS or error_type == "LoopStopped"
+
+
+def needs_new_version(error_type: str | None, message: str | None) -> bool:
+    """Whether the fix is a new version of the workflow (publish, then Retry on latest)."""
+    if error_type in FIXED_IN_A_NEW_VERSION:
+        return True
+    return error_type in _LIMITS and _OWN_LIMIT in (message or "")
+
+
+def _limit_words(error_type: str, message: str | None) -> ErrorWords:
+    with_number, without, label, retry = _LIMITS[error_type]
+    found = _LIMIT_NUMBER.search(message or "")
+    if found is None:
+        sentence = without
+    else:
+        number = found.group(1)
+        units = _LIMIT_UNITS.get(error_type)
+        if units is not None and number.isdigit():
+            number = f"{int(number):,} {units[0] if int(number) == 1 else units[1]}"
+        sentence = with_number.format(n=number)
+    if error_type == "DailyLimitReached":
+        return ErrorWords(sentence, f"Retry Step tomorrow (the count starts again at midnight), or raise "
+                                    f"“{label}” for the practice or this workflow, then Retry Step.")
+    if _OWN_LIMIT in (message or ""):
+        # Settings would not help: the workflow's version sets the limit itself.
+        return ErrorWords(sentence, f"This workflow sets its own limit: raise “{label}” in {WORKFLOW_LIMITS}, "
+                                    "publish, then Retry on latest.")
+    return ErrorWords(sentence, f"Raise “{label}” in {SETTINGS_LIMITS}, then {retry}; or raise it for this "
+                                f"workflow only in {WORKFLOW_LIMITS}, publish, then Retry on latest.")
+
+
+_CHAIN: Final = re.compile(r"number (\d+) in a chain .*\(max chain depth (\d+)\): (.*)$")
+
+
+def _loop_words(message: str | None) -> ErrorWords:
+    found = _CHAIN.search(message or "")
+    if found is None:
+        sentence = "This run was stopped before it began: workflows were starting one another in a chain."
+    else:
+        names = " → ".join(f"“{name}”" for name in found.group(3).split(" -> "))
+        sentence = (f"This run was stopped before it began: it would have been run {found.group(1)} in a chain "
+                    f"of workflows starting one another ({names}); at most {found.group(2)} may follow one another.")
+    return ErrorWords(sentence, "If the workflows start one another by mistake, change one of them and publish. "
+                                "If the chain is meant, Retry Run starts this run anyway.")
 
 
 # Command-line advice inside the runtime's messages ("(clinicflow integration set smtp from=...)",
@@ -89,6 +160,10 @@ def _service(node_type_name: str | None, message: str | None) -> tuple[str, str]
 
 def error_words(error_type: str | None, message: str | None = None, node_type_name: str | None = None) -> ErrorWords:
     """An error as a sentence and a suggested fix; an unknown type keeps its message."""
+    if error_type in _LIMITS:
+        return _limit_words(error_type, message)
+    if error_type == "LoopStopped":
+        return _loop_words(message)
     known = _ERRORS.get(error_type or "")
     if known is None:
         text = for_people(message) or "The step failed."
@@ -104,3 +179,20 @@ def step_title(workflow: Workflow | None, node_id: str, node_type_name: str | No
     if workflow is None:
         return type_title(node_type_name)
     return workflow.step_title(node_id, node_type_name)
+
+
+def record_name(row: RecordRow) -> str:
+    """A record as a person says it, without its reference: "Jane Doe (patient)", "Jane Doe's
+    appointment on 01/12/2026 18:34", "task “Call back” for Jane Doe", "Jane Doe's hygiene recall"."""
+    values, who = row.values, row.patient_name
+    kind = row.ref.type
+    if kind == "patient":
+        return f"{who or 'a patient'} (patient)"
+    if kind == "appointment":
+        when = values.get("starts_at")
+        on = f" on {local_time(when)}" if when else ""
+        return f"{who}'s appointment{on}" if who else f"an appointment{on}"
+    if kind == "task":
+        return f"task “{values.get('title') or ''}”{' for ' + who if who else ''}"
+    recall = f"{values.get('recall_type')} recall" if values.get("recall_type") else "recall"
+    return f"{who}'s {recall}" if who else f"a {recall}"

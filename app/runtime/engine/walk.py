@@ -112,6 +112,12 @@ class RunWalk:
         result.status, result.finished_at, result.due_at = RunStatus.FAILED, now, None
         result.error_type, result.error_message = error_type, message
 
+    def _whose(self, limit: str) -> str:
+        """" (the workflow's own limit)" when the workflow sets this limit itself: raising the
+        practice's default in Settings would not help, a new version must be published."""
+        own = self.workflow.limits
+        return " (the workflow's own limit)" if own is not None and getattr(own, limit) is not None else ""
+
     def completed(self, node: Node, output: dict[str, Any] | None, port: str = "out") -> None:
         """A node's output is known: later templates see it and the cursor moves on."""
         self.outputs[node.id] = output
@@ -125,7 +131,8 @@ class RunWalk:
             if effects.pause(self, now):
                 break
             if self.deadline is not None and now >= self.deadline:
-                message = f"Max runtime ({duration_words(self.limits['max_runtime_seconds'])}) exceeded"
+                message = (f"Max runtime ({duration_words(self.limits['max_runtime_seconds'])}) exceeded"
+                           f"{self._whose('max_runtime_seconds')}")
                 effects.deadline_passed(self, now, message)
                 self.fail(now, "MaxRuntimeExceeded", message)
                 break
@@ -152,8 +159,8 @@ class RunWalk:
             effects.visit(node)
             if is_action(node) and cursor.actions >= self.limits["max_actions_per_run"]:
                 # DESIGN section 6's words first, then the step that was not executed.
-                message = (f"Max actions per run ({self.limits['max_actions_per_run']}) reached: "
-                           f"{node_label(node)} was not executed")
+                message = (f"Max actions per run ({self.limits['max_actions_per_run']}) reached"
+                           f"{self._whose('max_actions_per_run')}: {node_label(node)} was not executed")
                 effects.record(self, node, StepStatus.FAILED, now, input=None,
                                error=StepError("MaxActionsReached", message))
                 self.fail(now, "MaxActionsReached", message)
