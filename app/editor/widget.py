@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.api import Database, Refused
+from app.api import settings as settings_api
 from app.api import workflows as api
 from app.api.workflows import WorkflowInfo
 from app.views.background import reason, run_and_wait, run_in_background
@@ -126,6 +127,9 @@ class EditorWidget(QWidget):
         start = run_and_wait(lambda: api.open_for_editing(db, workflow_id, read_only_version))
         workflow = start.workflow
         self._default_max_nodes = start.default_max_nodes
+        # The practice's limits: the Problems list checks paths against them (with the
+        # workflow's own `limits` on top), as Publish does, not against DESIGN's defaults.
+        self._default_limits: dict[str, int] = {**start.default_limits, "max_nodes": start.default_max_nodes}
         self._base = workflow
         self._name_edited = False
         self._order: dict[str, int] = {n.id: i for i, n in enumerate(workflow.nodes)}
@@ -489,9 +493,21 @@ class EditorWidget(QWidget):
         limits = self._base.limits
         return int(limits.max_nodes) if limits and limits.max_nodes else self._default_max_nodes
 
+    def reload_limits(self) -> None:
+        """Read the practice's limits again (after Settings changed them), off the GUI thread,
+        and check the draft against them."""
+        db = self.db
+
+        def apply(limits: object) -> None:
+            self._default_limits = dict(limits)  # type: ignore[call-overload]
+            self._default_max_nodes = int(self._default_limits["max_nodes"])
+            self._validate()
+
+        run_in_background(lambda: settings_api.practice_limits(db), apply, context=self)
+
     def _validate(self) -> None:
         workflow = self.current_workflow()
-        self._problems = publish_problems(workflow, self._default_max_nodes)
+        self._problems = publish_problems(workflow, defaults=self._default_limits)
         self.problems_panel.set_problems(self._problems)
         by_node: dict[str, list[Problem]] = {}
         for problem in self._problems:

@@ -803,9 +803,15 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.db, self.settings, self.actor(), self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.runtimeSettingChanged.connect(self._runtime_setting_changed)
+        dialog.accepted.connect(self._settings_saved)
         self.gate.guard_settings(dialog)
         dialog.open()
         self.settings_dialog = dialog
+
+    def _settings_saved(self) -> None:
+        """The open editor checks its draft against the practice's limits as they now are."""
+        if self.page is not None and getattr(self.page, "editor", None) is not None:
+            self.page.editor.reload_limits()
 
     def _runtime_setting_changed(self, enabled: bool) -> None:
         if enabled and self.bridge.runtime is None:
