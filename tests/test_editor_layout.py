@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from itertools import combinations
+from itertools import combinations, pairwise
 from typing import Any
 
 import pytest
@@ -131,7 +131,7 @@ def test_auto_layout_of_a_long_chain_needs_no_recursion(qtbot: Any, database: Da
 
     nodes = [{"id": "start", "type": "trigger.manual", "config": {"record_type": "patient"}}]
     nodes += [{"id": f"w{i}", "type": "logic.wait", "config": {"amount": 1, "unit": "days"}} for i in range(3000)]
-    edges = [{"from": a["id"], "to": b["id"]} for a, b in zip(nodes, nodes[1:], strict=False)]
+    edges = [{"from": a["id"], "to": b["id"]} for a, b in pairwise(nodes)]
     workflow = load_workflow({"format": "clinicflow.workflow/1", "name": "Long", "nodes": nodes, "edges": edges})
     positions = layered_positions(workflow, column=100, row=50)
     assert positions["w2999"] == (300000, 0) and {y for _x, y in positions.values()} == {0}

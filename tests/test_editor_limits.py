@@ -4,10 +4,10 @@ per run (and the workflow's own limit on top), the limit Publish uses, not DESIG
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
-
 from test_editor_building import database, new_workflow, open_editor
 
 from app.api import settings as settings_api
@@ -23,7 +23,7 @@ def three_tasks(limits: dict[str, int] | None = None) -> dict[str, Any]:
     for i in range(1, 4):
         nodes.append({"id": f"task_{i}", "type": "action.create_task", "title": f"Call {i}",
                       "config": {"title": f"Call {i}"}, "position": [i * 260, 0]})
-    edges = [{"from": a["id"], "to": b["id"]} for a, b in zip(nodes, nodes[1:], strict=False)]
+    edges = [{"from": a["id"], "to": b["id"]} for a, b in itertools.pairwise(nodes)]
     return {"nodes": nodes, "edges": edges, **({"limits": limits} if limits else {})}
 
 

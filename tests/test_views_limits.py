@@ -113,10 +113,10 @@ def test_a_run_stopped_by_its_limit_offers_retry_on_latest_once_a_fix_is_publish
     window.open_run(run_id, workflow_id)
     inspector = window.inspector
     qtbot.waitUntil(lambda: inspector.view is not None and inspector.view.run["status"] == "failed", timeout=WAIT)
-    note = inspector.status_note.text()
-    assert "Failed at “Second call”" in note
-    assert "raise “Max actions per run” in the workflow's properties in the Editor, publish, then Retry on latest" \
-        in note
+    assert inspector.status_note.text() == (
+        "Failed at “Second call”: This run reached the limit of 1 action per run. This workflow sets its own "
+        "limit: raise “Max actions per run” in the workflow's properties in the Editor, publish, then Retry on "
+        "latest.")
     actions = inspector.run_actions
     latest = actions.retry_latest
     # Nothing newer is live yet: Retry on latest waits for a fixed version, and says so.

@@ -147,9 +147,20 @@ _CLI_ADVICE: Final = re.compile(r";?\s*(?:note: )?\((?:clinicflow |set |see clin
                                 r";\s*note: no from address is set yet")
 
 
+# A safety limit's runtime message ("Max actions per run (25) reached: …") reads in the app as
+# the limit's sentence ("This run reached the limit of 25 actions per run.").
+_LIMIT_MESSAGES: Final = (("Max actions per run (", "MaxActionsReached"), ("Max runtime (", "MaxRuntimeExceeded"),
+                          ("Daily message limit (", "DailyLimitReached"), ("Loop stopped:", "LoopStopped"))
+
+
 def for_people(message: str | None) -> str:
-    """A runtime message as the app shows it: one line, without command-line advice."""
-    return " ".join(_CLI_ADVICE.sub("", message or "").split())
+    """A runtime message as the app shows it: one line, without command-line advice; a safety
+    limit's message as the limit's sentence."""
+    text = " ".join(_CLI_ADVICE.sub("", message or "").split())
+    for prefix, error_type in _LIMIT_MESSAGES:
+        if text.startswith(prefix):
+            return error_words(error_type, text).sentence
+    return text
 
 
 def _service(node_type_name: str | None, message: str | None) -> tuple[str, str]:
@@ -183,7 +194,7 @@ def step_title(workflow: Workflow | None, node_id: str, node_type_name: str | No
 
 def record_name(row: RecordRow) -> str:
     """A record as a person says it, without its reference: "Jane Doe (patient)", "Jane Doe's
-    appointment on 01/12/2026 18:34", "task “Call back” for Jane Doe", "Jane Doe's hygiene recall"."""
+    appointment on 01/12/2026 18:34", "task “Call back” for Jane Doe", "Jane Doe's recall (Hygiene visit)"."""
     values, who = row.values, row.patient_name
     kind = row.ref.type
     if kind == "patient":
@@ -194,5 +205,5 @@ def record_name(row: RecordRow) -> str:
         return f"{who}'s appointment{on}" if who else f"an appointment{on}"
     if kind == "task":
         return f"task “{values.get('title') or ''}”{' for ' + who if who else ''}"
-    recall = f"{values.get('recall_type')} recall" if values.get("recall_type") else "recall"
-    return f"{who}'s {recall}" if who else f"a {recall}"
+    kind_of = f" ({values['recall_type']})" if values.get("recall_type") else ""
+    return f"{who}'s recall{kind_of}" if who else f"a recall{kind_of}"
