@@ -577,7 +577,7 @@ class EditorWidget(QWidget):
     def _validate(self) -> None:
         workflow = self.current_workflow()
         self._problems = publish_problems(workflow, defaults=self._default_limits)
-        self.problems_panel.set_problems(self._problems)
+        self.problems_panel.set_problems(self._problems, workflow)
         by_node: dict[str, list[Problem]] = {}
         for problem in self._problems:
             if problem.node_id:

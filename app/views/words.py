@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from app.api.records import RecordRow
-from app.workflow import Workflow, type_title
+from app.workflow import Problem, Workflow, type_title
 
 from .display import local_time
 
@@ -207,3 +207,14 @@ def record_name(row: RecordRow) -> str:
         return f"task “{values.get('title') or ''}”{' for ' + who if who else ''}"
     kind_of = f" ({values['recall_type']})" if values.get("recall_type") else ""
     return f"{who}'s recall{kind_of}" if who else f"a recall{kind_of}"
+
+
+def problem_words(problem: Problem, workflow: Workflow | None) -> str:
+    """A reason a draft cannot be published, its node named by title: "“Send email” — subject:
+    is required" (the workflow file's own form, `str(problem)`, names the node id)."""
+    where = []
+    if problem.node_id is not None:
+        where.append(f"“{step_title(workflow, problem.node_id)}”")
+    if problem.field:
+        where.append(problem.field.replace("_", " "))
+    return f"{' — '.join(where)}: {problem.message}" if where else problem.message
