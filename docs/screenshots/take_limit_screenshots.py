@@ -4,9 +4,9 @@
 
 The demo practice on a fresh SQLite file (en-GB dates) and one more workflow, "Recall calls",
 whose own Max actions per run is 1 while it has two actions on two branches: its run fails
-at the second. Shot at 1366x768, light and dark: before a fix is published (Retry on latest
-waits, and says why) and after (Retry on latest highlighted); and the line above the records
-after a run was started from the Actions menu.
+at the second. Shot at 1366x768 (and 1280x800), light and dark: before a fix is published
+(Retry on latest waits, and says why) and after (Retry on latest highlighted); the line above
+the records after a run was started from the Actions menu; and a demo workflow after Auto-layout.
 """
 
 from __future__ import annotations
@@ -106,19 +106,38 @@ def main() -> int:
     settle(app, 2.5)   # the watcher sees the failure: the banner
     for theme in ("light", "dark"):
         apply_theme(app, theme)
-        window.open_run(run_id, workflow_id)
-        settle(app, 1.5)
-        window.apply_default_dock_widths()
-        settle(app, 0.5)
-        save(window, f"monitor-limit-{theme}-1366x768.png")
+        for width, height in ((1366, 768), (1280, 800)):
+            window.resize(width, height)
+            window.open_run(run_id, workflow_id)
+            settle(app, 1.5)
+            window.apply_default_dock_widths()
+            settle(app, 0.5)
+            save(window, f"monitor-limit-{theme}-{width}x{height}.png")
+    window.resize(1366, 768)
+    settle(app, 0.5)
+    window.apply_default_dock_widths()
     # The fix: a version whose own limit is 2. Retry on latest is offered, highlighted.
     workflows_api.save_draft(db, workflow_id, load_workflow(recall_calls(2)))
     workflows_api.publish(db, workflow_id, "Ann Baker")
     settle(app, 2.5)
     for theme in ("light", "dark"):
         apply_theme(app, theme)
-        settle(app, 0.5)
+        window.inspector._steps_signature = None   # the run's graph drawn again in this theme's colours
+        window.inspector.refresh()
+        settle(app, 1.0)
         save(window, f"monitor-limit-fixed-{theme}-1366x768.png")
+    # Auto-layout of a demo workflow with both branches of a Condition (Build, light).
+    apply_theme(app, "light")
+    welcome = next(w.id for w in workflows_api.list_workflows(db) if w.name == "New patient welcome")
+    window.set_workspace("build")
+    page = window.open_workflow(welcome)
+    page.show_editor()
+    settle(app)
+    window.apply_default_dock_widths()
+    page.editor.auto_layout()
+    page.editor.graph.viewer().scene().clearSelection()
+    settle(app)
+    save(window, "editor-auto-layout-1366x768.png")
     apply_theme(app, "system")
     window.close()
     return 0
