@@ -67,6 +67,16 @@ def test_run_start_prints_the_id_and_runtime_once_executes_it(cli, db_url: str) 
     assert "Call list" in human.out and "completed" in human.out
 
 
+def test_run_show_names_steps_by_title_or_node_type_never_by_node_id(cli, db_url: str) -> None:
+    _, failing, patient = setup_workflows(db_url)
+    started = cli("run", "start", str(failing), "--record", patient, "--wait", "10", "--json")
+    run_id = str(json.loads(started.out)["id"])
+    human = cli("run", "show", run_id).out
+    step_lines = [line.split()[0:2] for line in human.splitlines()[3:]]
+    assert step_lines == [["Manual", "trigger"], ["Condition", "completed"], ["Send", "SMS"]]
+    assert "has_mobile" not in human and " text " not in human
+
+
 def test_run_list_filters_by_workflow_and_status_newest_first(cli, db_url: str) -> None:
     ok, failing, patient = setup_workflows(db_url)
     for workflow_id in (ok, failing, ok):

@@ -295,7 +295,7 @@ def test_invalid_draft_lists_problems_marks_nodes_and_selects_on_click(qtbot: An
     editor = open_editor(qtbot, database, workflow_id)
     qtbot.waitUntil(lambda: editor.problems_panel.list.count() > 0, timeout=3000)
     listed = [editor.problems_panel.list.item(i).text() for i in range(editor.problems_panel.list.count())]
-    assert listed == ["node 'mail', field 'subject': is required"]
+    assert listed == ["“Send email” — subject: is required"]   # by the node's title (here its type), not its id
     assert editor.node("mail").item.problem_text == "subject: is required"
     assert editor.node("call").item.problem_text is None
 

@@ -73,7 +73,7 @@ def test_retry_step_on_latest_is_refused_when_the_failed_node_is_gone(db) -> Non
     workflow_id = broken_workflow(db)
     run_id = failed_run(db, workflow_id)
     publish_new(db, workflow_id, fixed_nodes("call"), chain("start", "call"))
-    with pytest.raises(WrongState, match=r"run \d+ cannot Retry Step on version 2: its failed step 'task' "
+    with pytest.raises(WrongState, match=r"run \d+ cannot Retry Step on version 2: its failed step 'Send SMS' "
                                          r"is not in that version"):
         api.retry_step(db, run_id, "maria", latest=True)
     assert detail(db, run_id)["status"] == "failed" and detail(db, run_id)["version"] == 1

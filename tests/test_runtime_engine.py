@@ -178,14 +178,15 @@ def test_max_actions_per_run_stops_before_the_action_that_would_exceed(db) -> No
         node("start", "trigger.manual", record_type="patient"),
         node("one", "action.create_task", title="one"),
         node("two", "action.create_task", title="two"),
-        node("three", "action.create_task", title="three"),
+        {**node("three", "action.create_task", title="three"), "title": "Third task"},
     ], [edge("start", "one"), edge("start", "two"), edge("start", "three")],  # fan-out: publish refuses a path
         limits={"max_actions_per_run": 2})                                    # over the limit, not a run
     run_id = start_run(db, workflow_id, record=add_patient(db), actor="maria")
     Runtime(db, "rt").run_once()
     run = detail(db, run_id)
     assert run["status"] == "failed"
-    assert run["error"] == {"type": "MaxActionsReached", "message": "Max actions per run (2) reached"}
+    assert run["error"] == {"type": "MaxActionsReached", "message": (
+        "Max actions per run (2) reached (the workflow's own limit): 'Third task' was not executed")}
     assert task_titles(db) == ["one", "two"]
     assert run["steps"][-1]["node_id"] == "three" and run["steps"][-1]["status"] == "failed"
 
@@ -202,7 +203,7 @@ def test_max_actions_default_comes_from_the_practice_settings(db) -> None:
     ], [edge("start", "one"), edge("start", "two")])
     run_id = start_run(db, workflow_id, record=add_patient(db), actor="maria")
     Runtime(db, "rt").run_once()
-    assert detail(db, run_id)["error"]["message"] == "Max actions per run (1) reached"
+    assert detail(db, run_id)["error"]["message"] == "Max actions per run (1) reached: 'Create task' was not executed"
     assert task_titles(db) == ["one"]
 
 

@@ -197,7 +197,8 @@ def test_a_run_backing_off_past_its_max_runtime_fails(db) -> None:
             runtime.run_once()
             clock.advance(1.0)  # back-offs of 1 s, then 2 s: the second ends past max runtime
     run = detail(db, run_id)
-    assert run["error"] == {"type": "MaxRuntimeExceeded", "message": "Max runtime (2 seconds) exceeded"}
+    assert run["error"] == {"type": "MaxRuntimeExceeded",
+                            "message": "Max runtime (2 seconds) exceeded (the workflow's own limit)"}
     assert run["steps"][-1]["status"] == "failed"
     assert 2 <= len(gateway.posts) <= 3
 

@@ -97,12 +97,24 @@ def test_wait_until_a_date_from_the_record_with_an_offset(db) -> None:
 def test_a_wait_until_something_that_is_not_a_date_fails_saying_so(db) -> None:
     workflow_id = make_workflow(db, [
         node("start", "trigger.manual", record_type="patient"),
-        node("pause", "logic.wait", until="{{ patient.first_name }}"),
+        {**node("pause", "logic.wait", until="{{ patient.first_name }}"), "title": "Wait for the visit"},
     ], chain("start", "pause"))
     run_id = start_run(db, workflow_id, record=add_patient(db), actor="maria")
     Runtime(db, "rt").run_once()
     assert detail(db, run_id)["error"] == {
-        "type": "InvalidWaitTime", "message": "Wait 'pause': 'until' gave 'Ann', which is not a date-time"}
+        "type": "InvalidWaitTime",
+        "message": "The wait 'Wait for the visit' was to wait until 'Ann', which is not a date and time"}
+
+
+def test_an_untitled_step_is_named_by_its_node_type_never_its_id(db) -> None:
+    workflow_id = make_workflow(db, [
+        node("start", "trigger.manual", record_type="patient"),
+        node("pause_7", "logic.wait", until="{{ patient.first_name }}"),
+    ], chain("start", "pause_7"))
+    run_id = start_run(db, workflow_id, record=add_patient(db), actor="maria")
+    Runtime(db, "rt").run_once()
+    message = detail(db, run_id)["error"]["message"]
+    assert message.startswith("The wait 'Wait' was to wait until 'Ann'") and "pause_7" not in message
 
 
 def test_a_cancelled_waiting_run_never_resumes(db) -> None:
@@ -132,7 +144,7 @@ def test_a_waiting_run_fails_at_its_max_runtime(db) -> None:
     runtime.run_once()
     run = detail(db, run_id)
     assert run["status"] == "failed"
-    assert run["error"] == {"type": "MaxRuntimeExceeded", "message": "Max runtime (1 second) exceeded"}
+    assert run["error"] == {"type": "MaxRuntimeExceeded", "message": "Max runtime (1 second) exceeded (the workflow's own limit)"}
     assert run["steps"][-1]["status"] == "failed"
     assert task_titles(db) == []
 

@@ -178,7 +178,9 @@ def test_a_manager_may_retry_and_erase_but_not_publish(
     name, url = login_url("manager")
     window = open_window(url)
     inspector = show_failed_run(qtbot, window, run_id)
-    assert inspector.retry_run.isEnabled() and inspector.run_actions.retry_latest.isEnabled()
+    # Retry on latest waits for a newer version (none is published): its own reason, not the role's.
+    assert inspector.retry_run.isEnabled() and "may not" not in inspector.run_actions.retry_latest.toolTip()
+    assert inspector.run_actions.retry_latest.toolTip().startswith("Retry on latest is for after a fix")
     assert inspector.retry_run.toolTip().startswith("Walk the whole workflow again")  # its own tooltip back
     page = window.open_workflow(workflow_id)
     assert not page.editor.publish_action.isEnabled()
@@ -285,7 +287,7 @@ def test_on_sqlite_everything_is_allowed_and_the_team_page_says_teams_need_postg
     window = open_window(sqlite_url)
     assert window.gate.member.role is None
     inspector = show_failed_run(qtbot, window, run_id)
-    assert inspector.retry_run.isEnabled() and inspector.run_actions.retry_latest.isEnabled()
+    assert inspector.retry_run.isEnabled() and "may not" not in inspector.run_actions.retry_latest.toolTip()
     assert window.records.add_button.isEnabled() and window.workflows.new_action.isEnabled()
     window.open_settings()
     page = window.settings_dialog.team_page

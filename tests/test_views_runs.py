@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import run_clinicflow
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton
 
 from app.store import RecordRef, open_database
 from app.store.records import add_record, get_record
@@ -165,9 +165,14 @@ def test_a_manual_run_started_from_a_records_actions_menu_appears_in_the_runs_ta
     ann = practice.patient("Ann", "Smith", "ann@example.org")
     window.records.refresh()
     run_id = start_from_actions_menu(qtbot, window, ann, workflow_id)
-    box = window.records.started_message
-    assert box is not None and f"Run {run_id}" in box.text() and "Patient Ann Smith" in box.text()
-    qtbot.mouseClick(box.findChild(type(box.buttons()[0]), "openStartedRun"), Qt.MouseButton.LeftButton)
+    # Said in a line above the records and in the status bar, by the patient's name: no window pops up.
+    notice = window.records.started_message
+    qtbot.waitUntil(notice.isVisible, timeout=WAIT)
+    assert notice.text() == f"Run {run_id} of “Note on patient” started for Ann Smith (patient)."
+    assert window.statusBar().currentMessage() == notice.text()
+    assert not [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
+    assert QApplication.activeModalWidget() is None
+    qtbot.mouseClick(notice.findChild(QPushButton, "openStartedRun"), Qt.MouseButton.LeftButton)
     page = window.page
     assert page is not None and page.workflow_id == workflow_id
     assert page.tabs.currentWidget() is page.runs

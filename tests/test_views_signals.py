@@ -78,3 +78,56 @@ def test_the_run_viewer_moves_to_a_run_that_has_just_failed(
     qtbot.waitUntil(lambda: inspector.view is not None and inspector.view.run["id"] == failing_id
                     and inspector.view.run["status"] == "failed", timeout=WAIT)
     assert f"Run {failing_id}" in window.banner.label.text()
+
+
+def test_the_banner_says_what_went_wrong_in_words_and_follows_each_runs_current_state(
+        qtbot: Any, window: Any, practice: Practice, smtp_server: tuple[int, list[Any]]) -> None:
+    from app.api import runs as runs_api
+
+    port, _received = smtp_server
+    connect_smtp(practice, port)
+    workflow_id = practice.workflow(EMAIL_FLOW)
+    bob = practice.patient("Bob", "Jones")
+    cat = practice.patient("Cat", "Lee")
+    window.records.refresh()
+    bob_run = start_from_actions_menu(qtbot, window, bob, workflow_id)
+    qtbot.waitUntil(lambda: window.banner.isVisible() and f"Run {bob_run} " in window.banner.label.text(),
+                    timeout=WAIT)
+    # The error sentence and its fix from words.py, not the runtime's message.
+    assert window.banner.label.text() == (f"Run {bob_run} of “Email the patient” failed. "
+                                          "The patient has no address for this message.")
+    assert window.banner.fix.text() == "Add the email address or mobile number in Records, then Retry Step."
+    assert "(patient:" not in window.banner.label.text()
+    cat_run = start_from_actions_menu(qtbot, window, cat, workflow_id)
+    qtbot.waitUntil(lambda: f"Run {cat_run} " in window.banner.label.text(), timeout=WAIT)
+    assert "(And 1 more run failed.)" in window.banner.label.text()
+    qtbot.waitUntil(lambda: window.failed_button.text() == "2 failed runs", timeout=WAIT)
+    # Cat's run is fixed and retried (from another workstation): the banner tells of Bob's alone.
+    with practice.db.write() as conn:
+        update_record(conn, cat, {"email": "cat@example.org"}, "setup")
+    runs_api.retry_step(practice.db, cat_run, "omar")
+    qtbot.waitUntil(lambda: runs_api.run_status(practice.db, cat_run) == "completed", timeout=WAIT)
+    qtbot.waitUntil(lambda: window.banner.label.text().startswith(f"Run {bob_run} ")
+                    and "more run" not in window.banner.label.text(), timeout=WAIT)
+    qtbot.waitUntil(lambda: window.failed_button.text() == "1 failed run", timeout=WAIT)
+    assert window.banner.isVisible()
+    with practice.db.write() as conn:
+        update_record(conn, bob, {"email": "bob@example.org"}, "setup")
+    runs_api.retry_step(practice.db, bob_run, "omar")
+    qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=WAIT)
+    qtbot.waitUntil(lambda: not window.failed_button.isVisible(), timeout=WAIT)
+    assert runs_api.run_status(practice.db, bob_run) == "completed"
+
+
+def test_saving_a_record_says_its_name_in_the_status_bar_not_its_reference(
+        qtbot: Any, window: Any, practice: Practice) -> None:
+    jane = practice.patient("Jane", "Doe")
+    window.show_records()
+    records = window.records
+    records.refresh()
+    qtbot.waitUntil(lambda: records.select(jane), timeout=WAIT)
+    dialog = records.edit_current()
+    dialog.editors["email"].setText("jane@example.org")
+    dialog.save()
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage() == "Saved Jane Doe (patient)", timeout=WAIT)
+    assert str(jane) not in window.statusBar().currentMessage()

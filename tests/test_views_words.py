@@ -96,3 +96,24 @@ def test_command_line_advice_in_a_message_is_left_out_of_the_app() -> None:
         "Email integration is not connected: no from address configured")
     assert for_people("SMTP 127.0.0.1:25 does not support STARTTLS (set security=none or ssl)") == (
         "SMTP 127.0.0.1:25 does not support STARTTLS")
+
+
+def test_records_are_named_for_people_without_their_reference() -> None:
+    from datetime import UTC, datetime
+
+    from app.api import RecordRef
+    from app.api.records import RecordRow
+    from app.views.display import local_time
+    from app.views.words import record_name
+
+    def row(kind: str, values: dict[str, Any], who: str = "Jane Doe") -> RecordRow:
+        return RecordRow(RecordRef(kind, 3), values, who, f"{kind.capitalize()} ({kind}:3)")
+
+    starts = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    assert record_name(row("patient", {"first_name": "Jane"})) == "Jane Doe (patient)"
+    assert record_name(row("appointment", {"starts_at": starts})) == f"Jane Doe's appointment on {local_time(starts)}"
+    assert EN_GB.match(local_time(starts))
+    assert record_name(row("task", {"title": "Call back"})) == "task “Call back” for Jane Doe"
+    assert record_name(row("task", {"title": "Order gloves"}, who="")) == "task “Order gloves”"
+    assert record_name(row("recall", {"recall_type": "Hygiene visit"})) == "Jane Doe's recall (Hygiene visit)"
+    assert "3" not in "".join(record_name(row(k, {})) for k in ("patient", "appointment", "recall"))

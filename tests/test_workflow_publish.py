@@ -36,18 +36,24 @@ def test_a_workflow_without_trigger_cannot_be_published() -> None:
 def test_a_workflow_with_two_triggers_cannot_be_published() -> None:
     second = {**PATIENT_TRIGGER, "id": "again"}
     assert problems_of(PATIENT_TRIGGER, second, note(), edges=[("start", "note"), ("again", "note")]) == [
-        "node 'again': a workflow has exactly one trigger; 'start' is already one"]
+        "node 'again': a workflow has exactly one trigger; 'Manual trigger' is already one"]
 
 
 def test_unreachable_node_is_named() -> None:
     assert problems_of(PATIENT_TRIGGER, note(), note("lonely"), edges=[("start", "note")]) == [
-        "node 'lonely': cannot be reached from the trigger 'start'"]
+        "node 'lonely': cannot be reached from the trigger"]
 
 
 def test_a_cycle_is_refused_at_the_edge_closing_it() -> None:
     found = problems_of(PATIENT_TRIGGER, note("a"), note("b"), note("c"),
                         edges=[("start", "a"), ("a", "b"), ("b", "c"), ("c", "a")])
-    assert found == ["node 'c': the edge to 'a' closes a loop; workflows cannot loop"]
+    assert found == ["node 'c': the edge to 'Add note' closes a loop; workflows cannot loop"]
+
+
+def test_a_problem_names_other_nodes_by_their_titles_not_their_ids() -> None:
+    found = problems_of(PATIENT_TRIGGER, {**note("a"), "title": "Note the call"}, note("b"),
+                        edges=[("start", "a"), ("a", "b"), ("b", "a")])
+    assert found == ["node 'b': the edge to 'Note the call' closes a loop; workflows cannot loop"]
 
 
 def test_a_node_reached_twice_is_not_a_cycle() -> None:

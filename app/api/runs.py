@@ -26,7 +26,7 @@ from app.store.errors import InvalidRecord, NotFound, WrongState
 from app.store.records import MAX_ID, RecordRef
 from app.store.schema import RECORD_TABLES, history, runs, runtimes, steps, workflows
 from app.store.timeutil import iso, parse_datetime, utcnow
-from app.store.workflows import get_version
+from app.store.workflows import get_version, live_version_number
 from app.workflow import Workflow
 from app.workflow.vocabulary import ACTIVE_RUN_STATUSES, DeliveryState, RunStatus, StepStatus, TriggerKind
 
@@ -168,6 +168,9 @@ class RunDetail(RunSummary):
     # Retries on the latest version (read from the history), oldest first:
     # [{"from": 1, "to": 2, "at": ISO, "by": NAME}].
     version_changes: tuple[dict[str, Any], ...] = ()
+    # The workflow's live version when the run was read (None: none published): Retry on latest
+    # goes on to it, so the run viewer offers it once it is newer than the run's `version`.
+    live_version: int | None = None
 
     @property
     def waiting_step(self) -> StepView | None:
@@ -419,8 +422,9 @@ def run_detail(db: Database, run_id: int) -> RunDetail:
                 .order_by(history.c.id))
             if isinstance(detail, dict) and detail.get("latest")
             and detail.get("from_version") != detail.get("to_version"))
+        live = live_version_number(conn, summary.workflow_id)
     return RunDetail(**{f.name: getattr(summary, f.name) for f in fields(RunSummary)},
-                     steps=step_views, definition=definition, version_changes=changes)
+                     steps=step_views, definition=definition, version_changes=changes, live_version=live)
 
 
 def run_status(db: Database, run_id: int) -> RunStatus:

@@ -38,6 +38,7 @@ class FailedRun:
     workflow_id: int
     workflow_name: str
     error_message: str | None
+    error_type: str | None
     updated_at: datetime
 
 
@@ -71,13 +72,13 @@ def look(db: Database, previous: Marks | None) -> Look | None:
             failed_total = int(conn.execute(select(func.count()).select_from(runs)
                                             .where(runs.c.status == RunStatus.FAILED)).scalar_one())
             if previous is not None:
-                query = (select(runs.c.id, runs.c.workflow_id, runs.c.error_message, runs.c.updated_at,
-                                workflows.c.name)
+                query = (select(runs.c.id, runs.c.workflow_id, runs.c.error_message, runs.c.error_type,
+                                runs.c.updated_at, workflows.c.name)
                          .join(workflows, workflows.c.id == runs.c.workflow_id)
                          .where(runs.c.status == RunStatus.FAILED).order_by(runs.c.id).limit(MAX_NEWLY_FAILED))
                 if previous.runs is not None:  # None: there were no runs at all at the last look
                     query = query.where(runs.c.updated_at > previous.runs)
-                failed = [FailedRun(r.id, r.workflow_id, r.name, r.error_message, r.updated_at)
+                failed = [FailedRun(r.id, r.workflow_id, r.name, r.error_message, r.error_type, r.updated_at)
                           for r in conn.execute(query)]
         infos = tuple(store.list_workflows(conn))
         live = live_runtime_count(conn)

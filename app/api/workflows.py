@@ -9,8 +9,10 @@ problems) name the workflow and say why.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
@@ -70,17 +72,20 @@ def list_versions(db: Database, workflow_id: int) -> list[VersionInfo]:
 
 @dataclass(frozen=True)
 class EditorStart:
-    """What the editor opens with: the draft (or a version, read-only) and the practice's node limit."""
+    """What the editor opens with: the draft (or a version, read-only) and the practice's
+    safety limits (the Problems list checks the draft against them, as Publish does)."""
 
     workflow: Workflow
     default_max_nodes: int
+    default_limits: Mapping[str, int] = field(default_factory=dict)
 
 
 def open_for_editing(db: Database, workflow_id: int, version: int | None = None) -> EditorStart:
     with db.read() as conn:
         workflow = (store.get_draft(conn, workflow_id) if version is None
                     else store.get_version(conn, workflow_id, version))
-        return EditorStart(workflow, int(default_limits(conn)["max_nodes"]))
+        limits = default_limits(conn)
+        return EditorStart(workflow, int(limits["max_nodes"]), MappingProxyType(dict(limits)))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from app.api import RecordRef, workflows
 from app.api import runs as api
+from app.workflow import type_title
 from app.workflow.vocabulary import RunStatus
 
 from .common import EXIT_OK, EXIT_USAGE, CliContext, add_command, add_group, print_json
@@ -166,8 +167,12 @@ def _show(args: argparse.Namespace, ctx: CliContext) -> int:
           f"took {_duration(detail.duration_seconds())}")
     if detail.error_message is not None or detail.error_type is not None:
         print(f"  error: {detail.error_message}")
+    definition = detail.definition
     for step in detail.steps:
-        line = f"  {step.node_id:<20} {step.node_type:<22} {step.status:<10} attempt {step.attempt}"
+        # Steps by their titles (DESIGN section 9's words), the node type's name for an untitled one.
+        title = (definition.step_title(step.node_id, step.node_type) if definition is not None
+                 else type_title(step.node_type))
+        line = f"  {title[:28]:<28} {step.status:<10} attempt {step.attempt}"
         if step.error_type is not None or step.error_message is not None:
             line += f"  {step.error_message}"
         print(line)

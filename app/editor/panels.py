@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
 
 from app.api.workflows import VersionInfo
 from app.views.display import local_time
-from app.workflow import Problem
+from app.views.words import problem_words
+from app.workflow import Problem, Workflow
 
 from .nodes import icon_path
 
@@ -50,12 +51,13 @@ class ProblemsPanel(QWidget):
         self._icon = QIcon(icon_path("problem"))
         self.set_problems([])
 
-    def set_problems(self, problems: list[Problem]) -> None:
+    def set_problems(self, problems: list[Problem], workflow: Workflow | None = None) -> None:
+        """List `problems`, each node named by its title in `workflow` (else its node type)."""
         self.list.clear()
         for problem in problems:
-            item = QListWidgetItem(self._icon, str(problem))
+            item = QListWidgetItem(self._icon, problem_words(problem, workflow))
             item.setData(NODE_ROLE, problem.node_id)
-            item.setToolTip("Click to select the node" if problem.node_id else str(problem))
+            item.setToolTip("Click to select the node" if problem.node_id else problem.message)
             self.list.addItem(item)
         if problems:
             self.summary.setText(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} to fix before publishing")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Final
 
@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.api import Database, Refused
+from app.api import settings as settings_api
 from app.api import workflows as api
 from app.api.workflows import WorkflowInfo
 from app.views.background import reason, run_and_wait, run_in_background
@@ -102,6 +103,75 @@ class WorkflowSettingsCommand(QUndoCommand):
         self._editor._set_base(self._before)
 
 
+LAYOUT_GAP_X: Final = 90.0   # between columns of nodes (room for the wires' curves)
+LAYOUT_GAP_Y: Final = 40.0   # between rows
+PORT_ORDER: Final = {"true": 0, "out": 1, "false": 2}   # the order of a node's output ports, top to bottom
+
+
+def layered_positions(workflow: Workflow, *, column: float, row: float) -> dict[str, tuple[float, float]]:
+    """Where each node goes: its column is the longest path to it from the trigger (a node that
+    several branches reach stands right of all of them), its row comes from walking the graph
+    depth first with a node's outputs in port order (true, out, false) — each branch takes the
+    rows below the one before it, and a node sits midway between the branches it starts. So a
+    Condition's true branch is above its false branch and wires do not cross.
+    Nodes the trigger does not reach go in rows of their own below."""
+    ids = [n.id for n in workflow.nodes]
+    children: dict[str, list[str]] = {i: [] for i in ids}
+    for edge in sorted(workflow.edges, key=lambda e: PORT_ORDER.get(e.port, 1)):  # stable: file order kept
+        if edge.source in children and edge.target in children:
+            children[edge.source].append(edge.target)
+    trigger = workflow.trigger
+    start = [trigger.id] if trigger is not None else []
+    # Columns: longest path from the start, in topological order (Kahn); a loop's nodes keep the
+    # column they were first reached at.
+    incoming = dict.fromkeys(ids, 0)
+    for source in ids:
+        for target in children[source]:
+            incoming[target] += 1
+    rank = dict.fromkeys(start, 0)
+    ready = [i for i in ids if incoming[i] == 0]
+    while ready:
+        current = ready.pop(0)
+        for target in children[current]:
+            if current in rank:
+                rank[target] = max(rank.get(target, 0), rank[current] + 1)
+            incoming[target] -= 1
+            if incoming[target] == 0:
+                ready.append(target)
+    rows: dict[str, float] = {}
+    next_row = 0.0
+
+    def place(first: str) -> None:
+        """Depth first without recursion (a long chain must not hit Python's recursion limit)."""
+        nonlocal next_row
+        rows[first] = -1.0  # being placed: a loop back to it places nothing
+        stack: list[tuple[str, Iterator[str], list[float]]] = [(first, iter(children[first]), [])]
+        while stack:
+            node_id, following, own = stack[-1]
+            target = next(following, None)
+            if target is not None:
+                if target not in rows:
+                    rows[target] = -1.0
+                    stack.append((target, iter(children[target]), []))
+                continue
+            stack.pop()
+            if own:
+                rows[node_id] = (min(own) + max(own)) / 2
+            else:
+                rows[node_id] = next_row
+                next_row += 1
+            if stack:
+                stack[-1][2].append(rows[node_id])
+
+    for node_id in [*start, *ids]:
+        rank.setdefault(node_id, 0)  # not reached from the trigger (or only through a loop)
+        if node_id not in rows:
+            place(node_id)
+    top = rows[start[0]] if start else 0.0
+    # Whole numbers: what is stored is what is drawn.
+    return {i: (float(round(rank[i] * column)), float(round((rows[i] - top) * row))) for i in ids}
+
+
 class EditorWidget(QWidget):
     """Edits one workflow's draft (or shows one published version, read-only)."""
 
@@ -126,6 +196,9 @@ class EditorWidget(QWidget):
         start = run_and_wait(lambda: api.open_for_editing(db, workflow_id, read_only_version))
         workflow = start.workflow
         self._default_max_nodes = start.default_max_nodes
+        # The practice's limits: the Problems list checks paths against them (with the
+        # workflow's own `limits` on top), as Publish does, not against DESIGN's defaults.
+        self._default_limits: dict[str, int] = {**start.default_limits, "max_nodes": start.default_max_nodes}
         self._base = workflow
         self._name_edited = False
         self._order: dict[str, int] = {n.id: i for i, n in enumerate(workflow.nodes)}
@@ -489,10 +562,22 @@ class EditorWidget(QWidget):
         limits = self._base.limits
         return int(limits.max_nodes) if limits and limits.max_nodes else self._default_max_nodes
 
+    def reload_limits(self) -> None:
+        """Read the practice's limits again (after Settings changed them), off the GUI thread,
+        and check the draft against them."""
+        db = self.db
+
+        def apply(limits: object) -> None:
+            self._default_limits = dict(limits)  # type: ignore[call-overload]
+            self._default_max_nodes = int(self._default_limits["max_nodes"])
+            self._validate()
+
+        run_in_background(lambda: settings_api.practice_limits(db), apply, context=self)
+
     def _validate(self) -> None:
         workflow = self.current_workflow()
-        self._problems = publish_problems(workflow, self._default_max_nodes)
-        self.problems_panel.set_problems(self._problems)
+        self._problems = publish_problems(workflow, defaults=self._default_limits)
+        self.problems_panel.set_problems(self._problems, workflow)
         by_node: dict[str, list[Problem]] = {}
         for problem in self._problems:
             if problem.node_id:
@@ -654,11 +739,24 @@ class EditorWidget(QWidget):
             node.view.setSelected(True)
 
     def auto_layout(self) -> None:
-        nodes = self.graph.all_nodes()
+        """Lay the graph out left to right from the trigger (`layered_positions`): a Condition's
+        true branch above its false one, so their wires leave its ports without crossing."""
+        nodes = {n.get_property("node_id"): n for n in self.graph.all_nodes() if isinstance(n, ClinicNode)}
         if self.read_only or not nodes:
             return
-        triggers = [n for n in nodes if isinstance(n, ClinicNode) and n.catalog_type.kind == "trigger"]
-        self.graph.auto_layout_nodes(start_nodes=triggers[:1])
+        width = max(n.view.width for n in nodes.values())
+        height = max(n.view.height for n in nodes.values())
+        positions = layered_positions(self.current_workflow(), column=width + LAYOUT_GAP_X,
+                                      row=height + LAYOUT_GAP_Y)
+        stack = self.graph.undo_stack()
+        stack.beginMacro("auto-layout")
+        try:
+            for node_id, (x, y) in positions.items():
+                node = nodes.get(node_id)
+                if node is not None and tuple(node.pos()) != (x, y):
+                    node.set_pos(x, y)
+        finally:
+            stack.endMacro()
         self.fit_to_view()
 
     def fit_to_view(self) -> None:

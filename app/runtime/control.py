@@ -31,6 +31,7 @@ from app.workflow.vocabulary import (
 )
 
 from . import rules
+from .executor import node_label
 from .lock_watch import watched_write
 
 NOTIFY_CHANNEL: Final = "clinicflow_runs"
@@ -220,11 +221,11 @@ def _version(conn: Connection, workflow_id: int, number: int, cache: VersionCach
 
 
 def _node_words(workflow: Workflow, node_id: str) -> str:
+    """The step by its title (or its node type's name), never by its id."""
     try:
-        title = getattr(workflow.node(node_id), "title", None)
+        return node_label(workflow.node(node_id))
     except KeyError:
-        title = None
-    return f"'{title}' ({node_id})" if title and title != node_id else f"'{node_id}'"
+        return "(no longer known)"
 
 
 def retry_in(conn: Connection, run_id: int, actor: str, *, whole_run: bool, latest: bool = False,

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from app.store.errors import InvalidRecord, NotFound
 from app.store.records import RecordRef, add_record, append_line, update_record
 from app.store.timeutil import parse_datetime
-from app.workflow import Node, TemplateError
+from app.workflow import Node, TemplateError, type_title
 from app.workflow.catalog import UNIT_SECONDS
 from app.workflow.conditions import evaluate
 from app.workflow.templates import render
@@ -126,7 +126,8 @@ def execute_node(conn: Connection, node: Node, scope: RunScope, now: datetime) -
         return _update_record(conn, node, scope, rendered)
     if kind == "action.add_note":
         return _add_note(conn, scope, rendered, now)
-    raise StepError("UnknownNode", f"Node '{node.id}' has type '{kind}', which this version of Clinicflow cannot run")
+    raise StepError("UnknownNode", f"The step {node_label(node)} is of a kind ('{kind}') this version of Clinicflow "
+                    "cannot run")
 
 
 def render_message(conn: Connection, node: Node, scope: RunScope) -> Outcome:
@@ -149,8 +150,9 @@ def _trigger(scope: RunScope) -> Outcome:
 
 
 def node_label(node: Node) -> str:
-    """How a person recognises the node: its title, else its id."""
-    return f"'{node.title}'" if node.title else f"'{node.id}'"
+    """How a person recognises the node, quoted: its title, else its node type's name (the
+    catalog's "Send email"), never its id."""
+    return f"'{node.title or type_title(node.type)}'"
 
 
 def _shifted(node: Node, field: str, moment: datetime, seconds: int, step_input: dict[str, Any]) -> datetime:
@@ -175,7 +177,7 @@ def _wait(node: Node, scope: RunScope, now: datetime) -> Outcome:
             moment = parse_datetime(text)
         except (ValueError, OverflowError):
             raise StepError("InvalidWaitTime",
-                            f"Wait '{node.id}': 'until' gave '{text}', which is not a date-time",
+                            f"The wait {node_label(node)} was to wait until '{text}', which is not a date and time",
                             input=rendered) from None
         offset = (config.offset_amount or 0) * UNIT_SECONDS[config.offset_unit or "seconds"]
         step_input = {"until": text, "offset_amount": config.offset_amount, "offset_unit": config.offset_unit}
@@ -196,11 +198,11 @@ def _message(conn: Connection, node: Node, scope: RunScope, rendered: dict[str, 
     what = "email address" if channel == "email" else "mobile number"
     if not to:
         if scope.patient is None:
-            raise StepError("MissingAddress", f"This run has no patient and node '{node.id}' sets no 'to', "
-                            f"so there is no {what} to send to", input=rendered)
+            raise StepError("MissingAddress", f"This run has no patient and the step {node_label(node)} sets no "
+                            f"To address, so there is no {what} to send to", input=rendered)
         raise StepError("MissingAddress", f"{scope.describe_patient(conn)} has no {what}", input=rendered)
     if channel == "email" and not _EMAIL.match(to):
-        raise StepError("InvalidAddress", f"'{to}' is not an email address (node '{node.id}', field 'to')",
+        raise StepError("InvalidAddress", f"'{to}' is not an email address (step {node_label(node)}, field To)",
                         input=rendered)
     message = Message(channel, to, str(rendered.get("body", "")), rendered.get("subject"))
     return Outcome(input=rendered, message=message)
@@ -231,7 +233,7 @@ def _context_record(scope: RunScope, record_type: str, node: Node) -> RecordRef:
         return scope.patient
     started = f"it was started for {scope.record}" if scope.record else "it was started without a record"
     raise StepError("NoSuchRecord",
-                    f"Node '{node.id}' updates the run's {record_type}, but this run has none ({started})")
+                    f"The step {node_label(node)} updates the run's {record_type}, but this run has none ({started})")
 
 
 def _update_record(conn: Connection, node: Node, scope: RunScope, rendered: dict[str, Any]) -> Outcome:

@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.api import Database, practice
+from app.api import Database, RecordRef, practice
+from app.api import records as records_api
 from app.api import runs as runs_api
 from app.workflow.vocabulary import ACTIVE_RUN_STATUSES, RunStatus
 
@@ -40,7 +41,7 @@ from .runtime_bridge import DatabaseChange, DatabaseWatcher, RuntimeBridge
 from .step_inspector import StepInspector
 from .theme import icon
 from .welcome import WelcomePanel
-from .words import for_people
+from .words import error_words, for_people, record_name
 from .workflow_list import WorkflowList
 from .workflow_page import WorkflowPage
 
@@ -68,6 +69,7 @@ class AttentionBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("attentionBanner")
         self.label = QLabel(objectName="attentionText", wordWrap=True)
+        self.fix = QLabel(objectName="attentionFix", wordWrap=True)   # the suggested fix, under the sentence
         self.open_button = QPushButton("Open run", objectName="attentionOpenRun")
         self.close_button = QToolButton(objectName="attentionClose", text="✕")
         self.close_button.setAutoRaise(True)
@@ -77,21 +79,36 @@ class AttentionBanner(QFrame):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 4, 4)
         layout.addWidget(mark)
-        layout.addWidget(self.label, 1)
+        words = QVBoxLayout()
+        words.setSpacing(0)
+        words.addWidget(self.label)
+        words.addWidget(self.fix)
+        layout.addLayout(words, 1)
         layout.addWidget(self.open_button)
         layout.addWidget(self.close_button)
         self.run: tuple[int, int] | None = None
+        self.failures: list[dict[str, Any]] = []   # the runs it tells of, oldest first
         self.hide()
 
     def show_failure(self, failures: list[dict[str, Any]]) -> None:
+        """Tell of the runs that failed (the newest named): what went wrong as a sentence and
+        what to do about it, from `error_words`, not the runtime's own message."""
+        self.failures = list(failures)
         last = failures[-1]
         self.run = (int(last["id"]), int(last["workflow_id"]))
-        why = for_people(last["error_message"]) or "see the run viewer"
-        text = f"Run {last['id']} of “{last['name']}” failed: {why}"
+        words = error_words(last.get("error_type"), last.get("error_message"))
+        text = f"Run {last['id']} of “{last['name']}” failed. {words.sentence}"
         if len(failures) > 1:
-            text += f" (and {plural(len(failures) - 1, 'more run', 'more runs')})"
+            text += f" (And {plural(len(failures) - 1, 'more run', 'more runs')} failed.)"
         self.label.setText(text)
+        self.label.setToolTip(for_people(last.get("error_message")))
+        self.fix.setText(words.fix)
+        self.fix.setVisible(bool(words.fix))
         self.show()
+
+    def clear(self) -> None:
+        self.failures, self.run = [], None
+        self.hide()
 
 
 class MainWindow(QMainWindow):
@@ -352,7 +369,8 @@ class MainWindow(QMainWindow):
         self.welcome.importRequested.connect(lambda: self.workflows.import_file())
         self.records.runStarted.connect(lambda *_: self.watcher.poke())
         self.records.openRunRequested.connect(self.open_run)
-        self.records.recordChanged.connect(lambda ref: self._changed_here(f"Saved {ref}"))
+        self.records.recordChanged.connect(self._record_saved)
+        self.records.message.connect(self.notify)
         self.inspector.actionDone.connect(self._changed_here)
         self.bridge.stateChanged.connect(self._set_runtime_state)
         # The runtime's state is a plain attribute; look at it now and then as well as on events.
@@ -625,6 +643,8 @@ class MainWindow(QMainWindow):
         self._set_database_state(True)
         if change.workflows is not None:
             self.workflows.set_infos(change.workflows)
+            # A fix published (here or elsewhere) makes Retry on latest the way on for a failed run.
+            self.inspector.run_actions.set_live_versions({i.id: i.published_version for i in change.workflows})
             if self.stack.currentWidget() is self.welcome and change.workflows:
                 self.stack.setCurrentWidget(self.home)
         if change.runs_changed:
@@ -638,31 +658,42 @@ class MainWindow(QMainWindow):
                 self.all_runs.refresh(live=True)
             self.inspector.refresh(live=True)
             self.history.refresh()
-        if change.runs_changed and self.banner.isVisible() and not change.newly_failed:
-            self._check_banner()
         if change.newly_failed:
-            self.banner.show_failure(change.newly_failed)
+            # Runs the banner still tells of stay in it; a run failing again is told of once.
+            new_ids = {f["id"] for f in change.newly_failed}
+            earlier = [f for f in self.banner.failures if f["id"] not in new_ids] if self.banner.isVisible() else []
+            self.banner.show_failure(earlier + change.newly_failed)
             if self._tray is not None:
                 self._tray.showMessage("Run failed", self.banner.label.text(), QSystemTrayIcon.MessageIcon.Warning)
             self._follow_failure(change.newly_failed[-1])
+        if change.runs_changed and self.banner.isVisible():
+            self._check_banner()
         if change.runs_changed or change.workflows_changed:
             self.history.refresh()  # only read while the History dock is shown
         self.live_runtimes = change.live_runtimes
         self._show_runtime()
 
     def _check_banner(self) -> None:
-        """The banner tells of a run as it is now: once that run is retried (or cancelled) and no
-        longer failed, the banner goes."""
-        if self.banner.run is None:
+        """The banner tells of runs as they are now: a run retried (or cancelled) and no longer
+        failed drops out of it, and once none of its runs is failed any more, the banner goes."""
+        failures, db = list(self.banner.failures), self.db
+        if not failures:
             return
-        run_id, db = self.banner.run[0], self.db
+        ids = [int(f["id"]) for f in failures]
 
-        def seen(status: object) -> None:
-            if self.banner.run is not None and self.banner.run[0] == run_id and status != RunStatus.FAILED:
-                self.banner.hide()
-                self.banner.run = None
+        def statuses() -> dict[int, object]:
+            return {run_id: runs_api.run_status(db, run_id) for run_id in ids}
 
-        run_in_background(lambda: runs_api.run_status(db, run_id), seen, context=self)
+        def seen(found: object) -> None:
+            if [int(f["id"]) for f in self.banner.failures] != ids:
+                return  # the banner told of other runs meanwhile
+            still = [f for f in failures if found.get(int(f["id"])) == RunStatus.FAILED]  # type: ignore[attr-defined]
+            if not still:
+                self.banner.clear()
+            elif len(still) != len(failures):
+                self.banner.show_failure(still)
+
+        run_in_background(statuses, seen, context=self)
 
     def _follow_failure(self, failure: dict[str, Any]) -> None:
         """A run that just failed is what the run viewer shows next, unless the person is busy
@@ -724,6 +755,20 @@ class MainWindow(QMainWindow):
         self.watcher.poke()
         self.records.refresh()
 
+    def _record_saved(self, ref: object) -> None:
+        """Say which record was saved, by name ("Saved Jane Doe (patient)"), read off the GUI thread."""
+        self.watcher.poke()
+        db = self.db
+
+        def said(row: object) -> None:
+            self.notify(f"Saved {record_name(row)}")  # type: ignore[arg-type]
+
+        def gone(_exc: Exception) -> None:
+            self.notify("Saved the record")
+
+        assert isinstance(ref, RecordRef)
+        run_in_background(lambda: records_api.get_record(db, ref), said, gone, context=self)
+
     def _changed_here(self, message: str) -> None:
         """This app changed something: look at the database now, and say what was done."""
         self.watcher.poke()
@@ -771,9 +816,15 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.db, self.settings, self.actor(), self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.runtimeSettingChanged.connect(self._runtime_setting_changed)
+        dialog.accepted.connect(self._settings_saved)
         self.gate.guard_settings(dialog)
         dialog.open()
         self.settings_dialog = dialog
+
+    def _settings_saved(self) -> None:
+        """The open editor checks its draft against the practice's limits as they now are."""
+        if self.page is not None and getattr(self.page, "editor", None) is not None:
+            self.page.editor.reload_limits()
 
     def _runtime_setting_changed(self, enabled: bool) -> None:
         if enabled and self.bridge.runtime is None:

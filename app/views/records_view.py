@@ -19,12 +19,12 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QMenu,
-    QMessageBox,
     QPushButton,
     QTableView,
     QToolButton,
@@ -42,9 +42,11 @@ from app.workflow.records import RECORD_FIELDS, RECORD_TYPES, FieldKind, FieldSp
 from .background import run_in_background
 from .display import local_date, local_time
 from .theme import icon
+from .words import record_name
 
 TYPE_TITLES: Final = {"patient": "Patients", "appointment": "Appointments", "task": "Tasks", "recall": "Recalls"}
 ROW_LIMIT: Final = 2000
+REFUSED_COLOUR: Final = "#e04848"
 Index = QModelIndex | QPersistentModelIndex
 
 
@@ -238,12 +240,54 @@ class RecordDialog(QDialog):
         run_in_background(write, done, failed, context=self)
 
 
+class RunStartedNotice(QFrame):
+    """A line above the records (not a window to close): which run just started, with Show run."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("runStartedNotice")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.label = QLabel(objectName="runStartedText", wordWrap=True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.open_button = QPushButton("Show run", objectName="openStartedRun")
+        self.open_button.setToolTip("Open this run in Monitor: its steps and what each did")
+        self.close_button = QToolButton(objectName="runStartedClose", text="✕")
+        self.close_button.setAutoRaise(True)
+        self.close_button.setToolTip("Hide this line")
+        self.close_button.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 2, 2, 2)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.open_button)
+        layout.addWidget(self.close_button)
+        self.run: tuple[int, int] | None = None   # run id, workflow id
+        self.hide()
+
+    def text(self) -> str:
+        return self.label.text()
+
+    def started(self, run_id: int, workflow_id: int, words: str) -> None:
+        self.run = (run_id, workflow_id)
+        self.label.setStyleSheet("")
+        self.label.setText(words)
+        self.open_button.show()
+        self.show()
+
+    def refused(self, words: str) -> None:
+        self.run = None
+        self.label.setStyleSheet(f"color: {REFUSED_COLOUR};")
+        self.label.setText(words)
+        self.open_button.hide()
+        self.show()
+
+
 class RecordsView(QWidget):
     """Browse, search, add and edit records; start manual workflows from a record."""
 
     runStarted = Signal(int, int)        # run id, workflow id
     openRunRequested = Signal(int, int)  # run id, workflow id
     recordChanged = Signal(object)       # RecordRef
+    message = Signal(str)                # for the status bar: what was just done
 
     def __init__(self, db: Database, actor: Callable[[], str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -297,6 +341,10 @@ class RecordsView(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)
         layout.addLayout(buttons)
+        # A manual run's start is said here and in the status bar, with Show run: no window pops up.
+        self.started_message = RunStartedNotice(self)
+        self.started_message.open_button.clicked.connect(self._open_started)
+        layout.addWidget(self.started_message)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty, 1)
         from .contact_panel import install as install_contact  # email / SMS / marketing, Stop all automations
@@ -318,7 +366,6 @@ class RecordsView(QWidget):
         edit.triggered.connect(self.edit_current)
         self.addAction(edit)
         self.dialog: RecordDialog | None = None
-        self.started_message: QMessageBox | None = None
         self._wanted: RecordRef | None = None   # to select once the records have been read
         self._menu_request = 0
         self.model.loaded.connect(self._on_loaded)
@@ -465,30 +512,23 @@ class RecordsView(QWidget):
 
         def start() -> tuple[int, str]:
             run_id = runs_api.start_run(db, workflow_id, record=ref, actor=actor)
-            return run_id, records_api.describe_record(db, ref)
+            return run_id, record_name(records_api.get_record(db, ref))
 
         def done(result: tuple[int, str]) -> None:
             run_id, words = result
             self.runStarted.emit(run_id, workflow_id)
-            self._offer_to_open(run_id, workflow_id, name, words)
+            text = f"Run {run_id} of “{name}” started for {words}."
+            self.started_message.started(run_id, workflow_id, text)
+            self.message.emit(text)
 
         def failed(exc: Exception) -> None:
-            QMessageBox.warning(self, "Workflow not started", f"“{name}” was not started: {' '.join(str(exc).split())}")
+            text = f"“{name}” was not started: {' '.join(str(exc).split())}"
+            self.started_message.refused(text)
+            self.message.emit(text)
 
         run_in_background(start, done, failed, context=self)
 
-    def _offer_to_open(self, run_id: int, workflow_id: int, name: str, words: str) -> None:
-        if self.started_message is not None:
-            self.started_message.close()
-        box = QMessageBox(QMessageBox.Icon.Information, "Workflow started",
-                          f"Run {run_id} of “{name}” started for {words}.", parent=self)
-        box.setObjectName("runStartedMessage")
-        open_button = box.addButton("Open run", QMessageBox.ButtonRole.AcceptRole)
-        open_button.setObjectName("openStartedRun")
-        box.addButton(QMessageBox.StandardButton.Close)
-        box.setWindowModality(Qt.WindowModality.NonModal)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        open_button.clicked.connect(lambda: self.openRunRequested.emit(run_id, workflow_id))
-        box.destroyed.connect(lambda *_: setattr(self, "started_message", None))
-        self.started_message = box
-        box.show()
+    def _open_started(self) -> None:
+        run = self.started_message.run
+        if run is not None:
+            self.openRunRequested.emit(*run)

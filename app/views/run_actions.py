@@ -5,7 +5,7 @@ is said in words under the buttons."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from PySide6.QtCore import QObject, Qt
@@ -18,11 +18,16 @@ from app.workflow.vocabulary import FINISHED_RUN_STATUSES, RunStatus
 from .background import reason, run_in_background
 from .permissions import refusal_line
 from .theme import status_icon
+from .words import is_limit, needs_new_version
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
     from .step_inspector import StepInspector
 
+LATEST_TIP: Final = ("Retry the whole run on the workflow's live version — after a fix was published; "
+                     "completed steps are not repeated")
+READY_STYLE: Final = "QPushButton { font-weight: 600; border: 2px solid palette(highlight); border-radius: 4px; " \
+                     "padding: 3px 10px; }"
 OK_COLOUR = "#27ae60"
 BAD_COLOUR = "#e04848"
 
@@ -34,10 +39,12 @@ class RunActions(QObject):
         super().__init__(inspector)
         self._inspector = inspector
         self.retry_latest = QPushButton(status_icon("running"), "Retry on latest", objectName="retryLatestButton")
-        self.retry_latest.setToolTip("Retry the whole run on the workflow's live version — after a fix was "
-                                     "published; completed steps are not repeated")
+        self.retry_latest.setToolTip(LATEST_TIP)
         self.run_again = QPushButton("Run again", objectName="runAgainButton")
         self.run_again.setToolTip("Start a new run of the live version, for the same record as this one")
+        # Why Retry on latest is (not yet) the way on, under the buttons: a fix must be published first.
+        self.hint = QLabel(objectName="retryLatestHint", wordWrap=True)
+        self.hint.hide()
         self.result = QLabel(objectName="runActionResult", wordWrap=True)
         self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.result.hide()
@@ -55,6 +62,7 @@ class RunActions(QObject):
         self.run_again.clicked.connect(self.do_run_again)
         self._busy = False
         self._shown_for: int | None = None
+        self._live: dict[int, int | None] = {}   # workflow id -> live version (from the main window)
 
     def show_history(self) -> None:
         window = self._inspector.window()
@@ -65,16 +73,66 @@ class RunActions(QObject):
     def place_result(self, layout: QBoxLayout, index: int) -> None:
         """Put the second row of buttons and the result line into the viewer's layout at `index`."""
         layout.insertLayout(index, self.row)
-        layout.insertWidget(index + 1, self.result)
+        layout.insertWidget(index + 1, self.hint)
+        layout.insertWidget(index + 2, self.result)
+
+    def set_live_versions(self, versions: Mapping[int, int | None]) -> None:
+        """The workflows' live versions as the main window last read them (a version published
+        while a failed run is shown makes Retry on latest available at once)."""
+        self._live.update(versions)
+        self._inspector._update_buttons()
+
+    def newer_version(self) -> int | None:
+        """The live version of the shown run's workflow when it is newer than the run's own."""
+        view = self._inspector.view
+        if view is None:
+            return None
+        ran = int(view.run["version"])
+        live = self._live.get(int(view.run["workflow_id"]), view.detail.live_version)
+        if view.detail.live_version is not None and (live is None or view.detail.live_version > live):
+            live = view.detail.live_version  # the run was read after the main window last looked
+        return live if live is not None and live > ran else None
 
     def update(self, status: str | None, busy: bool) -> None:
-        """Enabled while it makes sense: Retry on latest for a failed run, Run again for a finished one."""
+        """Enabled while it makes sense: Retry on latest for a failed run once a newer version is
+        live (before that it would be Retry Run, and the hint says to publish a fix first), Run
+        again for a finished one."""
         busy = busy or self._busy
-        self.retry_latest.setEnabled(status == RunStatus.FAILED and not busy)
+        failed = status == RunStatus.FAILED
+        newer = self.newer_version() if failed else None
+        self.retry_latest.setEnabled(failed and newer is not None and not busy)
+        self._show_latest(failed, newer)
         self.run_again.setEnabled(status in FINISHED_RUN_STATUSES and not busy)
         self.history.setEnabled(status is not None)
         if self._inspector.run_id != self._shown_for:
             self.result.hide()  # a result belongs to the run it was for
+
+    def _show_latest(self, failed: bool, newer: int | None) -> None:
+        view = self._inspector.view
+        ready = failed and newer is not None
+        if self.retry_latest.property("ready") != ready:
+            # Highlighted once it is the way on: a fixed version was published after this run's.
+            self.retry_latest.setProperty("ready", ready)
+            self.retry_latest.setStyleSheet(READY_STYLE if ready else "")
+        if not failed or view is None:
+            self.retry_latest.setToolTip(LATEST_TIP)
+            self.hint.hide()
+            return
+        ran = int(view.run["version"])
+        if newer is not None:
+            text = (f"Version {newer} is now live (this run ran version {ran}): Retry on latest continues "
+                    "this run on it; completed steps are not repeated.")
+            self.retry_latest.setToolTip(text)
+            self.hint.setText(text)
+            self.hint.setVisible(True)
+            return
+        text = (f"Retry on latest is for after a fix in the workflow: publish a fixed version first "
+                f"(this run ran version {ran}, which is still the live one).")
+        self.retry_latest.setToolTip(text)
+        self.hint.setText(text)
+        run = view.run
+        # Said under the buttons only where the fix is a new version: a limit, a text, a step.
+        self.hint.setVisible(is_limit(run["error_type"]) or needs_new_version(run["error_type"], run["error_message"]))
 
     def _say(self, text: str, ok: bool) -> None:
         self._shown_for = self._inspector.run_id

@@ -155,6 +155,7 @@ class DatabaseWatcher(QThread):
             if key not in self._seen_failed:
                 newly_failed.append({"id": failure.id, "workflow_id": failure.workflow_id,
                                      "name": failure.workflow_name, "error_message": failure.error_message,
+                                     "error_type": failure.error_type,
                                      "updated_at": failure.updated_at})
             self._seen_failed.add(key)
         return DatabaseChange(runs_changed=seen.runs_changed, workflows_changed=seen.workflows_changed,

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-from app.workflow import Workflow, node_type
+from app.api.records import RecordRow
+from app.workflow import Problem, Workflow, type_title
+
+from .display import local_time
 
 EMAIL: Final = ("email server", "Settings → Integrations → Email")
 SMS: Final = ("SMS gateway", "Settings → Integrations → SMS gateway")
@@ -54,11 +57,6 @@ _ERRORS: Final[dict[str, tuple[str, str]]] = {
                       "Fix the step's settings in the editor or the record in Records, then Retry Step."),
     "InvalidWaitTime": ("The wait has no date or time to wait until.",
                         "Fill in the date in the record, or change the wait in the editor, then Retry Step."),
-    "MaxActionsReached": ("The run stopped at the safety limit on actions per run.",
-                          "Raise Max actions per run in Settings → Safety limits (or the workflow's own limit), "
-                          "then Retry Step."),
-    "MaxRuntimeExceeded": ("The run went on longer than the safety limit allows.",
-                           "If it should run longer, raise Max runtime of a run in Settings → Safety limits."),
     "DeliveryUncertain": ("It is not known whether the message went out (Clinicflow stopped while sending).",
                           "Check your sent messages before you Retry Step: retrying may send it twice."),
     "DatabaseError": ("The database could not be read while sending; nothing was sent.", "Retry Step."),
@@ -69,6 +67,79 @@ _ERRORS: Final[dict[str, tuple[str, str]]] = {
     "Cancelled": ("The run was cancelled.", ""),
 }
 
+# The safety limits (DESIGN section 6): the runtime's message carries the number and whether it
+# was the workflow's own limit ("Max actions per run (25) reached (the workflow's own limit): …");
+# the words say which setting to change where, and which retry then goes on.
+_LIMIT_NUMBER: Final = re.compile(r"\((\d+(?: \w+)?)\)")
+_OWN_LIMIT: Final = "(the workflow's own limit)"
+SETTINGS_LIMITS: Final = "Settings → Safety limits"
+WORKFLOW_LIMITS: Final = "the workflow's properties in the Editor"
+_LIMITS: Final[dict[str, tuple[str, str, str, str]]] = {
+    # error type: (sentence with {n}, sentence without a number, setting's label, retry after a change in Settings)
+    "MaxActionsReached": ("This run reached the limit of {n} per run.",
+                          "This run reached the limit on actions per run.", "Max actions per run", "Retry Step"),
+    "MaxRuntimeExceeded": ("This run went on longer than the limit of {n} per run.",
+                           "This run went on longer than the limit on a run's runtime.", "Max runtime of a run",
+                           "Retry Step (the time counts again from the retry)"),
+    "DailyLimitReached": ("This workflow has handed over the most messages it may send in a day ({n}).",
+                          "This workflow has handed over the most messages it may send in a day.",
+                          "Max messages per day", "Retry Step"),
+}
+# What the number in a message counts ("Max actions per run (25)": 25 actions).
+_LIMIT_UNITS: Final = {"MaxActionsReached": ("action", "actions")}
+# Errors whose fix is a change in the editor: the run goes on once a fixed version is published
+# (Retry on latest); until then the run viewer says a fixed version must be published first.
+FIXED_IN_A_NEW_VERSION: Final = frozenset({"TemplateError", "NoSuchRecord", "UnknownNode"})
+
+
+def is_limit(error_type: str | None) -> bool:
+    """The run was stopped by one of the safety limits."""
+    return error_type in _LIMITS or error_type == "LoopStopped"
+
+
+def needs_new_version(error_type: str | None, message: str | None) -> bool:
+    """Whether the fix is a new version of the workflow (publish, then Retry on latest)."""
+    if error_type in FIXED_IN_A_NEW_VERSION:
+        return True
+    return error_type in _LIMITS and _OWN_LIMIT in (message or "")
+
+
+def _limit_words(error_type: str, message: str | None) -> ErrorWords:
+    with_number, without, label, retry = _LIMITS[error_type]
+    found = _LIMIT_NUMBER.search(message or "")
+    if found is None:
+        sentence = without
+    else:
+        number = found.group(1)
+        units = _LIMIT_UNITS.get(error_type)
+        if units is not None and number.isdigit():
+            number = f"{int(number):,} {units[0] if int(number) == 1 else units[1]}"
+        sentence = with_number.format(n=number)
+    if error_type == "DailyLimitReached":
+        return ErrorWords(sentence, f"Retry Step tomorrow (the count starts again at midnight), or raise "
+                                    f"“{label}” for the practice or this workflow, then Retry Step.")
+    if _OWN_LIMIT in (message or ""):
+        # Settings would not help: the workflow's version sets the limit itself.
+        return ErrorWords(sentence, f"This workflow sets its own limit: raise “{label}” in {WORKFLOW_LIMITS}, "
+                                    "publish, then Retry on latest.")
+    return ErrorWords(sentence, f"Raise “{label}” in {SETTINGS_LIMITS}, then {retry}; or raise it for this "
+                                f"workflow only in {WORKFLOW_LIMITS}, publish, then Retry on latest.")
+
+
+_CHAIN: Final = re.compile(r"number (\d+) in a chain .*\(max chain depth (\d+)\): (.*)$")
+
+
+def _loop_words(message: str | None) -> ErrorWords:
+    found = _CHAIN.search(message or "")
+    if found is None:
+        sentence = "This run was stopped before it began: workflows were starting one another in a chain."
+    else:
+        names = " → ".join(f"“{name}”" for name in found.group(3).split(" -> "))
+        sentence = (f"This run was stopped before it began: it would have been run {found.group(1)} in a chain "
+                    f"of workflows starting one another ({names}); at most {found.group(2)} may follow one another.")
+    return ErrorWords(sentence, "If the workflows start one another by mistake, change one of them and publish. "
+                                "If the chain is meant, Retry Run starts this run anyway.")
+
 
 # Command-line advice inside the runtime's messages ("(clinicflow integration set smtp from=...)",
 # "(set security=none or ssl)"): the app gives its own advice, so these are left out.
@@ -76,9 +147,20 @@ _CLI_ADVICE: Final = re.compile(r";?\s*(?:note: )?\((?:clinicflow |set |see clin
                                 r";\s*note: no from address is set yet")
 
 
+# A safety limit's runtime message ("Max actions per run (25) reached: …") reads in the app as
+# the limit's sentence ("This run reached the limit of 25 actions per run.").
+_LIMIT_MESSAGES: Final = (("Max actions per run (", "MaxActionsReached"), ("Max runtime (", "MaxRuntimeExceeded"),
+                          ("Daily message limit (", "DailyLimitReached"), ("Loop stopped:", "LoopStopped"))
+
+
 def for_people(message: str | None) -> str:
-    """A runtime message as the app shows it: one line, without command-line advice."""
-    return " ".join(_CLI_ADVICE.sub("", message or "").split())
+    """A runtime message as the app shows it: one line, without command-line advice; a safety
+    limit's message as the limit's sentence."""
+    text = " ".join(_CLI_ADVICE.sub("", message or "").split())
+    for prefix, error_type in _LIMIT_MESSAGES:
+        if text.startswith(prefix):
+            return error_words(error_type, text).sentence
+    return text
 
 
 def _service(node_type_name: str | None, message: str | None) -> tuple[str, str]:
@@ -89,6 +171,10 @@ def _service(node_type_name: str | None, message: str | None) -> tuple[str, str]
 
 def error_words(error_type: str | None, message: str | None = None, node_type_name: str | None = None) -> ErrorWords:
     """An error as a sentence and a suggested fix; an unknown type keeps its message."""
+    if error_type in _LIMITS:
+        return _limit_words(error_type, message)
+    if error_type == "LoopStopped":
+        return _loop_words(message)
     known = _ERRORS.get(error_type or "")
     if known is None:
         text = for_people(message) or "The step failed."
@@ -101,16 +187,34 @@ def error_words(error_type: str | None, message: str | None = None, node_type_na
 
 def step_title(workflow: Workflow | None, node_id: str, node_type_name: str | None = None) -> str:
     """A step by its node's title, else its node type's label (never the node id)."""
-    node: Any = None
-    if workflow is not None:
-        try:
-            node = workflow.node(node_id)
-        except KeyError:
-            node = None
-    if node is not None and node.title:
-        return str(node.title)
-    kind = node.type if node is not None else node_type_name
-    try:
-        return str(node_type(kind or "").title)
-    except KeyError:
-        return "a step"
+    if workflow is None:
+        return type_title(node_type_name)
+    return workflow.step_title(node_id, node_type_name)
+
+
+def record_name(row: RecordRow) -> str:
+    """A record as a person says it, without its reference: "Jane Doe (patient)", "Jane Doe's
+    appointment on 01/12/2026 18:34", "task “Call back” for Jane Doe", "Jane Doe's recall (Hygiene visit)"."""
+    values, who = row.values, row.patient_name
+    kind = row.ref.type
+    if kind == "patient":
+        return f"{who or 'a patient'} (patient)"
+    if kind == "appointment":
+        when = values.get("starts_at")
+        on = f" on {local_time(when)}" if when else ""
+        return f"{who}'s appointment{on}" if who else f"an appointment{on}"
+    if kind == "task":
+        return f"task “{values.get('title') or ''}”{' for ' + who if who else ''}"
+    kind_of = f" ({values['recall_type']})" if values.get("recall_type") else ""
+    return f"{who}'s recall{kind_of}" if who else f"a recall{kind_of}"
+
+
+def problem_words(problem: Problem, workflow: Workflow | None) -> str:
+    """A reason a draft cannot be published, its node named by title: "“Send email” — subject:
+    is required" (the workflow file's own form, `str(problem)`, names the node id)."""
+    where = []
+    if problem.node_id is not None:
+        where.append(f"“{step_title(workflow, problem.node_id)}”")
+    if problem.field:
+        where.append(problem.field.replace("_", " "))
+    return f"{' — '.join(where)}: {problem.message}" if where else problem.message

@@ -1,6 +1,6 @@
 """The workflow model: file format v1, node catalog, validation and templates. No Qt, no database."""
 
-from .catalog import ACTION_TYPES, CATALOG, MESSAGE_TYPES, TRIGGER_TYPES, NodeConfig, NodeType, node_type
+from .catalog import ACTION_TYPES, CATALOG, MESSAGE_TYPES, TRIGGER_TYPES, NodeConfig, NodeType, node_type, type_title
 from .context import available_variables, context_record_types, trigger_record_type
 from .cron import cron_problem
 from .errors import (
@@ -44,4 +44,5 @@ __all__ = [
     "node_type",
     "publish_problems",
     "trigger_record_type",
+    "type_title",
 ]

@@ -250,3 +250,9 @@ MESSAGE_TYPES: Final = tuple(t for t, spec in CATALOG.items() if spec.is_message
 def node_type(type_name: str) -> NodeType:
     """The catalog entry for a type; KeyError for an unknown one."""
     return CATALOG[type_name]
+
+
+def type_title(type_name: str | None) -> str:
+    """A node type's name for people ("Send email"); "a step" for a type this version does not know."""
+    spec = CATALOG.get(type_name or "")
+    return spec.title if spec is not None else "a step"

@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
 
-from .catalog import CATALOG, NodeConfig, NodeType, node_type
+from .catalog import CATALOG, NodeConfig, NodeType, node_type, type_title
 from .errors import Problem, WorkflowFileError
 
 FORMAT: Final = "clinicflow.workflow/1"
@@ -97,6 +97,15 @@ class Workflow(BaseModel):
             if node.id == node_id:
                 return node
         raise KeyError(node_id)
+
+    def step_title(self, node_id: str, node_type_name: str | None = None) -> str:
+        """How a person knows the node: its title, else its node type's name from the
+        catalog ("Send email"), else "a step" — never its id. `node_type_name` is the type
+        to name when the node is not (or no longer) in this workflow."""
+        node = next((n for n in self.nodes if n.id == node_id), None)
+        if node is not None and node.title:
+            return node.title
+        return type_title(node.type if node is not None else node_type_name)
 
     @cached_property
     def trigger(self) -> Node | None:

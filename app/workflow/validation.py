@@ -60,7 +60,8 @@ def _structure(workflow: Workflow) -> list[Problem]:
         return problems
     if len(triggers) > 1:
         for extra in triggers[1:]:
-            problems.append(Problem(f"a workflow has exactly one trigger; '{triggers[0].id}' is already one", extra.id))
+            problems.append(Problem(f"a workflow has exactly one trigger; "
+                                    f"'{workflow.step_title(triggers[0].id)}' is already one", extra.id))
         return problems
 
     children: dict[str, list[str]] = {n.id: [] for n in workflow.nodes}
@@ -76,7 +77,7 @@ def _structure(workflow: Workflow) -> list[Problem]:
                 queue.append(child)
     for node in workflow.nodes:
         if node.id not in reached:
-            problems.append(Problem(f"cannot be reached from the trigger '{triggers[0].id}'", node.id))
+            problems.append(Problem("cannot be reached from the trigger", node.id))
 
     # Colour-marking depth-first search; report each cycle once, at the edge closing it.
     state: dict[str, int] = {}
@@ -92,7 +93,8 @@ def _structure(workflow: Workflow) -> list[Problem]:
                 state[current] = 2
                 stack.pop()
             elif state.get(following) == 1:
-                problems.append(Problem(f"the edge to '{following}' closes a loop; workflows cannot loop", current))
+                problems.append(Problem(f"the edge to '{workflow.step_title(following)}' closes a loop; "
+                                        "workflows cannot loop", current))
             elif following not in state:
                 state[following] = 1
                 stack.append((following, iter(children[following])))

@@ -113,6 +113,12 @@ class RunWalk:
         result.status, result.finished_at, result.due_at = RunStatus.FAILED, now, None
         result.error_type, result.error_message = error_type, message
 
+    def _whose(self, limit: str) -> str:
+        """" (the workflow's own limit)" when the workflow sets this limit itself: raising the
+        practice's default in Settings would not help, a new version must be published."""
+        own = self.workflow.limits
+        return " (the workflow's own limit)" if own is not None and getattr(own, limit) is not None else ""
+
     def completed(self, node: Node, output: dict[str, Any] | None, port: str = "out") -> None:
         """A node's output is known: later templates see it and the cursor moves on."""
         self.outputs[node.id] = output
@@ -126,7 +132,8 @@ class RunWalk:
             if effects.pause(self, now):
                 break
             if self.deadline is not None and now >= self.deadline:
-                message = f"Max runtime ({duration_words(self.limits['max_runtime_seconds'])}) exceeded"
+                message = (f"Max runtime ({duration_words(self.limits['max_runtime_seconds'])}) exceeded"
+                           f"{self._whose('max_runtime_seconds')}")
                 effects.deadline_passed(self, now, message)
                 self.fail(now, "MaxRuntimeExceeded", message)
                 break
@@ -143,7 +150,7 @@ class RunWalk:
             try:
                 node = self.workflow.node(cursor.pending[0])
             except KeyError:  # only a draft in a Test run can get here: published graphs are checked
-                self.fail(now, "UnknownNode", f"The workflow has no node '{cursor.pending[0]}'")
+                self.fail(now, "UnknownNode", "The run was to continue at a step that is not in the workflow")
                 break
             queue = cursor.reuse.get(node.id)
             if queue:
@@ -152,7 +159,9 @@ class RunWalk:
                 continue
             effects.visit(node)
             if is_action(node) and cursor.actions >= self.limits["max_actions_per_run"]:
-                message = f"Max actions per run ({self.limits['max_actions_per_run']}) reached"
+                # DESIGN section 6's words first, then the step that was not executed.
+                message = (f"Max actions per run ({self.limits['max_actions_per_run']}) reached"
+                           f"{self._whose('max_actions_per_run')}: {node_label(node)} was not executed")
                 effects.record(self, node, StepStatus.FAILED, now, input=None,
                                error=StepError("MaxActionsReached", message))
                 self.fail(now, "MaxActionsReached", message)
