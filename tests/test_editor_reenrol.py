@@ -89,3 +89,5 @@ def test_a_for_each_schedule_defaults_to_once_per_record_and_every_time_is_kept(
     assert draft.reenrol == "always" and draft.reenrol_policy() == "always"
     editor.undo_action.trigger()   # one undoable step, like every workflow setting
     assert editor.current_workflow().reenrol is None
+    combo, _days, words = workflow_form(editor)   # the form shows the undone choice, not the old one
+    assert combo.currentData() in ("", None) and "once" in words.text().lower()

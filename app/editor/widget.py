@@ -526,7 +526,8 @@ class EditorWidget(QWidget):
 
     def _workflow_key(self) -> tuple[Any, ...]:
         workflow = self._base
-        return ("workflow", workflow.name, workflow.description, workflow.limits, self._node_count())
+        return ("workflow", workflow.name, workflow.description, workflow.limits, workflow.reenrol,
+                self._node_count())
 
     def _show_selection(self) -> None:
         """Show the selected node (or the workflow) unless the form already shows it as it is.
