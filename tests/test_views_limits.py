@@ -125,6 +125,9 @@ def test_a_run_stopped_by_its_limit_offers_retry_on_latest_once_a_fix_is_publish
     assert actions.hint.text() == ("Retry on latest is for after a fix in the workflow: publish a fixed version "
                                    "first (this run ran version 1, which is still the live one).")
     assert latest.toolTip() == actions.hint.text()
+    # Retrying this version could only stop again: Retry Step and Retry Run say so instead.
+    for button in (inspector.retry_step, inspector.retry_run):
+        assert not button.isEnabled() and "retrying it would stop again" in button.toolTip()
     # The limit is raised in a new version (here from another workstation): offered and highlighted at once.
     with practice.db.write() as conn:
         update_draft(conn, workflow_id, load_workflow(fan_out(2)), "setup")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
@@ -43,7 +43,10 @@ from .background import run_in_background
 from .display import as_text, clock_time, duration, local_time, plural
 from .run_canvas import RunCanvas, preload
 from .theme import STATUS_LABELS, status_colour, status_icon
-from .words import error_words, for_people, step_title
+from .words import error_words, for_people, retry_repeats_it, step_title
+
+RETRY_RUN_TIP: Final = "Walk the whole workflow again with fresh record data; completed steps are not repeated"
+RETRY_STEP_TIP: Final = "Run the failed step again with fresh record data, then continue"
 
 
 class RunView:
@@ -172,10 +175,9 @@ class StepInspector(QWidget):
         self.status_note = QLabel(objectName="runStatusNote", wordWrap=True)
         self.status_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.retry_run = QPushButton(status_icon("running"), "Retry Run", objectName="retryRunButton")
-        self.retry_run.setToolTip(
-            "Walk the whole workflow again with fresh record data; completed steps are not repeated")
+        self.retry_run.setToolTip(RETRY_RUN_TIP)
         self.retry_step = QPushButton(status_icon("running"), "Retry Step", objectName="retryStepButton")
-        self.retry_step.setToolTip("Run the failed step again with fresh record data, then continue")
+        self.retry_step.setToolTip(RETRY_STEP_TIP)
         self.cancel = QPushButton(status_icon("cancelled"), "Cancel Run", objectName="cancelRunButton")
         self.cancel.setToolTip("Stop this run: nothing further executes, a waiting run never resumes")
         self.retry_run.clicked.connect(lambda: self._control("retry_run", "Retry Run"))
@@ -442,8 +444,13 @@ class StepInspector(QWidget):
 
     def _update_buttons(self) -> None:
         status = self.view.run["status"] if self.view is not None else None
-        self.retry_run.setEnabled(status == "failed" and not self._busy)
-        self.retry_step.setEnabled(status == "failed" and not self._busy)
+        # Stopped by the workflow's own limit: retrying this version can only stop again.
+        repeats = self.view is not None and retry_repeats_it(self.view.run["error_type"],
+                                                             self.view.run["error_message"])
+        for button, words in ((self.retry_run, RETRY_RUN_TIP), (self.retry_step, RETRY_STEP_TIP)):
+            button.setEnabled(status == "failed" and not self._busy and not repeats)
+            button.setToolTip("This version sets its own limit, so retrying it would stop again: raise the limit "
+                              "in the workflow's properties, publish, then Retry on latest." if repeats else words)
         self.cancel.setEnabled(status in ("running", "waiting") and not self._busy)
         self.run_actions.update(status, self._busy)
 

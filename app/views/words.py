@@ -104,6 +104,11 @@ def needs_new_version(error_type: str | None, message: str | None) -> bool:
     return error_type in _LIMITS and _OWN_LIMIT in (message or "")
 
 
+def retry_repeats_it(error_type: str | None, message: str | None) -> bool:
+    """Retry Step/Run on the same version can only stop again: the workflow sets the limit itself."""
+    return error_type in _LIMITS and error_type != "DailyLimitReached" and _OWN_LIMIT in (message or "")
+
+
 def _limit_words(error_type: str, message: str | None) -> ErrorWords:
     with_number, without, label, retry = _LIMITS[error_type]
     found = _LIMIT_NUMBER.search(message or "")
