@@ -84,8 +84,7 @@ def main() -> int:
     save(menu, "workflow-menu.png")
     menu.hide()
 
-    # Both workspaces, light and dark, at both sizes, with runs to monitor: the demo's manual
-    # "Recall reminder" run for a few recalls (no email server is set up, so some fail).
+    # Both workspaces, light and dark, at both sizes, with runs to monitor.
     shoot_workspaces(app, window, reminder)
 
     # Settings refusing a database that does not answer.
@@ -123,13 +122,20 @@ def shoot_workspaces(app: QApplication, window: Any, reminder: int) -> None:
     from app.views.theme import apply_theme
 
     db = window.db
-    recall = next(w.id for w in workflows.list_workflows(db) if w.name == "Recall reminder")
+    from app.api import settings
+
+    # Runs to monitor: "New patient welcome" for three new patients (no email server is set up,
+    # so the ones with an email address fail). Quiet hours off: the same pictures at any hour.
+    settings.set_practice_setting(db, "quiet_hours", "off", "Ann Baker")
+    recall = next(w.id for w in workflows.list_workflows(db) if w.name == "New patient welcome")
     workflows.set_enabled(db, recall, True, "Ann Baker")
-    started = [runs.start_run(db, recall, record=row.ref, actor="Ann Baker")
-               for row in records.list_records(db, "recall", limit=8)]
+    for first, last, email in (("Grace", "Okafor", "grace@example.org"), ("Tom", "Hughes", None),
+                               ("Priya", "Shah", "priya@example.org")):
+        records.add_record(db, "patient", {"first_name": first, "last_name": last, "email": email}, "Ann Baker")
     runtime = open_runtime(db, "screenshots")
     for _ in range(40):
         runtime.run_once()
+    started = [r.id for r in runs.list_runs(db)]
     failed = next((r for r in started if runs.run_status(db, r) == "failed"), started[-1])
     settle(app, 1.0)
     for theme in ("light", "dark"):
