@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from integration_servers import smtp_server
 from sqlalchemy import update
-from test_roles_postgres import clinicflow, login, manual_workflow, owner  # noqa: F401 - fixtures
+from test_roles_postgres import clinicflow, manual_workflow
 
 from app.runtime import Runtime
 from app.runtime.alerts import send_digest
@@ -24,7 +24,7 @@ from app.store.timeutil import utcnow
 pytestmark = pytest.mark.postgres
 
 
-def test_a_manager_erases_a_patient_and_staff_may_not(owner, login, capsys) -> None:  # noqa: F811
+def test_a_manager_erases_a_patient_and_staff_may_not(owner, login, capsys) -> None:
     with owner.write() as conn:
         ref = add_record(conn, "patient", {"first_name": "Ann", "last_name": "Smith", "email": "a@example.org"},
                          "setup")
@@ -37,7 +37,7 @@ def test_a_manager_erases_a_patient_and_staff_may_not(owner, login, capsys) -> N
     assert clinicflow(capsys, login("manager").url, "record", "show", str(ref)).code == 1
 
 
-def test_the_runtime_login_sends_the_digest_and_prunes(owner, login) -> None:  # noqa: F811
+def test_the_runtime_login_sends_the_digest_and_prunes(owner, login) -> None:
     workflow_id = manual_workflow(owner)
     with owner.write() as conn:
         ref = add_record(conn, "patient", {"first_name": "Ann", "last_name": "Smith"}, "setup")
