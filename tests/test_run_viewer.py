@@ -318,7 +318,10 @@ def test_runs_of_one_version_reuse_the_canvas_and_it_is_built_off_the_database(
 
 def test_the_person_can_pan_and_zoom_the_run_and_the_failed_step_stays_selected(
         qtbot: Any, window: Any, practice: Practice) -> None:
+    window.resize(1366, 768)   # a clinic's screen, laid out as the app lays it out
+    window.apply_default_dock_widths()
     open_failed_run(qtbot, window, practice)
+    QApplication.processEvents()
     canvas = window.inspector.graph
     viewer = canvas.viewer
 

@@ -73,8 +73,9 @@ def test_the_runs_tab_shows_where_a_run_is_in_a_chain_and_which_chain_was_stoppe
     assert [shown(r, Column.STATUS) for r in stopped] == ["Failed", "Failed"]
     assert shown(stopped[0], Column.STARTED_BY).endswith("'s change (3rd in a chain)")
     errors = {shown(r, Column.ERROR) for r in stopped}
-    assert errors == {
-        "Loop stopped: this run would be number 3 in a chain of runs starting one another (max chain depth 1): "
-        f"{chain_words}." for chain_words in ("Ping -> Pong -> Ping", "Pong -> Ping -> Pong")}
+    assert errors == {  # in words (app/views/words.py), naming the chain
+        "This run was stopped before it began: it would have been run 3 in a chain of workflows starting one "
+        f"another ({chain_words}); at most 1 may follow one another."
+        for chain_words in ("“Ping” → “Pong” → “Ping”", "“Pong” → “Ping” → “Pong”")}
     assert {r.chain_depth for r in runs_api.list_runs(database, runs_api.RunFilter())} == {0, 1, 2}
     QThreadPool.globalInstance().waitForDone(WAIT)
