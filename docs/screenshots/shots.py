@@ -109,15 +109,17 @@ def welcome_runs(db: Any) -> tuple[int, list[int]]:
     return welcome, [r.id for r in runs.list_runs(db)]
 
 
-def demo_with_failures(window: Any) -> None:
-    """The demo practice, its runs executed, and a batch of reminders that failed (no SMTP server).
-    For a window made with `demo_window(demo=False)`."""
+def failures_window(app: QApplication) -> Any:
+    """The main window at 1366x768 in the light theme on the demo practice, its runs executed,
+    and a batch of reminders that failed (no SMTP server); the Runs tab of all runs shown."""
     from app.api import runs as runs_api
     from app.api import workflows as workflows_api
     from app.runtime import Runtime
     from app.store.demo import load_demo
     from app.store.records import RecordRef, update_record
 
+    light(app)
+    window = demo_window(demo=False)
     db = window.db
     load_demo(db, ACTOR)
     for workflow in workflows_api.list_workflows(db):
@@ -132,6 +134,29 @@ def demo_with_failures(window: Any) -> None:
     for _ in range(10):
         runtime.run_once()
     window.workflows.reload()
+    lay_out(app, window)
+    window.show_all_runs()
+    return window
+
+
+def lay_out(app: QApplication, window: Any, width: int = 1366, height: int = 768) -> None:
+    """The window shown at this size, its docks as wide as the app makes them on such a screen."""
+    window.resize(width, height)
+    window.show()
+    settle(app)
+    window.apply_default_dock_widths()
+    settle(app)
+
+
+def shoot_run(app: QApplication, window: Any, run_id: int, workflow_id: int, size: tuple[int, int],
+              name: str) -> None:
+    """The run opened in Monitor (on its workflow's canvas) with the window at this size, saved."""
+    window.resize(*size)
+    window.open_run(run_id, workflow_id)
+    settle(app, 1.5)
+    window.apply_default_dock_widths()
+    settle(app, 0.8)
+    save(window, name)
 
 
 def close(app: QApplication, window: QWidget) -> None:

@@ -14,14 +14,7 @@ from shots import save, settle
 
 def main() -> int:
     app = shots.start()
-    shots.light(app)
-    window = shots.demo_window(demo=False)
-    shots.demo_with_failures(window)
-    window.resize(1366, 768)
-    window.show()
-    settle(app)
-    window.apply_default_dock_widths()
-    window.show_all_runs()
+    window = shots.failures_window(app)
     window.show_records()
     settle(app, 1.0)
     view = window.records

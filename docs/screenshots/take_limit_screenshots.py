@@ -51,11 +51,7 @@ def main() -> int:
     workflows_api.publish(db, workflow_id, "Ann Baker")
     workflows_api.set_enabled(db, workflow_id, True, "Ann Baker")
     window.workflows.reload()
-    window.resize(1366, 768)
-    window.show()
-    settle(app)
-    window.apply_default_dock_widths()
-    settle(app)
+    shots.lay_out(app, window)
     # Started as a person would: the Actions menu of a recall in Records.
     window.show_records()
     records = window.records
@@ -79,12 +75,8 @@ def main() -> int:
     for theme in ("light", "dark"):
         apply_theme(app, theme)
         for width, height in ((1366, 768), (1280, 800)):
-            window.resize(width, height)
-            window.open_run(run_id, workflow_id)
-            settle(app, 1.5)
-            window.apply_default_dock_widths()
-            settle(app, 0.5)
-            save(window, f"monitor-limit-{theme}-{width}x{height}.png")
+            shots.shoot_run(app, window, run_id, workflow_id, (width, height),
+                            f"monitor-limit-{theme}-{width}x{height}.png")
     window.resize(1366, 768)
     settle(app, 0.5)
     window.apply_default_dock_widths()

@@ -23,14 +23,7 @@ from shots import save, settle
 
 def main() -> int:
     app = shots.start()
-    shots.light(app)
-    window = shots.demo_window(demo=False)
-    shots.demo_with_failures(window)
-    window.resize(1366, 768)
-    window.show()
-    settle(app)
-    window.apply_default_dock_widths()
-    runs = window.show_all_runs()
+    window = shots.failures_window(app)
     window.show_history()
     window.resizeDocks([window.history_dock], [330], Qt.Orientation.Vertical)
     settle(app, 1.0)
@@ -45,7 +38,6 @@ def main() -> int:
     settle(app, 1.0)
     save(dialog, "bulk-preview.png")
     dialog.reject()
-    del runs
     if os.environ.get("CLINICFLOW_SHOT_RUN_VIEWER"):  # a look at the run viewer's buttons (not in the README)
         window.show_run(failed.model.run_at(0).id)
         settle(app, 1.0)

@@ -30,12 +30,7 @@ def main() -> int:
     for theme in ("light", "dark"):
         apply_theme(app, theme)
         for width, height in ((1280, 800), (1366, 768)):
-            window.resize(width, height)
-            window.open_run(failed, welcome)
-            settle(app, 1.5)
-            window.apply_default_dock_widths()
-            settle(app, 0.8)
-            save(window, f"run-viewer-{theme}-{width}x{height}.png")
+            shots.shoot_run(app, window, failed, welcome, (width, height), f"run-viewer-{theme}-{width}x{height}.png")
     # The run that took the other branch, and the same failed run with the whole workflow in view (Fit).
     completed = next(r for r in started if runs.run_status(db, r) == "completed")
     window.open_run(completed, welcome)

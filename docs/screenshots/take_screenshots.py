@@ -110,11 +110,7 @@ def shoot_workspaces(app: QApplication, window: Any, reminder: int) -> None:
             page.editor.fit_to_view()
             settle(app)
             save(window, f"build-{theme}-{width}x{height}.png")
-            window.open_run(failed, recall)
-            settle(app, 1.5)
-            window.apply_default_dock_widths()
-            settle(app, 0.5)
-            save(window, f"monitor-{theme}-{width}x{height}.png")
+            shots.shoot_run(app, window, failed, recall, (width, height), f"monitor-{theme}-{width}x{height}.png")
     apply_theme(app, "system")
 
 

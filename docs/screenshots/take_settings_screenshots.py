@@ -89,11 +89,7 @@ def editor_shot(app: QApplication, db: object, home: Path) -> None:
     workflow_id = workflows_api.create_workflow(db, workflow, "Ann Baker")  # type: ignore[arg-type]
     window = shots.demo_window(home, demo=False)  # on the same SQLite file
     window.workflows.reload()
-    window.resize(1366, 768)
-    window.show()
-    settle(app)
-    window.apply_default_dock_widths()
-    settle(app)
+    shots.lay_out(app, window)
     page = window.open_workflow(workflow_id)
     page.show_editor()
     settle(app)
