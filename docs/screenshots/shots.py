@@ -109,19 +109,40 @@ def welcome_runs(db: Any) -> tuple[int, list[int]]:
     return welcome, [r.id for r in runs.list_runs(db)]
 
 
+RECALL_EMAIL: dict[str, Any] = {
+    "format": "clinicflow.workflow/1", "name": "Recall email",
+    "description": "Started by hand from a recall: email the patient that their recall is due.",
+    "nodes": [
+        {"id": "start", "type": "trigger.manual", "title": "Started from a recall",
+         "config": {"record_type": "recall"}, "position": [0, 0]},
+        {"id": "mail", "type": "action.send_email", "title": "Email the patient",
+         "config": {"subject": "Time for your {{ recall.recall_type }}",
+                    "body": "Hi {{ patient.first_name }},\n\nyour {{ recall.recall_type }} is due on"
+                            " {{ recall.due_date }}. Please call us to book a time that suits you."},
+         "position": [300, 0]},
+    ],
+    "edges": [{"from": "start", "to": "mail"}],
+}
+
+
 def failures_window(app: QApplication) -> Any:
-    """The main window at 1366x768 in the light theme on the demo practice, its runs executed,
-    and a batch of reminders that failed (no SMTP server); the Runs tab of all runs shown."""
+    """The main window at 1366x768 in the light theme on the demo practice, its workflows
+    enabled, and a batch of "Recall email" runs started by hand that failed (no SMTP server);
+    the Runs tab of all runs shown."""
     from app.api import runs as runs_api
+    from app.api import settings
     from app.api import workflows as workflows_api
     from app.runtime import Runtime
     from app.store.demo import load_demo
     from app.store.records import RecordRef, update_record
+    from app.workflow import load_workflow
 
     light(app)
     window = demo_window(demo=False)
     db = window.db
     load_demo(db, ACTOR)
+    settings.set_practice_setting(db, "quiet_hours", "off", ACTOR)  # the emails fail at any hour
+    workflows_api.publish(db, workflows_api.create_workflow(db, load_workflow(RECALL_EMAIL), ACTOR), ACTOR)
     for workflow in workflows_api.list_workflows(db):
         workflows_api.set_enabled(db, workflow.id, True, ACTOR)
     for choice in workflows_api.manual_workflows(db, "recall"):

@@ -36,12 +36,6 @@ def main() -> int:
         page.editor.fit_to_view()
         settle(app)
         save(window, f"editor-{width}x{height}.png")
-        if width == 1280:
-            # The Runs tab of the same workflow at 1280x800.
-            page.show_runs()
-            settle(app)
-            save(window, "runs-tab-1280x800.png")
-            page.show_editor()
 
     # The condition's rules, as a designer edits them (1366x768).
     editor = window.page.editor
@@ -111,6 +105,11 @@ def shoot_workspaces(app: QApplication, window: Any, reminder: int) -> None:
             settle(app)
             save(window, f"build-{theme}-{width}x{height}.png")
             shots.shoot_run(app, window, failed, recall, (width, height), f"monitor-{theme}-{width}x{height}.png")
+            if (theme, width) == ("light", 1280):
+                # The Runs tab of the workflow whose runs these are, at 1280x800.
+                window.open_workflow(recall).show_runs()
+                settle(app, 1.0)
+                save(window, "runs-tab-1280x800.png")
     apply_theme(app, "system")
 
 
