@@ -1,6 +1,7 @@
 """Take the screenshots of the editor's Test run applying the messaging rules (demo practice,
 en-GB), light and dark: a message skipped for an SMS opt-out, a marketing email waiting for quiet
-hours, and a start `reenrol` would refuse.
+hours, and a start `reenrol` would refuse; and the demo's "New patient welcome" email as the Test
+run renders it.
 
     QT_QPA_PLATFORM=offscreen PYTHONPATH=$PWD python docs/screenshots/take_testrun_rules_screenshots.py [OUT_DIR]
 """
@@ -34,6 +35,7 @@ def winter_offer() -> dict[str, Any]:
 
 def main() -> int:
     app = shots.start()
+    from app.api import workflows as workflows_api
     from app.api.settings import set_practice_setting
     from app.runtime import rules
     from app.store.records import RecordRef, update_record
@@ -57,6 +59,8 @@ def main() -> int:
 
     shoot(app, window, workflow_id, patient, "light", "testrun-rules-light.png")
     shoot(app, window, workflow_id, patient, "dark", "testrun-rules-dark.png")
+    welcome = next(w.id for w in workflows_api.list_workflows(db) if w.name == "New patient welcome")
+    shoot(app, window, welcome, RecordRef("patient", 2), "light", "testrun-email.png")
     with db.write() as conn:
         rules.enrol(conn, workflow_id, news, patient, utcnow())
     shoot(app, window, workflow_id, patient, "light", "testrun-not-started-light.png")
