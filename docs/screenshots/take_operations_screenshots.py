@@ -25,7 +25,8 @@ def main() -> int:
     app = shots.start()
     window = shots.failures_window(app)
     window.show_history()
-    window.resizeDocks([window.history_dock], [330], Qt.Orientation.Vertical)
+    # History is a tab of the right-hand docks: wide enough for its What, About and Details.
+    window.resizeDocks([window.history_dock], [760], Qt.Orientation.Horizontal)
     settle(app, 1.0)
     save(window, "history-1366x768.png")
 

@@ -101,6 +101,7 @@ def shoot_workspaces(app: QApplication, window: Any, reminder: int) -> None:
             window.apply_default_dock_widths()
             settle(app)
             page.editor.graph.viewer().scene().clearSelection()
+            page.editor._show_selection()  # Properties of the workflow, as with nothing selected
             page.editor.fit_to_view()
             settle(app)
             save(window, f"build-{theme}-{width}x{height}.png")
