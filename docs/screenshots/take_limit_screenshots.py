@@ -11,31 +11,12 @@ the records after a run was started from the Actions menu; and a demo workflow a
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-from PySide6.QtCore import QCoreApplication, QLocale
-from PySide6.QtWidgets import QApplication, QWidget
-
-OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
-
-
-def settle(app: QApplication, seconds: float = 0.5) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.01)
-
-
-def save(widget: QWidget, name: str) -> None:
-    widget.grab().save(str(OUT / name))
-    print(OUT / name)
+import shots
+from shots import save, settle
 
 
 def recall_calls(limit: int) -> dict[str, Any]:
@@ -56,34 +37,21 @@ def recall_calls(limit: int) -> dict[str, Any]:
 
 
 def main() -> int:
-    QCoreApplication.setOrganizationName("ClinicflowScreenshots")
-    QLocale.setDefault(QLocale(QLocale.Language.English, QLocale.Country.UnitedKingdom))
-    app = QApplication.instance() or QApplication([])
+    app = shots.start()
     from app.api import runs as runs_api
     from app.api import workflows as workflows_api
     from app.api.engine import open_runtime
-    from app.store.demo import load_demo
     from app.store.records import RecordRef
-    from app.views import create_main_window
-    from app.views.main_window import app_settings
     from app.views.theme import apply_theme
     from app.workflow import load_workflow
 
-    home = Path(tempfile.mkdtemp(prefix="clinicflow-shots-"))
-    os.environ["XDG_DATA_HOME"] = str(home / "data")
-    app_settings().clear()
-    window = create_main_window(f"sqlite:///{home / 'demo.sqlite3'}", start_runtime=False, actor="Ann Baker")
+    window = shots.demo_window()
     db = window.db
-    load_demo(db, "Ann Baker")
     workflow_id = workflows_api.create_workflow(db, load_workflow(recall_calls(1)), "Ann Baker")
     workflows_api.publish(db, workflow_id, "Ann Baker")
     workflows_api.set_enabled(db, workflow_id, True, "Ann Baker")
     window.workflows.reload()
-    window.resize(1366, 768)
-    window.show()
-    settle(app)
-    window.apply_default_dock_widths()
-    settle(app)
+    shots.lay_out(app, window)
     # Started as a person would: the Actions menu of a recall in Records.
     window.show_records()
     records = window.records
@@ -107,12 +75,8 @@ def main() -> int:
     for theme in ("light", "dark"):
         apply_theme(app, theme)
         for width, height in ((1366, 768), (1280, 800)):
-            window.resize(width, height)
-            window.open_run(run_id, workflow_id)
-            settle(app, 1.5)
-            window.apply_default_dock_widths()
-            settle(app, 0.5)
-            save(window, f"monitor-limit-{theme}-{width}x{height}.png")
+            shots.shoot_run(app, window, run_id, workflow_id, (width, height),
+                            f"monitor-limit-{theme}-{width}x{height}.png")
     window.resize(1366, 768)
     settle(app, 0.5)
     window.apply_default_dock_widths()
@@ -139,7 +103,7 @@ def main() -> int:
     settle(app)
     save(window, "editor-auto-layout-1366x768.png")
     apply_theme(app, "system")
-    window.close()
+    shots.close(app, window)
     return 0
 
 

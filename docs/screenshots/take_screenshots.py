@@ -8,47 +8,20 @@ window at the sizes a clinic's screens have: 1280x800 and 1366x768.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-from PySide6.QtCore import QCoreApplication, QTimer
-from PySide6.QtWidgets import QApplication, QWidget
-
-OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
-
-
-def settle(app: QApplication, seconds: float = 0.3) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.01)
-
-
-def save(widget: QWidget, name: str) -> None:
-    widget.grab().save(str(OUT / name))
-    print(OUT / name)
+import shots
+from PySide6.QtWidgets import QApplication
+from shots import save, settle
 
 
 def main() -> int:
-    QCoreApplication.setOrganizationName("ClinicflowScreenshots")
-    app = QApplication.instance() or QApplication([])
+    app = shots.start()
     from app.store import workflows as store_workflows
-    from app.store.demo import load_demo
-    from app.views import create_main_window
-    from app.views.main_window import app_settings
 
-    home = Path(tempfile.mkdtemp(prefix="clinicflow-shots-"))
-    os.environ["XDG_DATA_HOME"] = str(home / "data")
-    app_settings().clear()
-    window = create_main_window(f"sqlite:///{home / 'demo.sqlite3'}", start_runtime=False, actor="Ann Baker")
-    load_demo(window.db, "Ann Baker")
-    window.workflows.reload()
+    window = shots.demo_window()
     window.show()
     with window.db.read() as conn:
         reminder = next(w.id for w in store_workflows.list_workflows(conn) if w.name == "Appointment reminder")
@@ -63,12 +36,6 @@ def main() -> int:
         page.editor.fit_to_view()
         settle(app)
         save(window, f"editor-{width}x{height}.png")
-        if width == 1280:
-            # The Runs tab of the same workflow at 1280x800.
-            page.show_runs()
-            settle(app)
-            save(window, "runs-tab-1280x800.png")
-            page.show_editor()
 
     # The condition's rules, as a designer edits them (1366x768).
     editor = window.page.editor
@@ -110,32 +77,17 @@ def main() -> int:
     settle(app)
     save(unavailable, "startup-database-unavailable.png")
     unavailable.close()
-    QTimer.singleShot(0, window.close)
-    settle(app)
-    window.close()
+    shots.close(app, window)
     return 0
 
 
 def shoot_workspaces(app: QApplication, window: Any, reminder: int) -> None:
-    from app.api import records, runs, workflows
-    from app.api.engine import open_runtime
+    from app.api import runs
     from app.views.theme import apply_theme
 
     db = window.db
-    from app.api import settings
-
-    # Runs to monitor: "New patient welcome" for three new patients (no email server is set up,
-    # so the ones with an email address fail). Quiet hours off: the same pictures at any hour.
-    settings.set_practice_setting(db, "quiet_hours", "off", "Ann Baker")
-    recall = next(w.id for w in workflows.list_workflows(db) if w.name == "New patient welcome")
-    workflows.set_enabled(db, recall, True, "Ann Baker")
-    for first, last, email in (("Grace", "Okafor", "grace@example.org"), ("Tom", "Hughes", None),
-                               ("Priya", "Shah", "priya@example.org")):
-        records.add_record(db, "patient", {"first_name": first, "last_name": last, "email": email}, "Ann Baker")
-    runtime = open_runtime(db, "screenshots")
-    for _ in range(40):
-        runtime.run_once()
-    started = [r.id for r in runs.list_runs(db)]
+    # Runs to monitor: "New patient welcome" for three new patients, the ones with an email fail.
+    recall, started = shots.welcome_runs(db)
     failed = next((r for r in started if runs.run_status(db, r) == "failed"), started[-1])
     settle(app, 1.0)
     for theme in ("light", "dark"):
@@ -149,14 +101,16 @@ def shoot_workspaces(app: QApplication, window: Any, reminder: int) -> None:
             window.apply_default_dock_widths()
             settle(app)
             page.editor.graph.viewer().scene().clearSelection()
+            page.editor._show_selection()  # Properties of the workflow, as with nothing selected
             page.editor.fit_to_view()
             settle(app)
             save(window, f"build-{theme}-{width}x{height}.png")
-            window.open_run(failed, recall)
-            settle(app, 1.5)
-            window.apply_default_dock_widths()
-            settle(app, 0.5)
-            save(window, f"monitor-{theme}-{width}x{height}.png")
+            shots.shoot_run(app, window, failed, recall, (width, height), f"monitor-{theme}-{width}x{height}.png")
+            if (theme, width) == ("light", 1280):
+                # The Runs tab of the workflow whose runs these are, at 1280x800.
+                window.open_workflow(recall).show_runs()
+                settle(app, 1.0)
+                save(window, "runs-tab-1280x800.png")
     apply_theme(app, "system")
 
 

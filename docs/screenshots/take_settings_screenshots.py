@@ -9,27 +9,15 @@ A fresh SQLite file with a few practice settings set through the api (as `settin
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-from PySide6.QtCore import QCoreApplication, QLocale, QSettings
+import shots
+from PySide6.QtCore import QSettings
 from PySide6.QtGui import QColor, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QWidget
-
-OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
-
-
-def settle(app: QApplication, seconds: float = 0.5) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.01)
+from shots import save, settle
 
 
 def on_screen(widget: QWidget, width: int, height: int, name: str) -> None:
@@ -40,22 +28,19 @@ def on_screen(widget: QWidget, width: int, height: int, name: str) -> None:
     painter = QPainter(shot)
     painter.drawPixmap((width - grabbed.width()) // 2, max(0, (height - grabbed.height()) // 2), grabbed)
     painter.end()
-    shot.save(str(OUT / name))
-    print(OUT / name, f"dialog {grabbed.width()}x{grabbed.height()}")
+    shot.save(str(shots.OUT / name))
+    print(shots.OUT / name, f"dialog {grabbed.width()}x{grabbed.height()}")
 
 
 def main() -> int:
-    QCoreApplication.setOrganizationName("ClinicflowScreenshots")
-    QLocale.setDefault(QLocale(QLocale.Language.English, QLocale.Country.UnitedKingdom))
-    app = QApplication.instance() or QApplication([])
+    app = shots.start()
     from app.api import settings as settings_api
     from app.store import open_database
     from app.views.settings_dialog import SettingsDialog
     from app.views.theme import apply_theme
 
-    home = Path(tempfile.mkdtemp(prefix="clinicflow-shots-"))
-    os.environ["XDG_DATA_HOME"] = str(home / "data")
-    db = open_database(f"sqlite:///{home / 'clinic.sqlite3'}")
+    home = shots.temp_home()
+    db = open_database(shots.database_url(home))
     settings_api.set_practice_settings(db, {
         "time_zone": "Europe/London",
         "quiet_hours": "Mon-Thu 08:00-20:00; Fri 08:00-12:30,13:30-18:00; Sat 09:00-13:00",
@@ -77,19 +62,17 @@ def main() -> int:
         dialog.close()
         settle(app, 0.3)
     apply_theme(app, "light")
-    editor_shot(app, db)
+    editor_shot(app, db, home)
     db.dispose()
     return 0
 
 
-def editor_shot(app: QApplication, db: object) -> None:
+def editor_shot(app: QApplication, db: object, home: Path) -> None:
     """The main window's editor at 1366x768 with nothing selected: the workflow's properties,
     "Runs per record" chosen."""
     from PySide6.QtWidgets import QComboBox, QSpinBox
 
     from app.api import workflows as workflows_api
-    from app.views import create_main_window
-    from app.views.main_window import app_settings
     from app.workflow import load_workflow
 
     workflow = load_workflow({
@@ -104,14 +87,9 @@ def editor_shot(app: QApplication, db: object) -> None:
         ],
         "edges": [{"from": "start", "to": "call"}]})
     workflow_id = workflows_api.create_workflow(db, workflow, "Ann Baker")  # type: ignore[arg-type]
-    app_settings().clear()
-    window = create_main_window(str(db.url), start_runtime=False, actor="Ann Baker")  # type: ignore[attr-defined]
+    window = shots.demo_window(home, demo=False)  # on the same SQLite file
     window.workflows.reload()
-    window.resize(1366, 768)
-    window.show()
-    settle(app)
-    window.apply_default_dock_widths()
-    settle(app)
+    shots.lay_out(app, window)
     page = window.open_workflow(workflow_id)
     page.show_editor()
     settle(app)
@@ -126,10 +104,8 @@ def editor_shot(app: QApplication, db: object) -> None:
     days.setValue(90)
     days.editingFinished.emit()
     settle(app, 1.0)
-    window.grab().save(str(OUT / "editor-reenrol-1366x768.png"))
-    print(OUT / "editor-reenrol-1366x768.png")
-    window.close()
-    settle(app, 0.5)
+    save(window, "editor-reenrol-1366x768.png")
+    shots.close(app, window)
 
 
 if __name__ == "__main__":
