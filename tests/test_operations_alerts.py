@@ -105,6 +105,17 @@ def test_two_runtimes_at_once_send_exactly_one_digest(db) -> None:
         assert len(handler.received) == 1
 
 
+def test_runtime_once_from_cron_sends_the_digest_once(db, cli) -> None:
+    with smtp_server() as (server, handler):
+        configure(db, server.port)
+        fail_runs(db, 2)
+        assert cli("runtime", "--once").code == 0
+        assert len(handler.received) == 1
+        assert "Subject: Clinicflow: 2 runs failed" in handler.received[0].text
+        assert cli("runtime", "--once").code == 0   # the next cron tick, same interval: nothing new
+        assert len(handler.received) == 1
+
+
 @pytest.mark.parametrize("headless", [True])
 def test_running_runtimes_send_the_digest_by_themselves_once(db, monkeypatch, headless: bool) -> None:
     monkeypatch.setenv("CLINICFLOW_MAINTENANCE_SECONDS", "0.05")

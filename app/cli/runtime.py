@@ -37,6 +37,12 @@ def _runtime(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.once:
         steps = runtime.run_once()
         log.info("runtime --once: %d step(s) executed", steps)
+        # A cron job running `runtime --once` also sends the alert digest and prunes old runs
+        # when they are due (each at most once per interval/day across runtimes, as when running).
+        try:
+            runtime.maintenance_once()
+        except Exception as exc:  # the runs are done: a digest or prune problem must not hide that
+            log.warning("runtime --once: alerts/retention skipped: %s", " ".join(str(exc).split()))
         return EXIT_OK
     stop = threading.Event()
 
