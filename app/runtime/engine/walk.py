@@ -131,6 +131,8 @@ class RunWalk:
         if until is not None:
             detail["until"] = local_iso(until)
         detail.update(channel="email" if node.type == "action.send_email" else "sms", node_id=node.id)
+        if self.scope.patient is None and self.scope.record is not None and self.refresh:
+            self.scope.refresh(self.conn, self.outputs, now)  # resumed without reading its record yet
         patient = str(self.scope.patient) if self.scope.patient is not None else None
         self.result.history.extend(message_entries(now, AUTO_DISABLE_ACTOR, action, self.scope.run_id, patient,
                                                    detail))
