@@ -35,6 +35,13 @@ MESSAGE_SKIPPED: Final = "message.skipped"  # never sent: a messaging rule stopp
 MESSAGE_HELD: Final = "message.held"        # not sent yet: quiet hours, sent when the window opens
 MESSAGE_FAILED: Final = "message.failed"    # not sent: sending failed and the run failed
 MESSAGE_ACTIONS: Final = (MESSAGE_SENT, MESSAGE_SKIPPED, MESSAGE_HELD, MESSAGE_FAILED)
+# What the History panel says for them (its "What" column); its "Details" column says the
+# step's title and the reason, e.g. "“Welcome email” not sent: Owen Price has opted out of email"
+# (api.runs.plain_reason), "“Reminder text” held until 09/12/2026 08:00" (the locale's date).
+MESSAGE_ACTION_WORDS: Final = {
+    MESSAGE_SENT: "Sent a message", MESSAGE_SKIPPED: "Did not send a message",
+    MESSAGE_HELD: "Held a message for quiet hours", MESSAGE_FAILED: "Could not send a message",
+}
 
 
 def message_entries(at: datetime, actor: str, action: str, run_id: int, patient: str | None,
