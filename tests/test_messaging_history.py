@@ -142,3 +142,16 @@ def test_a_gateway_opt_out_answer_and_a_failure_are_kept_as_not_sent_with_the_re
     drive(Runtime(db, "rt"), lambda: status(db, failed) == "failed")
     [(action, _, detail)] = messages(db, str(other))
     assert action == "message.failed" and detail["reason"] and detail["run"] == f"run:{failed}"
+
+
+def test_erasing_the_patient_leaves_who_and_when_of_their_messages_but_not_the_reasons(db: Database) -> None:
+    from app.api.erasure import erase_patient
+
+    workflow_id = sms_then_task(db)
+    patient = add_patient(db, first_name="Owen", last_name="Price", mobile="07700 900123", sms_opt_out="yes")
+    run_id = start_run(db, workflow_id, record=patient, actor="maria")
+    drive(Runtime(db, "rt"), lambda: status(db, run_id) == "completed")
+    assert "Owen Price" in messages(db, f"run:{run_id}")[0][2]["reason"]
+    erase_patient(db, patient, "maria")
+    assert messages(db, f"run:{run_id}") == [("message.skipped", "clinicflow", {})]
+    assert messages(db, str(patient)) == [("message.skipped", "clinicflow", {})]
