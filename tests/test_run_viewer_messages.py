@@ -11,11 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
 from test_views_runs import EMAIL_FLOW, WAIT, Practice, connect_smtp, flow, practice, smtp_server, window
 
 from app.api.settings import set_practice_setting
 from app.runtime.control import start_run
 from app.store.records import add_record
+from app.views.display import local_time
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -67,6 +69,16 @@ def test_an_opted_out_patient_s_email_is_counted_in_the_header_and_says_why_not_
     # The step that did run shows no reason.
     assert inspector.select_step("task")
     assert inspector.error_text.toPlainText() == "No error." and inspector.detail_tabs.tabText(2) == "Error"
+    # The run's History button: the History says the message was not sent, by clinicflow, and why.
+    history = window.history
+    with qtbot.waitSignal(history.loaded, timeout=WAIT):
+        qtbot.mouseClick(inspector.findChild(type(inspector.retry_run), "runHistoryButton"),
+                         Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: history.page is not None and history.page.total == 2, timeout=WAIT)
+    newest = history.page.rows[0]
+    assert (newest.action, newest.actor) == ("message.skipped", "clinicflow")
+    assert "has opted out of email" in newest.detail["reason"]
+    assert [r.action for r in history.page.rows] == ["message.skipped", "run.start"]
 
 
 def test_a_message_held_for_quiet_hours_is_listed_marked_and_says_when_it_is_sent(
@@ -77,14 +89,15 @@ def test_a_message_held_for_quiet_hours_is_listed_marked_and_says_when_it_is_sen
     tomorrow = datetime.now(UTC) + timedelta(days=1)
     set_practice_setting(practice.db, "quiet_hours", f"{tomorrow:%a} 08:00-20:00", "setup")
     workflow_id = practice.workflow(WELCOME_FLOW)
-    open_run(qtbot, window, practice, workflow_id,
-             {"first_name": "Nia", "last_name": "Evans", "email": "nia@example.org"}, "waiting")
+    run_id = open_run(qtbot, window, practice, workflow_id,
+                      {"first_name": "Nia", "last_name": "Evans", "email": "nia@example.org"}, "waiting")
     inspector = window.inspector
     assert received == []
     note = inspector.status_note.text()
     assert note.startswith("Waiting for quiet hours: “Welcome email” is not sent yet. It is sent when quiet "
                            "hours end, at ")
-    assert f"{tomorrow:%d/%m/%Y} 08:00" in note
+    opening = local_time(datetime(tomorrow.year, tomorrow.month, tomorrow.day, 8, 0, tzinfo=UTC))
+    assert f"at {opening} (in " in note
     # In the step list, marked on its node (and selected, so it is in view), and why.
     assert rows(inspector)[-1] == ("Welcome email", "Held")
     canvas = inspector.graph
@@ -92,6 +105,13 @@ def test_a_message_held_for_quiet_hours_is_listed_marked_and_says_when_it_is_sen
     assert canvas.marks["task"].words == "Not reached"
     assert inspector.detail_tabs.tabText(2) == "Why not sent ●"
     assert inspector.error_text.toPlainText().startswith("Not sent yet: quiet hours.")
+    # The Runs list says why the run waits.
+    from app.views.runs_model import Column
+
+    model = window.page.runs.model
+    qtbot.waitUntil(lambda: model.row_of(run_id) is not None, timeout=WAIT)
+    assert model.data(model.index(model.row_of(run_id), Column.ERROR)) == (
+        f"Message held for quiet hours, until {opening}")
 
 
 def test_a_technical_failure_is_said_in_words_and_its_message_is_kept_for_an_it_contact(
