@@ -26,6 +26,7 @@ from app.runtime.faults import ENV_FAULT
 from app.runtime.integrations import set_integration
 from app.runtime.integrations.masking import MASK
 from app.store import Database
+from app.store.history import history_of
 from app.store.schema import steps
 
 TOKEN = "outbox-gateway-token-7731"
@@ -62,6 +63,11 @@ def tries(db: Database, run_id: int, node_id: str) -> list[dict[str, Any]]:
                                  .order_by(steps.c.id.desc())).scalars().first() or [])
 
 
+def message_actions(db: Database, subject: str) -> list[str]:
+    with db.read() as conn:
+        return [e.action for e in reversed(history_of(conn, subject)) if e.action.startswith("message.")]
+
+
 def outcomes(found: list[dict[str, Any]]) -> list[str]:
     return [t.get("result") or t["error_type"] for t in found]
 
@@ -91,6 +97,9 @@ def test_a_crash_while_sending_one_email_of_a_batch_leaves_the_others_to_be_sent
     [failed] = [r for r in runs if r["status"] == "failed"]
     assert failed["error"]["type"] == "DeliveryUncertain" and sent_first in failed["error"]["message"]
     assert sorted(m.rcpt_tos[0] for m in handler.received) == ["ann@example.org", "ben@example.org"]
+    # The history has each outcome once, about the run and its patient: the crash left none.
+    assert sorted(message_actions(db, f"run:{r}") for r in run_ids) == [["message.failed"], ["message.sent"]]
+    assert sorted(message_actions(db, str(p)) for p in patients) == [["message.failed"], ["message.sent"]]
 
 
 def test_an_outcome_the_database_refuses_at_first_is_saved_later_and_the_run_completes(
@@ -118,6 +127,8 @@ def test_an_outcome_the_database_refuses_at_first_is_saved_later_and_the_run_com
     assert f"run.{run_id}.mail.1" in run["steps"][-1]["output"]["message_id"]
     assert outcomes(tries(db, run_id, "mail")) == ["sent"]
     assert os.environ[ENV_FAULT].endswith(":0")  # every injected failure was met
+    # Each refused try took its history entry with it: "sent" is kept once.
+    assert message_actions(db, f"run:{run_id}") == ["message.sent"]
 
 
 def test_a_database_error_before_sending_is_tried_again_not_a_permanent_failure(

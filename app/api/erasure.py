@@ -17,7 +17,7 @@ from app.runtime.lock_watch import watched_write
 from app.runtime.retention import redact_runs, redaction_marker
 from app.store.database import Database
 from app.store.errors import InvalidRecord, NotFound, WrongState
-from app.store.history import record_action
+from app.store.history import MESSAGE_ACTIONS, record_action
 from app.store.records import RecordRef, patient_name
 from app.store.schema import (
     appointments,
@@ -123,6 +123,9 @@ def erase_patient(db: Database, ref: RecordRef | str, actor: str) -> ErasurePlan
         subjects = [f"{kind}:{i}" for kind, ids in records.items() for i in ids]
         # Before/after values of their records leave the history; who did what and when stays.
         conn.execute(update(history).where(history.c.subject.in_(subjects)).values(detail=None))
+        if run_ids:  # their messages' outcomes (message.*) name them and say why not sent
+            conn.execute(update(history).where(history.c.subject.in_([f"run:{i}" for i in run_ids]),
+                                               history.c.action.in_(MESSAGE_ACTIONS)).values(detail=None))
         conn.execute(delete(record_events).where(_about(records, record_events.c.record_type,
                                                         record_events.c.record_id)))
         conn.execute(delete(record_problems).where(_about(records, record_problems.c.record_type,

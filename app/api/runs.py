@@ -8,6 +8,7 @@ guards each state change and records who did it.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from app.store.records import MAX_ID, RecordRef
 from app.store.schema import RECORD_TABLES, history, runs, runtimes, steps, workflows
 from app.store.timeutil import iso, parse_datetime, utcnow
 from app.store.workflows import get_version, live_version_number
-from app.workflow import Workflow
+from app.workflow import MESSAGE_TYPES, Workflow
 from app.workflow.vocabulary import ACTIVE_RUN_STATUSES, DeliveryState, RunStatus, StepStatus, TriggerKind
 
 from .records import in_words_from, load_records, patients_matching
@@ -171,6 +172,19 @@ class RunDetail(RunSummary):
     # The workflow's live version when the run was read (None: none published): Retry on latest
     # goes on to it, so the run viewer offers it once it is newer than the run's `version`.
     live_version: int | None = None
+    # A run Waiting for quiet hours: the message node it sends when the window opens (it has
+    # no step yet); else None.
+    held_node_id: str | None = None
+
+    @property
+    def not_sent(self) -> list[tuple[StepView, str]]:
+        """Each message node whose latest step did not send, with why in words (a messaging
+        rule's reason, or the failure), in execution order."""
+        latest: dict[str, StepView] = {}
+        for step in self.steps:
+            if step.node_type in MESSAGE_TYPES:
+                latest[step.node_id] = step
+        return [(step, why) for step in latest.values() if (why := why_not_sent(step))]
 
     @property
     def waiting_step(self) -> StepView | None:
@@ -423,8 +437,45 @@ def run_detail(db: Database, run_id: int) -> RunDetail:
             if isinstance(detail, dict) and detail.get("latest")
             and detail.get("from_version") != detail.get("to_version"))
         live = live_version_number(conn, summary.workflow_id)
+        held: str | None = None
+        if summary.status == RunStatus.WAITING and summary.waiting_reason == WAITING_WORDS["quiet_hours"]:
+            state = conn.execute(select(runs.c.state).where(runs.c.id == run_id)).scalar()
+            pending = state.get("pending") if isinstance(state, dict) else None
+            held = str(pending[0]) if pending else None
     return RunDetail(**{f.name: getattr(summary, f.name) for f in fields(RunSummary)},
-                     steps=step_views, definition=definition, version_changes=changes, live_version=live)
+                     steps=step_views, definition=definition, version_changes=changes, live_version=live,
+                     held_node_id=held)
+
+
+_PATIENT_WORDS: Final = re.compile(r"^Patient (.+?) \(patient:\d+\)")
+
+
+def plain_reason(text: str) -> str:
+    """A messaging rule's reason as a person says it: "Owen Price has opted out of email"
+    for "Patient Owen Price (patient:42) has opted out of email"."""
+    return _PATIENT_WORDS.sub(r"\1", text.strip())
+
+
+def why_not_sent(step: StepView) -> str | None:
+    """Why a message step sent nothing, in words; None when it sent (or is still sending)."""
+    if step.node_type not in MESSAGE_TYPES:
+        return None
+    if step.status == StepStatus.SKIPPED:
+        skipped = step.output.get("skipped") if isinstance(step.output, dict) else None
+        return plain_reason(str(skipped or "a messaging rule stopped it"))
+    if step.status == StepStatus.FAILED:
+        return plain_reason(step.error_message or "sending failed")
+    return None
+
+
+def message_outcome(step: StepView) -> str:
+    """A message step's outcome in words (`run show`): "sent", "not sent: <why>", ..."""
+    why = why_not_sent(step)
+    if why is not None:
+        return f"not sent: {why}"
+    if step.status == StepStatus.COMPLETED:
+        return "sent"
+    return "being sent" if step.status == StepStatus.RUNNING else str(step.status)
 
 
 def run_status(db: Database, run_id: int) -> RunStatus:

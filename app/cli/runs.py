@@ -11,7 +11,7 @@ from typing import Any
 
 from app.api import RecordRef, workflows
 from app.api import runs as api
-from app.workflow import type_title
+from app.workflow import MESSAGE_TYPES, type_title
 from app.workflow.vocabulary import RunStatus
 
 from .common import EXIT_OK, EXIT_USAGE, CliContext, add_command, add_group, print_json
@@ -173,9 +173,16 @@ def _show(args: argparse.Namespace, ctx: CliContext) -> int:
         title = (definition.step_title(step.node_id, step.node_type) if definition is not None
                  else type_title(step.node_type))
         line = f"  {title[:28]:<28} {step.status:<10} attempt {step.attempt}"
-        if step.error_type is not None or step.error_message is not None:
+        if step.node_type in MESSAGE_TYPES:
+            # Whether each message went out, and why not (DESIGN sections 13, 14).
+            line += f"  message {api.message_outcome(step)}"
+        elif step.error_type is not None or step.error_message is not None:
             line += f"  {step.error_message}"
         print(line)
+    if detail.held_node_id is not None:
+        title = (definition.step_title(detail.held_node_id) if definition is not None else "message")
+        print(f"  {title[:28]:<28} {'held':<10}            message not sent yet: quiet hours; "
+              f"sends when they end, {_local(detail.resumes_at)}")
     return EXIT_OK
 
 

@@ -1,4 +1,5 @@
-"""The history of who did what: publish, enable, disable, record changes, cancel, retry."""
+"""The history of who did what: publish, enable, disable, record changes, cancel, retry, and
+what became of each message a run was to send (`message.*`, by the runtime)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,39 @@ class HistoryEntry:
 
 # Built once: record changes write an entry each, on the runtime's hot path.
 _INSERT: Final = insert(history)
+
+# What became of a message a run was to send (DESIGN sections 13, 14), recorded by the runtime
+# in the transaction that decides it. Each is kept about the run and, when the run has a
+# patient, about the patient too (one entry each), so both histories answer "why not sent?".
+# detail: {"step" (the node's title), "reason" (skipped, failed; held: "Quiet hours"), "until"
+# (held: when it is sent, ISO), "channel" ("email" | "sms"), "node_id", "run", "patient" | None}.
+MESSAGE_SENT: Final = "message.sent"        # handed over to the email server / SMS gateway
+MESSAGE_SKIPPED: Final = "message.skipped"  # never sent: a messaging rule stopped it (opt-out, consent)
+MESSAGE_HELD: Final = "message.held"        # not sent yet: quiet hours, sent when the window opens
+MESSAGE_FAILED: Final = "message.failed"    # not sent: sending failed and the run failed
+MESSAGE_ACTIONS: Final = (MESSAGE_SENT, MESSAGE_SKIPPED, MESSAGE_HELD, MESSAGE_FAILED)
+# What the History panel says for them (its "What" column); its "Details" column says the
+# step's title and the reason, e.g. "“Welcome email” not sent: Owen Price has opted out of email"
+# (api.runs.plain_reason), "“Reminder text” held until 09/12/2026 08:00" (the locale's date).
+MESSAGE_ACTION_WORDS: Final = {
+    MESSAGE_SENT: "Sent a message", MESSAGE_SKIPPED: "Did not send a message",
+    MESSAGE_HELD: "Held a message for quiet hours", MESSAGE_FAILED: "Could not send a message",
+}
+
+
+def message_entries(at: datetime, actor: str, action: str, run_id: int, patient: str | None,
+                    detail: dict[str, Any]) -> list[dict[str, Any]]:
+    """The history rows of one message outcome: about the run, and about its patient."""
+    detail = {**detail, "run": f"run:{run_id}", "patient": patient}   # what a person reads first
+    subjects = [f"run:{run_id}"] + ([patient] if patient else [])
+    return [{"at": at, "actor": actor, "action": action, "subject": subject, "detail": detail}
+            for subject in subjects]
+
+
+def record_actions(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Several entries in one statement (executemany), e.g. a batch's message outcomes."""
+    if rows:
+        conn.execute(_INSERT, rows)
 
 
 def record_action(conn: Connection, actor: str, action: str, subject: str,

@@ -290,9 +290,12 @@ class RunCanvas(QWidget):
             self.fit_button.setChecked(False)
             self.fit_button.blockSignals(False)
         latest: dict[str, tuple[str, int]] = {}
+        marked: dict[str, str] = {}   # a step's own words for its mark (a message held for quiet hours)
         path: list[str] = []
         for step in steps:
             latest[step["node_id"]] = (step["status"], int(step.get("attempt") or 1))
+            if step.get("mark"):
+                marked[step["node_id"]] = str(step["mark"])
             if not path or path[-1] != step["node_id"]:
                 path.append(step["node_id"])
         self._path = path
@@ -301,10 +304,11 @@ class RunCanvas(QWidget):
         for node_id, node in self.nodes.items():
             status, attempt = latest.get(node_id, (None, None))
             self.statuses[node_id] = status
-            self.marks[node_id].set_status(status, status_words(status, attempt))
+            words = marked.get(node_id) or status_words(status, attempt)
+            self.marks[node_id].set_status(status, words)
             node.view.set_summary("")  # the status line is drawn in its place
             node.view.setOpacity(1.0 if status else 0.55)
-            node.view.setToolTip(f"{node.name()}: {status_words(status, attempt)}")
+            node.view.setToolTip(f"{node.name()}: {words}")
         self.path_edges = {(source, target) for source, target, _port in self._pipes if (source, target) in taken}
         self._style_pipes()
         self._focus = focus if focus in self.nodes else None

@@ -54,7 +54,11 @@ HEADERS: Final = ("Status", "Run", "Workflow", "Triggered at", "Duration", "Trig
 
 
 def error_in_words(run: RunSummary) -> str:
-    """The Error column: what went wrong, as a sentence ("" for a run that did not fail)."""
+    """The Error column: what went wrong, as a sentence ("" for a run that did not fail); for a
+    run held for quiet hours, that its message waits and until when."""
+    if run.status == RunStatus.WAITING and run.waiting_reason == "Quiet hours":
+        return f"Message held for quiet hours, until {local_time(run.due_at)}" if run.due_at else \
+            "Message held for quiet hours"
     if run.status != RunStatus.FAILED or not (run.error_type or run.error_message):
         return ""
     return error_words(run.error_type, run.error_message).sentence

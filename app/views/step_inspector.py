@@ -47,6 +47,13 @@ from .words import error_words, for_people, retry_repeats_it, step_title
 
 RETRY_RUN_TIP: Final = "Walk the whole workflow again with fresh record data; completed steps are not repeated"
 RETRY_STEP_TIP: Final = "Run the failed step again with fresh record data, then continue"
+HELD: Final = "held"   # the steps list's row of a message held for quiet hours (it has no step yet)
+WHY_NOT_SENT: Final = "Why not sent"
+# Errors whose message is for an IT contact (servers, settings, the database): the run viewer
+# says them in words and keeps the message under "Details for your IT contact".
+TECHNICAL_ERRORS: Final = frozenset({"NotConnected", "ConnectionRefused", "Timeout", "AuthenticationFailed",
+                                     "ServerError", "GatewayError", "GatewayRejected", "DatabaseError",
+                                     "InternalError", "UnknownNode"})
 
 
 class RunView:
@@ -66,6 +73,15 @@ class RunView:
 def load_run(db: Database, run_id: int) -> RunView:
     """The run as the api's single read model has it (one short read transaction)."""
     return RunView(runs_api.run_detail(db, run_id))
+
+
+def what_happened(error_type: str | None, message: str | None, node_type_name: str | None) -> str:
+    """The plain sentence for an error: the runtime's own message when it is in people's words
+    (a patient without an address), the error's sentence when it is technical (no SMTP server)."""
+    words = error_words(error_type, message, node_type_name)
+    if error_type in TECHNICAL_ERRORS or not message:
+        return words.sentence
+    return for_people(message) or words.sentence
 
 
 def _wait_reason(workflow: Workflow | None, node_id: str) -> str:
@@ -314,8 +330,16 @@ class StepInspector(QWidget):
         self._show_steps(view)
         if view.version is not None:
             step = self.current_step()
-            self.graph.show_run(view.version, view.steps, key=(view.run["workflow_id"], view.run["version"]),
-                                focus=step["node_id"] if step else None, run=view.run["id"])
+            shown = view.steps
+            focus = step["node_id"] if step else None
+            held = view.detail.held_node_id
+            if held is not None:
+                # The message held for quiet hours has no step yet: marked on its node all the same.
+                shown = [*view.steps, {"node_id": held, "status": StepStatus.WAITING, "attempt": 1,
+                                       "mark": "Held · quiet hours"}]
+                focus = focus or held
+            self.graph.show_run(view.version, shown, key=(view.run["workflow_id"], view.run["version"]),
+                                focus=focus, run=view.run["id"])
         else:
             self.graph.clear()
         self._update_buttons()
@@ -324,9 +348,13 @@ class StepInspector(QWidget):
         run = view.run
         status = run["status"]
         colour = status_colour(status).name()
+        not_sent = view.detail.not_sent
+        skipped = [(step, why) for step, why in not_sent if step.status == StepStatus.SKIPPED]
+        count = (f" · {plural(len(skipped), 'message')} not sent"
+                 if skipped and status != RunStatus.FAILED else "")
         self.title.setText(
             f"<b>Run {run['id']}</b> · {view.workflow_name} v{run['version']} · "
-            f"<span style='color:{colour}; font-weight:600'>{STATUS_LABELS.get(status, status)}</span>")
+            f"<span style='color:{colour}; font-weight:600'>{STATUS_LABELS.get(status, status)}</span>{count}")
         started_by = run["started_by"] or "automatic"
         self.trigger_label.setText(
             f"{view.trigger_words} — triggered {local_time(run['triggered_at'])} by {started_by}; "
@@ -335,9 +363,16 @@ class StepInspector(QWidget):
         if status == "failed":
             failed = next((s for s in reversed(view.steps) if s["status"] == StepStatus.FAILED), None)
             at = f" at “{step_title(view.version, failed['node_id'], failed['node_type'])}”" if failed else ""
-            words = error_words(run["error_type"], run["error_message"], failed["node_type"] if failed else None)
-            message = for_people(run["error_message"]) or words.sentence
+            node_type = failed["node_type"] if failed else None
+            words = error_words(run["error_type"], run["error_message"], node_type)
+            message = what_happened(run["error_type"], run["error_message"], node_type)
             note = f"Failed{at}: {message.rstrip('.')}. {words.fix}".strip()
+        elif status == "waiting" and view.detail.held_node_id is not None:
+            held = step_title(view.version, view.detail.held_node_id)
+            note = f"Waiting for quiet hours: “{held}” is not sent yet."
+            if run["due_at"]:
+                note += (f" It is sent when quiet hours end, at {local_time(run['due_at'])} "
+                         f"({_until(run['due_at'])}).")
         elif status == "waiting":
             waiting = next((s for s in reversed(view.steps) if s["status"] == "waiting"), None)
             resume = run["due_at"]
@@ -349,9 +384,15 @@ class StepInspector(QWidget):
                 note += f" Resumes at {local_time(resume)} ({_until(resume)})."
         elif status == "cancelled" and run["error_message"]:
             note = run["error_message"]
+        if skipped:
+            # What a messaging rule stopped (an opt-out), said where a person looks first.
+            lines = [f"“{step_title(view.version, step.node_id, step.node_type)}” not sent: {why.rstrip('.')}."
+                     for step, why in skipped]
+            note = "\n".join(([note] if note else []) + lines)
         self.status_note.setText(note)
         self.status_note.setVisible(bool(note))
         self.status_note.setStyleSheet(f"color: {colour};" if status in ("failed", "waiting") else "")
+        self.status_note.setToolTip(note)
 
     def _show_steps(self, view: RunView) -> None:
         previous = self.steps_tree.currentItem()
@@ -378,17 +419,43 @@ class StepInspector(QWidget):
             item.setData(0, Qt.ItemDataRole.UserRole, step["id"])
             if step["id"] == keep:
                 select_item = item
+            why = _why_not_sent(view, step)
+            if why and step["status"] == StepStatus.SKIPPED:
+                item.setToolTip(0, f"{item.text(0)}: not sent — {why}")
+                item.setToolTip(1, f"Not sent: {why}")
             if step["status"] == StepStatus.FAILED and view.run["status"] == RunStatus.FAILED:
                 failed_item = item  # the last failed attempt of a run that is failed now
+        held = self._held_item(view)
+        if held is not None and keep == HELD:
+            select_item = held
         self.steps_tree.blockSignals(False)
         chosen = select_item or failed_item or self.steps_tree.topLevelItem(self.steps_tree.topLevelItemCount() - 1)
         if chosen is not None:
             self.steps_tree.setCurrentItem(chosen)
         self._show_step()
 
+    def _held_item(self, view: RunView) -> QTreeWidgetItem | None:
+        """The row of a message held for quiet hours: it has no step until it is sent."""
+        node_id = view.detail.held_node_id
+        if node_id is None:
+            return None
+        resume = view.run["due_at"]
+        item = QTreeWidgetItem(self.steps_tree, [step_title(view.version, node_id), "Held", "", "", "", ""])
+        tip = f"Not sent yet: quiet hours. It is sent when they end, at {local_time(resume)}." if resume else \
+            "Not sent yet: quiet hours."
+        item.setToolTip(0, tip)
+        item.setToolTip(1, tip)
+        item.setIcon(1, status_icon(StepStatus.WAITING))
+        item.setForeground(1, status_colour(StepStatus.WAITING))
+        item.setData(0, Qt.ItemDataRole.UserRole, HELD)
+        return item
+
     def _node_clicked(self, node_id: str) -> None:
         """A node clicked on the canvas: its latest step, or none if the run never got there."""
         if self.select_step(node_id) or self.view is None:
+            return
+        if node_id == self.view.detail.held_node_id:
+            self._select_held()
             return
         self.steps_tree.clearSelection()
         self.steps_tree.setCurrentItem(None)  # type: ignore[call-overload]
@@ -411,12 +478,23 @@ class StepInspector(QWidget):
             return None
         return next((s for s in self.view.steps if s["id"] == step_id), None)
 
+    def _select_held(self) -> None:
+        for i in range(self.steps_tree.topLevelItemCount()):
+            item = self.steps_tree.topLevelItem(i)
+            if item is not None and item.data(0, Qt.ItemDataRole.UserRole) == HELD:
+                self.steps_tree.setCurrentItem(item)
+                return
+
     def current_step(self) -> dict[str, Any] | None:
         item = self.steps_tree.currentItem()
         return self._step(item.data(0, Qt.ItemDataRole.UserRole)) if item is not None else None
 
     def _show_step(self) -> None:
         step = self.current_step()
+        item = self.steps_tree.currentItem()
+        if step is None and item is not None and item.data(0, Qt.ItemDataRole.UserRole) == HELD and self.view:
+            self._show_held(self.view)
+            return
         if step is None:
             self.input_tree.show_value(None)
             self.output_tree.show_value(None)
@@ -426,12 +504,23 @@ class StepInspector(QWidget):
         self.graph.select_node(step["node_id"])
         self.input_tree.show_value(step["input"])
         self.output_tree.show_value(step["output"])
+        why = _why_not_sent(self.view, step) if self.view is not None else None
+        if why and step["status"] == StepStatus.SKIPPED:
+            # A messaging rule stopped it: why, in words, where a person looks (not only in Output).
+            self.error_text.setPlainText(
+                f"Not sent: {why.rstrip('.')}.\n\nA messaging rule stopped this message, so nothing was sent "
+                "and no retry sends it; the run went on to its next step.")
+            self.detail_tabs.setTabText(2, f"{WHY_NOT_SENT} ●")
+            self.detail_tabs.setCurrentWidget(self.error_text)
+            return
         if step["error_type"] or step["error_message"]:
             words = error_words(step["error_type"], step["error_message"], step["node_type"])
-            parts = [f"What happened: {words.sentence}", f"What to do: {words.fix}", "",
-                     f"Message: {for_people(step['error_message'])}"]
-            if step["error_detail"]:
-                parts += ["", "Details for your IT contact:", step["error_detail"]]
+            parts = [f"What happened: {what_happened(step['error_type'], step['error_message'], step['node_type'])}",
+                     f"What to do: {words.fix}"]
+            technical = [text for text in (step["error_message"], step["error_detail"]) if text]
+            if technical:
+                # The runtime's own words (a server's answer, a traceback) are for an IT contact.
+                parts += ["", "Details for your IT contact:", *technical]
             self.error_text.setPlainText("\n".join(parts))
             self.detail_tabs.setTabText(2, "Error ●")
             if step["status"] == "failed":
@@ -439,6 +528,22 @@ class StepInspector(QWidget):
         else:
             self.error_text.setPlainText("No error.")
             self.detail_tabs.setTabText(2, "Error")
+
+    def _show_held(self, view: RunView) -> None:
+        """The message held for quiet hours: why it is not sent yet, and when it will be."""
+        node_id = view.detail.held_node_id
+        assert node_id is not None
+        self.graph.select_node(node_id)
+        self.input_tree.show_value(None)
+        self.output_tree.show_value(None)
+        resume = view.run["due_at"]
+        when = f" at {local_time(resume)} ({_until(resume)})" if resume else ""
+        self.error_text.setPlainText(
+            f"Not sent yet: quiet hours. The practice sends messages only inside its send window "
+            f"(Settings → Messages → Quiet hours). “{step_title(view.version, node_id)}” is sent when quiet "
+            f"hours end{when}, after its messaging rules are checked again.")
+        self.detail_tabs.setTabText(2, f"{WHY_NOT_SENT} ●")
+        self.detail_tabs.setCurrentWidget(self.error_text)
 
     # --- Retry / Cancel ---------------------------------------------------------------------------
 
@@ -492,6 +597,12 @@ class StepInspector(QWidget):
         self._busy = True
         self._update_buttons()
         run_in_background(act, done, failed, context=self)
+
+
+def _why_not_sent(view: RunView, step: dict[str, Any]) -> str | None:
+    """Why a message step sent nothing, in words (the api's `why_not_sent`)."""
+    found = next((s for s in view.detail.steps if s.id == step["id"]), None)
+    return runs_api.why_not_sent(found) if found is not None else None
 
 
 def _until(moment: datetime) -> str:

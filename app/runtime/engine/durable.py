@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from app.runtime.integrations import mask_secrets
+from app.store.history import MESSAGE_FAILED
 from app.workflow import Node
 from app.workflow.templates import variables
 from app.workflow.vocabulary import DeliveryState, RunStatus, StepStatus
@@ -220,6 +221,7 @@ class DurableEffects:
                        "server, which had accepted the connection, and before the server confirmed it; it may or "
                        "may not have been delivered. Check, then use Retry Step to send it again")
             self._fail_active(walk, active, now, "DeliveryUncertain", message)
+            walk.note_message(node, MESSAGE_FAILED, now, message)
             return True
         # Rendered again by the outbox from the node's templates over the records as they are
         # now (`now` as when the step started): the stored input is masked, so a secret in the
@@ -259,6 +261,7 @@ class DurableEffects:
         """The steps, then the run's status and cursor, guarded; `LostRun` if someone was first."""
         self._flush()
         result = walk.result
+        self.store.record_history(self.conn, result.history)
         self.store.save_run(
             self.conn, self.row, now, status=result.status, due_at=result.due_at, finished_at=result.finished_at,
             error_type=result.error_type, error_message=result.error_message, state=walk.cursor.dump(),

@@ -32,8 +32,9 @@ from app.runtime.integrations import (
 from app.runtime.integrations.sms import OPTED_OUT
 from app.store.database import Database
 from app.store.errors import NotFound
+from app.store.history import MESSAGE_FAILED, MESSAGE_SENT, MESSAGE_SKIPPED, message_entries, record_actions
 from app.store.records import describe, update_record
-from app.workflow import Node
+from app.workflow import Node, type_title
 from app.workflow.vocabulary import DeliveryState, RunStatus, StepStatus
 
 from .. import rules
@@ -311,13 +312,15 @@ class Outbox:
         shown = {} if delivered.input is None else {"input": delivered.input}
         with self.writes.write() as conn:
             values: dict[str, Any]
+            skipped = ""
             if failure is None:
                 self.store.finish_step(conn, send.step_id, (StepStatus.RUNNING,), StepStatus.COMPLETED, now,
                                        output=mask_secrets(delivered.output or {}),
                                        delivery_state=DeliveryState.SENT, tries=tries)
                 values = {"state": send.state_after, "due_at": now}
             elif failure.error_type == OPTED_OUT:
-                values = {"state": self._opted_out(conn, send, failure, now, tries), "due_at": now}
+                state, skipped = self._opted_out(conn, send, failure, now, tries)
+                values = {"state": state, "due_at": now}
             elif failure.transient and len(tries) <= send.retries:
                 self.store.back_off(conn, send.step_id, send.run_id, tries)
                 delay = backoff_seconds(len(tries))
@@ -333,6 +336,7 @@ class Outbox:
                 state.pop("active", None)
                 values = {"state": state, "due_at": None, "status": RunStatus.FAILED, "finished_at": now,
                           "error_type": failure.error_type, "error_message": message}
+            self._note(conn, send, now, failure, values, skipped)
             database_fault("db_error_saving_outcome", send.node_id)
             self.store.release_run(conn, send.run_id, self.now(), **values)
             disabled = values.get("status") == RunStatus.FAILED and rules.after_failure(
@@ -343,8 +347,31 @@ class Outbox:
             self.hub.emit(RuntimeEvent("step_changed", send.run_id, send.workflow_id, send.step_id))
             self.hub.emit(RuntimeEvent("run_changed", send.run_id, send.workflow_id))
 
+    def _note(self, conn: Connection, send: Send, now: datetime, failure: DeliveryError | None,
+              values: dict[str, Any], skipped: str) -> None:
+        """The message's outcome in the history (about the run and its patient), in the
+        transaction that commits it: a back-off is no outcome yet; sent, skipped (opted out at
+        the gateway) and failed are each kept once."""
+        if failure is None:
+            action, why = MESSAGE_SENT, ""
+        elif failure.error_type == OPTED_OUT:
+            action, why = MESSAGE_SKIPPED, skipped
+        elif values.get("status") == RunStatus.FAILED:
+            action, why = MESSAGE_FAILED, str(values.get("error_message") or failure)
+        else:
+            return
+        node, scope = send.node, send.scope
+        channel = send.message.channel if send.message is not None else (
+            "email" if node is not None and node.type == "action.send_email" else "sms")
+        detail: dict[str, Any] = {"step": node.title or type_title(node.type) if node is not None else ""}
+        if why:
+            detail["reason"] = why
+        detail.update(channel=channel, node_id=send.node_id)
+        patient = str(scope.patient) if scope is not None and scope.patient is not None else None
+        record_actions(conn, message_entries(now, rules.AUTO_DISABLE_ACTOR, action, send.run_id, patient, detail))
+
     def _opted_out(self, conn: Connection, send: Send, failure: DeliveryError, now: datetime,
-                   tries: list[dict[str, Any]]) -> dict[str, Any]:
+                   tries: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
         """The gateway says the number opted out: the patient is opted out of SMS (history
         `patient.opt_out`, via the gateway) and the step is skipped; the run goes on."""
         patient = send.scope.patient if send.scope is not None else None
@@ -360,7 +387,7 @@ class Outbox:
         # The message was not sent: the cursor moves on without counting it as an action.
         state = dict(send.state_after)
         state["actions"] = max(0, int(state.get("actions", 1)) - 1)
-        return state
+        return state, reason
 
     def heartbeat(self) -> None:
         """Extend the leases of the runs whose messages this runtime is sending, or whose

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
+from app.store.history import record_actions
 from app.store.schema import record_events, runs, steps, wait_follows, workflow_versions, workflows
 from app.workflow.vocabulary import (
     ACTIVE_RUN_STATUSES,
@@ -120,6 +121,11 @@ class RunStore:
         params.update({f"v_{name}": values.get(name, _RUN_DEFAULTS.get(name)) for name in RUN_VALUES})
         if conn.execute(_SAVE_RUN, params).rowcount != 1:
             raise LostRun(f"run {row['id']} was changed by someone else while it was being executed")
+
+    def record_history(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """The history entries a run's walk decided (its messages' outcomes), in one statement
+        in the transaction that saves the run."""
+        record_actions(conn, rows)
 
     def follow_records(self, conn: Connection, run_id: int, records: Iterable[tuple[str, int]]) -> None:
         """The records a waiting run's `until` wait reads (none: it follows nothing), in the

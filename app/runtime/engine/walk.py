@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+from app.store.history import MESSAGE_FAILED, MESSAGE_HELD, MESSAGE_SKIPPED, message_entries
 from app.workflow import Node, Workflow
 from app.workflow.vocabulary import RunStatus, StepStatus
 
@@ -31,6 +32,7 @@ from ..executor import (
     node_label,
 )
 from ..faults import fault_point, raise_fault
+from ..rules import AUTO_DISABLE_ACTOR
 from ..run_context import RunScope, local_iso
 from .cursor import RunCursor
 
@@ -48,6 +50,8 @@ class WalkResult:
     waiting_reason: str | None = None   # for a waiting run: `Wait` or `Quiet hours`
     follows_record: bool = False        # an `until` wait: a change to a record it reads wakes it
     follows: tuple[tuple[str, int], ...] = ()   # those records, (type, id)
+    # What became of the messages it decided (history `message.*` rows), written with its steps.
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Effects(Protocol):
@@ -119,6 +123,20 @@ class RunWalk:
         own = self.workflow.limits
         return " (the workflow's own limit)" if own is not None and getattr(own, limit) is not None else ""
 
+    def note_message(self, node: Node, action: str, now: datetime, reason: str, *,
+                     until: datetime | None = None) -> None:
+        """A message's outcome for the history, about the run and its patient (DESIGN section 14);
+        saved in the transaction that saves the run, so it is kept once or not at all."""
+        detail: dict[str, Any] = {"step": self.workflow.step_title(node.id, node.type), "reason": reason}
+        if until is not None:
+            detail["until"] = local_iso(until)
+        detail.update(channel="email" if node.type == "action.send_email" else "sms", node_id=node.id)
+        if self.scope.patient is None and self.scope.record is not None and self.refresh:
+            self.scope.refresh(self.conn, self.outputs, now)  # resumed without reading its record yet
+        patient = str(self.scope.patient) if self.scope.patient is not None else None
+        self.result.history.extend(message_entries(now, AUTO_DISABLE_ACTOR, action, self.scope.run_id, patient,
+                                                   detail))
+
     def completed(self, node: Node, output: dict[str, Any] | None, port: str = "out") -> None:
         """A node's output is known: later templates see it and the cursor moves on."""
         self.outputs[node.id] = output
@@ -177,6 +195,7 @@ class RunWalk:
                     # Stopped by consent: skipped with the reason; the run goes on.
                     output = {"skipped": verdict.reason}
                     effects.record(self, node, StepStatus.SKIPPED, now, input=None, output=output)
+                    self.note_message(node, MESSAGE_SKIPPED, now, verdict.reason)
                     self.completed(node, output)
                     continue
                 if verdict.action == "hold":
@@ -186,10 +205,12 @@ class RunWalk:
                     deadline = self.deadline
                     assert verdict.resume_at is not None
                     result.due_at = min(verdict.resume_at, deadline) if deadline else verdict.resume_at
+                    self.note_message(node, MESSAGE_HELD, now, verdict.reason, until=verdict.resume_at)
                     break
                 if verdict.action == "fail":
                     effects.record(self, node, StepStatus.FAILED, now, input=None,
                                    error=StepError(verdict.error_type, verdict.reason))
+                    self.note_message(node, MESSAGE_FAILED, now, verdict.reason)
                     self.fail(now, verdict.error_type, verdict.reason)
                     break
             if is_message(node) and effects.defer_message(self, node, now):
