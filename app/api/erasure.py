@@ -122,8 +122,11 @@ def erase_patient(db: Database, ref: RecordRef | str, actor: str) -> ErasurePlan
             conn.execute(update(runs).where(runs.c.id.in_(run_ids)).values(trigger_data=redaction_marker(now)))
         subjects = [f"{kind}:{i}" for kind, ids in records.items() for i in ids]
         # Before/after values of their records leave the history; who did what and when stays.
-        conn.execute(update(history).where(history.c.subject.in_(subjects)).values(detail=None))
-        if run_ids:  # their messages' outcomes (message.*) name them and say why not sent
+        # Also entries related to them: their messages' outcomes (message.*) name them and say why
+        # not sent.
+        conn.execute(update(history).where(or_(history.c.subject.in_(subjects), history.c.related.in_(subjects)))
+                     .values(detail=None))
+        if run_ids:  # outcomes of their runs' messages
             conn.execute(update(history).where(history.c.subject.in_([f"run:{i}" for i in run_ids]),
                                                history.c.action.in_(MESSAGE_ACTIONS)).values(detail=None))
         conn.execute(delete(record_events).where(_about(records, record_events.c.record_type,

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.sql import ColumnElement
 
 from app.store.database import Database
-from app.store.history import HistoryEntry
+from app.store.history import HistoryEntry, about
 from app.store.schema import history
 from app.store.timeutil import iso
 
@@ -72,7 +72,7 @@ class HistoryPage:
 def _where(flt: HistoryFilter) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if flt.subject:
-        where.append(history.c.subject == flt.subject.strip())
+        where.append(about(flt.subject.strip()))
     if flt.actor:
         where.append(history.c.actor == flt.actor.strip())
     if flt.action:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import ColumnElement, Connection, insert, or_, select
 
 from .schema import history
 from .timeutil import utcnow
@@ -46,11 +46,11 @@ MESSAGE_ACTION_WORDS: Final = {
 
 def message_entries(at: datetime, actor: str, action: str, run_id: int, patient: str | None,
                     detail: dict[str, Any]) -> list[dict[str, Any]]:
-    """The history rows of one message outcome: about the run, and about its patient."""
+    """The history row of one message outcome: about the run, and related to its patient (the
+    history of either lists it)."""
     detail = {**detail, "run": f"run:{run_id}", "patient": patient}   # what a person reads first
-    subjects = [f"run:{run_id}"] + ([patient] if patient else [])
-    return [{"at": at, "actor": actor, "action": action, "subject": subject, "detail": detail}
-            for subject in subjects]
+    return [{"at": at, "actor": actor, "action": action, "subject": f"run:{run_id}", "related": patient,
+             "detail": detail}]
 
 
 def record_actions(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -65,9 +65,14 @@ def record_action(conn: Connection, actor: str, action: str, subject: str,
                            "detail": detail})
 
 
+def about(subject: str) -> ColumnElement[bool]:
+    """Entries about `subject`: their subject, or the record they are also about (`related`)."""
+    return or_(history.c.subject == subject, history.c.related == subject)
+
+
 def history_of(conn: Connection, subject: str, limit: int = 200) -> list[HistoryEntry]:
     """Newest first."""
     rows = conn.execute(
-        select(history).where(history.c.subject == subject).order_by(history.c.id.desc()).limit(limit)
+        select(history).where(about(subject)).order_by(history.c.id.desc()).limit(limit)
     ).mappings()
     return [HistoryEntry(r["at"], r["actor"], r["action"], r["subject"], r["detail"]) for r in rows]

@@ -132,7 +132,11 @@ history = Table(
     Column("action", String(40), nullable=False),
     Column("subject", String(64), nullable=False),  # "workflow:3", "patient:12", "run:7"
     Column("detail", JSONData),
+    # A second record the entry is also about (a message outcome: subject its run, related
+    # its patient), so the history of either lists it once, without a second row.
+    Column("related", String(64)),
     Index("ix_history_subject", "subject", "id"),
+    Index("ix_history_related", "related", "id"),
 )
 
 # Practice-wide settings shared by every workstation: default limits, integrations.
