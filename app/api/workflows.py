@@ -28,8 +28,8 @@ from app.store.workflows import VersionInfo, WorkflowInfo
 from app.workflow import Problem, Workflow, WorkflowFileError, load_workflow
 
 __all__ = [
-    "NOT_CONFIGURED_PROBLEM", "TEST_FAILED_PROBLEM",
-    "EditorStart", "ManualWorkflow", "PreflightWarning", "PublishResult", "VersionInfo", "Webhook", "WorkflowInfo", "WorkflowState",
+    "NOT_CONFIGURED_PROBLEM", "TEST_FAILED_PROBLEM", "EditorStart", "ManualWorkflow", "PreflightWarning",
+    "PublishResult", "VersionInfo", "Webhook", "WorkflowInfo", "WorkflowState",
     "create_workflow", "delete_workflow", "duplicate_workflow", "export_workflow", "get_draft", "get_info",
     "get_version", "import_workflow", "list_versions", "list_workflows", "live_version", "manual_workflows",
     "open_for_editing", "preflight_warnings", "publish", "read_workflow_file", "rename_workflow",
