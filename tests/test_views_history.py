@@ -280,3 +280,15 @@ def test_the_columns_fit_the_panel_without_scrolling_sideways(qtbot: Any, databa
     assert header.sectionSize(0) >= metrics.horizontalAdvance(cells(panel, 0)[0])
     item = panel.table.item(0, 4)
     assert item.toolTip() == item.text() == "Email: ann@example.org → ann.smith@example.org"
+
+
+def test_search_boxes_lead_with_names_and_keep_references_as_the_advanced_form(qtbot: Any, database: Any,
+                                                                               panel: Any) -> None:
+    from app.views.runs_view import RunsView
+
+    runs = RunsView(database)
+    qtbot.addWidget(runs)
+    for box in (runs.search, panel.subject):
+        assert box.placeholderText() == "Search by name…"
+        assert "patient:12" in box.toolTip() and "Advanced" in box.toolTip()
+    QThreadPool.globalInstance().waitForDone(WAIT)
