@@ -236,7 +236,7 @@ def test_values_are_for_people_and_records_workflows_and_runs_by_name(qtbot: Any
     assert table[("Changed a practice setting", "Practice settings")] == (
         "maria", "Quiet hours: Mon-Fri 08:00-20:00 → off")
     assert table[("Changed a record", "Ann Smith (patient)")] == ("maria", "Opted out of email: No → Yes")
-    assert table[("Changed contact preferences", "Ann Smith (patient)")][1].startswith("Opted out of email: No → Yes")
+    assert table[("Changed contact preferences", "Ann Smith (patient)")][1] == "Opted out of email: No → Yes"
     when = due.astimezone().strftime("%d/%m/%Y %H:%M")   # en-GB, this computer's zone
     assert table[("Added a record", "task “Update the medical history form” for Ann Smith")] == (
         "maria", f"Title: Update the medical history form; Patient: Ann Smith; Due at: {when}; Status: open")
@@ -280,6 +280,11 @@ def test_the_columns_fit_the_panel_without_scrolling_sideways(qtbot: Any, databa
     assert header.sectionSize(0) >= metrics.horizontalAdvance(cells(panel, 0)[0])
     item = panel.table.item(0, 4)
     assert item.toolTip() == item.text() == "Email: ann@example.org → ann.smith@example.org"
+    # The selected entry reads in full under the table.
+    assert panel.entry.text() == "Select an entry to read all of it here."
+    panel.table.setCurrentCell(0, 1)
+    assert panel.entry.text() == (f"{cells(panel, 0)[0]} · maria: Changed a record — Ann Smith (patient)\n"
+                                  "Email: ann@example.org → ann.smith@example.org")
 
 
 def test_search_boxes_lead_with_names_and_keep_references_as_the_advanced_form(qtbot: Any, database: Any,

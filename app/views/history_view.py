@@ -233,7 +233,10 @@ def detail_in_words(row: HistoryRow, names: HistoryNames = NO_NAMES) -> str:
                  if detail[k] not in (None, "", False) and k != "id"}
         return _changes(record_type, shown, names)
     if row.action == "patient.opt_out" and isinstance(detail.get("changes"), dict):
-        via = f" (by {detail['via']})" if detail.get("via") else ""
+        how = str(detail.get("via") or "")
+        # How it arrived: an SMS reply, the gateway, Stop all automations, a workflow; a person's
+        # own change (in the app or on the command line) needs no words beyond who made it.
+        via = "" if how in ("", "app or command line") else f" (by {'a ' if how == 'workflow' else ''}{how})"
         return _changes("patient", detail["changes"], names) + via
     if row.action == "settings.set":
         key = str(detail.get("key") or row.subject.partition(":")[2])
@@ -332,6 +335,10 @@ class HistoryView(QWidget):
         header.setMinimumSectionSize(32)
         header.setStretchLastSection(False)   # fit_columns gives the Details the rest of the width
         self.table.viewport().installEventFilter(self)
+        # The selected entry in full: a narrow panel cuts its cells (each has a tooltip too).
+        self.entry = QLabel(objectName="historyEntry", wordWrap=True)
+        self.entry.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.table.currentCellChanged.connect(lambda row, _c, _r, _p: self._show_entry(row))
         self.empty = QLabel(objectName="emptyState", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
         self.message = QLabel(objectName="historyMessage", wordWrap=True)
         self.message.hide()
@@ -349,6 +356,7 @@ class HistoryView(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(filters)
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.entry)
         layout.addWidget(self.empty, 1)
         layout.addWidget(self.message)
         layout.addLayout(pages)
@@ -391,6 +399,15 @@ class HistoryView(QWidget):
         sizes.append(max(least, width - sum(sizes)))
         for column, size in enumerate(sizes):
             header.resizeSection(column, size)
+
+    def _show_entry(self, row: int) -> None:
+        """The selected entry in full: when, who and what, what about, then its details."""
+        items = [self.table.item(row, column) for column in range(len(HEADERS))] if row >= 0 else []
+        if not items or any(item is None for item in items):
+            self.entry.setText("Select an entry to read all of it here." if self.table.rowCount() else "")
+            return
+        when, who, what, about, details = (item.text() for item in items if item is not None)
+        self.entry.setText(f"{when} · {who}: {what} — {about}" + (f"\n{details}" if details else ""))
 
     # --- filters and pages ------------------------------------------------------------------
 
@@ -486,6 +503,8 @@ class HistoryView(QWidget):
                                 "changes appear here with who did them.")
         self.empty.setVisible(page.total == 0)
         self.table.setVisible(page.total > 0)
+        self.entry.setVisible(page.total > 0)
+        self._show_entry(self.table.currentRow())
         self.loaded.emit()
 
     def _say(self, text: str, *, bad: bool = False) -> None:
