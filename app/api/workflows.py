@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select
 
 from app.runtime.dry_run import DryRunResult, dry_run
-from app.runtime.integrations import NOT_CONFIGURED_PROBLEM, TEST_FAILED_PROBLEM, PreflightWarning, preflight
+from app.runtime.integrations import NOT_CONFIGURED_PROBLEM, TEST_FAILED_PROBLEM, PreflightWarning, preflight_checks
 from app.store import workflows as store
 from app.store.database import Database
 from app.store.records import RecordRef
@@ -151,7 +151,7 @@ def preflight_warnings(db: Database, workflow: Workflow) -> list[PreflightWarnin
     warning's `text` is the command line's; the app words an integration's warning itself
     from its `integration` and `problem` (no command-line syntax in the app)."""
     with db.read() as conn:
-        return list(preflight(conn, workflow))
+        return preflight_checks(conn, workflow)
 
 
 def test_run(db: Database, workflow: Workflow, record: RecordRef | None = None,
@@ -174,7 +174,7 @@ def publish(db: Database, workflow_id: int, actor: str, note: str | None = None)
     with db.write() as conn:
         number = store.publish(conn, workflow_id, actor, note)
     with db.read() as conn:
-        warnings = tuple(preflight(conn, store.get_version(conn, workflow_id, number)))
+        warnings = tuple(preflight_checks(conn, store.get_version(conn, workflow_id, number)))
     return PublishResult(number, warnings)
 
 

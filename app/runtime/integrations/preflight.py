@@ -74,7 +74,12 @@ def _count_missing(conn: Connection, record_type: str, field: str) -> tuple[int,
     return int(conn.execute(lacking).scalar_one()), total
 
 
-def preflight(conn: Connection, workflow: Workflow) -> list[PreflightWarning]:
+def preflight(conn: Connection, workflow: Workflow) -> list[str]:
+    """Warnings for Publish in the command line's words (see `preflight_checks`)."""
+    return [warning.text for warning in preflight_checks(conn, workflow)]
+
+
+def preflight_checks(conn: Connection, workflow: Workflow) -> list[PreflightWarning]:
     """Warnings for Publish: integration problems, then records missing an address."""
     warnings: list[PreflightWarning] = []
     used = [MESSAGE_NODES[n.type] for n in workflow.nodes if n.type in MESSAGE_NODES]
