@@ -395,7 +395,7 @@ class HistoryView(QWidget):
         header = self.table.horizontalHeader()
         least = header.minimumSectionSize()
         sizes = [when] + [max(least, min(int(rest * share), usual * em))
-                          for share, usual in ((0.16, 9), (0.22, 12), (0.28, 16))]
+                          for share, usual in ((0.14, 9), (0.24, 14), (0.28, 16))]
         sizes.append(max(least, width - sum(sizes)))
         for column, size in enumerate(sizes):
             header.resizeSection(column, size)
