@@ -186,9 +186,12 @@ def test_history_of_a_run_and_of_a_record_from_where_they_are_shown(qtbot: Any, 
         with qtbot.waitSignal(window.history.loaded, timeout=WAIT):
             qtbot.mouseClick(inspector.findChild(type(inspector.retry_run), "runHistoryButton"),
                              Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: window.history.page is not None and window.history.page.total == 1, timeout=WAIT)
+        qtbot.waitUntil(lambda: window.history.page is not None and window.history.page.total == 2, timeout=WAIT)
         assert window.history_dock.isVisible() and window.history.subject.text() == f"run:{run_id}"
-        assert cells(window.history, 1) == ["maria"] and cells(window.history, 2) == ["Started a run"]
+        # Its start, and what it did: the task it made (the run is who did it), said by name.
+        assert cells(window.history, 1) == [f"Run {run_id} of “Test”", "maria"]
+        assert cells(window.history, 2) == ["Added a record", "Started a run"]
+        assert window.history.count_label.text() == f"2 entries about Run {run_id} of “Test”"
         records = window.records
         qtbot.waitUntil(lambda: not records.model.loading and records.model.row_of(ann.id) is not None, timeout=WAIT)
         records.select(ann)
@@ -198,6 +201,7 @@ def test_history_of_a_run_and_of_a_record_from_where_they_are_shown(qtbot: Any, 
         qtbot.waitUntil(lambda: window.history.subject.text() == str(ann) and window.history.table.rowCount() == 1,
                         timeout=WAIT)
         assert cells(window.history, 2) == ["Added a record"]
+        qtbot.waitUntil(lambda: window.history.count_label.text() == "1 entry about Ann Smith (patient)", timeout=WAIT)
     finally:
         window.close()
         QThreadPool.globalInstance().waitForDone(WAIT)

@@ -51,6 +51,8 @@ class HistoryFilter:
 
     subject: str | None = None
     actor: str | None = None
+    # With a run as the subject, also what that run did (its actor is the run: records it changed).
+    with_what_it_did: bool = False
     action: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -144,6 +146,8 @@ def _where(flt: HistoryFilter, conn: Connection | None = None) -> list[ColumnEle
     where: list[ColumnElement[bool]] = []
     if flt.subject and conn is not None and not is_reference(flt.subject):
         where.append(_named(conn, flt.subject.strip()))
+    elif flt.subject and flt.with_what_it_did and caused_by(flt.subject.strip()) is not None:
+        where.append(or_(history.c.subject == flt.subject.strip(), history.c.actor == flt.subject.strip()))
     elif flt.subject:
         where.append(history.c.subject == flt.subject.strip())
     if flt.actor:
@@ -177,7 +181,8 @@ def history_page(db: Database, flt: HistoryFilter | None = None, *, size: int = 
         where = _where(flt or HistoryFilter(), conn)
         total = int(conn.execute(select(func.count()).select_from(history).where(*where)).scalar_one()) if count else -1
         rows = _rows(conn, where, size, before_id)
-        return HistoryPage(total, rows, history_names(conn, rows))
+        subject = (flt.subject or "").strip() if flt is not None else ""
+        return HistoryPage(total, rows, history_names(conn, rows, [subject] if is_reference(subject) else []))
 
 
 def _detail_refs(detail: Any) -> Iterable[str]:
@@ -197,19 +202,22 @@ def _detail_refs(detail: Any) -> Iterable[str]:
         yield from (f"{kind}:{number}" for kind, number in _RECORD_IN_TEXT.findall(detail))
 
 
-def history_names(conn: Connection, rows: Iterable[HistoryRow]) -> HistoryNames:
-    """What the rows' references are called (a few queries for a whole page)."""
+def history_names(conn: Connection, rows: Iterable[HistoryRow], subjects: Iterable[str] = ()) -> HistoryNames:
+    """What the rows' references (and `subjects`, e.g. the filter's) are called (a few queries
+    for a whole page)."""
     record_refs: set[RecordRef] = set()
     workflow_ids: set[int] = set()
     run_ids: set[int] = set()
-    for row in rows:
-        kind, _, rest = row.subject.partition(":")
+    rows = tuple(rows)
+    for about in (*subjects, *(row.subject for row in rows)):
+        kind, _, rest = about.partition(":")
         if kind in RECORD_TABLES and rest.isdigit():
             record_refs.add(RecordRef(kind, int(rest)))
         elif kind == "workflow" and rest.isdigit():
             workflow_ids.add(int(rest))
         elif kind == "run" and rest.isdigit():
             run_ids.add(int(rest))
+    for row in rows:
         if (run := caused_by(row.actor)) is not None:
             run_ids.add(run)
         if row.detail:

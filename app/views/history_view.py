@@ -314,7 +314,7 @@ class HistoryView(QWidget):
         self.since.setSpecialValueText("Since: any day")
         self.since.setDate(_NO_DATE)
         self.since.setDisplayFormat(QLocale().dateFormat(QLocale.FormatType.ShortFormat))
-        self.count_label = QLabel("…", objectName="historyCount")
+        self.count_label = QLabel("…", objectName="historyCount", wordWrap=True)
         self.newer_button = QPushButton("Newer", objectName="historyNewer")
         self.older_button = QPushButton("Older", objectName="historyOlder")
         self.export_button = QPushButton("Export CSV…", objectName="historyExport")
@@ -423,7 +423,7 @@ class HistoryView(QWidget):
         day = self.since.date()
         since = None if day == _NO_DATE else datetime.combine(day.toPython(), time()).astimezone()
         return HistoryFilter(subject=self.subject.text().strip() or None, actor=self.person.text().strip() or None,
-                             since=since)
+                             since=since, with_what_it_did=True)
 
     def reload(self) -> None:
         """Back to the newest page for the filters as they are now."""
@@ -487,13 +487,16 @@ class HistoryView(QWidget):
                     item.setData(Qt.ItemDataRole.UserRole, row.subject)  # the reference, for a filter on it
                 self.table.setItem(row_number, column, item)
         first = self.first_shown()
+        subject = self.subject.text().strip()
+        # A reference in the box (from a run's or a record's History button) is said by name here.
+        about = f" about {subject_in_words(subject, names)}" if subject and history_api.is_reference(subject) else ""
         if page.total == 0:
-            self.count_label.setText("No entries")
+            self.count_label.setText("No entries" + about)
         elif page.total <= PAGE_SIZE:
-            self.count_label.setText(plural(page.total, "entry", "entries"))
+            self.count_label.setText(plural(page.total, "entry", "entries") + about)
         else:
             shown = f"{first + 1:,} to {first + len(page.rows):,}"
-            self.count_label.setText(f"{shown} of {plural(page.total, 'entry', 'entries')}")
+            self.count_label.setText(f"{shown} of {plural(page.total, 'entry', 'entries')}{about}")
         self.newer_button.setEnabled(len(self._befores) > 1)
         self.older_button.setEnabled(self.has_older())
         self.export_button.setEnabled(page.total > 0)
