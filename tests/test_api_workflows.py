@@ -34,7 +34,10 @@ def test_publish_returns_the_number_and_the_preflight_warnings(db) -> None:  # t
     workflow_id = workflows.import_workflow(db, document(), "ann")
     result = workflows.publish(db, workflow_id, "ann", "first")
     assert result.number == 1
-    assert any("SMS integration is not connected" in w for w in result.warnings)
+    # The command line's words name the command; the app words it from `integration` and `problem`.
+    (sms,) = [w for w in result.warnings if w.integration == "sms"]
+    assert sms.problem == workflows.NOT_CONFIGURED_PROBLEM
+    assert "SMS integration is not connected" in sms.text and "clinicflow integration set sms" in str(sms)
     (info,) = workflows.list_workflows(db)
     assert (info.published_version, info.has_unpublished_changes, info.enabled) == (1, False, False)
     assert info.trigger == "trigger.manual" and info.failed_runs == 0

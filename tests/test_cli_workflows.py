@@ -211,6 +211,7 @@ def test_publish_warns_of_an_unconnected_integration_and_missing_addresses_but_p
     assert (result.code, result.out) == (0, "1\n")  # stdout stays the version number alone
     warnings = result.err.strip().splitlines()
     assert "warning: Email integration is not connected: no SMTP server configured" in warnings[0]
+    assert "(clinicflow integration set smtp host=... from=...)" in warnings[0]  # the command line keeps its advice
     assert "warning: 1 of 1 recalls is for a patient with no email address" in warnings
 
     cli("integration", "set", "smtp", "host=127.0.0.1", "port=2525", "from=clinic@example.org")

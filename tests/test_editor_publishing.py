@@ -41,7 +41,7 @@ def test_invalid_draft_cannot_be_published_and_the_dialog_says_why(qtbot: Any, d
     qtbot.addWidget(dialog)
     assert not dialog.publish_button.isEnabled()
     assert "Cannot publish: fix 1 problem first" in dialog.problems_label.text()
-    assert "node 'mail', field 'body': is required" in dialog.problems_label.text()
+    assert "“Send email” — body: is required" in dialog.problems_label.text()   # the node's words, not its id
     dialog.publish_version()  # even if the button were pressed
     with database.read() as conn:
         assert store_workflows.list_versions(conn, workflow_id) == []
@@ -53,9 +53,12 @@ def test_publish_creates_the_next_version_with_note_and_lists_it(qtbot: Any, dat
     assert not editor.enabled_toggle.isEnabled()
     dialog = editor.open_publish_dialog()
     qtbot.addWidget(dialog)
-    assert dialog.changes_label.text() == "First version: 4 nodes."
+    assert dialog.changes_label.text() == "First version: 4 steps."
     qtbot.waitUntil(lambda: "Checking" not in dialog.warnings_label.text(), timeout=5000)
-    assert "Email integration is not connected" in dialog.warnings_label.text()
+    # The app's own words: where to set it up, no command-line syntax (DESIGN section 9).
+    assert ("The email server is not set up, so its emails cannot be sent: set it up in "
+            "Settings → Integrations → Email.") in dialog.warnings_label.text()
+    assert "clinicflow" not in dialog.warnings_label.text() and "SMTP" not in dialog.warnings_label.text()
     dialog.reject()
 
     assert publish_through_dialog(qtbot, editor, "First go") == 1
@@ -71,14 +74,52 @@ def test_publish_creates_the_next_version_with_note_and_lists_it(qtbot: Any, dat
     editor.delete_action.trigger()
     dialog = editor.open_publish_dialog()
     qtbot.addWidget(dialog)
-    assert dialog.changes_label.text() == ("Changes since version 1:\n• Removed: call\n• Changed: mail\n"
-                                           "• Connections changed")
+    assert dialog.changes_label.text() == ("Changes since version 1:\n• Removed: “Create task”\n"
+                                           "• Changed: “Email the patient”\n• Connections changed")
     dialog.note_edit.setText("Shorter")
     with qtbot.waitSignal(editor.published, timeout=5000) as blocker:
         dialog.publish_button.click()
     assert blocker.args == [2]
     with database.read() as conn:
         assert [n.id for n in store_workflows.get_version(conn, workflow_id, 2).nodes] == ["start", "has_email", "mail"]
+
+
+def test_nothing_to_publish_disables_the_button_with_the_reason(qtbot: Any, database: Database) -> None:
+    workflow_id = new_workflow(database, RECALL)
+    editor = open_editor(qtbot, database, workflow_id)
+    assert publish_through_dialog(qtbot, editor) == 1
+    dialog = editor.open_publish_dialog()
+    qtbot.addWidget(dialog)
+    reason = "Nothing to publish: the draft is the same as version 1."
+    assert dialog.changes_label.text() == reason
+    assert not dialog.publish_button.isEnabled() and dialog.publish_button.toolTip() == reason
+    dialog.publish_version()  # even if the button were pressed
+    with database.read() as conn:
+        assert [v.number for v in store_workflows.list_versions(conn, workflow_id)] == [1]
+    dialog.reject()
+
+    editor._apply_config(editor.node("mail"), {"subject": "New subject", "body": "Hi"})
+    dialog = editor.open_publish_dialog()
+    qtbot.addWidget(dialog)
+    assert dialog.publish_button.isEnabled() and dialog.publish_button.text() == "Publish version 2"
+    assert dialog.changes_label.text() == "Changes since version 1:\n• Changed: “Email the patient”"
+    dialog.reject()
+
+
+def test_a_failed_connection_test_reads_in_the_apps_words() -> None:
+    from app.api import workflows as api
+    from app.editor.publish_dialog import warning_in_words
+
+    failed = api.PreflightWarning("SMS integration: the last connection test failed (2026-12-02 01:34 UTC): "
+                                  "401 Unauthorized (see clinicflow integration set sms token=...)", "sms",
+                                  api.TEST_FAILED_PROBLEM, "2026-12-02T01:34:00+00:00",
+                                  "401 Unauthorized (see clinicflow integration set sms token=...)")
+    words = warning_in_words(failed)
+    assert words.startswith("The last test of the SMS gateway failed (") and "401 Unauthorized" in words
+    assert words.endswith("Check it in Settings → Integrations → SMS gateway and press Test.")
+    assert "clinicflow" not in words and "UTC" not in words
+    plain = api.PreflightWarning("1 of 1 recalls is for a patient with no email address")
+    assert warning_in_words(plain) == plain.text
 
 
 def test_enabled_switch_enables_and_disables_the_workflow(qtbot: Any, database: Database) -> None:

@@ -75,8 +75,8 @@ def test_newest_first_in_words_and_filtered_by_subject_person_and_date(qtbot: An
     reread(qtbot, panel, panel.reload)
     assert cells(panel, 1) == ["maria", "setup", "setup"]
     assert cells(panel, 2) == ["Changed a record", "Added a record", "Added a record"]
-    assert cells(panel, 3) == ["patient:1", "patient:2", "patient:1"]
-    assert cells(panel, 4)[0] == "email: ann@example.org → ann.smith@example.org"
+    assert cells(panel, 3) == ["Ann Smith (patient)", "Bob Jones (patient)", "Ann Smith (patient)"]
+    assert cells(panel, 4)[0] == "Email: ann@example.org → ann.smith@example.org"
     # en-GB: day/month/year and a 24-hour clock, in this computer's zone.
     now = QLocale().toString(QDate.currentDate(), "dd/MM/yyyy")
     assert cells(panel, 0)[0].startswith(now) and len(cells(panel, 0)[0]) == len("01/12/2026 18:34")
@@ -84,8 +84,11 @@ def test_newest_first_in_words_and_filtered_by_subject_person_and_date(qtbot: An
 
     reread(qtbot, panel, lambda: panel.person.setText("maria"))
     assert cells(panel, 1) == ["maria"]
-    reread(qtbot, panel, lambda: (panel.person.clear(), panel.subject.setText("patient:1")))
-    assert cells(panel, 3) == ["patient:1", "patient:1"]
+    reread(qtbot, panel, lambda: (panel.person.clear(), panel.subject.setText("patient:1")))  # the advanced form
+    assert cells(panel, 3) == ["Ann Smith (patient)", "Ann Smith (patient)"]
+    reread(qtbot, panel, lambda: panel.subject.setText("jones"))  # a name, as the placeholder says
+    assert cells(panel, 3) == ["Bob Jones (patient)"]
+    assert panel.subject.placeholderText() == "Search by name…" and "patient:12" in panel.subject.toolTip()
     tomorrow = QDate.currentDate().addDays(1)
     reread(qtbot, panel, lambda: panel.since.setDate(tomorrow))
     assert panel.table.rowCount() == 0 and panel.empty.text() == "Nothing matches these filters."
@@ -183,9 +186,12 @@ def test_history_of_a_run_and_of_a_record_from_where_they_are_shown(qtbot: Any, 
         with qtbot.waitSignal(window.history.loaded, timeout=WAIT):
             qtbot.mouseClick(inspector.findChild(type(inspector.retry_run), "runHistoryButton"),
                              Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: window.history.page is not None and window.history.page.total == 1, timeout=WAIT)
+        qtbot.waitUntil(lambda: window.history.page is not None and window.history.page.total == 2, timeout=WAIT)
         assert window.history_dock.isVisible() and window.history.subject.text() == f"run:{run_id}"
-        assert cells(window.history, 1) == ["maria"] and cells(window.history, 2) == ["Started a run"]
+        # Its start, and what it did: the task it made (the run is who did it), said by name.
+        assert cells(window.history, 1) == [f"Run {run_id} of “Test”", "maria"]
+        assert cells(window.history, 2) == ["Added a record", "Started a run"]
+        assert window.history.count_label.text() == f"2 entries about Run {run_id} of “Test”"
         records = window.records
         qtbot.waitUntil(lambda: not records.model.loading and records.model.row_of(ann.id) is not None, timeout=WAIT)
         records.select(ann)
@@ -195,7 +201,103 @@ def test_history_of_a_run_and_of_a_record_from_where_they_are_shown(qtbot: Any, 
         qtbot.waitUntil(lambda: window.history.subject.text() == str(ann) and window.history.table.rowCount() == 1,
                         timeout=WAIT)
         assert cells(window.history, 2) == ["Added a record"]
+        qtbot.waitUntil(lambda: window.history.count_label.text() == "1 entry about Ann Smith (patient)", timeout=WAIT)
     finally:
         window.close()
         QThreadPool.globalInstance().waitForDone(WAIT)
         window.db.dispose()
+
+
+def test_values_are_for_people_and_records_workflows_and_runs_by_name(qtbot: Any, database: Any, panel: Any) -> None:
+    """No ISO times, Python booleans, setting keys or bare references (`patient:42`, `run:1`)."""
+    import re
+    from datetime import UTC, datetime
+
+    from runtime_workflows import add_patient, chain, make_workflow, node
+
+    from app.api import settings as settings_api
+    from app.runtime import Runtime
+    from app.runtime.control import start_run
+
+    workflow_id = make_workflow(database, [node("start", "trigger.manual", record_type="patient"),
+                                           node("task", "action.create_task", title="Call")],
+                                chain("start", "task"), name="Recall reminder")
+    ann = add_patient(database)
+    run_id = start_run(database, workflow_id, record=ann, actor="maria")
+    Runtime(database, "rt").run_once()
+    due = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    with database.write() as conn:
+        add_record(conn, "task", {"title": "Update the medical history form", "patient_id": ann.id,
+                                  "due_at": due.isoformat()}, "maria")
+        update_record(conn, ann, {"email_opt_out": True}, "maria")
+    settings_api.set_practice_setting(database, "quiet_hours", "Mon-Fri 08:00-20:00", "maria")
+    settings_api.set_practice_setting(database, "quiet_hours", "off", "maria")
+    reread(qtbot, panel, panel.reload)
+    table: dict[tuple[str, str], tuple[str, str]] = {}
+    for i in range(panel.table.rowCount()):  # the newest entry of each kind
+        table.setdefault((cells(panel, 2)[i], cells(panel, 3)[i]), (cells(panel, 1)[i], cells(panel, 4)[i]))
+
+    assert table[("Changed a practice setting", "Practice settings")] == (
+        "maria", "Quiet hours: Mon-Fri 08:00-20:00 → off")
+    assert table[("Changed a record", "Ann Smith (patient)")] == ("maria", "Opted out of email: No → Yes")
+    assert table[("Changed contact preferences", "Ann Smith (patient)")][1] == "Opted out of email: No → Yes"
+    when = due.astimezone().strftime("%d/%m/%Y %H:%M")   # en-GB, this computer's zone
+    assert table[("Added a record", "task “Update the medical history form” for Ann Smith")] == (
+        "maria", f"Title: Update the medical history form; Patient: Ann Smith; Due at: {when}; Status: open")
+    # The workflow's own change: by its run, named by the workflow.
+    assert table[("Added a record", "task “Call” for Ann Smith")][0] == f"Run {run_id} of “Recall reminder”"
+    assert table[("Started a run", f"Run {run_id} of “Recall reminder”")] == (
+        "maria", "for Ann Smith (patient), version 1")
+    assert ("Published", "Workflow “Recall reminder”") in table
+    everything = " ".join(" ".join(cells(panel, c)) for c in range(5))
+    assert not re.search(r"\b(patient|task|workflow|run|setting):\w", everything), everything
+    assert not re.search(r"\b(True|False)\b|\d{4}-\d\d-\d\dT\d\d:", everything), everything
+    assert "quiet_hours" not in everything and "email_opt_out" not in everything
+
+    # By name: everything about Ann (her tasks and runs too); a workflow by its name.
+    reread(qtbot, panel, lambda: panel.subject.setText("ann smith"))
+    about = set(cells(panel, 3))
+    assert about == {"Ann Smith (patient)", "task “Call” for Ann Smith",
+                     "task “Update the medical history form” for Ann Smith", f"Run {run_id} of “Recall reminder”"}
+    reread(qtbot, panel, lambda: panel.subject.setText("recall rem"))
+    assert set(cells(panel, 3)) == {"Workflow “Recall reminder”", f"Run {run_id} of “Recall reminder”"}
+
+
+@pytest.mark.parametrize("width", [430, 1366])
+def test_the_columns_fit_the_panel_without_scrolling_sideways(qtbot: Any, database: Any, panel: Any,
+                                                             width: int) -> None:
+    """Docked beside the runs at 1366x768 the panel is about 430 pixels wide: every column is
+    on screen, a cut text ends in … and its tooltip has all of it."""
+    some_history(database)
+    panel.resize(width, 500)
+    reread(qtbot, panel, panel.reload)
+    qtbot.waitUntil(lambda: panel.table.viewport().width() < width, timeout=WAIT)
+    header = panel.table.horizontalHeader()
+    qtbot.waitUntil(lambda: sum(header.sectionSize(c) for c in range(5)) <= panel.table.viewport().width(),
+                    timeout=WAIT)
+    assert not panel.table.horizontalScrollBar().isVisible()
+    assert all(header.sectionViewportPosition(c) + header.sectionSize(c) <= panel.table.viewport().width()
+               for c in range(5))
+    assert all(header.sectionSize(c) >= 32 for c in range(5))
+    # The When column shows the whole date and time.
+    metrics = panel.table.fontMetrics()
+    assert header.sectionSize(0) >= metrics.horizontalAdvance(cells(panel, 0)[0])
+    item = panel.table.item(0, 4)
+    assert item.toolTip() == item.text() == "Email: ann@example.org → ann.smith@example.org"
+    # The selected entry reads in full under the table.
+    assert panel.entry.text() == "Select an entry to read all of it here."
+    panel.table.setCurrentCell(0, 1)
+    assert panel.entry.text() == (f"{cells(panel, 0)[0]} · maria: Changed a record — Ann Smith (patient)\n"
+                                  "Email: ann@example.org → ann.smith@example.org")
+
+
+def test_search_boxes_lead_with_names_and_keep_references_as_the_advanced_form(qtbot: Any, database: Any,
+                                                                               panel: Any) -> None:
+    from app.views.runs_view import RunsView
+
+    runs = RunsView(database)
+    qtbot.addWidget(runs)
+    for box in (runs.search, panel.subject):
+        assert box.placeholderText() == "Search by name…"
+        assert "patient:12" in box.toolTip() and "Advanced" in box.toolTip()
+    QThreadPool.globalInstance().waitForDone(WAIT)

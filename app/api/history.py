@@ -3,32 +3,57 @@ erasures, settings): filters and pages for the History panel and `clinicflow his
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Final
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, String, cast, false, func, literal, or_, select
 from sqlalchemy.sql import ColumnElement
 
+from app.runtime.rules import AUTO_DISABLE_ACTOR as SYSTEM_ACTOR
+from app.store import workflows as workflow_store
 from app.store.database import Database
-from app.store.history import HistoryEntry, about
-from app.store.schema import history
+from app.store.errors import NotFound
+from app.store.history import HistoryEntry
+from app.store.history import about as about_subject
+from app.store.records import RecordRef, caused_by, patient_name
+from app.store.schema import RECORD_TABLES, history, runs, workflows
 from app.store.timeutil import iso
 
-__all__ = ["CSV_COLUMNS", "HistoryEntry", "HistoryFilter", "HistoryPage", "HistoryRow", "entry_json",
-           "history_page", "iter_history", "list_history",
-           "write_history_csv"]
+from .records import RecordRow, in_words_from, load_records, patients_matching
+
+__all__ = ["CSV_COLUMNS", "SYSTEM_ACTOR", "HistoryEntry", "HistoryFilter", "HistoryNames", "HistoryPage",
+           "HistoryRow", "RunName", "caused_by", "entry_json", "history_page", "is_reference", "iter_history",
+           "list_history", "write_history_csv"]
 
 CSV_COLUMNS: Final = ("at", "actor", "action", "subject", "detail")
 
 
+# "patient:12", "workflow:3", "run:7", "setting:quiet_hours": a subject as it is stored.
+_REFERENCE: Final = re.compile(r"^[a-z_]+:\S+$")
+# A record named inside a detail's text ("Stop all automations for patient:12").
+_RECORD_IN_TEXT: Final = re.compile(r"\b(patient|appointment|task|recall):(\d+)\b")
+
+
+def is_reference(text: str) -> bool:
+    """Whether a subject filter is a reference ("patient:12"), not a name to search for."""
+    return bool(_REFERENCE.match(text.strip()))
+
+
 @dataclass(frozen=True)
 class HistoryFilter:
-    """Which entries: about one subject ("patient:12", "workflow:3", "run:7"), by one person, an
-    action ("run.retry"), a time range (aware datetimes; `until` exclusive). Empty = everything."""
+    """Which entries: about one subject ("patient:12", "workflow:3", "run:7") or, given words,
+    about what has that name (patients by name or email, with their appointments, tasks,
+    recalls and runs; workflows by name, with their runs), by one person, an action
+    ("run.retry"), a time range (aware datetimes; `until` exclusive). Empty = everything."""
 
     subject: str | None = None
     actor: str | None = None
+    # With a run as the subject, also what that run did (its actor is the run: records it changed).
+    with_what_it_did: bool = False
     action: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -58,21 +83,75 @@ class HistoryRow:
 
 
 @dataclass(frozen=True)
+class RunName:
+    """What a run is called: "Run 7 of “New patient welcome”"; the titles of its steps."""
+
+    id: int
+    workflow_id: int
+    workflow_name: str
+    steps: Mapping[str, str] = field(default_factory=dict)
+
+
+_EMPTY: Final[Mapping[Any, Any]] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class HistoryNames:
+    """What the references in a page's entries (subjects, a run as actor, records and
+    workflows in details) are called, read with the page: records by reference text
+    (absent: erased or deleted), workflows by id, runs by id."""
+
+    records: Mapping[str, RecordRow] = field(default_factory=dict)
+    workflows: Mapping[int, str] = field(default_factory=dict)
+    runs: Mapping[int, RunName] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class HistoryPage:
-    """`rows` newest first; `total` entries match; `before_id` reads the next (older) page."""
+    """`rows` newest first; `total` entries match; `before_id` reads the next (older) page;
+    `names` what the rows' references are called."""
 
     total: int
     rows: tuple[HistoryRow, ...]
+    names: HistoryNames = field(default_factory=HistoryNames)
 
     @property
     def before_id(self) -> int | None:
         return self.rows[-1].id if self.rows else None
 
 
-def _where(flt: HistoryFilter) -> list[ColumnElement[bool]]:
+def _ref_text(kind: str, column: Any) -> ColumnElement[Any]:
+    return literal(f"{kind}:", String) + cast(column, String)
+
+
+def _named(conn: Connection, text: str) -> ColumnElement[bool]:
+    """Entries about what is called `text`: matching patients, their appointments, tasks,
+    recalls and runs; matching workflows and their runs."""
+    subjects: list[Any] = []
+    patient_ids = patients_matching(conn, text)
+    if patient_ids:
+        subjects.append(select(_ref_text("patient", RECORD_TABLES["patient"].c.id))
+                        .where(RECORD_TABLES["patient"].c.id.in_(patient_ids)))
+        for record_type in ("appointment", "task", "recall"):
+            table = RECORD_TABLES[record_type]
+            subjects.append(select(_ref_text(record_type, table.c.id)).where(table.c.patient_id.in_(patient_ids)))
+        subjects.append(select(_ref_text("run", runs.c.id)).where(runs.c.record_type == "patient",
+                                                                  runs.c.record_id.in_(patient_ids)))
+    workflow_ids = select(workflows.c.id).where(func.lower(workflows.c.name).contains(text.lower(), autoescape=True))
+    subjects.append(select(_ref_text("workflow", workflows.c.id)).where(workflows.c.id.in_(workflow_ids)))
+    subjects.append(select(_ref_text("run", runs.c.id)).where(runs.c.workflow_id.in_(workflow_ids)))
+    return (or_(*(column.in_(query) for query in subjects for column in (history.c.subject, history.c.related)))
+            if subjects else false())
+
+
+def _where(flt: HistoryFilter, conn: Connection | None = None) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
-    if flt.subject:
-        where.append(about(flt.subject.strip()))
+    if flt.subject and conn is not None and not is_reference(flt.subject):
+        where.append(_named(conn, flt.subject.strip()))
+    elif flt.subject and flt.with_what_it_did and caused_by(flt.subject.strip()) is not None:
+        where.append(or_(about_subject(flt.subject.strip()), history.c.actor == flt.subject.strip()))
+    elif flt.subject:
+        where.append(about_subject(flt.subject.strip()))
     if flt.actor:
         where.append(history.c.actor == flt.actor.strip())
     if flt.action:
@@ -100,16 +179,97 @@ def history_page(db: Database, flt: HistoryFilter | None = None, *, size: int = 
                  before_id: int | None = None, count: bool = True) -> HistoryPage:
     """A page of matching entries, newest first, and how many match (the History panel);
     the next page: `before_id=page.before_id`. `count=False` skips the count (total -1)."""
-    where = _where(flt or HistoryFilter())
     with db.read() as conn:
+        where = _where(flt or HistoryFilter(), conn)
         total = int(conn.execute(select(func.count()).select_from(history).where(*where)).scalar_one()) if count else -1
-        return HistoryPage(total, _rows(conn, where, size, before_id))
+        rows = _rows(conn, where, size, before_id)
+        subject = (flt.subject or "").strip() if flt is not None else ""
+        return HistoryPage(total, rows, history_names(conn, rows, [subject] if is_reference(subject) else []))
+
+
+def _detail_refs(detail: Any) -> Iterable[str]:
+    """Record references named anywhere in a detail: `record`, `patient_id`, inside text."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            if key == "patient_id" and isinstance(value, int):
+                yield f"patient:{value}"
+            elif key == "patient_id" and isinstance(value, list):
+                yield from (f"patient:{v}" for v in value if isinstance(v, int))
+            else:
+                yield from _detail_refs(value)
+    elif isinstance(detail, list):
+        for value in detail:
+            yield from _detail_refs(value)
+    elif isinstance(detail, str):
+        yield from (f"{kind}:{number}" for kind, number in _RECORD_IN_TEXT.findall(detail))
+
+
+def history_names(conn: Connection, rows: Iterable[HistoryRow], subjects: Iterable[str] = ()) -> HistoryNames:
+    """What the rows' references (and `subjects`, e.g. the filter's) are called (a few queries
+    for a whole page)."""
+    record_refs: set[RecordRef] = set()
+    workflow_ids: set[int] = set()
+    run_ids: set[int] = set()
+    rows = tuple(rows)
+    for about in (*subjects, *(row.subject for row in rows)):
+        kind, _, rest = about.partition(":")
+        if kind in RECORD_TABLES and rest.isdigit():
+            record_refs.add(RecordRef(kind, int(rest)))
+        elif kind == "workflow" and rest.isdigit():
+            workflow_ids.add(int(rest))
+        elif kind == "run" and rest.isdigit():
+            run_ids.add(int(rest))
+    for row in rows:
+        if (run := caused_by(row.actor)) is not None:
+            run_ids.add(run)
+        if row.detail:
+            for ref_text in _detail_refs(row.detail):
+                kind, _, rest = ref_text.partition(":")
+                record_refs.add(RecordRef(kind, int(rest)))
+            if isinstance(row.detail.get("workflow_id"), int):
+                workflow_ids.add(row.detail["workflow_id"])
+            if isinstance(row.detail.get("again_of"), int):
+                run_ids.add(row.detail["again_of"])
+    found = load_records(conn, record_refs) if record_refs else {}
+    records: dict[str, RecordRow] = {}
+    for ref in record_refs:
+        values = found.get(ref)
+        if values is None:
+            continue
+        patient_id = values.get("patient_id") if ref.type != "patient" else None
+        patient = values if ref.type == "patient" else (
+            found.get(RecordRef("patient", patient_id)) if patient_id is not None else None)
+        records[str(ref)] = RecordRow(ref, values, patient_name(patient), in_words_from(ref, found))
+    retried = {int(r.subject.partition(":")[2]) for r in rows if r.action == "run.retry_step" and r.detail
+               and r.subject.partition(":")[2].isdigit()}
+    run_names: dict[int, RunName] = {}
+    if run_ids:
+        query = (select(runs.c.id, runs.c.workflow_id, runs.c.version, workflows.c.name)
+                 .join(workflows, workflows.c.id == runs.c.workflow_id).where(runs.c.id.in_(run_ids)))
+        versions: dict[tuple[int, int], Any] = {}
+        for run_id, workflow_id, version, name in conn.execute(query):
+            steps: Mapping[str, str] = _EMPTY
+            if run_id in retried:
+                key = (workflow_id, version)
+                if key not in versions:
+                    try:
+                        versions[key] = workflow_store.get_version(conn, workflow_id, version)
+                    except NotFound:
+                        versions[key] = None
+                if versions[key] is not None:
+                    steps = MappingProxyType({n.id: versions[key].step_title(n.id) for n in versions[key].nodes})
+            run_names[run_id] = RunName(run_id, workflow_id, name, steps)
+    workflow_ids |= {r.workflow_id for r in run_names.values()}
+    names = {int(r.id): str(r.name) for r in conn.execute(
+        select(workflows.c.id, workflows.c.name).where(workflows.c.id.in_(workflow_ids)))} if workflow_ids else {}
+    return HistoryNames(MappingProxyType(records), MappingProxyType(names), MappingProxyType(run_names))
 
 
 def iter_history(db: Database, flt: HistoryFilter | None = None, *, page: int = 1000) -> Any:
     """Every matching entry newest first, read a page at a time (`history --csv`, CSV export)."""
     before: int | None = None
-    where = _where(flt or HistoryFilter())
+    with db.read() as conn:
+        where = _where(flt or HistoryFilter(), conn)
     while True:
         with db.read() as conn:
             rows = _rows(conn, where, page, before)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select
 
 from app.runtime.dry_run import DryRunResult, dry_run
-from app.runtime.integrations import preflight
+from app.runtime.integrations import NOT_CONFIGURED_PROBLEM, TEST_FAILED_PROBLEM, PreflightWarning, preflight_checks
 from app.store import workflows as store
 from app.store.database import Database
 from app.store.records import RecordRef
@@ -28,7 +28,8 @@ from app.store.workflows import VersionInfo, WorkflowInfo
 from app.workflow import Problem, Workflow, WorkflowFileError, load_workflow
 
 __all__ = [
-    "EditorStart", "ManualWorkflow", "PublishResult", "VersionInfo", "Webhook", "WorkflowInfo", "WorkflowState",
+    "NOT_CONFIGURED_PROBLEM", "TEST_FAILED_PROBLEM", "EditorStart", "ManualWorkflow", "PreflightWarning",
+    "PublishResult", "VersionInfo", "Webhook", "WorkflowInfo", "WorkflowState",
     "create_workflow", "delete_workflow", "duplicate_workflow", "export_workflow", "get_draft", "get_info",
     "get_version", "import_workflow", "list_versions", "list_workflows", "live_version", "manual_workflows",
     "open_for_editing", "preflight_warnings", "publish", "read_workflow_file", "rename_workflow",
@@ -144,11 +145,13 @@ def export_workflow(db: Database, workflow_id: int, version: int | None = None) 
     return (get_draft(db, workflow_id) if version is None else get_version(db, workflow_id, version)).to_json()
 
 
-def preflight_warnings(db: Database, workflow: Workflow) -> list[str]:
+def preflight_warnings(db: Database, workflow: Workflow) -> list[PreflightWarning]:
     """What Publish warns about (they do not stop it): integrations the workflow needs but
-    cannot use, records of its trigger's type lacking the address its messages go to."""
+    cannot use, records of its trigger's type lacking the address its messages go to. Each
+    warning's `text` is the command line's; the app words an integration's warning itself
+    from its `integration` and `problem` (no command-line syntax in the app)."""
     with db.read() as conn:
-        return list(preflight(conn, workflow))
+        return preflight_checks(conn, workflow)
 
 
 def test_run(db: Database, workflow: Workflow, record: RecordRef | None = None,
@@ -162,7 +165,7 @@ def test_run(db: Database, workflow: Workflow, record: RecordRef | None = None,
 @dataclass(frozen=True)
 class PublishResult:
     number: int
-    warnings: tuple[str, ...]
+    warnings: tuple[PreflightWarning, ...]
 
 
 def publish(db: Database, workflow_id: int, actor: str, note: str | None = None) -> PublishResult:
@@ -171,7 +174,7 @@ def publish(db: Database, workflow_id: int, actor: str, note: str | None = None)
     with db.write() as conn:
         number = store.publish(conn, workflow_id, actor, note)
     with db.read() as conn:
-        warnings = tuple(preflight(conn, store.get_version(conn, workflow_id, number)))
+        warnings = tuple(preflight_checks(conn, store.get_version(conn, workflow_id, number)))
     return PublishResult(number, warnings)
 
 

@@ -44,7 +44,7 @@ class RunsView(QWidget):
             self.status_filter.addItem(status_icon(status), STATUS_LABELS[status], status)
         self.since_edit = self._date_edit("runsSince", "From: any day")
         self.until_edit = self._date_edit("runsUntil", "To: any day")
-        self.search = QLineEdit(objectName="runRecordSearch", placeholderText="Search by record: patient:12 or a name…")
+        self.search = QLineEdit(objectName="runRecordSearch", placeholderText="Search by name…", toolTip="Runs for a patient (and their appointments, tasks and recalls): part of a name or an email address.\nAdvanced: a reference such as patient:12 or appointment:5.")  # noqa: E501
         self.search.setClearButtonEnabled(True)
         self.count_label = QLabel(objectName="runsCount")
 

@@ -4,7 +4,7 @@ triggers, and the pre-flight checks Publish shows. No Qt."""
 from .email import check_smtp, message_id, send_email
 from .errors import DeliveryError, IntegrationSettingError
 from .masking import MASK, SecretMaskingFilter, mask_secrets, mask_text
-from .preflight import preflight
+from .preflight import NOT_CONFIGURED_PROBLEM, TEST_FAILED_PROBLEM, PreflightWarning, preflight, preflight_checks
 from .settings import (
     last_test_result,
     load_sms,
@@ -17,8 +17,11 @@ from .webhook import WebhookServer, serve_webhooks
 
 __all__ = [
     "MASK",
+    "NOT_CONFIGURED_PROBLEM",
+    "TEST_FAILED_PROBLEM",
     "DeliveryError",
     "IntegrationSettingError",
+    "PreflightWarning",
     "SecretMaskingFilter",
     "WebhookServer",
     "check_sms",
@@ -30,6 +33,7 @@ __all__ = [
     "mask_text",
     "message_id",
     "preflight",
+    "preflight_checks",
     "record_test_result",
     "send_email",
     "send_sms",

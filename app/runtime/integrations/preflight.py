@@ -5,6 +5,7 @@ of consent, and (for schedules) how many ticks fall in quiet hours."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import Any, Final
 
@@ -29,6 +30,25 @@ NOT_CONFIGURED: Final = {
            "(clinicflow integration set sms url=... token=...)",
 }
 TITLES: Final = {"smtp": "Email integration", "sms": "SMS integration"}
+NOT_CONFIGURED_PROBLEM: Final = "not_configured"
+TEST_FAILED_PROBLEM: Final = "test_failed"
+
+
+@dataclass(frozen=True)
+class PreflightWarning:
+    """One pre-flight warning. `text` is in the command line's words (with the command that
+    fixes it); an integration's warning also says which (`integration`: "smtp", "sms") and
+    what is wrong (`problem`: NOT_CONFIGURED_PROBLEM, TEST_FAILED_PROBLEM, with the failed
+    test's `at`, ISO UTC, and `reason`), so the app can say it in its own words."""
+
+    text: str
+    integration: str | None = None
+    problem: str | None = None
+    at: str | None = None
+    reason: str | None = None
+
+    def __str__(self) -> str:
+        return self.text
 PLURALS: Final = {"patient": "patients", "appointment": "appointments", "task": "tasks", "recall": "recalls"}
 
 
@@ -55,24 +75,31 @@ def _count_missing(conn: Connection, record_type: str, field: str) -> tuple[int,
 
 
 def preflight(conn: Connection, workflow: Workflow) -> list[str]:
+    """Warnings for Publish in the command line's words (see `preflight_checks`)."""
+    return [warning.text for warning in preflight_checks(conn, workflow)]
+
+
+def preflight_checks(conn: Connection, workflow: Workflow) -> list[PreflightWarning]:
     """Warnings for Publish: integration problems, then records missing an address."""
-    warnings: list[str] = []
+    warnings: list[PreflightWarning] = []
     used = [MESSAGE_NODES[n.type] for n in workflow.nodes if n.type in MESSAGE_NODES]
     for kind in dict.fromkeys(kind for kind, _field, _words in used):
         settings = load_smtp(conn) if kind == "smtp" else load_sms(conn)
         if settings is None:
-            warnings.append(NOT_CONFIGURED[kind])
+            warnings.append(PreflightWarning(NOT_CONFIGURED[kind], kind, NOT_CONFIGURED_PROBLEM))
             continue
         result = last_test_result(conn, kind)
         if result is not None and not result["ok"]:
             when = f" ({result['at'][:16].replace('T', ' ')} UTC)" if result.get("at") else ""
-            warnings.append(f"{TITLES[kind]}: the last connection test failed{when}: {result.get('reason')}")
+            warnings.append(PreflightWarning(f"{TITLES[kind]}: the last connection test failed{when}: "
+                                             f"{result.get('reason')}", kind, TEST_FAILED_PROBLEM,
+                                             result.get("at"), result.get("reason")))
 
     record_type = trigger_record_type(workflow)
-    warnings.extend(quiet_hours_reach(conn, workflow))
+    warnings.extend(PreflightWarning(text) for text in quiet_hours_reach(conn, workflow))
     if record_type is None:
         return warnings
-    warnings.extend(consent_reach(conn, workflow, record_type))
+    warnings.extend(PreflightWarning(text) for text in consent_reach(conn, workflow, record_type))
     fields = dict.fromkeys((field, words) for n in workflow.nodes if n.type in MESSAGE_NODES
                            for _kind, field, words in [MESSAGE_NODES[n.type]]
                            if _uses_default_recipient(n.config, field))
@@ -81,11 +108,12 @@ def preflight(conn: Connection, workflow: Workflow) -> list[str]:
         if not lacking:
             continue
         if record_type == "patient":
-            warnings.append(f"{lacking} of {total} patients {'has' if lacking == 1 else 'have'} no {words}")
+            text = f"{lacking} of {total} patients {'has' if lacking == 1 else 'have'} no {words}"
         elif lacking == 1:
-            warnings.append(f"1 of {total} {PLURALS[record_type]} is for a patient with no {words}")
+            text = f"1 of {total} {PLURALS[record_type]} is for a patient with no {words}"
         else:
-            warnings.append(f"{lacking} of {total} {PLURALS[record_type]} are for patients with no {words}")
+            text = f"{lacking} of {total} {PLURALS[record_type]} are for patients with no {words}"
+        warnings.append(PreflightWarning(text))
     return warnings
 
 
