@@ -301,3 +301,24 @@ def test_search_boxes_lead_with_names_and_keep_references_as_the_advanced_form(q
         assert box.placeholderText() == "Search by name…"
         assert "patient:12" in box.toolTip() and "Advanced" in box.toolTip()
     QThreadPool.globalInstance().waitForDone(WAIT)
+
+
+def test_message_outcomes_read_as_what_became_of_the_message() -> None:
+    from datetime import UTC, datetime
+
+    from app.api.history import HistoryRow
+    from app.views.history_view import action_in_words, detail_in_words
+
+    at = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    skipped = HistoryRow(1, at, "clinicflow", "message.skipped", "run:7",
+                         {"step": "Welcome email", "channel": "email", "run": "run:7", "patient": None,
+                          "reason": "Patient Owen Price (patient:42) has opted out of email"})
+    assert action_in_words("message.skipped") == "Did not send a message"
+    assert detail_in_words(skipped) == "“Welcome email” not sent: Owen Price has opted out of email"
+    held = HistoryRow(2, at, "clinicflow", "message.held", "run:7",
+                      {"step": "Reminder text", "run": "run:7", "reason": "Quiet hours",
+                       "until": "2026-12-09T08:00:00+00:00"})
+    words = detail_in_words(held)
+    assert words.startswith("“Reminder text” held for quiet hours, until 09/12/2026") and "T08" not in words
+    assert detail_in_words(HistoryRow(3, at, "clinicflow", "message.sent", "run:7", {"step": "Welcome email"})) \
+        == "“Welcome email” sent"

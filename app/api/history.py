@@ -17,7 +17,14 @@ from app.runtime.rules import AUTO_DISABLE_ACTOR as SYSTEM_ACTOR
 from app.store import workflows as workflow_store
 from app.store.database import Database
 from app.store.errors import NotFound
-from app.store.history import HistoryEntry
+from app.store.history import (
+    MESSAGE_ACTION_WORDS,
+    MESSAGE_FAILED,
+    MESSAGE_HELD,
+    MESSAGE_SENT,
+    MESSAGE_SKIPPED,
+    HistoryEntry,
+)
 from app.store.history import about as about_subject
 from app.store.records import RecordRef, caused_by, patient_name
 from app.store.schema import RECORD_TABLES, history, runs, workflows
@@ -25,7 +32,8 @@ from app.store.timeutil import iso
 
 from .records import RecordRow, in_words_from, load_records, patients_matching
 
-__all__ = ["CSV_COLUMNS", "SYSTEM_ACTOR", "HistoryEntry", "HistoryFilter", "HistoryNames", "HistoryPage",
+__all__ = ["CSV_COLUMNS", "MESSAGE_ACTION_WORDS", "MESSAGE_FAILED", "MESSAGE_HELD", "MESSAGE_SENT", "MESSAGE_SKIPPED",
+           "SYSTEM_ACTOR", "HistoryEntry", "HistoryFilter", "HistoryNames", "HistoryPage",
            "HistoryRow", "RunName", "caused_by", "entry_json", "history_page", "is_reference", "iter_history",
            "list_history", "write_history_csv"]
 

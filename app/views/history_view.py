@@ -31,7 +31,18 @@ from PySide6.QtWidgets import (
 
 from app.api import Database
 from app.api import history as history_api
-from app.api.history import SYSTEM_ACTOR, HistoryFilter, HistoryNames, HistoryPage, HistoryRow, caused_by
+from app.api.history import (
+    MESSAGE_ACTION_WORDS,
+    MESSAGE_HELD,
+    MESSAGE_SENT,
+    SYSTEM_ACTOR,
+    HistoryFilter,
+    HistoryNames,
+    HistoryPage,
+    HistoryRow,
+    caused_by,
+)
+from app.api.runs import plain_reason
 from app.api.settings import SETTINGS
 from app.workflow.records import FieldKind, field_names, field_spec
 
@@ -58,6 +69,7 @@ ACTION_WORDS: Final[dict[str, str]] = {
     "settings.set": "Changed a practice setting", "integration.set": "Changed an integration",
     "team.add": "Added a team member", "team.set_role": "Changed a team member's role",
     "team.remove": "Removed a team member", "demo.load": "Loaded the demo practice",
+    **MESSAGE_ACTION_WORDS,
 }
 HEADERS: Final = ("When", "Who", "What", "About", "Details")
 
@@ -218,6 +230,19 @@ def setting_value(key: str, value: Any) -> str:
     return text if text != "" else "(empty)"
 
 
+def _message_in_words(action: str, detail: dict[str, Any], names: HistoryNames) -> str:
+    """`“Welcome email” not sent to Owen Price: Owen Price has opted out of email`."""
+    step = f"“{detail['step']}”" if detail.get("step") else "A message"
+    to = f" to {_plain(detail['patient'], names)}" if detail.get("patient") else ""
+    reason = plain_reason(str(detail.get("reason") or ""))
+    if action == MESSAGE_SENT:
+        return f"{step} sent{to}"
+    if action == MESSAGE_HELD:
+        until = _plain(detail["until"]) if detail.get("until") else "quiet hours end"
+        return f"{step}{to} held for quiet hours, until {until}"
+    return f"{step} not sent{to}" + (f": {reason}" if reason else "")
+
+
 def detail_in_words(row: HistoryRow, names: HistoryNames = NO_NAMES) -> str:
     """The entry's detail for people: changes as `Email: a → b`, times in the locale, Yes/No,
     settings by their Settings labels, records, workflows and steps by name."""
@@ -238,6 +263,8 @@ def detail_in_words(row: HistoryRow, names: HistoryNames = NO_NAMES) -> str:
         # own change (in the app or on the command line) needs no words beyond who made it.
         via = "" if how in ("", "app or command line") else f" (by {'a ' if how == 'workflow' else ''}{how})"
         return _changes("patient", detail["changes"], names) + via
+    if row.action in MESSAGE_ACTION_WORDS:
+        return _message_in_words(row.action, detail, names)
     if row.action == "settings.set":
         key = str(detail.get("key") or row.subject.partition(":")[2])
         return f"{SETTING_LABELS.get(key, key)}: {setting_value(key, detail.get('old'))} → " \
