@@ -178,7 +178,7 @@ def test_a_start_is_one_statement_on_postgresql_and_a_stale_guess_falls_back_wit
     assert [s for s, _, _ in subjects] == [f"run:{first}", f"run:{second}"]
     assert subjects[1][2] == {"workflow_id": workflow_id, "version": 1, "record": str(refs[1]), "trigger": "manual"}
     # A missing record, a changed default limit, a disabled workflow: read afresh, same words.
-    with pytest.raises(NotFound, match="^there is no patient:999999$"):
+    with pytest.raises(NotFound, match=r"^there is no patient:999999$"):
         start_run(db, workflow_id, record=RecordRef("patient", 999999), actor="tester")
     with db.write() as conn:
         set_default_limits(conn, {"max_runtime_seconds": 600})

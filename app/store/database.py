@@ -101,7 +101,7 @@ T = TypeVar("T")
 class _Queued:
     """Work queued for the next SQLite write transaction of this process (`Database.grouped`)."""
 
-    __slots__ = ("work", "done", "result", "error")
+    __slots__ = ("done", "error", "result", "work")
 
     def __init__(self, work: Callable[[Connection], Any]) -> None:
         self.work = work
