@@ -183,7 +183,7 @@ class Database:
             self._queued.append(item)
         if self._take_turn(item):
             try:
-                with self._transaction():
+                with self._transaction(alone=True):
                     pass  # its work is queued: `_transaction` does it with any other queued
             except BaseException:
                 with self._turn:
@@ -221,25 +221,35 @@ class Database:
                 self._turn.notify_all()
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        """The turn holder's transaction: its own work, then the queued work, then COMMIT."""
+    def _transaction(self, *, alone: bool = False) -> Iterator[Connection]:
+        """The turn holder's transaction: its own work, then the queued work, then COMMIT.
+        `alone`: the holder has no work of its own (a grouped caller)."""
         assert self._turn is not None
         taken: list[_Queued] = []
         try:
             with self.engine.begin() as conn:
                 yield conn
                 if self._turn_depth == 1:  # a write inside a write leaves the queue to the outer one
-                    self._do_queued(conn, taken)
+                    self._do_queued(conn, taken, alone)
         except BaseException as exc:
             self._settle(taken, exc)
             raise
         self._settle(taken, None)
 
-    def _do_queued(self, conn: Connection, taken: list[_Queued]) -> None:
+    def _do_queued(self, conn: Connection, taken: list[_Queued], alone: bool) -> None:
         assert self._turn is not None
         with self._turn:
             taken.extend(self._queued)
             self._queued.clear()
+        if alone and len(taken) == 1:
+            # The only work in this transaction needs no savepoint: its error rolls it all back.
+            item = taken[0]
+            try:
+                item.result = item.work(conn)
+            except Exception as exc:
+                item.error = exc
+                raise
+            return
         for item in taken:
             try:
                 with conn.begin_nested():
