@@ -134,19 +134,24 @@ def _clinicflow_waits(figure: str, db: Any, n: int) -> dict[str, Any]:
     runtime = Runtime(db, "bench")
     runtime.run_once()  # every run now waits, an hour ahead
     with db.read() as conn:
-        waiting = conn.execute(select(runs.c.id, steps.c.id, steps.c.output).join(steps, steps.c.run_id == runs.c.id)
+        waiting = conn.execute(select(runs.c.id, steps.c.id, steps.c.output, runs.c.record_id)
+                               .join(steps, steps.c.run_id == runs.c.id)
                                .where(runs.c.status == "waiting", steps.c.node_id == "pause")
                                .order_by(runs.c.id)).all()
     assert len(waiting) == n, len(waiting)
-    # Then the due times are brought forward (the run's and the wait step's, as the wait wrote them).
+    # Then the due times are brought forward (the run's and the wait step's, as the wait wrote them,
+    # and the patient's notes the wait follows: a resumed `until` wait computes its time again).
     first_due = utcnow() + timedelta(seconds=1.5)
     dues = [first_due + timedelta(seconds=spread * i / n) for i in range(n)]
     with db.write() as conn:
         conn.execute(update(runs).where(runs.c.id == bindparam("b_id")).values(due_at=bindparam("due")),
-                     [{"b_id": run_id, "due": due} for (run_id, _, _), due in zip(waiting, dues, strict=True)])
+                     [{"b_id": run_id, "due": due} for (run_id, _, _, _), due in zip(waiting, dues, strict=True)])
         conn.execute(update(steps).where(steps.c.id == bindparam("b_id")).values(output=bindparam("out")),
                      [{"b_id": step_id, "out": {**(output or {}), "resume_at": due.isoformat()}}
-                      for (_, step_id, output), due in zip(waiting, dues, strict=True)])
+                      for (_, step_id, output, _), due in zip(waiting, dues, strict=True)])
+        conn.execute(update(patients).where(patients.c.id == bindparam("b_id")).values(notes=bindparam("notes")),
+                     [{"b_id": record_id, "notes": due.isoformat()}
+                      for (_, _, _, record_id), due in zip(waiting, dues, strict=True)])
     with db.read() as conn:
         run_ids = list(conn.execute(select(runs.c.id)).scalars())
     runtime.start()

@@ -16,11 +16,18 @@ from sqlalchemy import Connection, insert, select, text, update
 from app.store.database import Database
 from app.store.errors import InvalidRecord, NotFound, WrongState
 from app.store.history import record_action
-from app.store.records import RecordRef, find_record
-from app.store.schema import runs, steps, workflows
+from app.store.records import MAX_ID, RecordRef, find_record
+from app.store.schema import RECORD_TABLES, runs, steps, workflows
 from app.store.settings import effective_limits
 from app.store.timeutil import utcnow
-from app.store.workflows import get_version, live_version, live_version_number
+from app.store.workflows import (
+    LiveVersion,
+    get_version,
+    known_live,
+    live_version,
+    live_version_number,
+    start_at_once,
+)
 from app.workflow import Workflow
 from app.workflow.context import with_article
 from app.workflow.vocabulary import (
@@ -84,6 +91,18 @@ def deadline_after(moment: datetime, seconds: int) -> datetime | None:
         return None
 
 
+def run_values(workflow_id: int, version: int, workflow: Workflow, *, trigger_kind: str, record: RecordRef | None,
+               payload: dict[str, Any] | None, actor: str | None, event_id: int | None, now: datetime,
+               limits: dict[str, int]) -> dict[str, Any]:
+    """The column values of a new ready run."""
+    return {
+        "workflow_id": workflow_id, "version": version, "status": RunStatus.RUNNING, "trigger_kind": trigger_kind,
+        "record_type": record.type if record else None, "record_id": record.id if record else None,
+        "trigger_data": payload, "event_id": event_id, "started_by": actor, "triggered_at": now,
+        "deadline_at": deadline_after(now, limits["max_runtime_seconds"]), "due_at": now,
+        "state": initial_state(workflow), "updated_at": now}
+
+
 def create_run(conn: Connection, workflow_id: int, version: int, workflow: Workflow, *, trigger_kind: str,
                record: RecordRef | None, payload: dict[str, Any] | None, actor: str | None,
                event_id: int | None = None, now: datetime | None = None,
@@ -91,12 +110,8 @@ def create_run(conn: Connection, workflow_id: int, version: int, workflow: Workf
     """Insert a ready run; None if this event already started a run of this workflow."""
     now = now or utcnow()
     limits = limits or effective_limits(conn, workflow.limits.model_dump() if workflow.limits else None)
-    values = {
-        "workflow_id": workflow_id, "version": version, "status": RunStatus.RUNNING, "trigger_kind": trigger_kind,
-        "record_type": record.type if record else None, "record_id": record.id if record else None,
-        "trigger_data": payload, "event_id": event_id, "started_by": actor, "triggered_at": now,
-        "deadline_at": deadline_after(now, limits["max_runtime_seconds"]), "due_at": now,
-        "state": initial_state(workflow), "updated_at": now}
+    values = run_values(workflow_id, version, workflow, trigger_kind=trigger_kind, record=record, payload=payload,
+                        actor=actor, event_id=event_id, now=now, limits=limits)
     if event_id is None:
         run_id = conn.execute(_INSERT_RUN, values).scalar_one()
     else:
@@ -129,49 +144,91 @@ def _workflow_row(conn: Connection, workflow_id: int) -> Any:
 
 def start_run(db: Database, workflow_id: int, *, record: RecordRef | None = None, actor: str,
               trigger_kind: str = TriggerKind.MANUAL, payload: dict[str, Any] | None = None) -> int:
-    """Start a run now; it is durably created (status running, due now) when this returns."""
-    with watched_write(db) as conn:
-        # One statement (the workflow, its live version, the default limits); the version's
-        # parsed form is cached, as published versions never change.
-        live = live_version(conn, workflow_id)
-        shown = f"workflow {workflow_id} ({live.name})"
-        if not live.enabled:
-            raise WrongState(f"{shown} is disabled; enable it before starting runs")
-        version, workflow = live.number, live.workflow
-        if version is None or workflow is None:
-            raise WrongState(f"{shown} has no published version")
-        trigger = workflow.trigger
-        assert trigger is not None
-        expected = TRIGGER_KINDS.get(trigger_kind)
-        if expected is None:
-            raise WrongState(f"unknown trigger kind '{trigger_kind}'")
-        if trigger.type != expected:
-            raise WrongState(f"{shown} is started {_TRIGGER_WORDS.get(trigger.type, trigger.type)}, "
-                             f"not {_TRIGGER_WORDS[expected]}")
-        record_type = getattr(trigger.config, "record_type", None)
-        if record_type is not None and record is None:
-            raise InvalidRecord(f"{shown} runs for {with_article(record_type)}: "
-                                f"name one, e.g. --record {record_type}:ID")
-        if record is not None:
-            if record_type is None:
-                raise InvalidRecord(f"{shown} runs without a record; {record} cannot be given")
-            if record.type != record_type:
-                raise InvalidRecord(f"{shown} runs for {with_article(record_type)}, "
-                                    f"not for {with_article(record.type)} ({record})")
-            if find_record(conn, record) is None:
-                raise NotFound(f"there is no {record}")
-        if record is not None and trigger_kind == TriggerKind.WEBHOOK:
-            # Held to `reenrol` like record events and schedules (a person's start is not):
-            # one statement on the enrolment key, so of two concurrent requests one starts.
-            rules.start_enrolled(conn, workflow_id, workflow, record, utcnow())
-        run_id = create_run(conn, workflow_id, version, workflow, trigger_kind=trigger_kind, record=record,
-                            payload=payload, actor=actor, limits=live.limits)
-        assert run_id is not None
-        record_action(conn, actor, "run.start", f"run:{run_id}",
-                      {"workflow_id": workflow_id, "version": version, "record": str(record) if record else None,
-                       "trigger": trigger_kind})
+    """Start a run now; it is durably created (status running, due now) when this returns.
+
+    PostgreSQL: one statement when this process started the workflow before (`start_at_once`).
+    SQLite: starts arriving together, or behind the runtime's batch, share one commit
+    (`Database.grouped`), each in its own savepoint: one refused start fails only its caller."""
+    run_id = _start_at_once(db, workflow_id, record, actor, trigger_kind, payload) if db.is_postgresql else None
+    if run_id is None:
+        run_id = db.grouped(lambda conn: _start_in(conn, workflow_id, record, actor, trigger_kind, payload))
     wake_runtimes()
     return run_id
+
+
+def _checked(live: LiveVersion, trigger_kind: str, record: RecordRef | None) -> tuple[int, Workflow]:
+    """The live version a start of `live` runs, or the reason it is refused."""
+    shown = f"workflow {live.id} ({live.name})"
+    if not live.enabled:
+        raise WrongState(f"{shown} is disabled; enable it before starting runs")
+    version, workflow = live.number, live.workflow
+    if version is None or workflow is None:
+        raise WrongState(f"{shown} has no published version")
+    trigger = workflow.trigger
+    assert trigger is not None
+    expected = TRIGGER_KINDS.get(trigger_kind)
+    if expected is None:
+        raise WrongState(f"unknown trigger kind '{trigger_kind}'")
+    if trigger.type != expected:
+        raise WrongState(f"{shown} is started {_TRIGGER_WORDS.get(trigger.type, trigger.type)}, "
+                         f"not {_TRIGGER_WORDS[expected]}")
+    record_type = getattr(trigger.config, "record_type", None)
+    if record_type is not None and record is None:
+        raise InvalidRecord(f"{shown} runs for {with_article(record_type)}: "
+                            f"name one, e.g. --record {record_type}:ID")
+    if record is not None:
+        if record_type is None:
+            raise InvalidRecord(f"{shown} runs without a record; {record} cannot be given")
+        if record.type != record_type:
+            raise InvalidRecord(f"{shown} runs for {with_article(record_type)}, "
+                                f"not for {with_article(record.type)} ({record})")
+    return version, workflow
+
+
+def _start_detail(workflow_id: int, version: int, record: RecordRef | None, trigger_kind: str) -> dict[str, Any]:
+    return {"workflow_id": workflow_id, "version": version, "record": str(record) if record else None,
+            "trigger": trigger_kind}
+
+
+def _start_in(conn: Connection, workflow_id: int, record: RecordRef | None, actor: str, trigger_kind: str,
+              payload: dict[str, Any] | None) -> int:
+    # One statement (the workflow, its live version, the default limits); the version's
+    # parsed form is cached, as published versions never change.
+    live = live_version(conn, workflow_id)
+    version, workflow = _checked(live, trigger_kind, record)
+    if record is not None and find_record(conn, record) is None:
+        raise NotFound(f"there is no {record}")
+    if record is not None and trigger_kind == TriggerKind.WEBHOOK:
+        # Held to `reenrol` like record events and schedules (a person's start is not):
+        # one statement on the enrolment key, so of two concurrent requests one starts.
+        rules.start_enrolled(conn, workflow_id, workflow, record, utcnow())
+    run_id = create_run(conn, workflow_id, version, workflow, trigger_kind=trigger_kind, record=record,
+                        payload=payload, actor=actor, limits=live.limits)
+    assert run_id is not None
+    record_action(conn, actor, "run.start", f"run:{run_id}", _start_detail(workflow_id, version, record, trigger_kind))
+    return run_id
+
+
+def _start_at_once(db: Database, workflow_id: int, record: RecordRef | None, actor: str, trigger_kind: str,
+                   payload: dict[str, Any] | None) -> int | None:
+    """PostgreSQL: the start as one statement in autocommit (one round trip), on what the last
+    start of this workflow read; None when that guess no longer holds (nothing was written)."""
+    if record is not None and trigger_kind == TriggerKind.WEBHOOK:
+        return None  # held to `reenrol`: the enrolment statement goes with the ordinary start
+    guess = known_live(str(db.url), workflow_id)
+    if guess is None or (record is not None and (record.type not in RECORD_TABLES or not 0 <= record.id <= MAX_ID)):
+        return None
+    try:
+        version, workflow = _checked(guess, trigger_kind, record)
+    except (WrongState, InvalidRecord):
+        return None  # the ordinary start reads afresh and says why
+    now = utcnow()
+    run = run_values(workflow_id, version, workflow, trigger_kind=trigger_kind, record=record, payload=payload,
+                     actor=actor, event_id=None, now=now, limits=guess.limits)
+    entry = {"at": now, "actor": actor, "action": "run.start",
+             "detail": _start_detail(workflow_id, version, record, trigger_kind)}
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return start_at_once(conn, guess, run, entry, NOTIFY_CHANNEL)
 
 
 def _status_of(conn: Connection, run_id: int) -> str:

@@ -70,8 +70,10 @@ class Runtime:
         self.poll_seconds = poll_seconds or float(os.environ.get(ENV_POLL) or default_poll)
         self._hub = EventHub()
         self.workers = workers or int(os.environ.get(ENV_WORKERS) or (2 if db.is_postgresql else 1))
-        # Smaller batches on PostgreSQL: concurrent batches hold fewer locks for less time.
-        batch_runs = batch_runs or (25 if db.is_postgresql else 100)
+        # As many runs per batch on PostgreSQL as on SQLite: a batch stops claiming more after
+        # BATCH_SECONDS_POSTGRESQL (0.25 s) anyway, so its locks are held no longer, and runs
+        # falling due together (waits) resume with fewer transactions.
+        batch_runs = batch_runs or 100
         self.writes = LockWatch(db)
         self.writes.subscribe(self._database_waiting_changed)
         self.engine = Engine(db, self.name, lease_seconds=self.lease_seconds, batch_runs=batch_runs, hub=self._hub,
@@ -178,8 +180,6 @@ class Runtime:
         # Outcomes of messages already sent come first: until they are committed their runs
         # look as if the message might be in the server's hands.
         self.engine.save_unsaved()
-        if has_pending_events(self.db):
-            dispatch_record_events(self.db, self.engine)
         if self.workers == 1:
             return self._drain(stop)
         # PostgreSQL: while one batch waits on the network another runs (SKIP LOCKED keeps
@@ -206,38 +206,41 @@ class Runtime:
         return sum(totals)
 
     def _drain(self, stop: threading.Event) -> int:
-        """Batches until nothing is ready."""
+        """Batches until nothing is ready. Ready runs go first (a new run's first step waits for
+        no other look at the database); pending record events are turned into runs after each
+        batch, and those runs are executed by the next."""
         total = 0
         while not stop.is_set():
-            if has_pending_events(self.db):
-                dispatch_record_events(self.db, self.engine)
             batch = self.engine.process_batch(stop)
             total += batch.steps
             # A committed intent is the current step: it is sent even while stopping.
             for send in batch.sends:
                 self.engine.deliver(send)
-            if batch.runs == 0 and not batch.sends:
+            started = dispatch_record_events(self.db, self.engine) if has_pending_events(self.db) else 0
+            if batch.runs == 0 and not batch.sends and not started:
                 break
         return total
 
     def _loop(self) -> None:
         last_schedule_check = 0.0
-        steps_last_time = False
+        busy = False
         while not self._stop.is_set():
             self._wake.clear()
             timeout = self.poll_seconds
             try:
+                if busy:
+                    # Work arrived while the last work was in progress: let a few more triggers
+                    # arrive so they share one batch. (Waking from idle, the new run goes at once.)
+                    self._stop.wait(GATHER_SECONDS)
+                steps = self._work(self._stop)
+                busy = steps > 0 and self._wake.is_set()
+                # After the work, so a run started just now does not wait for this look.
                 if time.monotonic() - last_schedule_check > SCHEDULE_CHECK_SECONDS:
                     last_schedule_check = time.monotonic()
                     if self._schedules._scheduler is None:
                         self._schedules.start()
                     else:
                         self._schedules.refresh()
-                if steps_last_time:
-                    # Busy: let a few more triggers arrive so they share one commit.
-                    self._stop.wait(GATHER_SECONDS)
-                steps = self._work(self._stop)
-                steps_last_time = steps > 0
                 if steps:
                     log.debug("executed %d step(s)", steps)
                 self._set_state(RuntimeState.RUNNING)

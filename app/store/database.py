@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import platformdirs
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -95,6 +95,19 @@ def check_sqlite_location(path: Path, mounts: str | None = None) -> None:
 
 
 WaitHook = Callable[[str | None], None]
+T = TypeVar("T")
+
+
+class _Queued:
+    """Work queued for the next SQLite write transaction of this process (`Database.grouped`)."""
+
+    __slots__ = ("done", "error", "result", "work")
+
+    def __init__(self, work: Callable[[Connection], Any]) -> None:
+        self.work = work
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
 
 
 class Database:
@@ -116,7 +129,12 @@ class Database:
         # one that waits (a start behind the runtime's batch) goes ahead the moment the lock is
         # free instead of sleeping in SQLite's busy handler (1, 2, 5, 10, 15, 20 ms ...).
         # Re-entrant, like before: a write inside a write on one thread still goes to SQLite.
-        self._write_turn: threading.RLock | None = threading.RLock() if self.is_sqlite else None
+        # Work queued by `grouped` (starts) is done by whoever holds the turn next, in its
+        # transaction: starts arriving together, or behind a batch, share one commit.
+        self._turn: threading.Condition | None = threading.Condition() if self.is_sqlite else None
+        self._turn_owner: int | None = None
+        self._turn_depth = 0
+        self._queued: list[_Queued] = []
 
     def _notify_wait(self, message: str | None) -> None:
         hook = self.on_wait
@@ -135,13 +153,121 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One transaction that commits on success; IMMEDIATE on SQLite (no upgrade deadlocks)."""
-        if self._write_turn is None:
+        """One transaction that commits on success; IMMEDIATE on SQLite (no upgrade deadlocks).
+        On SQLite it also does the work `grouped` queued meanwhile, each in its own savepoint,
+        before it commits."""
+        if self._turn is None:
             with self.engine.begin() as conn:
                 yield conn
             return
-        with self._write_turn, self.engine.begin() as conn:
-            yield conn
+        self._take_turn(None)
+        try:
+            with self._transaction() as conn:
+                yield conn
+        finally:
+            self._give_turn()
+
+    def grouped(self, work: Callable[[Connection], T]) -> T:
+        """`work(conn)` in a write transaction that may hold other callers' work too (group
+        commit): on SQLite, calls arriving together, or while another write of this process
+        (the runtime's batch) is in progress, are done by the next holder of the write turn,
+        each in its own savepoint, and committed together. Returns `work`'s result, or raises
+        its error (which undid only its own savepoint), only after the commit that holds it;
+        if that commit fails, every caller in it gets the commit's error. On PostgreSQL, and
+        inside a write on the same thread, it is `write()`."""
+        if self._turn is None or self._turn_owner == threading.get_ident():
+            with self.write() as conn:
+                return work(conn)
+        item = _Queued(work)
+        with self._turn:
+            self._queued.append(item)
+        if self._take_turn(item):
+            try:
+                with self._transaction(alone=True):
+                    pass  # its work is queued: `_transaction` does it with any other queued
+            except BaseException:
+                with self._turn:
+                    if not item.done:
+                        if item in self._queued:
+                            self._queued.remove(item)
+                        raise
+            finally:
+                self._give_turn()
+        if item.error is not None:
+            raise item.error
+        return item.result  # type: ignore[no-any-return]
+
+    def _take_turn(self, item: _Queued | None) -> bool:
+        """Wait for the write turn (True, now held) or, for queued work, until another holder
+        did it (False)."""
+        assert self._turn is not None
+        me = threading.get_ident()
+        with self._turn:
+            while True:
+                if item is not None and item.done:
+                    return False
+                if self._turn_owner is None or self._turn_owner == me:
+                    self._turn_owner = me
+                    self._turn_depth += 1
+                    return True
+                self._turn.wait()
+
+    def _give_turn(self) -> None:
+        assert self._turn is not None
+        with self._turn:
+            self._turn_depth -= 1
+            if self._turn_depth == 0:
+                self._turn_owner = None
+                self._turn.notify_all()
+
+    @contextmanager
+    def _transaction(self, *, alone: bool = False) -> Iterator[Connection]:
+        """The turn holder's transaction: its own work, then the queued work, then COMMIT.
+        `alone`: the holder has no work of its own (a grouped caller)."""
+        assert self._turn is not None
+        taken: list[_Queued] = []
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+                if self._turn_depth == 1:  # a write inside a write leaves the queue to the outer one
+                    self._do_queued(conn, taken, alone)
+        except BaseException as exc:
+            self._settle(taken, exc)
+            raise
+        self._settle(taken, None)
+
+    def _do_queued(self, conn: Connection, taken: list[_Queued], alone: bool) -> None:
+        assert self._turn is not None
+        with self._turn:
+            taken.extend(self._queued)
+            self._queued.clear()
+        if alone and len(taken) == 1:
+            # The only work in this transaction needs no savepoint: its error rolls it all back.
+            item = taken[0]
+            try:
+                item.result = item.work(conn)
+            except Exception as exc:
+                item.error = exc
+                raise
+            return
+        for item in taken:
+            try:
+                with conn.begin_nested():
+                    item.result = item.work(conn)
+            except Exception as exc:  # its own savepoint is undone; the others go on
+                item.error = exc
+
+    def _settle(self, taken: list[_Queued], failed: BaseException | None) -> None:
+        """After COMMIT (or its failure): the callers whose work it held may return."""
+        if not taken:
+            return
+        assert self._turn is not None
+        with self._turn:
+            for item in taken:
+                if failed is not None and item.error is None:
+                    item.error, item.result = failed, None  # not committed: nothing of it exists
+                item.done = True
+            self._turn.notify_all()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

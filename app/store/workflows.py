@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Text, and_, bindparam, cast, exists, func, insert, literal, select, update
 
 from app.workflow import Workflow, check_publishable, load_workflow
 from app.workflow.vocabulary import RunStatus
@@ -23,7 +23,7 @@ from app.workflow.vocabulary import RunStatus
 from .errors import NotFound, WrongState
 from .history import record_action
 from .records import MAX_ID
-from .schema import runs, settings, workflow_versions, workflows
+from .schema import RECORD_TABLES, history, runs, settings, workflow_versions, workflows
 from .settings import DEFAULT_LIMITS, LIMITS_KEY, default_limits
 from .timeutil import utcnow
 
@@ -137,6 +137,8 @@ class LiveVersion:
     number: int | None
     workflow: Workflow | None
     limits: dict[str, int]  # the version's limits with the practice defaults filled in
+    published_at: datetime | None = None
+    limits_text: str | None = None  # the stored default limits as text (None: not set)
 
 
 # Published versions never change, so each is parsed once per process. The key names the
@@ -152,7 +154,9 @@ _latest = (select(workflow_versions.c.workflow_id, func.max(workflow_versions.c.
 _LIVE: Final = (select(workflows.c.id, workflows.c.name, workflows.c.enabled, workflows.c.archived,
                        workflow_versions.c.number, workflow_versions.c.published_at,
                        select(settings.c.value).where(settings.c.key == LIMITS_KEY).scalar_subquery()
-                       .label("limits"))
+                       .label("limits"),
+                       select(cast(settings.c.value, Text)).where(settings.c.key == LIMITS_KEY).scalar_subquery()
+                       .label("limits_text"))
                 .select_from(workflows.outerjoin(_latest, _latest.c.workflow_id == workflows.c.id)
                              .outerjoin(workflow_versions, and_(workflow_versions.c.workflow_id == workflows.c.id,
                                                                 workflow_versions.c.number == _latest.c.number)))
@@ -179,7 +183,8 @@ def published_workflow(conn: Connection, workflow_id: int, number: int, publishe
 
 
 def live_version(conn: Connection, workflow_id: int) -> LiveVersion:
-    """The workflow and its live version for starting a run; `NotFound` if there is no such workflow."""
+    """The workflow and its live version for starting a run; `NotFound` if there is no such workflow.
+    What it read is remembered for `known_live` (the next start's one-statement path)."""
     if not 0 <= workflow_id <= MAX_ID:
         raise NotFound(f"there is no workflow {workflow_id}")
     row = conn.execute(_LIVE, {"wid": workflow_id}).first()
@@ -193,7 +198,83 @@ def live_version(conn: Connection, workflow_id: int) -> LiveVersion:
         for key, value in (workflow.limits.model_dump() if workflow.limits else {}).items():
             if value is not None:
                 limits[key] = int(value)
-    return LiveVersion(row.id, row.name, bool(row.enabled), bool(row.archived), row.number, workflow, limits)
+    live = LiveVersion(row.id, row.name, bool(row.enabled), bool(row.archived), row.number, workflow, limits,
+                       row.published_at, row.limits_text)
+    with _parsed_lock:
+        _known[(str(conn.engine.url), workflow_id)] = live
+        while len(_known) > _PARSED_MAX:
+            _known.popitem(last=False)
+    return live
+
+
+# The last `live_version` read of each workflow (per database): a start on PostgreSQL takes it
+# as its guess and checks it in the same statement that inserts the run (`start_at_once`).
+_known: OrderedDict[tuple[str, int], LiveVersion] = OrderedDict()
+
+
+def known_live(url: str, workflow_id: int) -> LiveVersion | None:
+    """What `live_version` last read of this workflow in this process (maybe stale), or None."""
+    with _parsed_lock:
+        return _known.get((url, workflow_id))
+
+
+_RUN_COLUMNS: Final = ("workflow_id", "version", "status", "trigger_kind", "record_type", "record_id",
+                       "trigger_data", "event_id", "started_by", "triggered_at", "deadline_at", "due_at", "state",
+                       "updated_at")
+_HISTORY_COLUMNS: Final = ("at", "actor", "action", "detail")
+_at_once: dict[str | None, Any] = {}
+
+
+def _start_statement(record_type: str | None) -> Any:
+    """INSERT the run only if the guessed live version still holds (enabled, the same newest
+    version and publication time, the same default limits, the record exists), its history
+    entry, and pg_notify: one statement, so one round trip in autocommit (PostgreSQL)."""
+    statement = _at_once.get(record_type)
+    if statement is not None:
+        return statement
+    wid = bindparam("r_workflow_id", type_=runs.c.workflow_id.type)
+    newer = select(workflow_versions.c.number).where(workflow_versions.c.workflow_id == wid,
+                                                     workflow_versions.c.number > bindparam("g_number"))
+    holds = [
+        exists(select(workflows.c.id)
+               .select_from(workflows.join(workflow_versions, workflow_versions.c.workflow_id == workflows.c.id))
+               .where(workflows.c.id == wid, workflows.c.enabled.is_(True),
+                      workflow_versions.c.number == bindparam("g_number"),
+                      workflow_versions.c.published_at == bindparam("g_published_at",
+                                                                    type_=workflow_versions.c.published_at.type))),
+        ~exists(newer),
+        select(cast(settings.c.value, Text)).where(settings.c.key == LIMITS_KEY).scalar_subquery()
+        .is_not_distinct_from(bindparam("g_limits_text", type_=Text)),
+    ]
+    if record_type is not None:
+        table = RECORD_TABLES[record_type]
+        holds.append(exists().where(table.c.id == bindparam("g_record_id")))
+    values = select(*[cast(bindparam(f"r_{name}", type_=runs.c[name].type), runs.c[name].type)
+                      for name in _RUN_COLUMNS]).where(*holds)
+    started = insert(runs).from_select(list(_RUN_COLUMNS), values).returning(runs.c.id).cte("started")
+    entry = select(*[cast(bindparam(f"h_{name}", type_=history.c[name].type), history.c[name].type)
+                     for name in ("at", "actor", "action")],
+                   literal("run:", Text) + cast(started.c.id, Text),
+                   cast(bindparam("h_detail", type_=history.c.detail.type), history.c.detail.type)
+                   ).select_from(started)
+    noted = insert(history).from_select(["at", "actor", "action", "subject", "detail"], entry).cte("noted")
+    statement = select(started.c.id, func.pg_notify(bindparam("channel"), "")).add_cte(noted)
+    _at_once[record_type] = statement
+    return statement
+
+
+def start_at_once(conn: Connection, guess: LiveVersion, run: dict[str, Any], entry: dict[str, Any],
+                  channel: str) -> int | None:
+    """One statement (PostgreSQL): the run `run` (its column values), if `guess` still describes
+    the workflow and its record exists, with the history entry `entry` (at, actor, action,
+    detail) and a NOTIFY on `channel`; the run's id, or None having written nothing (the guess
+    is stale, the record is gone: the caller starts the ordinary way, which says why)."""
+    params: dict[str, Any] = {f"r_{name}": run.get(name) for name in _RUN_COLUMNS}
+    params.update({f"h_{name}": entry.get(name) for name in _HISTORY_COLUMNS})
+    params.update({"g_number": guess.number, "g_published_at": guess.published_at,
+                   "g_limits_text": guess.limits_text, "g_record_id": run.get("record_id"), "channel": channel})
+    run_id = conn.execute(_start_statement(run.get("record_type")), params).scalar()
+    return None if run_id is None else int(run_id)
 
 
 def list_versions(conn: Connection, workflow_id: int) -> list[VersionInfo]:

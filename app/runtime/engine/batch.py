@@ -43,6 +43,8 @@ STEPS_PER_RUN_PER_BATCH: Final = 500
 BATCH_SECONDS_SQLITE: Final = 0.05
 BATCH_SECONDS_POSTGRESQL: Final = 0.25
 RECORD_EVENT_TRIGGER: Final = f"trigger.{TriggerKind.RECORD_EVENT}"
+# Resumed runs read what they need together, this many at a time (`_read_ahead`).
+READ_AHEAD_RUNS: Final = 25
 
 
 @dataclass
@@ -127,13 +129,16 @@ class Engine:
                 rows = sorted(rows, key=lambda r: (r["record_type"] or "", r["record_id"] or 0, r["id"]))
                 defaults = default_limits(conn)
                 walked: list[int] = []
-                ahead = self._read_ahead(conn, rows)
+                ahead: dict[int, tuple[dict[str, Any], dict[int, Any]]] = {}
                 try:
-                    for row in rows:
+                    for index, row in enumerate(rows):
                         if stop is not None and stop.is_set():
                             break
                         if time.monotonic() - started > self.batch_seconds and result.runs:
                             break
+                        if index % READ_AHEAD_RUNS == 0:
+                            # In slices: a batch cut short by time reads nothing for runs it leaves.
+                            ahead = self._read_ahead(conn, rows[index:index + READ_AHEAD_RUNS])
                         result.steps += self._advance_isolated(conn, row, defaults, events, result.sends, stop,
                                                                ahead)
                         result.runs += 1
@@ -155,7 +160,7 @@ class Engine:
 
     def _read_ahead(self, conn: Connection, rows: Sequence[Any]) -> dict[int, tuple[dict[str, Any], dict[int, Any]]]:
         """Resumed runs (waits falling due, messages) read what they need together: two
-        statements per batch instead of two per run."""
+        statements per slice of READ_AHEAD_RUNS runs instead of two per run."""
         resumed = [row for row in rows if (row["state"] or {}).get("seq")]
         if not resumed:
             return {}

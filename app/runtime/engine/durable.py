@@ -179,10 +179,12 @@ class DurableEffects:
         if getattr(node.config, "until", None) is None:
             return None
         try:
+            # The record as it is now, read in this transaction: the steps after the wait use
+            # this context too (no second read). A wait only computes its time (it writes
+            # nothing), so it needs no savepoint: three round trips per resumed wait fewer.
             walk.scope.refresh(self.conn, walk.outputs, now)
-            walk.refresh = True
-            with self.conn.begin_nested():
-                outcome = execute_node(self.conn, node, walk.scope, now)
+            walk.refresh = False
+            outcome = execute_node(self.conn, node, walk.scope, now)
         except StepError:
             return None
         if outcome.resume_at is None or outcome.resume_at <= now:

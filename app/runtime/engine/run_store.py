@@ -51,6 +51,8 @@ _COMPLETED_OUTPUTS_OF: Final = (select(steps.c.run_id, steps.c.id, steps.c.node_
                                        steps.c.status == StepStatus.COMPLETED)
                                 .order_by(steps.c.run_id, steps.c.seq))
 _STEP: Final = select(steps).where(steps.c.id == bindparam("step_id"))
+# `finish_step`'s UPDATE by (expected statuses, columns set), built on first use.
+_FINISH_STEP: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
 _STEPS_OF: Final = select(steps).where(steps.c.id.in_(bindparam("step_ids", expanding=True)))
 
 
@@ -209,8 +211,15 @@ class RunStore:
             values["output"] = output
         if error is not None:
             values["error_type"], values["error_message"] = error
-        done = conn.execute(update(steps).where(steps.c.id == step_id, steps.c.status.in_(expected))
-                            .values(**values)).rowcount
+        key = (expected, tuple(sorted(values)))
+        statement = _FINISH_STEP.get(key)
+        if statement is None:  # built once per shape: a resumed wait pays no statement building
+            statement = update(steps).where(steps.c.id == bindparam("b_id"), steps.c.status.in_(expected)).values(
+                {name: bindparam(f"v_{name}") for name in key[1]})
+            _FINISH_STEP[key] = statement
+        params = {f"v_{name}": value for name, value in values.items()}
+        params["b_id"] = step_id
+        done = conn.execute(statement, params).rowcount
         if done != 1:
             raise LostRun(f"step {step_id} was changed by someone else")
 
