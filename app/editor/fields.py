@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final, get_args
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QDate, QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
+    QDateEdit,
+    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
@@ -26,11 +29,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.workflow.catalog import OPS_WITHOUT_VALUE, RuleOp
+from app.views.display import date_format
+from app.workflow.catalog import OPS_WITHOUT_VALUE, RECORD_TYPE_LABELS, RuleOp, choice_label, field_path_label
 from app.workflow.records import FieldKind, field_spec
 
 TYPING_PAUSE_MS: Final = 700
 RULE_OPS: Final = get_args(RuleOp)
+DATE_KINDS: Final = frozenset({FieldKind.DATE, FieldKind.DATETIME})
 
 
 class TemplateEdit(QWidget):
@@ -55,8 +60,9 @@ class TemplateEdit(QWidget):
             self.text_edit.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.insert_button = QToolButton(self)
         self.insert_button.setObjectName(f"field_{name}_insert")
-        self.insert_button.setText("{ }")
-        self.insert_button.setToolTip("Insert a variable from the run's context")
+        self.insert_button.setText("Insert field")
+        self.insert_button.setAccessibleName("Insert field")
+        self.insert_button.setToolTip("Insert a field from the record")
         self.insert_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.menu = QMenu(self.insert_button)
         self.menu.aboutToShow.connect(self._fill_menu)
@@ -82,11 +88,14 @@ class TemplateEdit(QWidget):
         for variable in self._variables():
             root = variable.split(".", 1)[0]
             target: QMenu = self.menu
+            words = field_path_label(variable)
             if "." in variable:
                 if root not in groups:
-                    groups[root] = self.menu.addMenu(root)
+                    groups[root] = self.menu.addMenu(RECORD_TYPE_LABELS.get(root, root))
                 target = groups[root]
-            action = target.addAction(variable)
+                words = words.rpartition(" \u203a ")[2]
+            action = target.addAction(words)
+            action.setToolTip(variable)
             action.triggered.connect(lambda _=False, v=variable: self.insert_variable(v))
 
     def insert_variable(self, variable: str) -> None:
@@ -127,8 +136,72 @@ def rule_value(record_field: str, text: str) -> Any:
     return text
 
 
+def _field_kind(record_field: str) -> FieldKind | None:
+    if record_field == "now":
+        return FieldKind.DATETIME
+    parts = record_field.split(".")
+    spec = field_spec(parts[0], parts[1]) if len(parts) == 2 else None
+    return spec.kind if spec is not None else None
+
+
+NO_DATE: Final = QDate(1752, 9, 14)   # the date picker's "no date chosen" (the earliest QDateEdit allows)
+
+
+class RuleValue(QWidget):
+    """A rule's value: a date picker (en-GB, writing ISO `2027-01-01`) for a date-valued field,
+    else a line of text."""
+
+    editingFinished = Signal()
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.line = QLineEdit(text, self)
+        self.date_edit = QDateEdit(self, calendarPopup=True)
+        self.date_edit.setDisplayFormat(date_format())
+        self.date_edit.setMinimumDate(NO_DATE)
+        self.date_edit.setSpecialValueText("choose a date")
+        self.date_edit.setDate(NO_DATE)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.line)
+        layout.addWidget(self.date_edit)
+        self.line.editingFinished.connect(self.editingFinished)
+        self.date_edit.editingFinished.connect(self.editingFinished)
+        # Picking from the calendar is a finished edit; typing ends with editingFinished.
+        self.date_edit.dateChanged.connect(self._picked)
+        self.set_date_valued(False)
+
+    def _picked(self, _day: QDate) -> None:
+        if not self.date_edit.hasFocus():
+            self.editingFinished.emit()
+
+    def is_date(self) -> bool:
+        return not self.date_edit.isHidden()
+
+    def set_date_valued(self, date_valued: bool) -> None:
+        """Show the date picker for a date field; a value that is no plain date stays as text."""
+        text = self.line.text().strip()
+        day = QDate.fromString(text[:10], "yyyy-MM-dd")
+        if date_valued and (not text or (day.isValid() and len(text) == 10)):
+            self.date_edit.blockSignals(True)
+            self.date_edit.setDate(day if day.isValid() else NO_DATE)
+            self.date_edit.blockSignals(False)
+            self.line.hide()
+            self.date_edit.show()
+        else:
+            self.date_edit.hide()
+            self.line.show()
+
+    def text(self) -> str:
+        if self.is_date():
+            day = self.date_edit.date()
+            return "" if day == NO_DATE else day.toString("yyyy-MM-dd")
+        return self.line.text()
+
+
 class RulesEditor(QWidget):
-    """Condition rules as a table: field (with suggestions), operator, value."""
+    """Condition rules, one per row: the field (in words, its path as data) on top; under it
+    the operator and the value, each as wide as half the dock."""
 
     edited = Signal(list)
 
@@ -137,15 +210,13 @@ class RulesEditor(QWidget):
         self.setObjectName(f"field_{name}")
         self._fields = fields
         self._loading = False
-        self.table = QTableWidget(0, 3, self)
+        self.table = QTableWidget(0, 1, self)
         self.table.setObjectName(f"field_{name}_table")
-        self.table.setHorizontalHeaderLabels(["Field", "Is", "Value"])
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(2, 90)
+        self.table.horizontalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setVisible(False)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
         self.table.setMinimumHeight(110)
         self.add_button = QPushButton("Add rule", self)
         self.add_button.setObjectName(f"field_{name}_add")
@@ -162,36 +233,70 @@ class RulesEditor(QWidget):
         layout.addWidget(self.table)
         layout.addLayout(buttons)
 
-    def _row_widgets(self, row: int) -> tuple[QComboBox, QComboBox, QLineEdit]:
-        return (self.table.cellWidget(row, 0), self.table.cellWidget(row, 1),  # type: ignore[return-value]
-                self.table.cellWidget(row, 2))
+    def _row_widgets(self, row: int) -> tuple[QComboBox, QComboBox, RuleValue]:
+        cell = self.table.cellWidget(row, 0)
+        return (cell.findChild(QComboBox, "rule_field"), cell.findChild(QComboBox, "rule_op"),
+                cell.findChild(RuleValue, "rule_value"))
+
+    @staticmethod
+    def field_of(box: QComboBox) -> str:
+        """The path a field box holds: the chosen item's data, or what was typed (a path, or a
+        field's words)."""
+        text = box.currentText().strip()
+        index = box.findText(text)
+        if index < 0:
+            return text
+        return str(box.itemData(index))
 
     def _append_row(self, rule: dict[str, Any]) -> None:
         row = self.table.rowCount()
         self.table.insertRow(row)
-        field_box = QComboBox()
+        cell = QWidget()
+        grid = QGridLayout(cell)
+        grid.setContentsMargins(2, 2, 2, 2)
+        grid.setVerticalSpacing(2)
+        field_box = QComboBox(cell)
+        field_box.setObjectName("rule_field")
         field_box.setEditable(True)
-        field_box.addItems(self._fields())
-        field_box.setCurrentText(str(rule.get("field") or ""))
-        field_box.setObjectName(f"rule_{row}_field")
-        op_box = QComboBox()
-        op_box.addItem("", None)
+        field_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        for path in self._fields():
+            field_box.addItem(field_path_label(path), path)
+            field_box.setItemData(field_box.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
+        current = str(rule.get("field") or "")
+        found = field_box.findData(current)
+        field_box.setCurrentIndex(found)
+        if found < 0:
+            field_box.setCurrentText(current)
+        field_box.setAccessibleName("Field")
+        op_box = QComboBox(cell)
+        op_box.setObjectName("rule_op")
+        op_box.setAccessibleName("Is")
+        op_box.addItem("(choose)", None)
         for op in RULE_OPS:
-            op_box.addItem(op.replace("_", " "), op)
+            op_box.addItem(choice_label("op", op), op)
         op_box.setCurrentIndex(max(0, op_box.findData(rule.get("op"))))
-        op_box.setObjectName(f"rule_{row}_op")
-        value_edit = QLineEdit("" if rule.get("value") is None else str(rule.get("value")))
-        value_edit.setObjectName(f"rule_{row}_value")
+        value_edit = RuleValue("" if rule.get("value") is None else str(rule.get("value")), cell)
+        value_edit.setObjectName("rule_value")
+        value_edit.setAccessibleName("Value")
         value_edit.setEnabled(rule.get("op") not in OPS_WITHOUT_VALUE)
-        self.table.setCellWidget(row, 0, field_box)
-        self.table.setCellWidget(row, 1, op_box)
-        self.table.setCellWidget(row, 2, value_edit)
-        field_box.currentTextChanged.connect(lambda _t: self._pause_then_emit())
+        value_edit.set_date_valued(_field_kind(current) in DATE_KINDS)
+        grid.addWidget(field_box, 0, 0, 1, 2)
+        grid.addWidget(op_box, 1, 0)
+        grid.addWidget(value_edit, 1, 1)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        self.table.setCellWidget(row, 0, cell)
+        self.table.setRowHeight(row, cell.sizeHint().height())
+        field_box.currentTextChanged.connect(lambda _t: self._field_changed(field_box, value_edit))
         line = field_box.lineEdit()
         assert line is not None  # the field box is editable
         line.editingFinished.connect(self._emit)
         op_box.currentIndexChanged.connect(lambda _i: self._emit())
         value_edit.editingFinished.connect(self._emit)
+
+    def _field_changed(self, field_box: QComboBox, value_edit: RuleValue) -> None:
+        value_edit.set_date_valued(_field_kind(self.field_of(field_box)) in DATE_KINDS)
+        self._pause_then_emit()
 
     def _pause_then_emit(self) -> None:
         # Picking from the list is a finished edit; typing ends with editingFinished.
@@ -210,7 +315,7 @@ class RulesEditor(QWidget):
         result = []
         for row in range(self.table.rowCount()):
             field_box, op_box, value_edit = self._row_widgets(row)
-            field = field_box.currentText().strip()
+            field = self.field_of(field_box)
             op = op_box.currentData()
             value_edit.setEnabled(op not in OPS_WITHOUT_VALUE)
             rule: dict[str, Any] = {}
@@ -228,8 +333,16 @@ class RulesEditor(QWidget):
         self._append_row({})
         self._emit()
 
+    def _focused_row(self) -> int:
+        focus = QApplication.focusWidget()
+        for row in range(self.table.rowCount()):
+            cell = self.table.cellWidget(row, 0)
+            if focus is not None and cell is not None and cell.isAncestorOf(focus):
+                return row
+        return self.table.currentRow()
+
     def remove_selected(self) -> None:
-        row = self.table.currentRow()
+        row = self._focused_row()
         if row < 0:
             row = self.table.rowCount() - 1
         if row >= 0:

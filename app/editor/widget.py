@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Final
@@ -56,7 +55,6 @@ from app.workflow import (
     context_record_types,
     publish_problems,
 )
-from app.workflow.model import ID_PATTERN
 from app.workflow.records import field_names
 
 from .mapping import GraphReader, add_workflow_nodes, config_json, new_node_id
@@ -356,6 +354,22 @@ class EditorWidget(QWidget):
             "Only enabled workflows respond to their trigger (Ctrl+Shift+E)" if has_version
             else "Publish a version before enabling this workflow")
 
+    def follow(self, infos: list[Any]) -> None:
+        """Follow this workflow's state as the database watcher read it (off the GUI thread):
+        an enable or disable done in the Workflows list or on another workstation, a version
+        published elsewhere. No database access here."""
+        info = next((i for i in infos if i.id == self.workflow_id), None)
+        known = self._info
+        if info is None or (known is not None and (info.enabled, info.published_version)
+                            == (known.enabled, known.published_version)):
+            return
+        self._info = info
+        has_version = info.published_version is not None
+        self.enabled_action.blockSignals(True)
+        self.enabled_action.setChecked(info.enabled)
+        self.enabled_action.blockSignals(False)
+        self.enabled_action.setEnabled(has_version and not self.read_only)
+
     # -- building ------------------------------------------------------------------
 
     def _dock(self, name: str, title: str, widget: QWidget) -> QDockWidget:
@@ -373,7 +387,6 @@ class EditorWidget(QWidget):
         self.properties.set_read_only(self.read_only)
         self.properties.configEdited.connect(self._apply_config)  # type: ignore[call-overload]
         self.properties.titleEdited.connect(self._apply_title)  # type: ignore[call-overload]
-        self.properties.idEdited.connect(self._apply_id)  # type: ignore[call-overload]
         self.properties.workflowEdited.connect(self._apply_workflow_settings)
         self._properties_dock = self._dock("propertiesPanel", "Properties", self.properties)
         self.problems_panel = ProblemsPanel()
@@ -661,24 +674,6 @@ class EditorWidget(QWidget):
                 self._applying = False
             if self.properties.current_node() is node:
                 self._shown = self._node_key(node)
-
-    def _apply_id(self, node: ClinicNode, new_id: str) -> None:
-        old = node.get_property("node_id")
-        if not re.fullmatch(ID_PATTERN, new_id):
-            self.status_label.setText(
-                f"'{new_id}' is not a valid id (letters, digits and _; not starting with a digit)")
-            return
-        if new_id in self._taken_ids():
-            self.status_label.setText(f"Another node already has the id '{new_id}'")
-            return
-        self._order[new_id] = self._order.get(old, len(self._order))
-        self._applying = True
-        try:
-            node.set_property("node_id", new_id)
-        finally:
-            self._applying = False
-        if self.properties.current_node() is node:
-            self._shown = self._node_key(node)
 
     def _apply_workflow_settings(self, changes: dict[str, Any]) -> None:
         if "name" in changes:
