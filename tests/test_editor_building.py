@@ -193,7 +193,7 @@ def test_template_fields_offer_the_workflows_variables(qtbot: Any, database: Dat
     assert editor.properties.editors["title"].objectName() == "field_title"
     body = editor.properties.editors["description"]
     body.menu.aboutToShow.emit()
-    # The menu reads in words (Recall › Due date); each item's path is its tooltip.
+    # The menu reads in words (a Recall menu, "Due date" in it); each item's path is its tooltip.
     menus = {menu.title(): menu for menu in body.menu.findChildren(type(body.menu))}
     assert {"Recall", "Patient"} <= set(menus) and "Appointment" not in menus
     offered = {a.toolTip(): a for menu in menus.values() for a in menu.actions()}

@@ -58,6 +58,8 @@ class TemplateEdit(QWidget):
         if lines == 1:
             self.text_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
             self.text_edit.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            # A scroll bar in a one-line box covers its text; the cursor scrolls it anyway.
+            self.text_edit.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.insert_button = QToolButton(self)
         self.insert_button.setObjectName(f"field_{name}_insert")
         self.insert_button.setText("Insert field")

@@ -249,8 +249,9 @@ class PropertiesPanel(QWidget):
         node_id.setReadOnly(True)   # read only: messages quoting it would break if it changed
         node_id.setAccessibleName("Reference name")
         rows.addRow("Reference name", node_id)
-        why = QLabel("Clinicflow's own name for this step. Messages can quote what this step did "
-                     "through it (steps.<name>.output), so it stays the same when you rename the step.")
+        why = QLabel("Clinicflow's own name for this step. It stays the same when you rename the step, "
+                     "so messages that quote what this step did keep working.")
+        why.setToolTip("Templates refer to this step's output as steps.<name>.output")
         why.setObjectName("nodeIdWords")
         why.setWordWrap(True)
         why.setStyleSheet("color: gray;")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
@@ -104,6 +104,11 @@ class WorkflowSettingsCommand(QUndoCommand):
 LAYOUT_GAP_X: Final = 90.0   # between columns of nodes (room for the wires' curves)
 LAYOUT_GAP_Y: Final = 40.0   # between rows
 PORT_ORDER: Final = {"true": 0, "out": 1, "false": 2}   # the order of a node's output ports, top to bottom
+
+
+def _aware(moment: datetime) -> datetime:
+    """A stored time as an aware UTC time (SQLite gives naive UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def layered_positions(workflow: Workflow, *, column: float, row: float) -> dict[str, tuple[float, float]]:
@@ -208,6 +213,7 @@ class EditorWidget(QWidget):
         self._applying = False
         self._shown: tuple[Any, ...] | None = None
         self._info: WorkflowInfo | None = None
+        self._own_change_at: datetime | None = None   # when the Enabled box here last changed the workflow
         self._version_windows: list[QMainWindow] = []
         self._dialogs: list[QWidget] = []
         self._save_pool = QThreadPool(self)
@@ -359,6 +365,8 @@ class EditorWidget(QWidget):
         an enable or disable done in the Workflows list or on another workstation, a version
         published elsewhere. No database access here."""
         info = next((i for i in infos if i.id == self.workflow_id), None)
+        if info is not None and self._own_change_at is not None and _aware(info.updated_at) < self._own_change_at:
+            return   # read before this editor's own change: out of date
         known = self._info
         if info is None or (known is not None and (info.enabled, info.published_version)
                             == (known.enabled, known.published_version)):
@@ -803,6 +811,8 @@ class EditorWidget(QWidget):
 
     def _enabled_toggled(self, enabled: bool) -> None:
         db, workflow_id, actor = self.db, self.workflow_id, self.actor
+        # What the watcher read before this change is older than it, and must not undo the box.
+        self._own_change_at = datetime.now(UTC)
         try:
             run_and_wait(lambda: api.set_enabled(db, workflow_id, enabled, actor))
         except Refused as exc:
