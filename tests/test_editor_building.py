@@ -216,8 +216,11 @@ def test_condition_rules_are_edited_as_a_table(qtbot: Any, database: Database) -
     field_box, op_box, value_edit = rules._row_widgets(1)
     field_box.setCurrentText("recall.status")
     op_box.setCurrentIndex(op_box.findData("equals"))
-    value_edit.line.setText("due")
-    value_edit.editingFinished.emit()
+    assert value_edit.is_choice()   # a status: its values in words
+    box = value_edit.choice_box
+    assert [box.itemText(i) for i in range(box.count())] == ["(choose)", "Due", "Booked", "Done"]
+    box.setCurrentIndex(box.findData("due"))
+    box.activated.emit(box.currentIndex())
     config = editor.current_workflow().node("has_email").config
     assert [(r.field, r.op, r.value) for r in config.rules] == [
         ("patient.email", "is_set", None), ("recall.status", "equals", "due")]

@@ -149,6 +149,9 @@ def fill_rules(qtbot: Any, rules: RulesEditor, wanted: list[dict[str, Any]]) -> 
             assert value_edit.isEnabled()
             if value_edit.is_date():
                 pick_date(qtbot, value_edit.date_edit, str(rule["value"]))
+            elif value_edit.is_choice():   # Yes/No, or a status in words
+                choose(value_edit.choice_box, rule["value"])
+                value_edit.choice_box.activated.emit(value_edit.choice_box.currentIndex())
             else:
                 type_into(qtbot, value_edit.line, str(rule["value"]))
         else:

@@ -153,7 +153,9 @@ def test_rule_fields_read_in_words_and_a_date_field_has_a_date_picker(qtbot: Any
     assert op_box.currentText() == "equals"
     offered = [field_box.itemText(i) for i in range(field_box.count())]
     assert "Patient \u203a Created" in offered and "Now" in offered and "patient.created_at" not in offered
-    assert not value.is_date() and value.line.text() == "true"
+    # A yes-or-no field offers Yes and No (a rule typed as "true" before reads as Yes).
+    assert value.is_choice() and value.choice_box.currentText() == "Yes"
+    assert [value.choice_box.itemText(i) for i in range(value.choice_box.count())] == ["(choose)", "Yes", "No"]
 
     created_box, created_op, created_value = rules._row_widgets(1)
     assert (created_box.currentText(), created_op.currentText()) == ("Patient \u203a Created", "is before")
@@ -162,11 +164,12 @@ def test_rule_fields_read_in_words_and_a_date_field_has_a_date_picker(qtbot: Any
     pick_date(qtbot, created_value.date_edit, "2026-12-24")
     editor.flush()
     saved = stored_draft(database, workflow_id).node("check").config.rules
-    assert [(r.field, r.op, r.value) for r in saved] == [("patient.email_opt_out", "equals", "true"),
+    assert [(r.field, r.op, r.value) for r in saved] == [("patient.email_opt_out", "equals", True),
                                                          ("patient.created_at", "before", "2026-12-24")]
     # Choosing a text field turns the value back into text.
     choose(created_box, "patient.first_name")
-    assert not created_value.is_date()
+    assert not created_value.is_date() and not created_value.is_choice()
+    assert created_value.line.text() == "2026-12-24"
     shows_summary(qtbot, editor.node("check"), "2 rules, match any")
     assert summarize("logic.condition", {"rules": [{"field": "patient.email", "op": "is_set"}]}) == \
         "Patient \u203a Email address is filled in"

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.views.display import date_format
 from app.workflow.catalog import OPS_WITHOUT_VALUE, RECORD_TYPE_LABELS, RuleOp, choice_label, field_path_label
-from app.workflow.records import FieldKind, field_spec
+from app.workflow.records import FieldKind, FieldSpec, field_spec
 
 TYPING_PAUSE_MS: Final = 700
 RULE_OPS: Final = get_args(RuleOp)
@@ -138,40 +138,60 @@ def rule_value(record_field: str, text: str) -> Any:
     return text
 
 
-def _field_kind(record_field: str) -> FieldKind | None:
-    if record_field == "now":
-        return FieldKind.DATETIME
+def _field_spec(record_field: str) -> FieldSpec | None:
     parts = record_field.split(".")
-    spec = field_spec(parts[0], parts[1]) if len(parts) == 2 else None
-    return spec.kind if spec is not None else None
+    return field_spec(parts[0], parts[1]) if len(parts) == 2 else None
+
+
+def value_choices(record_field: str) -> list[tuple[str, Any]] | None:
+    """The values a rule on this field can take, in words: Yes/No for a yes-or-no field, the
+    statuses for a status; None for a field of free text, numbers or dates."""
+    spec = _field_spec(record_field)
+    if spec is None:
+        return None
+    if spec.kind == FieldKind.BOOLEAN:
+        return [("Yes", True), ("No", False)]
+    if spec.kind == FieldKind.CHOICE:
+        return [(choice_label("status", c), c) for c in spec.choices]
+    return None
+
+
+def _is_date_field(record_field: str) -> bool:
+    spec = _field_spec(record_field)
+    return record_field == "now" or (spec is not None and spec.kind in DATE_KINDS)
 
 
 NO_DATE: Final = QDate(1752, 9, 14)   # the date picker's "no date chosen" (the earliest QDateEdit allows)
 
 
 class RuleValue(QWidget):
-    """A rule's value: a date picker (en-GB, writing ISO `2027-01-01`) for a date-valued field,
-    else a line of text."""
+    """A rule's value as its field takes it: a date picker (en-GB, writing ISO `2027-01-01`)
+    for a date; Yes/No or the statuses for a yes-or-no or status field; else a line of text."""
 
     editingFinished = Signal()
 
-    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+    def __init__(self, value: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.line = QLineEdit(text, self)
+        self.line = QLineEdit("" if value is None else str(value).lower() if isinstance(value, bool) else str(value),
+                              self)
         self.date_edit = QDateEdit(self, calendarPopup=True)
         self.date_edit.setDisplayFormat(date_format())
         self.date_edit.setMinimumDate(NO_DATE)
         self.date_edit.setSpecialValueText("choose a date")
         self.date_edit.setDate(NO_DATE)
+        self.choice_box = QComboBox(self)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.line)
         layout.addWidget(self.date_edit)
+        layout.addWidget(self.choice_box)
         self.line.editingFinished.connect(self.editingFinished)
         self.date_edit.editingFinished.connect(self.editingFinished)
         # Picking from the calendar is a finished edit; typing ends with editingFinished.
         self.date_edit.dateChanged.connect(self._picked)
-        self.set_date_valued(False)
+        self.choice_box.activated.connect(lambda _i: self.editingFinished.emit())
+        self.date_edit.hide()
+        self.choice_box.hide()
 
     def _picked(self, _day: QDate) -> None:
         if not self.date_edit.hasFocus():
@@ -180,24 +200,45 @@ class RuleValue(QWidget):
     def is_date(self) -> bool:
         return not self.date_edit.isHidden()
 
-    def set_date_valued(self, date_valued: bool) -> None:
-        """Show the date picker for a date field; a value that is no plain date stays as text."""
-        text = self.line.text().strip()
+    def is_choice(self) -> bool:
+        return not self.choice_box.isHidden()
+
+    def set_field(self, record_field: str) -> None:
+        """Offer the editor the field's values need; a value that does not fit stays as text."""
+        text = self.text().strip()
+        self.line.setText(text)
         day = QDate.fromString(text[:10], "yyyy-MM-dd")
-        if date_valued and (not text or (day.isValid() and len(text) == 10)):
+        choices = value_choices(record_field)
+        shown: QWidget = self.line
+        if _is_date_field(record_field) and (not text or (day.isValid() and len(text) == 10)):
             self.date_edit.blockSignals(True)
             self.date_edit.setDate(day if day.isValid() else NO_DATE)
             self.date_edit.blockSignals(False)
-            self.line.hide()
-            self.date_edit.show()
-        else:
-            self.date_edit.hide()
-            self.line.show()
+            shown = self.date_edit
+        elif choices is not None:
+            stored = {str(value).casefold(): i for i, (_words, value) in enumerate(choices)}
+            if not text or text.casefold() in stored:
+                self.choice_box.clear()
+                self.choice_box.addItem("(choose)", None)
+                for words, value in choices:
+                    self.choice_box.addItem(words, value)
+                self.choice_box.setCurrentIndex(stored[text.casefold()] + 1 if text else 0)
+                shown = self.choice_box
+        for widget in (self.line, self.date_edit, self.choice_box):
+            widget.setVisible(widget is shown)
 
     def text(self) -> str:
+        """The value as text (ISO for a date, `true`/`false` for yes or no)."""
+        value = self.value()
+        return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+    def value(self) -> Any:
+        """The value as stored: an ISO date, True/False, a status, or the text typed."""
         if self.is_date():
             day = self.date_edit.date()
-            return "" if day == NO_DATE else day.toString("yyyy-MM-dd")
+            return None if day == NO_DATE else day.toString("yyyy-MM-dd")
+        if self.is_choice():
+            return self.choice_box.currentData()
         return self.line.text()
 
 
@@ -277,11 +318,11 @@ class RulesEditor(QWidget):
         for op in RULE_OPS:
             op_box.addItem(choice_label("op", op), op)
         op_box.setCurrentIndex(max(0, op_box.findData(rule.get("op"))))
-        value_edit = RuleValue("" if rule.get("value") is None else str(rule.get("value")), cell)
+        value_edit = RuleValue(rule.get("value"), cell)
         value_edit.setObjectName("rule_value")
         value_edit.setAccessibleName("Value")
         value_edit.setEnabled(rule.get("op") not in OPS_WITHOUT_VALUE)
-        value_edit.set_date_valued(_field_kind(current) in DATE_KINDS)
+        value_edit.set_field(current)
         grid.addWidget(field_box, 0, 0, 1, 2)
         grid.addWidget(op_box, 1, 0)
         grid.addWidget(value_edit, 1, 1)
@@ -297,7 +338,7 @@ class RulesEditor(QWidget):
         value_edit.editingFinished.connect(self._emit)
 
     def _field_changed(self, field_box: QComboBox, value_edit: RuleValue) -> None:
-        value_edit.set_date_valued(_field_kind(self.field_of(field_box)) in DATE_KINDS)
+        value_edit.set_field(self.field_of(field_box))
         self._pause_then_emit()
 
     def _pause_then_emit(self) -> None:
@@ -325,7 +366,9 @@ class RulesEditor(QWidget):
                 rule["field"] = field
             if op:
                 rule["op"] = op
-            value = rule_value(field, value_edit.text()) if op not in OPS_WITHOUT_VALUE else None
+            value = None
+            if op not in OPS_WITHOUT_VALUE:
+                value = value_edit.value() if value_edit.is_choice() else rule_value(field, value_edit.text())
             if value is not None:
                 rule["value"] = value
             result.append(rule)

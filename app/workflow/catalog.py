@@ -271,6 +271,9 @@ CHOICE_LABELS: Final[dict[str, dict[str, str]]] = {
     "purpose": {"service": "Service message (appointments, results)", "marketing": "Marketing (needs consent)"},
     "quiet_hours": {"respect": "Respect quiet hours", "ignore": "Send even in quiet hours"},
     "match": {"all": "All rules are true", "any": "Any rule is true"},
+    # A record's status (app/workflow/records.py): appointments, tasks, recalls.
+    "status": {"booked": "Booked", "cancelled": "Cancelled", "completed": "Completed", "no_show": "Did not attend",
+               "open": "Open", "done": "Done", "due": "Due"},
     "unit": {"seconds": "Seconds", "minutes": "Minutes", "hours": "Hours", "days": "Days"},
     "op": {"equals": "equals", "not_equals": "does not equal", "contains": "contains", "is_set": "is filled in",
            "is_not_set": "is empty", "greater_than": "is more than", "less_than": "is less than",
