@@ -270,7 +270,8 @@ def summarize(type_name: str, config: dict[str, Any]) -> str:
     if type_name == "action.create_task":
         return _short(c.get("title") or "no title yet")
     if type_name == "action.update_record":
-        target = ".".join(str(c[k]) for k in ("record", "field") if c.get(k))
+        target = field_path_label(f"{c['record']}.{c['field']}") if c.get("record") and c.get("field") \
+            else choice_label("record", str(c["record"])) if c.get("record") else ""
         return _short(f"{target} = {c['value']}" if c.get("value") else target or "field not chosen")
     if type_name == "action.add_note":
         return _short(c.get("text") or "no text yet")

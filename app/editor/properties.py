@@ -51,7 +51,7 @@ SCHEDULE_FIELDS: Final = ("cron", "every_seconds")
 
 
 # Labels where the field's name does not read well as words.
-LABELS: Final = {"every_seconds": "Every (seconds)", "for_each": "For each record", "due_in_days": "Due in (days)",
+LABELS: Final = {"for_each": "For each record", "due_in_days": "Due in (days)",
                  "offset_amount": "Offset", "offset_unit": "Offset unit", "to": "To"}
 
 
