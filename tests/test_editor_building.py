@@ -193,10 +193,16 @@ def test_template_fields_offer_the_workflows_variables(qtbot: Any, database: Dat
     assert editor.properties.editors["title"].objectName() == "field_title"
     body = editor.properties.editors["description"]
     body.menu.aboutToShow.emit()
-    offered = [a.text() for menu in body.menu.findChildren(type(body.menu)) for a in menu.actions()]
+    # The menu reads in words (a Recall menu, "Due date" in it); each item's path is its tooltip.
+    menus = {menu.title(): menu for menu in body.menu.findChildren(type(body.menu))}
+    assert {"Recall", "Patient"} <= set(menus) and "Appointment" not in menus
+    offered = {a.toolTip(): a for menu in menus.values() for a in menu.actions()}
     assert "recall.due_date" in offered and "patient.email" in offered
     assert "appointment.starts_at" not in offered
-    body.insert_variable("recall.recall_type")
+    assert offered["recall.due_date"].text() == "Due date" and offered["patient.email"].text() == "Email address"
+    assert body.insert_button.text() == "Insert field"
+    assert body.insert_button.toolTip() == "Insert a field from the record"
+    offered["recall.recall_type"].trigger()
     assert editor.current_workflow().node("call").config.description == "{{ recall.recall_type }}"
 
 
@@ -210,8 +216,11 @@ def test_condition_rules_are_edited_as_a_table(qtbot: Any, database: Database) -
     field_box, op_box, value_edit = rules._row_widgets(1)
     field_box.setCurrentText("recall.status")
     op_box.setCurrentIndex(op_box.findData("equals"))
-    value_edit.setText("due")
-    value_edit.editingFinished.emit()
+    assert value_edit.is_choice()   # a status: its values in words
+    box = value_edit.choice_box
+    assert [box.itemText(i) for i in range(box.count())] == ["(choose)", "Due", "Booked", "Done"]
+    box.setCurrentIndex(box.findData("due"))
+    box.activated.emit(box.currentIndex())
     config = editor.current_workflow().node("has_email").config
     assert [(r.field, r.op, r.value) for r in config.rules] == [
         ("patient.email", "is_set", None), ("recall.status", "equals", "due")]

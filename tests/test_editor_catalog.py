@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import Any, Literal, get_args, get_origin
 
 import pytest
-from PySide6.QtCore import QEvent, Qt
+from PySide6.QtCore import QDate, QEvent, Qt
 from PySide6.QtGui import QFocusEvent
-from PySide6.QtWidgets import QApplication, QComboBox, QGroupBox, QLineEdit, QSpinBox
+from PySide6.QtWidgets import QApplication, QComboBox, QDateEdit, QGroupBox, QLineEdit, QSpinBox, QTimeEdit
 from runtime_workflows import drive, status, step_path, task_titles
 from test_editor_building import (
     drag_pipe,
@@ -24,6 +24,7 @@ from test_editor_publishing import publish_through_dialog
 
 from app.editor.fields import RulesEditor, TemplateEdit
 from app.editor.properties import REBUILDING_FIELDS, _bounds, _unwrap, field_default
+from app.editor.schedule import ScheduleEditor, read_schedule
 from app.runtime import Runtime
 from app.runtime.control import start_run
 from app.store import Database, RecordRef, open_database
@@ -40,11 +41,12 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     "trigger.manual": [{"record_type": "recall"}],
     "trigger.record_event": [{"record_type": "appointment", "event": "no_show"}],
     "trigger.schedule": [
-        {"cron": "0 9 * * 1-5",
+        {"cron": "0 9 * * mon-fri",
          "for_each": {"record_type": "recall",
                       "rules": [{"field": "recall.status", "op": "equals", "value": "due"},
                                 {"field": "patient.email", "op": "is_set"}]}},
         {"every_seconds": 3600},
+        {"cron": "15 7 1 * *"},   # the first of every month: Custom (cron)
     ],
     "trigger.webhook": [{"record_type": "patient"}],
     "logic.condition": [{"match": "any",
@@ -127,23 +129,61 @@ def choose(box: QComboBox, value: Any) -> None:
     box.setCurrentIndex(index)
 
 
+def pick_date(qtbot: Any, edit: QDateEdit, iso: str) -> None:
+    """Pick a day from a date picker's calendar (`2027-01-01`), as a person clicking it does."""
+    day = QDate.fromString(iso, "yyyy-MM-dd")
+    calendar = edit.calendarWidget()
+    calendar.setSelectedDate(day)
+    calendar.activated.emit(day)
+    assert edit.date() == day, edit.text()
+    assert edit.text() == day.toString("dd/MM/yyyy")   # en-GB
+
+
 def fill_rules(qtbot: Any, rules: RulesEditor, wanted: list[dict[str, Any]]) -> None:
     for rule in wanted:
         qtbot.mouseClick(rules.add_button, Qt.MouseButton.LeftButton)
         field_box, op_box, value_edit = rules._row_widgets(rules.table.rowCount() - 1)
-        type_into(qtbot, field_box.lineEdit(), rule["field"])
+        choose(field_box, rule["field"])   # the field's words; its path is the item's data
         choose(op_box, rule["op"])
         if "value" in rule:
             assert value_edit.isEnabled()
-            type_into(qtbot, value_edit, str(rule["value"]))
+            if value_edit.is_date():
+                pick_date(qtbot, value_edit.date_edit, str(rule["value"]))
+            elif value_edit.is_choice():   # Yes/No, or a status in words
+                choose(value_edit.choice_box, rule["value"])
+                value_edit.choice_box.activated.emit(value_edit.choice_box.currentIndex())
+            else:
+                type_into(qtbot, value_edit.line, str(rule["value"]))
         else:
             assert not value_edit.isEnabled()  # is set / is not set take no value
+
+
+def set_schedule(qtbot: Any, widget: ScheduleEditor, name: str, value: Any) -> None:
+    """Choose a timing in words, as a practice manager would (Custom (cron) only when no simple form fits)."""
+    shown = read_schedule({name: value})
+    choose(widget.kind_box, shown.kind)
+    if shown.kind == "weekly":
+        choose(widget.day_box, shown.day)
+    if shown.kind in ("daily", "weekdays", "weekly"):
+        widget.time_edit.setFocus()
+        widget.time_edit.setSelectedSection(QTimeEdit.Section.HourSection)
+        qtbot.keyClicks(widget.time_edit, f"{shown.hour:02d}{shown.minute:02d}")
+        leave(widget.time_edit)
+    elif shown.kind == "cron":
+        type_into(qtbot, widget.cron_edit, value)
+    else:
+        widget.every_spin.setFocus()
+        widget.every_spin.selectAll()
+        qtbot.keyClicks(widget.every_spin, str(shown.every))
+        qtbot.keyClick(widget.every_spin, Qt.Key.Key_Return)
 
 
 def set_field(qtbot: Any, editor: Any, name: str, value: Any) -> None:
     panel = editor.properties
     widget = panel.editors[name]
-    if isinstance(widget, TemplateEdit):
+    if isinstance(widget, ScheduleEditor):
+        set_schedule(qtbot, widget, name, value)
+    elif isinstance(widget, TemplateEdit):
         widget.text_edit.setFocus()
         widget.text_edit.selectAll()
         qtbot.keyClicks(widget.text_edit, value)
@@ -293,10 +333,10 @@ def test_an_actions_own_fields_come_before_the_retries_it_shares(qtbot: Any, dat
     editor = open_editor(qtbot, database, new_workflow(database))
     select(editor, drop_from_palette(editor, "action.send_email", (0, 0)))
     panel = editor.properties
-    assert list(panel.editors) == ["node_title", "node_id", "to", "subject", "body", "purpose", "quiet_hours",
-                                   "retries"]
+    assert list(panel.editors) == ["node_title", "to", "subject", "body", "purpose", "quiet_hours",
+                                   "retries", "node_id", "advanced"]
     form = panel.findChild(QFormLayout)
     labels = [form.itemAt(row, QFormLayout.ItemRole.LabelRole).widget().text() for row in range(form.rowCount())
               if isinstance(form.itemAt(row, QFormLayout.ItemRole.LabelRole) and
                             form.itemAt(row, QFormLayout.ItemRole.LabelRole).widget(), QLabel)]
-    assert labels == ["Node name", "Id", "To", "Subject *", "Body *", "Purpose", "Quiet hours", "Retries"]
+    assert labels == ["Node name", "To", "Subject *", "Body *", "Purpose", "Quiet hours", "Retries"]

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final, get_args
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QDate, QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
+    QDateEdit,
+    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
@@ -26,11 +29,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.workflow.catalog import OPS_WITHOUT_VALUE, RuleOp
-from app.workflow.records import FieldKind, field_spec
+from app.views.display import date_format
+from app.workflow.catalog import OPS_WITHOUT_VALUE, RECORD_TYPE_LABELS, RuleOp, choice_label, field_path_label
+from app.workflow.records import FieldKind, FieldSpec, field_spec
 
 TYPING_PAUSE_MS: Final = 700
 RULE_OPS: Final = get_args(RuleOp)
+DATE_KINDS: Final = frozenset({FieldKind.DATE, FieldKind.DATETIME})
 
 
 class TemplateEdit(QWidget):
@@ -53,10 +58,13 @@ class TemplateEdit(QWidget):
         if lines == 1:
             self.text_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
             self.text_edit.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            # A scroll bar in a one-line box covers its text; the cursor scrolls it anyway.
+            self.text_edit.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.insert_button = QToolButton(self)
         self.insert_button.setObjectName(f"field_{name}_insert")
-        self.insert_button.setText("{ }")
-        self.insert_button.setToolTip("Insert a variable from the run's context")
+        self.insert_button.setText("Insert field")
+        self.insert_button.setAccessibleName("Insert field")
+        self.insert_button.setToolTip("Insert a field from the record")
         self.insert_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.menu = QMenu(self.insert_button)
         self.menu.aboutToShow.connect(self._fill_menu)
@@ -82,11 +90,14 @@ class TemplateEdit(QWidget):
         for variable in self._variables():
             root = variable.split(".", 1)[0]
             target: QMenu = self.menu
+            words = field_path_label(variable)
             if "." in variable:
                 if root not in groups:
-                    groups[root] = self.menu.addMenu(root)
+                    groups[root] = self.menu.addMenu(RECORD_TYPE_LABELS.get(root, root))
                 target = groups[root]
-            action = target.addAction(variable)
+                words = words.rpartition(" \u203a ")[2]
+            action = target.addAction(words)
+            action.setToolTip(variable)
             action.triggered.connect(lambda _=False, v=variable: self.insert_variable(v))
 
     def insert_variable(self, variable: str) -> None:
@@ -127,8 +138,113 @@ def rule_value(record_field: str, text: str) -> Any:
     return text
 
 
+def _field_spec(record_field: str) -> FieldSpec | None:
+    parts = record_field.split(".")
+    return field_spec(parts[0], parts[1]) if len(parts) == 2 else None
+
+
+def value_choices(record_field: str) -> list[tuple[str, Any]] | None:
+    """The values a rule on this field can take, in words: Yes/No for a yes-or-no field, the
+    statuses for a status; None for a field of free text, numbers or dates."""
+    spec = _field_spec(record_field)
+    if spec is None:
+        return None
+    if spec.kind == FieldKind.BOOLEAN:
+        return [("Yes", True), ("No", False)]
+    if spec.kind == FieldKind.CHOICE:
+        return [(choice_label("status", c), c) for c in spec.choices]
+    return None
+
+
+def _is_date_field(record_field: str) -> bool:
+    spec = _field_spec(record_field)
+    return record_field == "now" or (spec is not None and spec.kind in DATE_KINDS)
+
+
+NO_DATE: Final = QDate(1752, 9, 14)   # the date picker's "no date chosen" (the earliest QDateEdit allows)
+
+
+class RuleValue(QWidget):
+    """A rule's value as its field takes it: a date picker (en-GB, writing ISO `2027-01-01`)
+    for a date; Yes/No or the statuses for a yes-or-no or status field; else a line of text."""
+
+    editingFinished = Signal()
+
+    def __init__(self, value: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.line = QLineEdit("" if value is None else str(value).lower() if isinstance(value, bool) else str(value),
+                              self)
+        self.date_edit = QDateEdit(self, calendarPopup=True)
+        self.date_edit.setDisplayFormat(date_format())
+        self.date_edit.setMinimumDate(NO_DATE)
+        self.date_edit.setSpecialValueText("choose a date")
+        self.date_edit.setDate(NO_DATE)
+        self.choice_box = QComboBox(self)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.line)
+        layout.addWidget(self.date_edit)
+        layout.addWidget(self.choice_box)
+        self.line.editingFinished.connect(self.editingFinished)
+        self.date_edit.editingFinished.connect(self.editingFinished)
+        # Picking from the calendar is a finished edit; typing ends with editingFinished.
+        self.date_edit.dateChanged.connect(self._picked)
+        self.choice_box.activated.connect(lambda _i: self.editingFinished.emit())
+        self.date_edit.hide()
+        self.choice_box.hide()
+
+    def _picked(self, _day: QDate) -> None:
+        if not self.date_edit.hasFocus():
+            self.editingFinished.emit()
+
+    def is_date(self) -> bool:
+        return not self.date_edit.isHidden()
+
+    def is_choice(self) -> bool:
+        return not self.choice_box.isHidden()
+
+    def set_field(self, record_field: str) -> None:
+        """Offer the editor the field's values need; a value that does not fit stays as text."""
+        text = self.text().strip()
+        self.line.setText(text)
+        day = QDate.fromString(text[:10], "yyyy-MM-dd")
+        choices = value_choices(record_field)
+        shown: QWidget = self.line
+        if _is_date_field(record_field) and (not text or (day.isValid() and len(text) == 10)):
+            self.date_edit.blockSignals(True)
+            self.date_edit.setDate(day if day.isValid() else NO_DATE)
+            self.date_edit.blockSignals(False)
+            shown = self.date_edit
+        elif choices is not None:
+            stored = {str(value).casefold(): i for i, (_words, value) in enumerate(choices)}
+            if not text or text.casefold() in stored:
+                self.choice_box.clear()
+                self.choice_box.addItem("(choose)", None)
+                for words, value in choices:
+                    self.choice_box.addItem(words, value)
+                self.choice_box.setCurrentIndex(stored[text.casefold()] + 1 if text else 0)
+                shown = self.choice_box
+        for widget in (self.line, self.date_edit, self.choice_box):
+            widget.setVisible(widget is shown)
+
+    def text(self) -> str:
+        """The value as text (ISO for a date, `true`/`false` for yes or no)."""
+        value = self.value()
+        return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+    def value(self) -> Any:
+        """The value as stored: an ISO date, True/False, a status, or the text typed."""
+        if self.is_date():
+            day = self.date_edit.date()
+            return None if day == NO_DATE else day.toString("yyyy-MM-dd")
+        if self.is_choice():
+            return self.choice_box.currentData()
+        return self.line.text()
+
+
 class RulesEditor(QWidget):
-    """Condition rules as a table: field (with suggestions), operator, value."""
+    """Condition rules, one per row: the field (in words, its path as data) on top; under it
+    the operator and the value, each as wide as half the dock."""
 
     edited = Signal(list)
 
@@ -137,15 +253,13 @@ class RulesEditor(QWidget):
         self.setObjectName(f"field_{name}")
         self._fields = fields
         self._loading = False
-        self.table = QTableWidget(0, 3, self)
+        self.table = QTableWidget(0, 1, self)
         self.table.setObjectName(f"field_{name}_table")
-        self.table.setHorizontalHeaderLabels(["Field", "Is", "Value"])
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(2, 90)
+        self.table.horizontalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setVisible(False)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
         self.table.setMinimumHeight(110)
         self.add_button = QPushButton("Add rule", self)
         self.add_button.setObjectName(f"field_{name}_add")
@@ -162,36 +276,70 @@ class RulesEditor(QWidget):
         layout.addWidget(self.table)
         layout.addLayout(buttons)
 
-    def _row_widgets(self, row: int) -> tuple[QComboBox, QComboBox, QLineEdit]:
-        return (self.table.cellWidget(row, 0), self.table.cellWidget(row, 1),  # type: ignore[return-value]
-                self.table.cellWidget(row, 2))
+    def _row_widgets(self, row: int) -> tuple[QComboBox, QComboBox, RuleValue]:
+        cell = self.table.cellWidget(row, 0)
+        return (cell.findChild(QComboBox, "rule_field"), cell.findChild(QComboBox, "rule_op"),
+                cell.findChild(RuleValue, "rule_value"))
+
+    @staticmethod
+    def field_of(box: QComboBox) -> str:
+        """The path a field box holds: the chosen item's data, or what was typed (a path, or a
+        field's words)."""
+        text = box.currentText().strip()
+        index = box.findText(text)
+        if index < 0:
+            return text
+        return str(box.itemData(index))
 
     def _append_row(self, rule: dict[str, Any]) -> None:
         row = self.table.rowCount()
         self.table.insertRow(row)
-        field_box = QComboBox()
+        cell = QWidget()
+        grid = QGridLayout(cell)
+        grid.setContentsMargins(2, 2, 2, 2)
+        grid.setVerticalSpacing(2)
+        field_box = QComboBox(cell)
+        field_box.setObjectName("rule_field")
         field_box.setEditable(True)
-        field_box.addItems(self._fields())
-        field_box.setCurrentText(str(rule.get("field") or ""))
-        field_box.setObjectName(f"rule_{row}_field")
-        op_box = QComboBox()
-        op_box.addItem("", None)
+        field_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        for path in self._fields():
+            field_box.addItem(field_path_label(path), path)
+            field_box.setItemData(field_box.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
+        current = str(rule.get("field") or "")
+        found = field_box.findData(current)
+        field_box.setCurrentIndex(found)
+        if found < 0:
+            field_box.setCurrentText(current)
+        field_box.setAccessibleName("Field")
+        op_box = QComboBox(cell)
+        op_box.setObjectName("rule_op")
+        op_box.setAccessibleName("Is")
+        op_box.addItem("(choose)", None)
         for op in RULE_OPS:
-            op_box.addItem(op.replace("_", " "), op)
+            op_box.addItem(choice_label("op", op), op)
         op_box.setCurrentIndex(max(0, op_box.findData(rule.get("op"))))
-        op_box.setObjectName(f"rule_{row}_op")
-        value_edit = QLineEdit("" if rule.get("value") is None else str(rule.get("value")))
-        value_edit.setObjectName(f"rule_{row}_value")
+        value_edit = RuleValue(rule.get("value"), cell)
+        value_edit.setObjectName("rule_value")
+        value_edit.setAccessibleName("Value")
         value_edit.setEnabled(rule.get("op") not in OPS_WITHOUT_VALUE)
-        self.table.setCellWidget(row, 0, field_box)
-        self.table.setCellWidget(row, 1, op_box)
-        self.table.setCellWidget(row, 2, value_edit)
-        field_box.currentTextChanged.connect(lambda _t: self._pause_then_emit())
+        value_edit.set_field(current)
+        grid.addWidget(field_box, 0, 0, 1, 2)
+        grid.addWidget(op_box, 1, 0)
+        grid.addWidget(value_edit, 1, 1)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        self.table.setCellWidget(row, 0, cell)
+        self.table.setRowHeight(row, cell.sizeHint().height())
+        field_box.currentTextChanged.connect(lambda _t: self._field_changed(field_box, value_edit))
         line = field_box.lineEdit()
         assert line is not None  # the field box is editable
         line.editingFinished.connect(self._emit)
         op_box.currentIndexChanged.connect(lambda _i: self._emit())
         value_edit.editingFinished.connect(self._emit)
+
+    def _field_changed(self, field_box: QComboBox, value_edit: RuleValue) -> None:
+        value_edit.set_field(self.field_of(field_box))
+        self._pause_then_emit()
 
     def _pause_then_emit(self) -> None:
         # Picking from the list is a finished edit; typing ends with editingFinished.
@@ -210,7 +358,7 @@ class RulesEditor(QWidget):
         result = []
         for row in range(self.table.rowCount()):
             field_box, op_box, value_edit = self._row_widgets(row)
-            field = field_box.currentText().strip()
+            field = self.field_of(field_box)
             op = op_box.currentData()
             value_edit.setEnabled(op not in OPS_WITHOUT_VALUE)
             rule: dict[str, Any] = {}
@@ -218,7 +366,9 @@ class RulesEditor(QWidget):
                 rule["field"] = field
             if op:
                 rule["op"] = op
-            value = rule_value(field, value_edit.text()) if op not in OPS_WITHOUT_VALUE else None
+            value = None
+            if op not in OPS_WITHOUT_VALUE:
+                value = value_edit.value() if value_edit.is_choice() else rule_value(field, value_edit.text())
             if value is not None:
                 rule["value"] = value
             result.append(rule)
@@ -228,8 +378,16 @@ class RulesEditor(QWidget):
         self._append_row({})
         self._emit()
 
+    def _focused_row(self) -> int:
+        focus = QApplication.focusWidget()
+        for row in range(self.table.rowCount()):
+            cell = self.table.cellWidget(row, 0)
+            if focus is not None and cell is not None and cell.isAncestorOf(focus):
+                return row
+        return self.table.currentRow()
+
     def remove_selected(self) -> None:
-        row = self.table.currentRow()
+        row = self._focused_row()
         if row < 0:
             row = self.table.rowCount() - 1
         if row >= 0:

@@ -27,6 +27,9 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 
 from app.workflow import CATALOG, NodeType
+from app.workflow.catalog import RECORD_TYPE_LABELS, choice_label, field_path_label
+
+from .schedule import schedule_words
 
 IDENTIFIER_PREFIX: Final = "clinicflow"
 INPUT_PORT: Final = "in"
@@ -236,19 +239,24 @@ def summarize(type_name: str, config: dict[str, Any]) -> str:
     if type_name == "trigger.manual":
         return f"started for a {c['record_type']}" if c.get("record_type") else "record type not chosen"
     if type_name == "trigger.record_event":
-        return " ".join(str(c[k]) for k in ("record_type", "event") if c.get(k)) or "event not chosen"
+        if not c.get("record_type"):
+            return "event not chosen"
+        record = RECORD_TYPE_LABELS.get(c["record_type"], c["record_type"])
+        return f"{record} {choice_label('event', c['event']).lower()}" if c.get("event") else record
     if type_name == "trigger.schedule":
-        timing = f"cron {c['cron']}" if c.get("cron") else f"every {c['every_seconds']} s" if c.get("every_seconds") \
-            else "timing not set"
+        timing = schedule_words(c)
         for_each = c.get("for_each")
-        return f"{timing}, per {for_each['record_type']}" if for_each else timing
+        return f"{timing}, for each {for_each['record_type']}" if for_each else timing
     if type_name == "trigger.webhook":
         return f"names a {c['record_type']}" if c.get("record_type") else "POST /hooks/…"
     if type_name == "logic.condition":
         rules = c.get("rules") or []
         if len(rules) == 1:
             rule = rules[0]
-            return _short(" ".join(str(rule[k]).replace("_", " ") for k in ("field", "op", "value") if k in rule))
+            words = [field_path_label(str(rule["field"])) if "field" in rule else "",
+                     choice_label("op", str(rule["op"])) if "op" in rule else "",
+                     str(rule["value"]) if "value" in rule else ""]
+            return _short(" ".join(w for w in words if w))
         return f"{len(rules)} rules, match {c.get('match', 'all')}" if rules else "no rules yet"
     if type_name == "logic.wait":
         if c.get("until"):
@@ -262,7 +270,8 @@ def summarize(type_name: str, config: dict[str, Any]) -> str:
     if type_name == "action.create_task":
         return _short(c.get("title") or "no title yet")
     if type_name == "action.update_record":
-        target = ".".join(str(c[k]) for k in ("record", "field") if c.get(k))
+        target = field_path_label(f"{c['record']}.{c['field']}") if c.get("record") and c.get("field") \
+            else choice_label("record", str(c["record"])) if c.get("record") else ""
         return _short(f"{target} = {c['value']}" if c.get("value") else target or "field not chosen")
     if type_name == "action.add_note":
         return _short(c.get("text") or "no text yet")

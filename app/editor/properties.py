@@ -15,8 +15,7 @@ from typing import Any, Final, Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
-from PySide6.QtCore import QRegularExpression, Qt, QTimer, Signal
-from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -26,30 +25,33 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QScrollArea,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.workflow import CATALOG, Problem, Workflow
-from app.workflow.catalog import ActionConfig, ForEach, MessageConfig, NodeConfig, Rule
-from app.workflow.model import ID_PATTERN, ReenrolAfter
+from app.workflow.catalog import ActionConfig, ForEach, MessageConfig, NodeConfig, Rule, choice_label
+from app.workflow.model import ReenrolAfter
 from app.workflow.records import RECORD_EVENTS, RECORD_FIELDS
 
 from .fields import RulesEditor, TemplateEdit
 from .nodes import ClinicNode
+from .schedule import ScheduleEditor
 
 MULTILINE_FIELDS = frozenset({"body", "text", "description"})
 PLACEHOLDERS = {
-    "cron": "e.g. 0 9 * * 1-5 (minute hour day month weekday)",
     "until": "e.g. {{ appointment.starts_at }}",
 }
 INT32_MAX = 2_147_483_647
 # Fields whose value changes the choices other fields offer (events, editable fields).
 REBUILDING_FIELDS = frozenset({"record_type", "record"})
+# The Schedule trigger's timing: one picker for both (DESIGN section 3: cron or every_seconds).
+SCHEDULE_FIELDS: Final = ("cron", "every_seconds")
 
 
 # Labels where the field's name does not read well as words.
-LABELS: Final = {"every_seconds": "Every (seconds)", "for_each": "For each record", "due_in_days": "Due in (days)",
+LABELS: Final = {"for_each": "For each record", "due_in_days": "Due in (days)",
                  "offset_amount": "Offset", "offset_unit": "Offset unit", "to": "To"}
 
 
@@ -119,7 +121,6 @@ class PropertiesPanel(QWidget):
 
     configEdited = Signal(object, dict)     # node, new config
     titleEdited = Signal(object, str)       # node, new title ("" for the catalog's)
-    idEdited = Signal(object, str)          # node, new id
     workflowEdited = Signal(dict)           # changed workflow fields: name, description, limits, reenrol
 
     def __init__(self, variables: Callable[[], list[str]], record_fields: Callable[[], list[str]],
@@ -196,22 +197,18 @@ class PropertiesPanel(QWidget):
         title.setPlaceholderText(spec.title)
         title.editingFinished.connect(lambda: self.titleEdited.emit(node, title.text().strip()))
         form.addRow("Node name", title)
-        node_id = QLineEdit(node.get_property("node_id"))
-        node_id.setObjectName("nodeId")
-        node_id.setValidator(QRegularExpressionValidator(QRegularExpression(ID_PATTERN.strip("^$")), node_id))
-        node_id.setToolTip("Templates refer to this node's output as steps.<id>.output")
-        def id_edited() -> None:
-            if node_id.text() != node.get_property("node_id"):
-                self.idEdited.emit(node, node_id.text())
-
-        node_id.editingFinished.connect(id_edited)
-        form.addRow("Id", node_id)
-        self.editors["node_title"], self.editors["node_id"] = title, node_id
+        self.editors["node_title"] = title
         model: Any = spec.config_model
         for name in form_order(model):
+            if name in self.editors:   # one editor for several fields (the schedule's timing)
+                continue
             info = model.model_fields[name]
             editor = self._field_editor(name, info, name in model.TEMPLATES)
             if editor is None:
+                continue
+            if isinstance(editor, ScheduleEditor):
+                self.editors.update(dict.fromkeys(SCHEDULE_FIELDS, editor))
+                form.addRow("When", editor)
                 continue
             self.editors[name] = editor
             label = label_for(name) + (" *" if name in model.REQUIRED else "")
@@ -226,9 +223,52 @@ class PropertiesPanel(QWidget):
         box.addLayout(form)
         box.addWidget(self.error_label)
         box.addWidget(self.problems_label)
+        box.addWidget(self._advanced(node))
         self.set_problems(problems)
         box.addStretch(1)
         body.setEnabled(not self._read_only)
+
+    def _advanced(self, node: ClinicNode) -> QWidget:
+        """The node's id, folded away under "Advanced" and read only: templates name a step's
+        output by it (`steps.<id>.output`), and a practice manager has no reason to change it."""
+        section = QWidget()
+        section.setObjectName("nodeAdvanced")
+        toggle = QToolButton(section)
+        toggle.setObjectName("nodeAdvancedToggle")
+        toggle.setText("Advanced")
+        toggle.setCheckable(True)
+        toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toggle.setArrowType(Qt.ArrowType.RightArrow)
+        toggle.setAutoRaise(True)
+        inner = QWidget(section)
+        inner.setObjectName("nodeAdvancedBody")
+        rows = QFormLayout(inner)
+        rows.setContentsMargins(0, 0, 0, 0)
+        node_id = QLineEdit(node.get_property("node_id"))
+        node_id.setObjectName("nodeId")
+        node_id.setReadOnly(True)   # read only: messages quoting it would break if it changed
+        node_id.setAccessibleName("Reference name")
+        rows.addRow("Reference name", node_id)
+        why = QLabel("Clinicflow's own name for this step. It stays the same when you rename the step, "
+                     "so messages that quote what this step did keep working.")
+        why.setToolTip("Templates refer to this step's output as steps.<name>.output")
+        why.setObjectName("nodeIdWords")
+        why.setWordWrap(True)
+        why.setStyleSheet("color: gray;")
+        rows.addRow(why)
+        inner.hide()
+
+        def unfold(shown: bool) -> None:
+            inner.setVisible(shown)
+            toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+        toggle.toggled.connect(unfold)
+        layout = QVBoxLayout(section)
+        layout.setContentsMargins(0, 8, 0, 0)
+        layout.addWidget(toggle)
+        layout.addWidget(inner)
+        self.editors["node_id"], self.editors["advanced"] = node_id, toggle
+        return section
 
     def set_problems(self, problems: list[Problem]) -> None:
         """Update the shown node's problems in place (the form keeps its focus)."""
@@ -344,6 +384,10 @@ class PropertiesPanel(QWidget):
         members, optional = _unwrap(info.annotation)
         kind = members[0] if len(members) == 1 else None
         current = self._config.get(name, field_default(info))
+        if name in SCHEDULE_FIELDS and self._node is not None and self._node.CATALOG_TYPE == "trigger.schedule":
+            schedule = ScheduleEditor(self._config)
+            schedule.edited.connect(self._set_many)
+            return schedule
         if get_origin(kind) is Literal:
             box = QComboBox()
             box.setObjectName(f"field_{name}")
@@ -353,7 +397,7 @@ class PropertiesPanel(QWidget):
             if name == "event" and self._config.get("record_type") in RECORD_EVENTS:
                 choices = RECORD_EVENTS[self._config["record_type"]]
             for choice in choices:
-                box.addItem(str(choice).replace("_", " "), choice)
+                box.addItem(choice_label(name, str(choice)), choice)
             box.setCurrentIndex(max(0, box.findData(current)))
             box.currentIndexChanged.connect(lambda _i: self._set(name, box.currentData()))
             return box
@@ -424,7 +468,7 @@ class PropertiesPanel(QWidget):
         record_type = QComboBox()
         record_type.setObjectName(f"field_{name}_record_type")
         for choice in get_args(ForEach.model_fields["record_type"].annotation):
-            record_type.addItem(choice, choice)
+            record_type.addItem(choice_label("record_type", choice), choice)
         record_type.setCurrentIndex(max(0, record_type.findData((current or {}).get("record_type"))))
         rules = RulesEditor(f"{name}_rules", self._record_fields)
         rules.set_rules(list((current or {}).get("rules", [])))
@@ -447,14 +491,21 @@ class PropertiesPanel(QWidget):
     # -- applying ------------------------------------------------------------------
 
     def _set(self, name: str, value: Any) -> None:
+        self._set_many({name: value})
+
+    def _set_many(self, changes: dict[str, Any]) -> None:
+        """Apply changed fields as one edit (None or [] leaves a field out)."""
         node = self._node
         if node is None or self._read_only:
             return
         config = dict(self._config)
-        if value is None or value == []:
-            config.pop(name, None)
-        else:
-            config[name] = value
+        for name, value in changes.items():
+            if value is None or value == []:
+                config.pop(name, None)
+            else:
+                config[name] = value
+        name = next(iter(changes))
+        value = changes[name]
         if name == "record_type" and config.get("event") not in RECORD_EVENTS.get(str(value), ()):
             config.pop("event", None)  # an event that cannot happen to the new record type
         if config == self._config:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
@@ -56,7 +55,6 @@ from app.workflow import (
     context_record_types,
     publish_problems,
 )
-from app.workflow.model import ID_PATTERN
 from app.workflow.records import field_names
 
 from .mapping import GraphReader, add_workflow_nodes, config_json, new_node_id
@@ -106,6 +104,11 @@ class WorkflowSettingsCommand(QUndoCommand):
 LAYOUT_GAP_X: Final = 90.0   # between columns of nodes (room for the wires' curves)
 LAYOUT_GAP_Y: Final = 40.0   # between rows
 PORT_ORDER: Final = {"true": 0, "out": 1, "false": 2}   # the order of a node's output ports, top to bottom
+
+
+def _aware(moment: datetime) -> datetime:
+    """A stored time as an aware UTC time (SQLite gives naive UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def layered_positions(workflow: Workflow, *, column: float, row: float) -> dict[str, tuple[float, float]]:
@@ -210,6 +213,7 @@ class EditorWidget(QWidget):
         self._applying = False
         self._shown: tuple[Any, ...] | None = None
         self._info: WorkflowInfo | None = None
+        self._own_change_at: datetime | None = None   # when the Enabled box here last changed the workflow
         self._version_windows: list[QMainWindow] = []
         self._dialogs: list[QWidget] = []
         self._save_pool = QThreadPool(self)
@@ -356,6 +360,24 @@ class EditorWidget(QWidget):
             "Only enabled workflows respond to their trigger (Ctrl+Shift+E)" if has_version
             else "Publish a version before enabling this workflow")
 
+    def follow(self, infos: list[Any]) -> None:
+        """Follow this workflow's state as the database watcher read it (off the GUI thread):
+        an enable or disable done in the Workflows list or on another workstation, a version
+        published elsewhere. No database access here."""
+        info = next((i for i in infos if i.id == self.workflow_id), None)
+        if info is not None and self._own_change_at is not None and _aware(info.updated_at) < self._own_change_at:
+            return   # read before this editor's own change: out of date
+        known = self._info
+        if info is None or (known is not None and (info.enabled, info.published_version)
+                            == (known.enabled, known.published_version)):
+            return
+        self._info = info
+        has_version = info.published_version is not None
+        self.enabled_action.blockSignals(True)
+        self.enabled_action.setChecked(info.enabled)
+        self.enabled_action.blockSignals(False)
+        self.enabled_action.setEnabled(has_version and not self.read_only)
+
     # -- building ------------------------------------------------------------------
 
     def _dock(self, name: str, title: str, widget: QWidget) -> QDockWidget:
@@ -373,7 +395,6 @@ class EditorWidget(QWidget):
         self.properties.set_read_only(self.read_only)
         self.properties.configEdited.connect(self._apply_config)  # type: ignore[call-overload]
         self.properties.titleEdited.connect(self._apply_title)  # type: ignore[call-overload]
-        self.properties.idEdited.connect(self._apply_id)  # type: ignore[call-overload]
         self.properties.workflowEdited.connect(self._apply_workflow_settings)
         self._properties_dock = self._dock("propertiesPanel", "Properties", self.properties)
         self.problems_panel = ProblemsPanel()
@@ -662,24 +683,6 @@ class EditorWidget(QWidget):
             if self.properties.current_node() is node:
                 self._shown = self._node_key(node)
 
-    def _apply_id(self, node: ClinicNode, new_id: str) -> None:
-        old = node.get_property("node_id")
-        if not re.fullmatch(ID_PATTERN, new_id):
-            self.status_label.setText(
-                f"'{new_id}' is not a valid id (letters, digits and _; not starting with a digit)")
-            return
-        if new_id in self._taken_ids():
-            self.status_label.setText(f"Another node already has the id '{new_id}'")
-            return
-        self._order[new_id] = self._order.get(old, len(self._order))
-        self._applying = True
-        try:
-            node.set_property("node_id", new_id)
-        finally:
-            self._applying = False
-        if self.properties.current_node() is node:
-            self._shown = self._node_key(node)
-
     def _apply_workflow_settings(self, changes: dict[str, Any]) -> None:
         if "name" in changes:
             self._name_edited = True
@@ -808,6 +811,8 @@ class EditorWidget(QWidget):
 
     def _enabled_toggled(self, enabled: bool) -> None:
         db, workflow_id, actor = self.db, self.workflow_id, self.actor
+        # What the watcher read before this change is older than it, and must not undo the box.
+        self._own_change_at = datetime.now(UTC)
         try:
             run_and_wait(lambda: api.set_enabled(db, workflow_id, enabled, actor))
         except Refused as exc:

@@ -91,3 +91,9 @@ def as_text(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, indent=2, ensure_ascii=False, default=str)
     return "" if value is None else str(value)
+
+
+def date_format() -> str:
+    """The locale's short date with a four-digit year for a date picker (`dd/MM/yyyy` in en-GB)."""
+    shown = app_locale().dateFormat(QLocale.FormatType.ShortFormat)
+    return shown if "yyyy" in shown else shown.replace("yy", "yyyy")

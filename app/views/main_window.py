@@ -643,6 +643,8 @@ class MainWindow(QMainWindow):
         self._set_database_state(True)
         if change.workflows is not None:
             self.workflows.set_infos(change.workflows)
+            if self.page is not None:
+                self.page.editor.follow(change.workflows)   # Enabled follows the list and other workstations
             # A fix published (here or elsewhere) makes Retry on latest the way on for a failed run.
             self.inspector.run_actions.set_live_versions({i.id: i.published_version for i in change.workflows})
             if self.stack.currentWidget() is self.welcome and change.workflows:

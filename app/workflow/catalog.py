@@ -256,3 +256,57 @@ def type_title(type_name: str | None) -> str:
     """A node type's name for people ("Send email"); "a step" for a type this version does not know."""
     spec = CATALOG.get(type_name or "")
     return spec.title if spec is not None else "a step"
+
+
+# -- words for people (the editor shows these; the stored values stay as above) -----------------
+
+RECORD_TYPE_LABELS: Final = {"patient": "Patient", "appointment": "Appointment", "task": "Task", "recall": "Recall"}
+
+# A config field's choices in words, by field name: the stored value is the item's data.
+CHOICE_LABELS: Final[dict[str, dict[str, str]]] = {
+    "record_type": RECORD_TYPE_LABELS,
+    "record": RECORD_TYPE_LABELS,
+    "event": {"created": "Created", "updated": "Updated", "booked": "Booked", "rescheduled": "Rescheduled",
+              "cancelled": "Cancelled", "completed": "Completed", "no_show": "Did not attend", "due": "Due"},
+    "purpose": {"service": "Service message (appointments, results)", "marketing": "Marketing (needs consent)"},
+    "quiet_hours": {"respect": "Respect quiet hours", "ignore": "Send even in quiet hours"},
+    "match": {"all": "All rules are true", "any": "Any rule is true"},
+    # A record's status (app/workflow/records.py): appointments, tasks, recalls.
+    "status": {"booked": "Booked", "cancelled": "Cancelled", "completed": "Completed", "no_show": "Did not attend",
+               "open": "Open", "done": "Done", "due": "Due"},
+    "unit": {"seconds": "Seconds", "minutes": "Minutes", "hours": "Hours", "days": "Days"},
+    "op": {"equals": "equals", "not_equals": "does not equal", "contains": "contains", "is_set": "is filled in",
+           "is_not_set": "is empty", "greater_than": "is more than", "less_than": "is less than",
+           "before": "is before", "after": "is after"},
+}
+CHOICE_LABELS["offset_unit"] = CHOICE_LABELS["unit"]
+
+# Record fields in words, by record type (fields not listed read as their name in words).
+RECORD_FIELD_LABELS: Final[dict[str, dict[str, str]]] = {
+    "patient": {"id": "Patient number", "first_name": "First name", "last_name": "Last name",
+                "date_of_birth": "Date of birth", "email": "Email address", "mobile": "Mobile number",
+                "notes": "Notes", "email_opt_out": "Opted out of email", "sms_opt_out": "Opted out of SMS",
+                "marketing_consent": "Agreed to marketing", "created_at": "Created", "updated_at": "Last changed"},
+    "appointment": {"id": "Appointment number", "patient_id": "Patient number", "starts_at": "Starts",
+                    "ends_at": "Ends"},
+    "task": {"id": "Task number", "patient_id": "Patient number", "assignee": "Assigned to", "due_at": "Due",
+             "created_by_run": "Created by run"},
+    "recall": {"id": "Recall number", "patient_id": "Patient number", "recall_type": "Recall type"},
+}
+CONTEXT_LABELS: Final = {"now": "Now"}
+
+
+def choice_label(field_name: str, value: str) -> str:
+    """A config choice in words ("Marketing (needs consent)" for purpose `marketing`)."""
+    return CHOICE_LABELS.get(field_name, {}).get(value) or value.replace("_", " ").capitalize()
+
+
+def field_path_label(path: str) -> str:
+    """A rule's field path in words: `patient.email_opt_out` reads "Patient \u203a Opted out of email"."""
+    if path in CONTEXT_LABELS:
+        return CONTEXT_LABELS[path]
+    record_type, _, name = path.partition(".")
+    if not name or record_type not in RECORD_TYPE_LABELS:
+        return path
+    words = RECORD_FIELD_LABELS.get(record_type, {}).get(name) or name.replace("_", " ").capitalize()
+    return f"{RECORD_TYPE_LABELS[record_type]} \u203a {words}"
