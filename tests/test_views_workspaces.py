@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDockWidget, QTabBar
+from PySide6.QtWidgets import QApplication, QDockWidget, QTabBar
 from test_views_editor_commands import SIZES, fully_in_view, open_window, published_workflow
 
 from app.views.main_window import BUILD, MONITOR, WORKSPACE_DOCKS
@@ -68,3 +68,81 @@ def test_each_workspace_remembers_its_own_layout(open_window: Any, qtbot: Any, s
     assert not again.history_dock.isVisible()
     again.set_workspace(BUILD)
     assert again.workflows_dock.isVisible()
+
+
+def drawn_tab_bars(window: Any) -> list[list[str]]:
+    """The dock tab bars drawn inside the window, by their tabs' texts."""
+    return [[bar.tabText(i) for i in range(bar.count())] for bar in window.findChildren(QTabBar)
+            if bar.parent() is window and bar.isVisible() and window.rect().intersects(bar.geometry())]
+
+
+def assert_only_own_tabs(window: Any) -> None:
+    titles = {d.windowTitle() for d in window.findChildren(QDockWidget)
+              if d.parent() is window and not d.isHidden() and d.objectName() in WORKSPACE_DOCKS[window.workspace]}
+    for tabs in drawn_tab_bars(window):
+        assert tabs and set(tabs) <= titles, f"{tabs} drawn in {window.workspace} (its docks: {sorted(titles)})"
+
+
+def layout_of(window: Any) -> dict[str, Any]:
+    docks = {d.objectName(): d.geometry().getRect() for d in window.findChildren(QDockWidget)
+             if d.parent() is window and d.isVisible() and window.rect().intersects(d.geometry())}
+    return {"docks": docks, "central": window.centralWidget().geometry().getRect(),
+            "tab bars": sorted(drawn_tab_bars(window))}
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_no_tab_bar_of_the_other_workspace_is_left_drawn(
+        open_window: Any, qtbot: Any, sqlite_url: str, size: tuple[int, int]) -> None:
+    """Trial finding 24: Build's "Workflows | Nodes" over Monitor's Runs, a History tab in Build,
+    and after Build → Monitor → Build and a resize, a tab bar over the status bar. Events are
+    processed as the screenshot scripts do (no deferred deletes): a replaced layout's tab bars
+    must not be drawn even before Qt deletes them."""
+    workflow_id = published_workflow(sqlite_url)
+    window = open_window()
+    window.resize(*size)
+    page = window.open_workflow(workflow_id)
+    qtbot.waitUntil(lambda: page.editor.publish_button.isVisible(), timeout=5000)
+    qtbot.wait(50)
+    assert_only_own_tabs(window)
+    for step in (lambda: window.set_workspace(MONITOR), lambda: window.set_workspace(BUILD), window.show_history,
+                 lambda: window.set_workspace(BUILD), lambda: window.resize(*reversed(size)),
+                 lambda: window.resize(*size), lambda: window.set_workspace(MONITOR),
+                 lambda: window.set_workspace(BUILD)):
+        step()
+        QApplication.processEvents()
+        assert_only_own_tabs(window)
+    window.close()
+    again = open_window()  # and after a restart, on the remembered layout
+    again.resize(*size)
+    page = again.open_workflow(workflow_id)
+    qtbot.waitUntil(lambda: page.editor.publish_button.isVisible(), timeout=5000)
+    assert_only_own_tabs(again)
+    again.set_workspace(MONITOR)
+    QApplication.processEvents()
+    assert_only_own_tabs(again)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_coming_back_to_a_workspace_lays_it_out_as_it_was(
+        open_window: Any, qtbot: Any, sqlite_url: str, size: tuple[int, int]) -> None:
+    workflow_id = published_workflow(sqlite_url)
+    window = open_window()
+    window.resize(*size)
+    window.apply_default_dock_widths()
+    page = window.open_workflow(workflow_id)
+    qtbot.waitUntil(lambda: page.editor.publish_button.isVisible(), timeout=5000)
+    qtbot.wait(50)
+    fresh_build = layout_of(window)
+    window.set_workspace(MONITOR)
+    qtbot.wait(50)
+    fresh_monitor = layout_of(window)
+    assert set(fresh_monitor["docks"]) == {"stepInspector"}  # Records and History behind it
+    window.resizeDocks([window.inspector_dock], [520], Qt.Orientation.Horizontal)  # the person widens it
+    qtbot.wait(50)
+    widened = layout_of(window)
+    window.set_workspace(BUILD)
+    qtbot.wait(50)
+    assert layout_of(window) == fresh_build
+    window.set_workspace(MONITOR)
+    qtbot.wait(50)
+    assert layout_of(window) == widened
