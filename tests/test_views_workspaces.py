@@ -146,3 +146,18 @@ def test_coming_back_to_a_workspace_lays_it_out_as_it_was(
     window.set_workspace(MONITOR)
     qtbot.wait(50)
     assert layout_of(window) == widened
+
+
+def test_the_view_menu_names_each_panel_once_and_the_toolbar_as_such(open_window: Any) -> None:
+    """Trial finding 21: Workflows, Records, Run viewer and History were listed twice (a command
+    and a panel toggle), and the toolbar's toggle was called "Main"."""
+    window = open_window()
+    texts = [a.text() for a in window.view_menu.actions() if not a.isSeparator()]
+    assert len(texts) == len(set(texts)), texts
+    for panel in ("Workflows", "Records", "Run viewer", "History"):
+        assert texts.count(panel) == 1
+    assert "Main" not in texts
+    toolbar = window.main_toolbar.toggleViewAction()
+    assert toolbar in window.view_menu.actions() and toolbar.text() == "Toolbar"
+    toolbar.trigger()
+    assert not window.main_toolbar.isVisible()

@@ -299,7 +299,7 @@ class MainWindow(QMainWindow):
         if self.quit_action.shortcut().isEmpty():
             self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
 
-        toolbar = QToolBar("Main", objectName="mainToolbar")
+        toolbar = QToolBar("Toolbar", objectName="mainToolbar")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.workspace_switcher = QTabBar(objectName="workspaceSwitcher")
         for name in (BUILD, MONITOR):
@@ -336,8 +336,8 @@ class MainWindow(QMainWindow):
             view_menu.addAction(act)
         view_menu.addAction(self.refresh_action)
         view_menu.addSeparator()
-        for dock in (self.workflows_dock, self.records_dock, self.inspector_dock, self.history_dock):
-            view_menu.addAction(dock.toggleViewAction())
+        # One entry per panel (the commands above show and focus theirs; a panel closes by its ✕),
+        # and the toolbar's own toggle, named for what it is.
         view_menu.addAction(self.main_toolbar.toggleViewAction())
         view_menu.addSeparator()
         view_menu.addAction(self.reset_layout_action)
