@@ -730,6 +730,8 @@ class MainWindow(QMainWindow):
             self._check_banner()
         if change.runs_changed or change.workflows_changed:
             self.history.refresh()  # only read while the History dock is shown
+        if change.records_changed:
+            self.records.follow_change()  # records added or changed elsewhere, as the Runs tab follows runs
         self.live_runtimes = change.live_runtimes
         self._show_runtime()
 
