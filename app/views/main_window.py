@@ -640,6 +640,8 @@ class MainWindow(QMainWindow):
         self.workflows.select(workflow_id)
         info = self.workflows.info(workflow_id)
         self.setWindowTitle(f"{info.name} — Clinicflow" if info else "Clinicflow")
+        if info is not None:
+            page.runs.set_workflow_name(info.name)
         return page
 
     def _tab_changed(self, page: WorkflowPage) -> None:
@@ -703,6 +705,10 @@ class MainWindow(QMainWindow):
         self._set_database_state(True)
         if change.workflows is not None:
             self.workflows.set_infos(change.workflows)
+            shown = next((i for i in change.workflows if self.page is not None and i.id == self.page.workflow_id), None)
+            if shown is not None and self.page is not None:  # renamed (here or elsewhere): said at once
+                self.page.runs.set_workflow_name(shown.name)
+                self.setWindowTitle(f"{shown.name} — Clinicflow")
             # A fix published (here or elsewhere) makes Retry on latest the way on for a failed run.
             self.inspector.run_actions.set_live_versions({i.id: i.published_version for i in change.workflows})
             if self.stack.currentWidget() is self.welcome and change.workflows:

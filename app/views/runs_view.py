@@ -47,6 +47,13 @@ class RunsView(QWidget):
         self.search = QLineEdit(objectName="runRecordSearch", placeholderText="Search by record: patient:12 or a name…")
         self.search.setClearButtonEnabled(True)
         self.count_label = QLabel(objectName="runsCount")
+        # Whose runs these are, over the list: the workflow's name (set by the main window), or All runs.
+        self.title = QLabel("All runs" if workflow_id is None else "Runs", objectName="runsTitle")
+        self.title.setTextFormat(Qt.TextFormat.PlainText)
+        font = self.title.font()
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.title.setFont(font)
 
         self.model = RunsModel(db, RunFilter(workflow_id=workflow_id), self)
         self.table = QTableView(objectName="runsTable")
@@ -85,6 +92,7 @@ class RunsView(QWidget):
         bar.addWidget(self.count_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.title)
         layout.addLayout(bar)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty, 1)
@@ -163,6 +171,10 @@ class RunsView(QWidget):
         return edit
 
     # --- filters -----------------------------------------------------------------------------
+
+    def set_workflow_name(self, name: str) -> None:
+        """Say whose runs these are (the Monitor workspace hides the Workflows list)."""
+        self.title.setText(f"Runs of “{name}”")
 
     def set_status(self, status: str | None) -> None:
         self.status_filter.setCurrentIndex(max(self.status_filter.findData(status), 0))
