@@ -161,3 +161,40 @@ def test_the_view_menu_names_each_panel_once_and_the_toolbar_as_such(open_window
     assert toolbar in window.view_menu.actions() and toolbar.text() == "Toolbar"
     toolbar.trigger()
     assert not window.main_toolbar.isVisible()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_workflow_names_are_shown_whole_in_the_workflows_list(
+        open_window: Any, qtbot: Any, sqlite_url: str, size: tuple[int, int]) -> None:
+    """Trial finding 25: "Appointment re…", "Follow-up after a…" at both sizes."""
+    from PySide6.QtCore import QRect
+
+    from app.store import open_database
+    from app.store.demo import load_demo
+    from app.views.workflow_list import Col
+
+    db = open_database(sqlite_url)
+    try:
+        load_demo(db, "Ann Tester")
+    finally:
+        db.dispose()
+    window = open_window()
+    window.resize(*size)
+    window.apply_default_dock_widths()
+    tree = window.workflows.tree
+    qtbot.waitUntil(lambda: tree.topLevelItemCount() == 4, timeout=5000)
+    qtbot.wait(50)
+    assert window.workflows_dock.width() == 320
+    metrics = tree.fontMetrics()
+    width = tree.columnWidth(Col.NAME)
+    for row in range(tree.topLevelItemCount()):
+        item = tree.topLevelItem(row)
+        name = item.text(Col.NAME)
+        room = width - 8 - (0 if item.icon(Col.NAME).isNull() else tree.iconSize().width() + 4)
+        needed = metrics.boundingRect(QRect(0, 0, room, 1000), int(Qt.TextFlag.TextWordWrap), name)
+        shown = tree.visualItemRect(item)
+        assert needed.width() <= room and needed.height() <= shown.height(), name
+        assert item.toolTip(Col.NAME) == name
+    assert tree.isColumnHidden(Col.FAILED)  # no failed runs: the name has that room too
+    assert sum(tree.columnWidth(c) for c in range(tree.columnCount()) if not tree.isColumnHidden(c)) \
+        <= tree.viewport().width()

@@ -72,7 +72,11 @@ class WorkflowList(QWidget):
         self.tree = QTreeWidget(objectName="workflowList")
         self.tree.setHeaderLabels(["Workflow", "Trigger", "On", "Live", "Failed"])
         self.tree.setRootIsDecorated(False)
-        self.tree.setUniformRowHeights(True)
+        # A name longer than the column goes on to a second line rather than being cut short; the
+        # name column takes all the width the others leave (the Failed one only while any failed).
+        self.tree.setUniformRowHeights(False)
+        self.tree.setWordWrap(True)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.tree.setAlternatingRowColors(True)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.tree.header()
@@ -157,8 +161,7 @@ class WorkflowList(QWidget):
                                     f"v{info.published_version}" if info.published_version else "none",
                                     str(info.failed_runs) if info.failed_runs else ""])
             item.setData(0, Qt.ItemDataRole.UserRole, info.id)
-            item.setIcon(Col.NAME, icon("workflow"))
-            item.setToolTip(Col.NAME, f"{info.name} (workflow {info.id})")
+            item.setToolTip(Col.NAME, info.name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Col.ENABLED, Qt.CheckState.Checked if info.enabled else Qt.CheckState.Unchecked)
             item.setToolTip(Col.ENABLED, "Enabled: responds to its trigger" if info.enabled else
@@ -176,6 +179,7 @@ class WorkflowList(QWidget):
             if info.id == keep:
                 self.tree.setCurrentItem(item)
         self._filling = False
+        self.tree.setColumnHidden(Col.FAILED, not any(i.failed_runs for i in shown))
         nothing = not self.infos
         self.empty.setVisible(nothing)
         self.tree.setVisible(not nothing)
