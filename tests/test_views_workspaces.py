@@ -171,11 +171,15 @@ def test_workflow_names_are_shown_whole_in_the_workflows_list(
 
     from app.store import open_database
     from app.store.demo import load_demo
+    from app.store.workflows import list_workflows, rename_workflow
     from app.views.workflow_list import Col
 
     db = open_database(sqlite_url)
     try:
         load_demo(db, "Ann Tester")
+        with db.write() as conn:  # a name longer than any column could be: it wraps
+            follow_up = next(w.id for w in list_workflows(conn) if w.name.startswith("Follow-up"))
+            rename_workflow(conn, follow_up, "Follow-up after an appointment with a new patient", "ann")
     finally:
         db.dispose()
     window = open_window()

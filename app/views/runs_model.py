@@ -50,7 +50,7 @@ class Column:
 
 
 # What started a run, under its record in the Record column's tooltip.
-STARTED_HOW: Final = {TriggerKind.MANUAL: "started by hand",
+STARTED_HOW: Final[dict[str, str]] = {TriggerKind.MANUAL: "started by hand",
                       TriggerKind.RECORD_EVENT: "started by a change to the record",
                       TriggerKind.SCHEDULE: "started by the schedule", TriggerKind.WEBHOOK: "started by a webhook"}
 # Column.TRIGGER shows the record a run is for (what started it in its tooltip): hence "Record".

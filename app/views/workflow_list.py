@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QMessageBox,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QToolBar,
     QTreeWidget,
     QTreeWidgetItem,
@@ -41,6 +43,22 @@ class Col:
 
 
 FILTERS: Final = (("All", "all"), ("Enabled", "enabled"), ("Draft", "draft"))
+
+
+class _WrappedNames(QStyledItemDelegate):
+    """The name column's rows as tall as their names wrapped at the column's width."""
+
+    def __init__(self, tree: QTreeWidget) -> None:
+        super().__init__(tree)
+        self._tree = tree
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        hint = super().sizeHint(option, index)
+        room = max(self._tree.columnWidth(Col.NAME) - 8, 40)
+        text = str(index.data() or "")
+        wrap = int(Qt.TextFlag.TextWordWrap)
+        height = option.fontMetrics.boundingRect(QRect(0, 0, room, 10_000), wrap, text).height()
+        return QSize(hint.width(), max(hint.height(), height + 4))
 
 
 def new_workflow(name: str) -> Workflow:
@@ -84,6 +102,11 @@ class WorkflowList(QWidget):
         header.setSectionResizeMode(Col.NAME, QHeaderView.ResizeMode.Stretch)
         for column in (Col.TRIGGER, Col.ENABLED, Col.LIVE, Col.FAILED):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        # Rows are as tall as their wrapped names at the name column's width, laid out again when it changes.
+        self.tree.setItemDelegateForColumn(Col.NAME, _WrappedNames(self.tree))
+        self._relayout = QTimer(self, singleShot=True, interval=0)
+        self._relayout.timeout.connect(self.tree.doItemsLayout)
+        header.sectionResized.connect(lambda column, *_: column == Col.NAME and self._relayout.start())
         self.tree.itemActivated.connect(lambda item, _c: self._open_item(item))
         self.tree.itemClicked.connect(self._clicked)
         self.tree.itemChanged.connect(self._item_changed)
