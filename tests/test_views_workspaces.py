@@ -202,3 +202,19 @@ def test_workflow_names_are_shown_whole_in_the_workflows_list(
     assert tree.isColumnHidden(Col.FAILED)  # no failed runs: the name has that room too
     assert sum(tree.columnWidth(c) for c in range(tree.columnCount()) if not tree.isColumnHidden(c)) \
         <= tree.viewport().width()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_all_runs_fits_monitor_beside_its_docks_without_scrolling_sideways(
+        open_window: Any, qtbot: Any, size: tuple[int, int]) -> None:
+    window = open_window()
+    window.resize(*size)
+    view = window.show_all_runs()
+    window.apply_default_dock_widths()
+    qtbot.wait(50)
+    table = view.table
+    assert not table.isColumnHidden(2)  # the Workflow column, as All runs shows it
+    assert table.horizontalScrollBar().maximum() == 0
+    assert not view._columns_set_by_person  # the window's own layout is not the person's sizing
+    header = table.horizontalHeader()
+    assert all(header.sectionSize(c) >= 48 for c in range(header.count()) if not header.isSectionHidden(c))

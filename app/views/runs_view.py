@@ -125,6 +125,7 @@ class RunsView(QWidget):
     # --- columns -------------------------------------------------------------------------------
 
     # Narrowest sensible widths; Trigger and Error share what is left (Error last, stretched).
+    _RECORD_AND_ERROR: Final = 220
     _WIDTHS: Final = {Column.STATUS: 96, Column.RUN: 48, Column.WORKFLOW: 150, Column.TRIGGERED: 118,
                       Column.DURATION: 72, Column.VERSION: 52, Column.STARTED_BY: 96}
 
@@ -136,18 +137,27 @@ class RunsView(QWidget):
         self._fitting = True
         try:
             available = self.table.viewport().width()
-            fixed = sum(width for column, width in self._WIDTHS.items() if not self.table.isColumnHidden(column))
-            rest = max(available - fixed, 200)
-            for column, width in self._WIDTHS.items():
+            widths = dict(self._WIDTHS)
+            fixed = sum(width for column, width in widths.items() if not self.table.isColumnHidden(column))
+            # Record and Error need room too (Error, stretched, is never narrower than 100 px): All
+            # runs' Workflow column gives way first, down to 110 px.
+            short = self._RECORD_AND_ERROR - (available - fixed)
+            if short > 0 and not self.table.isColumnHidden(Column.WORKFLOW):
+                narrower = max(110, widths[Column.WORKFLOW] - short)
+                fixed -= widths[Column.WORKFLOW] - narrower
+                widths[Column.WORKFLOW] = narrower
+            rest = max(available - fixed, 0)
+            for column, width in widths.items():
                 self.table.setColumnWidth(column, width)
-            # Trigger gets a little over half of what is left, Error (stretched, last) the rest.
-            self.table.setColumnWidth(Column.TRIGGER, max(int(rest * 0.55), 110))
+            # Record gets a little over half of what is left, Error (stretched, last) the rest.
+            record = int(rest * 0.55) if rest >= self._RECORD_AND_ERROR + 40 else rest - 110
+            self.table.setColumnWidth(Column.TRIGGER, max(record, 80))
         finally:
             self._fitting = False
 
-    def _column_resized(self, *_: object) -> None:
-        if self._fitting:
-            return
+    def _column_resized(self, column: int, *_: object) -> None:
+        if self._fitting or column == Column.ERROR:
+            return  # Error, stretched, only takes what is left: the person sized nothing
         self._columns_set_by_person = True
         self._settings.setValue(self._header_key, self.table.horizontalHeader().saveState())
 
