@@ -49,7 +49,7 @@ from app.api import records as records_api
 from app.api import runs as runs_api
 from app.api import workflows as workflows_api
 from app.api.records import RecordRow
-from app.workflow.records import RECORD_FIELDS, RECORD_TYPES, FieldKind, FieldSpec
+from app.workflow.records import RECORD_FIELDS, RECORD_TYPES, FieldKind, FieldSpec, TextFormat
 
 from .background import run_in_background
 from .display import local_date, local_time
@@ -67,14 +67,36 @@ NAME_FIELD: Final = FieldSpec("name", FieldKind.TEXT, editable=False)
 # click); consent is under the table, in the contact preferences.
 SHOWN_COLUMNS: Final = {
     "patient": ("name", "date_of_birth", "mobile", "email"),
-    "appointment": ("starts_at", "patient_id", "practitioner", "status", "reason"),
-    "task": ("title", "patient_id", "due_at", "status", "assignee"),
-    "recall": ("patient_id", "recall_type", "due_date", "status"),
+    "appointment": ("starts_at", "status", "patient_id", "practitioner"),
+    "task": ("title", "due_at", "status", "patient_id"),
+    "recall": ("due_date", "status", "patient_id", "recall_type"),
 }
 HEADERS: Final = {"patient_id": "Patient", "id": "Number", "name": "Name"}
 MIN_COLUMN: Final = 48    # px: narrower than this a column says nothing
-LAST_MIN: Final = 120     # px left at least for the last (stretching) column
+LAST_MIN: Final = 110     # px left at least for the last (stretching) column
 MAX_FIRST_WIDTH: Final = 200  # px: a column sized from its contents is at most this wide
+
+
+def _firm(spec: FieldSpec) -> bool:
+    """Dates, times, choices and phone numbers are short and read whole: names and texts give way first."""
+    return spec.kind in (FieldKind.DATE, FieldKind.DATETIME, FieldKind.CHOICE) or spec.format is TextFormat.PHONE
+
+
+def _shrink(widths: dict[int, int], room: int) -> dict[int, int]:
+    """Narrowed in proportion to fit `room`, none below MIN_COLUMN (the widest give what that adds)."""
+    total = sum(widths.values())
+    if total <= room or not widths:
+        return dict(widths)
+    scale = max(room, 0) / total
+    out = {c: max(MIN_COLUMN, int(w * scale)) for c, w in widths.items()}
+    excess = sum(out.values()) - room
+    for column in sorted(out, key=lambda c: out[c], reverse=True):
+        if excess <= 0:
+            break
+        take = min(excess, out[column] - MIN_COLUMN)
+        out[column] -= take
+        excess -= take
+    return out
 
 
 @dataclass
@@ -387,6 +409,7 @@ class RecordsView(QWidget):
         header.setStretchLastSection(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setResizeContentsPrecision(200)  # size columns from the first rows only
+        header.setMinimumSectionSize(MIN_COLUMN)
         # The columns fit the panel (a long value is cut short with "…", its full text in the tooltip).
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
@@ -511,16 +534,16 @@ class RecordsView(QWidget):
                                                       self.table.sizeHintForColumn(column)))
                 widths[column] = max(MIN_COLUMN, wanted)
             room = self.table.viewport().width() - LAST_MIN
-            # The widths the person set are kept while the others can give way.
-            kept = {c: w for c, w in widths.items() if names[c] in prefs.widths}
-            if sum(widths.values()) > room and widths:
-                others = {c: w for c, w in widths.items() if c not in kept}
-                left = room - sum(kept.values())
-                if not others or left < MIN_COLUMN * len(others):
-                    others, left = widths, room  # the resized one gives way too
-                    kept = {}
-                scale = max(left, 0) / max(1, sum(others.values()))
-                widths = {**{c: max(MIN_COLUMN, int(w * scale)) for c, w in others.items()}, **kept}
+            # The widths the person set, and short values read whole, are kept while the others give way.
+            fields = self.model.fields
+            kept = {c: w for c, w in widths.items() if names[c] in prefs.widths or _firm(fields[c])}
+            others = {c: w for c, w in widths.items() if c not in kept}
+            left = room - sum(kept.values())
+            if sum(widths.values()) > room:
+                if others and left >= MIN_COLUMN * len(others):
+                    widths = {**_shrink(others, left), **kept}
+                else:
+                    widths = _shrink(widths, room)  # not enough: every column gives way
             for column, width in widths.items():
                 self.table.setColumnWidth(column, width)
         finally:
