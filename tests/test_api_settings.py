@@ -52,6 +52,21 @@ def test_the_watcher_sees_a_failed_run_once(db) -> None:  # type: ignore[no-unty
     assert [w.name for w in seen.workflows] == ["Text"] and seen.workflows[0].failed_runs == 1
 
 
+def test_the_watcher_sees_records_added_and_changed_by_anyone(db) -> None:  # type: ignore[no-untyped-def]
+    from app.api import records
+
+    first = watch.look(db, None)
+    assert first is not None and first.records_changed
+    assert watch.look(db, first.marks) is None
+    ref = records.add_record(db, "patient", {"first_name": "Nia", "last_name": "Evans"}, "another workstation")
+    seen = watch.look(db, first.marks)
+    assert seen is not None and seen.records_changed and not seen.runs_changed
+    assert watch.look(db, seen.marks) is None
+    records.update_record(db, ref, {"email": "nia@example.org"}, "another workstation")
+    again = watch.look(db, seen.marks)
+    assert again is not None and again.records_changed
+
+
 def test_an_explicit_actor_wins_over_the_name_chosen_in_settings() -> None:
     login = default_actor()
     assert choose_actor(login, "  Dr Who ") == "Dr Who"

@@ -236,3 +236,32 @@ def test_the_run_menu_does_what_the_buttons_do_with_shortcuts(qtbot: Any, window
     window.findChild(QAction, "bulkActionsMenuAction").trigger()
     view = window.all_runs
     assert view is not None and window.stack.currentWidget() is view and view.bulk_dialog.isVisible()
+
+
+def test_the_run_menu_is_greyed_with_no_run_shown_and_follows_the_shown_runs_state(
+        qtbot: Any, window: Any, database: Any) -> None:
+    """Trial finding 18: the Run menu's commands were enabled in Build with no run selected (they
+    were only brought in line when the menu opened). Each follows its run viewer button."""
+    from PySide6.QtGui import QAction
+
+    names = ("retryRunMenuAction", "retryStepMenuAction", "retryLatestMenuAction", "runAgainMenuAction",
+             "cancelRunMenuAction")
+    actions = {name: window.findChild(QAction, name) for name in names}
+    assert window.inspector.run_id is None
+    assert not any(a.isEnabled() for a in actions.values())   # the menu has not been opened
+    assert window.findChild(QAction, "bulkActionsMenuAction").isEnabled()
+    workflow_id = sms_workflow(database)
+    [run_id] = runs_of(database, workflow_id, 1)
+    inspector = window.inspector
+    window.show_run(run_id)
+    qtbot.waitUntil(lambda: inspector.view is not None and inspector.view.run["status"] == "failed", timeout=WAIT)
+    qtbot.waitUntil(lambda: actions["retryRunMenuAction"].isEnabled(), timeout=WAIT)
+    assert actions["retryStepMenuAction"].isEnabled() and actions["runAgainMenuAction"].isEnabled()
+    assert not actions["cancelRunMenuAction"].isEnabled()   # a failed run is not cancelled
+    assert not actions["retryLatestMenuAction"].isEnabled()  # no fix published yet
+    buttons = (inspector.retry_run, inspector.retry_step, inspector.run_actions.retry_latest,
+               inspector.run_actions.run_again, inspector.cancel)
+    assert [a.isEnabled() for a in actions.values()] == [b.isEnabled() for b in buttons]
+    fix(database, workflow_id)
+    window.watcher.poke()  # the published fix makes Retry on latest the way on, in the menu too
+    qtbot.waitUntil(lambda: actions["retryLatestMenuAction"].isEnabled(), timeout=WAIT)

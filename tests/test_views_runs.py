@@ -355,3 +355,37 @@ def test_settings_test_button_shows_connected_or_the_reason(
     assert dialog.smtp_result.text().startswith("✗ ")
     assert f"127.0.0.1:{closed}" in dialog.smtp_result.text()
     dialog.reject()
+
+
+def test_the_monitor_workspace_says_whose_runs_are_shown_and_the_record_column_is_named_for_it(
+        qtbot: Any, window: Any, practice: Practice) -> None:
+    """Trial finding 19: Monitor hides the Workflows list and its Runs tab had no workflow name;
+    the column called Trigger held the patient."""
+    from app.views.runs_model import HEADERS, Column
+
+    workflow_id = practice.workflow(NOTE_FLOW)
+    ann = practice.patient("Ann", "Smith")
+    qtbot.waitUntil(lambda: window.workflows.info(workflow_id) is not None, timeout=WAIT)
+    page = window.open_workflow(workflow_id)
+    window.set_workspace("monitor")
+    title = page.runs.title
+    assert title.objectName() == "runsTitle" and title.isVisible()
+    assert title.text() == "Runs of “Note on patient”"
+    assert not window.workflows_dock.isVisible()  # so the title is the only place that says it
+    with practice.db.write() as conn:  # renamed on another workstation: said at once
+        from app.store.workflows import rename_workflow
+        rename_workflow(conn, workflow_id, "Note on the patient", "setup")
+    qtbot.waitUntil(lambda: title.text() == "Runs of “Note on the patient”", timeout=WAIT)
+    assert HEADERS[Column.TRIGGER] == "Record"
+    assert page.runs.table.objectName() == "runsTable"
+    from app.api import runs as runs_api
+
+    run_id = runs_api.start_run(window.db, workflow_id, record=ann, actor="Ann Tester")
+    page.runs.refresh()
+    qtbot.waitUntil(lambda: page.runs.model.row_of(run_id) is not None, timeout=WAIT)
+    model = page.runs.model
+    cell = model.index(model.row_of(run_id), Column.TRIGGER)
+    assert model.data(cell) == f"Patient Ann Smith ({ann})"
+    assert model.data(cell, Qt.ItemDataRole.ToolTipRole) == f"Patient Ann Smith ({ann})\nStarted by hand"
+    all_runs = window.show_all_runs()
+    assert all_runs.title.text() == "All runs" and all_runs.title.isVisible()

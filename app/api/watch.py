@@ -1,7 +1,8 @@
 """What changed in the database since the app last looked (the app's `DatabaseWatcher`).
 
-One short read: `max(runs.updated_at)` (an indexed probe) and the workflows' marks tell
-whether anything changed; only then are the failed runs and the workflows list read. The
+One short read: `max(runs.updated_at)` (an indexed probe), the workflows' marks and the
+records' (the newest record event and history entry, both primary keys) tell whether anything
+changed; only then are the failed runs and the workflows list read. The
 marks come from anyone writing: this app, a CLI, another workstation's runtime.
 """
 
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 
 from app.store import workflows as store
 from app.store.database import Database
-from app.store.schema import runs, workflow_versions, workflows
+from app.store.schema import history, record_events, runs, workflow_versions, workflows
 from app.store.workflows import WorkflowInfo
 from app.workflow.vocabulary import RunStatus
 
@@ -30,6 +31,7 @@ class Marks:
 
     runs: datetime | None
     workflows: tuple[Any, ...]
+    records: tuple[Any, ...] = ()   # every record change writes a record event or a history entry
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Look:
     marks: Marks
     runs_changed: bool
     workflows_changed: bool
+    records_changed: bool
     failed_total: int                   # meaningful when runs_changed
     failed_since: tuple[FailedRun, ...]  # failed runs changed after the previous runs mark
     workflows: tuple[WorkflowInfo, ...]
@@ -61,10 +64,14 @@ def look(db: Database, previous: Marks | None) -> Look | None:
         workflows_mark = tuple(conn.execute(select(
             func.max(workflows.c.updated_at), func.count(workflows.c.id),
             select(func.count()).select_from(workflow_versions).scalar_subquery())).one())
-        marks = Marks(runs_mark, workflows_mark)
+        records_mark = tuple(conn.execute(select(
+            select(func.max(record_events.c.id)).scalar_subquery(),
+            select(func.max(history.c.id)).scalar_subquery())).one())
+        marks = Marks(runs_mark, workflows_mark, records_mark)
         runs_changed = previous is None or runs_mark != previous.runs
         workflows_changed = previous is None or workflows_mark != previous.workflows
-        if not runs_changed and not workflows_changed:
+        records_changed = previous is None or records_mark != previous.records
+        if not runs_changed and not workflows_changed and not records_changed:
             return None
         failed_total = 0
         failed: list[FailedRun] = []
@@ -82,4 +89,4 @@ def look(db: Database, previous: Marks | None) -> Look | None:
                           for r in conn.execute(query)]
         infos = tuple(store.list_workflows(conn))
         live = live_runtime_count(conn)
-    return Look(marks, runs_changed, workflows_changed, failed_total, tuple(failed), infos, live)
+    return Look(marks, runs_changed, workflows_changed, records_changed, failed_total, tuple(failed), infos, live)

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
@@ -55,6 +57,29 @@ WORKSPACE_DOCKS: Final = {
 }
 RUNTIME_WORDS = {"running": "Runtime running", "stopped": "Runtime stopped",
                  "database unreachable": "Runtime: database unreachable", "off": "Runtime off on this workstation"}
+
+
+@dataclass(frozen=True)
+class WorkspaceLayout:
+    """How a workspace was left: docks the person closed, the docks in view (in front of their
+    tab groups) and each dock's last size in it."""
+
+    closed: frozenset[str]
+    sizes: dict[str, tuple[int, int]]
+    front: tuple[str, ...]
+
+    def to_text(self) -> str:
+        return json.dumps({"closed": sorted(self.closed), "sizes": self.sizes, "front": list(self.front)})
+
+    @classmethod
+    def from_text(cls, text: object) -> WorkspaceLayout | None:
+        try:
+            data = json.loads(str(text))
+            return cls(frozenset(map(str, data["closed"])),
+                       {str(k): (int(v[0]), int(v[1])) for k, v in data["sizes"].items()},
+                       tuple(map(str, data["front"])))
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+            return None  # nothing remembered (or from another version): the designed layout
 
 
 def app_settings() -> QSettings:
@@ -124,7 +149,7 @@ class MainWindow(QMainWindow):
         self.gate = RoleGate(db, self)  # the connected member's role (PostgreSQL); read below, off the GUI thread
         self.page: WorkflowPage | None = None
         self._page_docks: list[QDockWidget] = []
-        self._page_docks_shown: set[str] = set()  # the closed page's docks that were in view
+        self._layouts: dict[str, WorkspaceLayout] = {}  # each workspace as it was last left
         self._closing = False
         self.failed_total = 0
         self.live_runtimes = 0
@@ -166,7 +191,6 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.inspector_dock, self.history_dock)
         self.inspector_dock.raise_()
         self.workspace = BUILD
-        self._hidden_by_workspace: set[str] = set()  # docks hidden because they belong to the other workspace
         self.history_dock.visibilityChanged.connect(self._history_shown)
         # The side docks take the full height; the bottom one (Problems) sits under the canvas only.
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -191,14 +215,13 @@ class MainWindow(QMainWindow):
         # (a 1366x768 laptop would lose the status bar); then what this workstation remembered.
         saved = str(self.settings.value("workspace/current", BUILD) or BUILD)
         self.workspace = saved if saved in WORKSPACE_DOCKS else BUILD
-        self._apply_workspace(first=True)
+        self._apply_workspace()
         screen = self.screen().availableGeometry() if self.screen() is not None else None
         width, height = (1280, 800) if screen is None else (min(1280, screen.width()), min(800, screen.height()))
         self.resize(width, height)
         self.apply_default_dock_widths()
         self._restore_layout()
-        self._hidden_by_workspace.clear()  # the restored layout says what is shown
-        self._apply_workspace(first=False)
+        self._apply_workspace()
         self._show_start_page()
         self.watcher.changed.connect(self._on_database_change)  # type: ignore[call-overload]
         self.watcher.unreachable.connect(self._on_unreachable)
@@ -276,7 +299,7 @@ class MainWindow(QMainWindow):
         if self.quit_action.shortcut().isEmpty():
             self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
 
-        toolbar = QToolBar("Main", objectName="mainToolbar")
+        toolbar = QToolBar("Toolbar", objectName="mainToolbar")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.workspace_switcher = QTabBar(objectName="workspaceSwitcher")
         for name in (BUILD, MONITOR):
@@ -313,8 +336,8 @@ class MainWindow(QMainWindow):
             view_menu.addAction(act)
         view_menu.addAction(self.refresh_action)
         view_menu.addSeparator()
-        for dock in (self.workflows_dock, self.records_dock, self.inspector_dock, self.history_dock):
-            view_menu.addAction(dock.toggleViewAction())
+        # One entry per panel (the commands above show and focus theirs; a panel closes by its ✕),
+        # and the toolbar's own toggle, named for what it is.
         view_menu.addAction(self.main_toolbar.toggleViewAction())
         view_menu.addSeparator()
         view_menu.addAction(self.reset_layout_action)
@@ -381,6 +404,8 @@ class MainWindow(QMainWindow):
     # --- layout ------------------------------------------------------------------------------------
 
     def _restore_layout(self) -> None:
+        """The window as this workstation left it: its geometry, the docks' places (one Qt state
+        holding both workspaces' docks) and each workspace's own shown docks and sizes."""
         geometry = self.settings.value("window/geometry")
         state = self.settings.value("window/state")
         self._default_state = self.saveState(STATE_VERSION)
@@ -388,6 +413,10 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if isinstance(state, (QByteArray, bytes)) and state:
             self.restoreState(state, STATE_VERSION)
+        for name in (BUILD, MONITOR):
+            remembered = WorkspaceLayout.from_text(self.settings.value(f"workspace/{name}/layout"))
+            if remembered is not None:
+                self._layouts[name] = remembered
 
     def apply_default_dock_widths(self) -> None:
         """Workflows 320 px, run viewer and properties 440 px: the layout designed for 1280x800."""
@@ -402,36 +431,57 @@ class MainWindow(QMainWindow):
         self.resizeDocks(docks, widths, Qt.Orientation.Horizontal)
 
     def save_layout(self) -> None:
+        self._layouts[self.workspace] = self._capture_workspace()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(STATE_VERSION))
-        self.settings.setValue(f"workspace/{self.workspace}/state", self.saveState(STATE_VERSION))
+        for name, remembered in self._layouts.items():
+            self.settings.setValue(f"workspace/{name}/layout", remembered.to_text())
         self.settings.setValue("workspace/current", self.workspace)
         self.settings.sync()
 
     def reset_layout(self) -> None:
         self.restoreState(self._default_state, STATE_VERSION)
+        self._layouts.clear()
         for name in (BUILD, MONITOR):
-            self.settings.remove(f"workspace/{name}/state")
-        self._apply_workspace(first=True)
+            self.settings.remove(f"workspace/{name}/layout")
+        self._apply_workspace()
+        self.apply_default_dock_widths()
 
     # --- workspaces ------------------------------------------------------------------------------------
 
+    def _workspace_docks(self, name: str) -> list[QDockWidget]:
+        return [d for d in self.findChildren(QDockWidget)
+                if d.parent() is self and d.objectName() in WORKSPACE_DOCKS[name]]
+
+    def _capture_workspace(self) -> WorkspaceLayout:
+        """What this workspace shows now: the docks the person closed, the ones in front of their
+        tab groups, and the sizes of those in view (a workflow's docks kept while none is open)."""
+        earlier = self._layouts.get(self.workspace)
+        docks = self._workspace_docks(self.workspace)
+        present = {d.objectName() for d in docks}
+        closed = {n for n in (earlier.closed if earlier else ()) if n not in present}
+        closed |= {d.objectName() for d in docks if d.isHidden()}
+        sizes = dict(earlier.sizes) if earlier else {}
+        # A dock behind another in its tab group is kept (visible) off the window by Qt.
+        front = [d for d in docks if d.isVisible() and (d.isFloating() or self.rect().intersects(d.geometry()))]
+        sizes.update({d.objectName(): (d.width(), d.height()) for d in front})
+        return WorkspaceLayout(frozenset(closed), sizes, tuple(d.objectName() for d in front))
+
     def set_workspace(self, name: str) -> None:
         """Build (workflows, editor, palette, properties, problems, versions) or Monitor (runs,
-        run viewer, records, history): each shows only its own docks and remembers its layout."""
+        run viewer, records, history): each shows only its own docks and remembers its layout.
+
+        Docks are only shown and hidden here, never moved by a whole-window restoreState: Qt
+        leaves the tab bars of a replaced layout drawn over the window (Qt 6.11)."""
         if name not in WORKSPACE_DOCKS:
             raise ValueError(f"there is no workspace '{name}' (build or monitor)")
         if name == self.workspace:
             self._sync_workspace_controls()
             return
-        self.settings.setValue(f"workspace/{self.workspace}/state", self.saveState(STATE_VERSION))
+        self._layouts[self.workspace] = self._capture_workspace()
         self.workspace = name
         self.settings.setValue("workspace/current", name)
-        state = self.settings.value(f"workspace/{name}/state")
-        remembered = isinstance(state, (QByteArray, bytes)) and bool(state)
-        if remembered:
-            self.restoreState(state, STATE_VERSION)
-        self._apply_workspace(first=not remembered)
+        self._apply_workspace()
         if self.page is not None:
             self.page.tabs.blockSignals(True)
             if name == BUILD:
@@ -440,26 +490,35 @@ class MainWindow(QMainWindow):
                 self.page.show_runs()
                 self.page.runs.refresh()
             self.page.tabs.blockSignals(False)
-            self._raise_docks_for(self.page)
+            if name not in self._layouts or not self._layouts[name].front:
+                self._raise_docks_for(self.page)
         elif name == MONITOR and self.stack.currentWidget() in (self.home, self.welcome):
             self.show_all_runs()
         elif name == BUILD and self.all_runs is not None and self.stack.currentWidget() is self.all_runs:
             self.stack.setCurrentWidget(self.home)
 
-    def _apply_workspace(self, *, first: bool) -> None:
-        """Only this workspace's docks; the first time in it, all of them."""
+    def _apply_workspace(self) -> None:
+        """Only this workspace's docks, as it last showed them (the first time: all of them, in
+        the designed widths)."""
+        remembered = self._layouts.get(self.workspace)
         mine = WORKSPACE_DOCKS[self.workspace]
         for dock in self.findChildren(QDockWidget):
-            if dock.parent() is not self:
-                continue
-            if dock.objectName() not in mine:
-                if dock.isVisible() or not dock.isHidden():
-                    self._hidden_by_workspace.add(dock.objectName())
+            if dock.parent() is self and dock.objectName() not in mine:
                 dock.hide()
-            elif first or dock.objectName() in self._hidden_by_workspace:
-                dock.show()  # a dock the person closed stays closed
-            if dock.objectName() in mine:
-                self._hidden_by_workspace.discard(dock.objectName())
+        docks = self._workspace_docks(self.workspace)
+        for dock in docks:
+            dock.setVisible(remembered is None or dock.objectName() not in remembered.closed)
+        if remembered is None:
+            self.apply_default_dock_widths()
+            (self.inspector_dock if self.workspace == MONITOR else self.workflows_dock).raise_()
+        else:
+            by_name = {d.objectName(): d for d in docks}
+            for dock_name in remembered.front:
+                if dock_name in by_name:
+                    by_name[dock_name].raise_()
+            sized = [by_name[n] for n in remembered.front if n in by_name and n in remembered.sizes]
+            self.resizeDocks(sized, [remembered.sizes[d.objectName()][0] for d in sized], Qt.Orientation.Horizontal)
+            self.resizeDocks(sized, [remembered.sizes[d.objectName()][1] for d in sized], Qt.Orientation.Vertical)
         self._sync_workspace_controls()
 
     def _sync_workspace_controls(self) -> None:
@@ -550,17 +609,14 @@ class MainWindow(QMainWindow):
         placed: dict[Qt.DockWidgetArea, QDockWidget] = {}
         for dock in page.docks():
             area = areas.get(dock.objectName(), Qt.DockWidgetArea.RightDockWidgetArea)
-            if self.restoreDockWidget(dock):
-                if dock.objectName() in self._page_docks_shown:
-                    dock.show()  # as the previous workflow's was (it was hidden only to be removed)
-            else:
+            if not self.restoreDockWidget(dock):
                 # Not in the saved layout: a sensible place, shown (the editor makes them hidden).
                 self.addDockWidget(area, dock)
                 if area in placed and area != Qt.DockWidgetArea.BottomDockWidgetArea:
                     self.tabifyDockWidget(placed[area], dock)
                 elif area == Qt.DockWidgetArea.LeftDockWidgetArea:
                     self.tabifyDockWidget(self.workflows_dock, dock)
-                dock.show()
+                dock.show()  # to be sized; hidden again below outside Build
                 if area == Qt.DockWidgetArea.BottomDockWidgetArea:
                     self.resizeDocks([dock], [120], Qt.Orientation.Vertical)
                 elif dock.objectName() == "propertiesPanel":
@@ -569,8 +625,11 @@ class MainWindow(QMainWindow):
             self._page_docks.append(dock)
         page.tabs.currentChanged.connect(lambda _index: self._tab_changed(page))
         self.page = page
-        # The Editor tab is the Build workspace, the Runs tab the Monitor one.
-        self._apply_workspace(first=False)
+        # The Editor tab is the Build workspace, the Runs tab the Monitor one; the editor's docks
+        # show in Build as the previous workflow's did (all of them the first time).
+        closed = self._layouts[BUILD].closed if BUILD in self._layouts else frozenset()
+        for dock in self._page_docks:
+            dock.setVisible(self.workspace == BUILD and dock.objectName() not in closed)
         if self.workspace == MONITOR:
             page.tabs.blockSignals(True)
             page.show_runs()
@@ -581,6 +640,8 @@ class MainWindow(QMainWindow):
         self.workflows.select(workflow_id)
         info = self.workflows.info(workflow_id)
         self.setWindowTitle(f"{info.name} — Clinicflow" if info else "Clinicflow")
+        if info is not None:
+            page.runs.set_workflow_name(info.name)
         return page
 
     def _tab_changed(self, page: WorkflowPage) -> None:
@@ -604,7 +665,8 @@ class MainWindow(QMainWindow):
             return
         self.page.flush()
         self._fill_workflow_menu(None)  # before the editor and its actions go
-        self._page_docks_shown = {d.objectName() for d in self._page_docks if d.isVisible()}
+        if self.workspace == BUILD:
+            self._layouts[BUILD] = self._capture_workspace()  # the next workflow's docks show the same
         for dock in self._page_docks:
             dock.hide()  # first, so no empty tab of it is left in a dock area
             self.removeDockWidget(dock)
@@ -645,6 +707,10 @@ class MainWindow(QMainWindow):
             self.workflows.set_infos(change.workflows)
             if self.page is not None:
                 self.page.editor.follow(change.workflows)   # Enabled follows the list and other workstations
+            shown = next((i for i in change.workflows if self.page is not None and i.id == self.page.workflow_id), None)
+            if shown is not None and self.page is not None:  # renamed (here or elsewhere): said at once
+                self.page.runs.set_workflow_name(shown.name)
+                self.setWindowTitle(f"{shown.name} — Clinicflow")
             # A fix published (here or elsewhere) makes Retry on latest the way on for a failed run.
             self.inspector.run_actions.set_live_versions({i.id: i.published_version for i in change.workflows})
             if self.stack.currentWidget() is self.welcome and change.workflows:
@@ -672,6 +738,8 @@ class MainWindow(QMainWindow):
             self._check_banner()
         if change.runs_changed or change.workflows_changed:
             self.history.refresh()  # only read while the History dock is shown
+        if change.records_changed:
+            self.records.follow_change()  # records added or changed elsewhere, as the Runs tab follows runs
         self.live_runtimes = change.live_runtimes
         self._show_runtime()
 

@@ -7,12 +7,24 @@ enabled workflow with a manual trigger for the selected record.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Final
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QAction, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -37,7 +49,7 @@ from app.api import records as records_api
 from app.api import runs as runs_api
 from app.api import workflows as workflows_api
 from app.api.records import RecordRow
-from app.workflow.records import RECORD_FIELDS, RECORD_TYPES, FieldKind, FieldSpec
+from app.workflow.records import RECORD_FIELDS, RECORD_TYPES, FieldKind, FieldSpec, TextFormat
 
 from .background import run_in_background
 from .display import local_date, local_time
@@ -48,6 +60,69 @@ TYPE_TITLES: Final = {"patient": "Patients", "appointment": "Appointments", "tas
 ROW_LIMIT: Final = 2000
 REFUSED_COLOUR: Final = "#e04848"
 Index = QModelIndex | QPersistentModelIndex
+# A patient's name in one column (first and last name are columns too, shown from the header menu).
+NAME_FIELD: Final = FieldSpec("name", FieldKind.TEXT, editable=False)
+# The columns shown at first, in this order, so a docked table fits 1280x800 and 1366x768 without
+# scrolling sideways; the last takes the width left. The others are in the header's menu (right
+# click); consent is under the table, in the contact preferences.
+SHOWN_COLUMNS: Final = {
+    "patient": ("name", "date_of_birth", "mobile", "email"),
+    "appointment": ("starts_at", "status", "patient_id", "practitioner"),
+    "task": ("title", "due_at", "status", "patient_id"),
+    "recall": ("due_date", "status", "patient_id", "recall_type"),
+}
+HEADERS: Final = {"patient_id": "Patient", "id": "Number", "name": "Name"}
+MIN_COLUMN: Final = 48    # px: narrower than this a column says nothing
+LAST_MIN: Final = 110     # px left at least for the last (stretching) column
+MAX_FIRST_WIDTH: Final = 200  # px: a column sized from its contents is at most this wide
+
+
+def _firm(spec: FieldSpec) -> bool:
+    """Dates, times, choices and phone numbers are short and read whole: names and texts give way first."""
+    return spec.kind in (FieldKind.DATE, FieldKind.DATETIME, FieldKind.CHOICE) or spec.format is TextFormat.PHONE
+
+
+def _shrink(widths: dict[int, int], room: int) -> dict[int, int]:
+    """Narrowed in proportion to fit `room`, none below MIN_COLUMN (the widest give what that adds)."""
+    total = sum(widths.values())
+    if total <= room or not widths:
+        return dict(widths)
+    scale = max(room, 0) / total
+    out = {c: max(MIN_COLUMN, int(w * scale)) for c, w in widths.items()}
+    excess = sum(out.values()) - room
+    for column in sorted(out, key=lambda c: out[c], reverse=True):
+        if excess <= 0:
+            break
+        take = min(excess, out[column] - MIN_COLUMN)
+        out[column] -= take
+        excess -= take
+    return out
+
+
+@dataclass
+class ColumnPrefs:
+    """One record type's columns as the person left them: widths they set, columns hidden or shown."""
+
+    widths: dict[str, int] = field(default_factory=dict)
+    hidden: set[str] | None = None   # None: as SHOWN_COLUMNS says
+
+    @classmethod
+    def load(cls, record_type: str) -> ColumnPrefs:
+        from .main_window import app_settings
+
+        try:
+            data = json.loads(str(app_settings().value(f"records/{record_type}/columns", "")))
+            hidden = data.get("hidden")
+            return cls({str(k): int(v) for k, v in data.get("widths", {}).items()},
+                       None if hidden is None else set(map(str, hidden)))
+        except (TypeError, ValueError, AttributeError):
+            return cls()
+
+    def save(self, record_type: str) -> None:
+        from .main_window import app_settings
+
+        data = {"widths": self.widths, "hidden": None if self.hidden is None else sorted(self.hidden)}
+        app_settings().setValue(f"records/{record_type}/columns", json.dumps(data))
 
 
 def _shown(value: Any) -> str:
@@ -85,7 +160,12 @@ class RecordsModel(QAbstractTableModel):
         self.reload()
 
     def _fields(self) -> list[FieldSpec]:
-        return [s for s in RECORD_FIELDS[self.record_type] if s.name not in ("created_at", "updated_at")]
+        """The shown-at-first columns in their order, then the rest (hidden at first)."""
+        specs = [s for s in RECORD_FIELDS[self.record_type] if s.name not in ("created_at", "updated_at")]
+        if self.record_type == "patient":
+            specs.insert(0, NAME_FIELD)
+        first = SHOWN_COLUMNS[self.record_type]
+        return sorted(specs, key=lambda s: first.index(s.name) if s.name in first else len(first))
 
     def reload(self) -> None:
         """Read the records of the chosen type and search in the background (`loaded` tells when);
@@ -105,6 +185,10 @@ class RecordsModel(QAbstractTableModel):
             self.loading = False
             if self._again or (record_type, search) != (self.record_type, self.search):
                 self.reload()
+                return
+            fields = self._fields()
+            if fields == self.fields and list(rows) == self.rows:  # type: ignore[call-overload]
+                self.loaded.emit()  # nothing changed (a change elsewhere): no reset, no flicker
                 return
             self.beginResetModel()
             self.fields = self._fields()
@@ -136,7 +220,7 @@ class RecordsModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             name = self.fields[section].name
-            return {"patient_id": "Patient", "id": "Id"}.get(name, name.replace("_", " ").capitalize())
+            return HEADERS.get(name, name.replace("_", " ").capitalize())
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -145,6 +229,8 @@ class RecordsModel(QAbstractTableModel):
         record = self.rows[index.row()]
         spec = self.fields[index.column()]
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            if spec is NAME_FIELD:
+                return record.patient_name
             value = record.get(spec.name)
             if spec.name == "patient_id" and value is not None:
                 return f"{record.patient_name or '?'} (patient:{value})"
@@ -319,9 +405,22 @@ class RecordsView(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.setShowGrid(False)
         self.table.setWordWrap(False)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.table.horizontalHeader().setResizeContentsPrecision(200)  # size columns from the first rows only
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setResizeContentsPrecision(200)  # size columns from the first rows only
+        header.setMinimumSectionSize(MIN_COLUMN)
+        # The columns fit the panel (a long value is cut short with "…", its full text in the tooltip).
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._columns_menu)
+        header.sectionResized.connect(self._column_resized)
+        self._fitting = False
+        self._prefs: dict[str, ColumnPrefs] = {}
+        self._fit_timer = QTimer(self, singleShot=True, interval=0)
+        self._fit_timer.timeout.connect(self._fit_columns)
+        self.table.viewport().installEventFilter(self)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -367,6 +466,8 @@ class RecordsView(QWidget):
         self.addAction(edit)
         self.dialog: RecordDialog | None = None
         self._wanted: RecordRef | None = None   # to select once the records have been read
+        self._scroll: int | None = None         # where the table was scrolled, kept over a read again
+        self._stale = False                     # records changed while the view was not shown
         self._menu_request = 0
         self.model.loaded.connect(self._on_loaded)
         self._after_empty()
@@ -387,22 +488,128 @@ class RecordsView(QWidget):
 
     def _on_loaded(self) -> None:
         self._fit_columns()
+        scroll, self._scroll = self._scroll, None
         wanted, self._wanted = self._wanted, None
         if wanted is not None:
-            self.select(wanted)
+            self.select(wanted, scroll=scroll is None)
+        if scroll is not None:
+            self.table.verticalScrollBar().setValue(scroll)
         self._after_empty()
 
+    # --- columns -------------------------------------------------------------------------------
+
+    def prefs(self) -> ColumnPrefs:
+        if self.model.record_type not in self._prefs:
+            self._prefs[self.model.record_type] = ColumnPrefs.load(self.model.record_type)
+        return self._prefs[self.model.record_type]
+
+    def _hidden(self) -> set[str]:
+        prefs = self.prefs()
+        if prefs.hidden is not None:
+            return prefs.hidden
+        return {f.name for f in self.model.fields if f.name not in SHOWN_COLUMNS[self.model.record_type]}
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_timer.start()  # the panel was made wider or narrower: fit the columns to it
+        return super().eventFilter(watched, event)
+
     def _fit_columns(self) -> None:
-        self.table.resizeColumnsToContents()
-        for column in range(self.model.columnCount()):
-            # Long notes or emails must not push every other column out of sight.
-            self.table.setColumnWidth(column, min(self.table.columnWidth(column), 260))
+        """Every shown column in view, none scrolled to: the widths the person set (else from the
+        contents, at most MAX_FIRST_WIDTH), the others narrowed in proportion when they would not
+        fit (and theirs too if that is not enough); the last column takes what is left."""
+        header = self.table.horizontalHeader()
+        names = [f.name for f in self.model.fields]
+        hidden, prefs = self._hidden(), self.prefs()
+        self._fitting = True
+        try:
+            for column, name in enumerate(names):
+                header.setSectionHidden(column, name in hidden)
+            shown = [c for c, name in enumerate(names) if name not in hidden]
+            widths: dict[int, int] = {}
+            for column in shown[:-1]:
+                wanted = prefs.widths.get(names[column])
+                if wanted is None:
+                    wanted = min(MAX_FIRST_WIDTH, max(header.sectionSizeHint(column),
+                                                      self.table.sizeHintForColumn(column)))
+                widths[column] = max(MIN_COLUMN, wanted)
+            room = self.table.viewport().width() - LAST_MIN
+            # The widths the person set, and short values read whole, are kept while the others give way.
+            fields = self.model.fields
+            kept = {c: w for c, w in widths.items() if names[c] in prefs.widths or _firm(fields[c])}
+            others = {c: w for c, w in widths.items() if c not in kept}
+            left = room - sum(kept.values())
+            if sum(widths.values()) > room:
+                if others and left >= MIN_COLUMN * len(others):
+                    widths = {**_shrink(others, left), **kept}
+                else:
+                    widths = _shrink(widths, room)  # not enough: every column gives way
+            for column, width in widths.items():
+                self.table.setColumnWidth(column, width)
+        finally:
+            self._fitting = False
+
+    def _column_resized(self, column: int, _old: int, new: int) -> None:
+        if self._fitting or self.table.horizontalHeader().isSectionHidden(column):
+            return
+        shown = [c for c in range(self.model.columnCount()) if not self.table.horizontalHeader().isSectionHidden(c)]
+        if shown and column == shown[-1]:
+            return  # the last column only takes what is left
+        name = self.model.fields[column].name
+        prefs = self.prefs()
+        prefs.widths[name] = new
+        prefs.save(self.model.record_type)
+        self._fit_timer.start()
+
+    def _columns_menu(self, point: QPoint) -> None:
+        """Right click on the header: the columns, ticked when shown."""
+        menu = QMenu(self)
+        menu.setObjectName("recordColumnsMenu")
+        hidden = self._hidden()
+        for column, spec in enumerate(self.model.fields):
+            action = menu.addAction(str(self.model.headerData(column, Qt.Orientation.Horizontal)))
+            action.setCheckable(True)
+            action.setChecked(spec.name not in hidden)
+            action.setEnabled(len(self.model.fields) - len(hidden) > 1 or spec.name in hidden)
+            action.toggled.connect(lambda on, n=spec.name: self.show_column(n, on))
+        menu.popup(self.table.horizontalHeader().mapToGlobal(point))
+        self.columns_menu = menu
+
+    def show_column(self, name: str, shown: bool) -> None:
+        prefs = self.prefs()
+        hidden = set(self._hidden())
+        if shown:
+            hidden.discard(name)
+        else:
+            hidden.add(name)
+        prefs.hidden = hidden
+        prefs.save(self.model.record_type)
+        self._fit_columns()
+
+    # --- reading again -------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Read the records again in the background, keeping the selected one selected."""
+        """Read the records again in the background, keeping the selected one selected and the
+        table where it was scrolled."""
         if self._wanted is None:
             self._wanted = self.current_ref()
+        if self._scroll is None:
+            self._scroll = self.table.verticalScrollBar().value()
         self.model.reload()
+
+    def follow_change(self) -> None:
+        """Records were added, changed or erased (here, by a workflow, or on another workstation):
+        read them again now if the view is shown, else when it is next shown."""
+        if self.isVisible():
+            self.refresh()
+        else:
+            self._stale = True
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self._stale = False
+            self.refresh()
 
     def _after_empty(self) -> None:
         empty = self.model.rowCount() == 0 and not self.model.loading
@@ -424,7 +631,7 @@ class RecordsView(QWidget):
         index = self.table.currentIndex()
         return self.model.ref_at(index.row()) if index.isValid() else None
 
-    def select(self, ref: RecordRef) -> bool:
+    def select(self, ref: RecordRef, *, scroll: bool = True) -> bool:
         if ref.type != self.record_type:
             self.set_record_type(ref.type)
         row = None if self.model.loading else self.model.row_of(ref.id)
@@ -437,7 +644,8 @@ class RecordsView(QWidget):
             return False
         self.table.selectRow(row)
         self.table.setCurrentIndex(self.model.index(row, 0))
-        self.table.scrollTo(self.model.index(row, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
+        if scroll:
+            self.table.scrollTo(self.model.index(row, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
         return True
 
     # --- add / edit ------------------------------------------------------------------------------

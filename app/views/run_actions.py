@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QMenu, QPushButton
 
@@ -226,12 +226,9 @@ def run_menu(window: MainWindow) -> QMenu:
     bulk.triggered.connect(lambda: _open_bulk(window))
     menu.addAction(bulk)
 
-    def sync() -> None:
-        for action, button in pairs:
-            action.setEnabled(button.isEnabled())
-            action.setToolTip(button.toolTip())
-
-    menu.aboutToShow.connect(sync)
+    # Each action follows its button as it changes (not only when the menu opens): the buttons'
+    # own logic, from the shown run's state, is the one source; with no run shown all are greyed.
+    menu.follower = _FollowButtons(pairs, menu)  # type: ignore[attr-defined]
     menus = window.menuBar()
     help_action = next((a for a in menus.actions() if a.text() == "&Help"), None)
     if help_action is not None:
@@ -239,6 +236,29 @@ def run_menu(window: MainWindow) -> QMenu:
     else:
         menus.addMenu(menu)
     return menu
+
+
+class _FollowButtons(QObject):
+    """Keeps each menu action enabled, and its tooltip, as its run viewer button is."""
+
+    def __init__(self, pairs: list[tuple[QAction, QPushButton]], parent: QObject) -> None:
+        super().__init__(parent)
+        self._actions = {id(button): (action, button) for action, button in pairs}
+        for action, button in pairs:
+            button.installEventFilter(self)
+            self._sync(action, button)
+
+    @staticmethod
+    def _sync(action: QAction, button: QPushButton) -> None:
+        action.setEnabled(button.isEnabled())
+        action.setToolTip(button.toolTip())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in (QEvent.Type.EnabledChange, QEvent.Type.ToolTipChange):
+            pair = self._actions.get(id(watched))
+            if pair is not None:
+                self._sync(*pair)
+        return False
 
 
 def _open_bulk(window: MainWindow) -> None:

@@ -27,7 +27,7 @@ from PySide6.QtCore import (
 from app.api import Database
 from app.api import runs as runs_api
 from app.api.runs import RunFilter, RunSummary
-from app.workflow.vocabulary import RunStatus
+from app.workflow.vocabulary import RunStatus, TriggerKind
 
 from .background import run_in_background
 from .display import duration, local_time
@@ -49,7 +49,12 @@ class Column:
     STATUS, RUN, WORKFLOW, TRIGGERED, DURATION, TRIGGER, VERSION, STARTED_BY, ERROR = range(9)
 
 
-HEADERS: Final = ("Status", "Run", "Workflow", "Triggered at", "Duration", "Trigger", "Version", "Started by",
+# What started a run, under its record in the Record column's tooltip.
+STARTED_HOW: Final[dict[str, str]] = {TriggerKind.MANUAL: "started by hand",
+                      TriggerKind.RECORD_EVENT: "started by a change to the record",
+                      TriggerKind.SCHEDULE: "started by the schedule", TriggerKind.WEBHOOK: "started by a webhook"}
+# Column.TRIGGER shows the record a run is for (what started it in its tooltip): hence "Record".
+HEADERS: Final = ("Status", "Run", "Workflow", "Triggered at", "Duration", "Record", "Version", "Started by",
                   "Error")
 
 
@@ -240,7 +245,10 @@ class RunsModel(QAbstractTableModel):
                 words = error_words(run.error_type, run.error_message)
                 return f"{words.sentence}\n{for_people(run.error_message)}\n\n{words.fix}"
             if column == Column.TRIGGER:
-                return run.trigger_words
+                how = STARTED_HOW.get(run.trigger_kind, "")
+                if run.record is None:
+                    return f"Not for a record: {run.trigger_words}" + (f" ({how})" if how else "")
+                return f"{run.trigger_words}\n{how.capitalize()}" if how else run.trigger_words
             if column == Column.STARTED_BY:
                 return chain_in_words(run)
             return None
@@ -263,7 +271,7 @@ class RunsModel(QAbstractTableModel):
         if column == Column.DURATION:
             return duration(run.triggered_at, run.finished_at, running=run.is_active)
         if column == Column.TRIGGER:
-            return run.trigger_words
+            return run.trigger_words if run.record is not None else f"No record ({run.trigger_words.lower()})"
         if column == Column.VERSION:
             return f"v{run.version}"
         if column == Column.ERROR:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from typing import Final
 
-from PySide6.QtCore import QDate, QItemSelectionModel, QLocale, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QDate, QEvent, QItemSelectionModel, QLocale, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -47,6 +47,13 @@ class RunsView(QWidget):
         self.search = QLineEdit(objectName="runRecordSearch", placeholderText="Search by name…", toolTip="Runs for a patient (and their appointments, tasks and recalls): part of a name or an email address.\nAdvanced: a reference such as patient:12 or appointment:5.")  # noqa: E501
         self.search.setClearButtonEnabled(True)
         self.count_label = QLabel(objectName="runsCount")
+        # Whose runs these are, over the list: the workflow's name (set by the main window), or All runs.
+        self.title = QLabel("All runs" if workflow_id is None else "Runs", objectName="runsTitle")
+        self.title.setTextFormat(Qt.TextFormat.PlainText)
+        font = self.title.font()
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.title.setFont(font)
 
         self.model = RunsModel(db, RunFilter(workflow_id=workflow_id), self)
         self.table = QTableView(objectName="runsTable")
@@ -85,6 +92,7 @@ class RunsView(QWidget):
         bar.addWidget(self.count_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.title)
         layout.addLayout(bar)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty, 1)
@@ -117,6 +125,7 @@ class RunsView(QWidget):
     # --- columns -------------------------------------------------------------------------------
 
     # Narrowest sensible widths; Trigger and Error share what is left (Error last, stretched).
+    _RECORD_AND_ERROR: Final = 220
     _WIDTHS: Final = {Column.STATUS: 96, Column.RUN: 48, Column.WORKFLOW: 150, Column.TRIGGERED: 118,
                       Column.DURATION: 72, Column.VERSION: 52, Column.STARTED_BY: 96}
 
@@ -128,18 +137,27 @@ class RunsView(QWidget):
         self._fitting = True
         try:
             available = self.table.viewport().width()
-            fixed = sum(width for column, width in self._WIDTHS.items() if not self.table.isColumnHidden(column))
-            rest = max(available - fixed, 200)
-            for column, width in self._WIDTHS.items():
+            widths = dict(self._WIDTHS)
+            fixed = sum(width for column, width in widths.items() if not self.table.isColumnHidden(column))
+            # Record and Error need room too (Error, stretched, is never narrower than 100 px): All
+            # runs' Workflow column gives way first, down to 110 px.
+            short = self._RECORD_AND_ERROR - (available - fixed)
+            if short > 0 and not self.table.isColumnHidden(Column.WORKFLOW):
+                narrower = max(110, widths[Column.WORKFLOW] - short)
+                fixed -= widths[Column.WORKFLOW] - narrower
+                widths[Column.WORKFLOW] = narrower
+            rest = max(available - fixed, 0)
+            for column, width in widths.items():
                 self.table.setColumnWidth(column, width)
-            # Trigger gets a little over half of what is left, Error (stretched, last) the rest.
-            self.table.setColumnWidth(Column.TRIGGER, max(int(rest * 0.55), 110))
+            # Record gets a little over half of what is left, Error (stretched, last) the rest.
+            record = int(rest * 0.55) if rest >= self._RECORD_AND_ERROR + 40 else rest - 110
+            self.table.setColumnWidth(Column.TRIGGER, max(record, 80))
         finally:
             self._fitting = False
 
-    def _column_resized(self, *_: object) -> None:
-        if self._fitting:
-            return
+    def _column_resized(self, column: int, *_: object) -> None:
+        if self._fitting or column == Column.ERROR:
+            return  # Error, stretched, only takes what is left: the person sized nothing
         self._columns_set_by_person = True
         self._settings.setValue(self._header_key, self.table.horizontalHeader().saveState())
 
@@ -153,6 +171,12 @@ class RunsView(QWidget):
         super().resizeEvent(event)  # type: ignore[arg-type]
         self.fit_columns()
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # The table's own width is known only once it is laid out (after this view's resize).
+        if watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
+            self.fit_columns()
+        return super().eventFilter(watched, event)
+
     def _date_edit(self, name: str, empty_text: str) -> QDateEdit:
         edit = QDateEdit(objectName=name, calendarPopup=True)
         edit.setMinimumDate(_NO_DATE)
@@ -163,6 +187,10 @@ class RunsView(QWidget):
         return edit
 
     # --- filters -----------------------------------------------------------------------------
+
+    def set_workflow_name(self, name: str) -> None:
+        """Say whose runs these are (the Monitor workspace hides the Workflows list)."""
+        self.title.setText(f"Runs of “{name}”")
 
     def set_status(self, status: str | None) -> None:
         self.status_filter.setCurrentIndex(max(self.status_filter.findData(status), 0))

@@ -90,6 +90,7 @@ class DatabaseChange:
     live_runtimes: int = 0
     workflows: list[Any] | None = None   # WorkflowInfo list, read when anything changed
     run_ids: frozenset[int] = frozenset()  # runs the in-app runtime reported changing
+    records_changed: bool = False  # a record was added, changed or erased (here or elsewhere)
 
 
 class DatabaseWatcher(QThread):
@@ -160,4 +161,5 @@ class DatabaseWatcher(QThread):
             self._seen_failed.add(key)
         return DatabaseChange(runs_changed=seen.runs_changed, workflows_changed=seen.workflows_changed,
                               failed_total=seen.failed_total, newly_failed=newly_failed,
-                              live_runtimes=seen.live_runtimes, workflows=list(seen.workflows), run_ids=run_ids)
+                              live_runtimes=seen.live_runtimes, workflows=list(seen.workflows), run_ids=run_ids,
+                              records_changed=seen.records_changed)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QMessageBox,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QToolBar,
     QTreeWidget,
     QTreeWidgetItem,
@@ -41,6 +43,22 @@ class Col:
 
 
 FILTERS: Final = (("All", "all"), ("Enabled", "enabled"), ("Draft", "draft"))
+
+
+class _WrappedNames(QStyledItemDelegate):
+    """The name column's rows as tall as their names wrapped at the column's width."""
+
+    def __init__(self, tree: QTreeWidget) -> None:
+        super().__init__(tree)
+        self._tree = tree
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        hint = super().sizeHint(option, index)
+        room = max(self._tree.columnWidth(Col.NAME) - 8, 40)
+        text = str(index.data() or "")
+        wrap = int(Qt.TextFlag.TextWordWrap)
+        height = option.fontMetrics.boundingRect(QRect(0, 0, room, 10_000), wrap, text).height()
+        return QSize(hint.width(), max(hint.height(), height + 4))
 
 
 def new_workflow(name: str) -> Workflow:
@@ -72,7 +90,11 @@ class WorkflowList(QWidget):
         self.tree = QTreeWidget(objectName="workflowList")
         self.tree.setHeaderLabels(["Workflow", "Trigger", "On", "Live", "Failed"])
         self.tree.setRootIsDecorated(False)
-        self.tree.setUniformRowHeights(True)
+        # A name longer than the column goes on to a second line rather than being cut short; the
+        # name column takes all the width the others leave (the Failed one only while any failed).
+        self.tree.setUniformRowHeights(False)
+        self.tree.setWordWrap(True)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.tree.setAlternatingRowColors(True)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.tree.header()
@@ -80,6 +102,11 @@ class WorkflowList(QWidget):
         header.setSectionResizeMode(Col.NAME, QHeaderView.ResizeMode.Stretch)
         for column in (Col.TRIGGER, Col.ENABLED, Col.LIVE, Col.FAILED):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        # Rows are as tall as their wrapped names at the name column's width, laid out again when it changes.
+        self.tree.setItemDelegateForColumn(Col.NAME, _WrappedNames(self.tree))
+        self._relayout = QTimer(self, singleShot=True, interval=0)
+        self._relayout.timeout.connect(self.tree.doItemsLayout)
+        header.sectionResized.connect(lambda column, *_: column == Col.NAME and self._relayout.start())
         self.tree.itemActivated.connect(lambda item, _c: self._open_item(item))
         self.tree.itemClicked.connect(self._clicked)
         self.tree.itemChanged.connect(self._item_changed)
@@ -157,8 +184,7 @@ class WorkflowList(QWidget):
                                     f"v{info.published_version}" if info.published_version else "none",
                                     str(info.failed_runs) if info.failed_runs else ""])
             item.setData(0, Qt.ItemDataRole.UserRole, info.id)
-            item.setIcon(Col.NAME, icon("workflow"))
-            item.setToolTip(Col.NAME, f"{info.name} (workflow {info.id})")
+            item.setToolTip(Col.NAME, info.name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Col.ENABLED, Qt.CheckState.Checked if info.enabled else Qt.CheckState.Unchecked)
             item.setToolTip(Col.ENABLED, "Enabled: responds to its trigger" if info.enabled else
@@ -176,6 +202,7 @@ class WorkflowList(QWidget):
             if info.id == keep:
                 self.tree.setCurrentItem(item)
         self._filling = False
+        self.tree.setColumnHidden(Col.FAILED, not any(i.failed_runs for i in shown))
         nothing = not self.infos
         self.empty.setVisible(nothing)
         self.tree.setVisible(not nothing)
