@@ -53,6 +53,7 @@ from .settings_dialog import FIELD_LABELS
 from .words import record_name
 
 PAGE_SIZE: Final = 200
+FOLLOW_MS: Final = 1000
 _NO_DATE: Final = QDate(2000, 1, 1)
 
 # What each recorded action means, for a practice manager.
@@ -243,6 +244,13 @@ def _message_in_words(action: str, detail: dict[str, Any], names: HistoryNames) 
     return f"{step} not sent{to}" + (f": {reason}" if reason else "")
 
 
+def page_cells(page: HistoryPage) -> list[tuple[str, ...]]:
+    """The table's texts of a page, one tuple of HEADERS per row (pure: any thread)."""
+    names = page.names
+    return [(when_in_words(row.at), actor_in_words(row.actor, names), action_in_words(row.action),
+             subject_in_words(row.subject, names), detail_in_words(row, names)) for row in page.rows]
+
+
 def detail_in_words(row: HistoryRow, names: HistoryNames = NO_NAMES) -> str:
     """The entry's detail for people: changes as `Email: a → b`, times in the locale, Yes/No,
     settings by their Settings labels, records, workflows and steps by name."""
@@ -394,6 +402,10 @@ class HistoryView(QWidget):
         self._again = False
         self._timer = QTimer(self, singleShot=True, interval=300)
         self._timer.timeout.connect(self.reload)
+        # A burst of changes (a runtime working through a thousand runs) re-reads the page at most
+        # once per FOLLOW_MS: each read and redraw of 200 rows costs the GUI thread tens of ms.
+        self._follow_timer = QTimer(self, singleShot=True, interval=FOLLOW_MS)
+        self._follow_timer.timeout.connect(self._read_if_shown)
         self.subject.textChanged.connect(self._timer.start)
         self.person.textChanged.connect(self._timer.start)
         self.since.dateChanged.connect(self.reload)
@@ -458,7 +470,12 @@ class HistoryView(QWidget):
         self._read()
 
     def refresh(self) -> None:
-        """The database changed: read the page on screen again."""
+        """The database changed: read the page on screen again (soon: changes coming together
+        are read together)."""
+        if self.isVisible() and not self._follow_timer.isActive():
+            self._follow_timer.start()
+
+    def _read_if_shown(self) -> None:
         if self.isVisible():
             self._read()
 
@@ -486,27 +503,39 @@ class HistoryView(QWidget):
         self._reading, self._again = True, False
         db, flt, before = self._db, self.history_filter(), self._befores[-1]
 
-        def done(page: HistoryPage) -> None:
+        def done(read: tuple[HistoryPage, list[tuple[str, ...]]]) -> None:
             self._reading = False
             if self._again:
                 self._read()
                 return
-            self._show(page)
+            self._show(*read)
 
         def failed(exc: Exception) -> None:
             self._reading = False
             self._say(f"The history could not be read: {reason(exc)}", bad=True)
 
-        run_in_background(lambda: history_api.history_page(db, flt, size=PAGE_SIZE, before_id=before),
-                          done, failed, context=self)
+        def work() -> tuple[HistoryPage, list[tuple[str, ...]]]:
+            # The words too are made off the GUI thread: 200 rows of them cost it ~100 ms.
+            page = history_api.history_page(db, flt, size=PAGE_SIZE, before_id=before)
+            return page, page_cells(page)
 
-    def _show(self, page: HistoryPage) -> None:
+        run_in_background(work, done, failed, context=self)
+
+    def _show(self, page: HistoryPage, cells: list[tuple[str, ...]] | None = None) -> None:
+        if page == self.page:   # read again, nothing new: no redraw
+            self.loaded.emit()
+            return
         self.page = page
+        self.table.setUpdatesEnabled(False)   # one repaint for the page, not one per cell
+        try:
+            self._fill(page, page_cells(page) if cells is None else cells)
+        finally:
+            self.table.setUpdatesEnabled(True)
+
+    def _fill(self, page: HistoryPage, page_texts: list[tuple[str, ...]]) -> None:
         self.table.setRowCount(len(page.rows))
         names = page.names
-        for row_number, row in enumerate(page.rows):
-            cells = (when_in_words(row.at), actor_in_words(row.actor, names), action_in_words(row.action),
-                     subject_in_words(row.subject, names), detail_in_words(row, names))
+        for row_number, (row, cells) in enumerate(zip(page.rows, page_texts, strict=True)):
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)

@@ -725,7 +725,6 @@ class MainWindow(QMainWindow):
             if self.all_runs is not None and self.stack.currentWidget() is self.all_runs:
                 self.all_runs.refresh(live=True)
             self.inspector.refresh(live=True)
-            self.history.refresh()
         if change.newly_failed:
             # Runs the banner still tells of stay in it; a run failing again is told of once.
             new_ids = {f["id"] for f in change.newly_failed}

@@ -58,6 +58,8 @@ from .words import record_name
 
 TYPE_TITLES: Final = {"patient": "Patients", "appointment": "Appointments", "task": "Tasks", "recall": "Recalls"}
 ROW_LIMIT: Final = 2000
+# Records changed elsewhere are read again at most this often (a burst is read once).
+FOLLOW_MS: Final = 1000
 REFUSED_COLOUR: Final = "#e04848"
 Index = QModelIndex | QPersistentModelIndex
 # A patient's name in one column (first and last name are columns too, shown from the header menu).
@@ -420,6 +422,8 @@ class RecordsView(QWidget):
         self._prefs: dict[str, ColumnPrefs] = {}
         self._fit_timer = QTimer(self, singleShot=True, interval=0)
         self._fit_timer.timeout.connect(self._fit_columns)
+        self._follow_timer = QTimer(self, singleShot=True, interval=FOLLOW_MS)
+        self._follow_timer.timeout.connect(lambda: self.refresh() if self.isVisible() else None)
         self.table.viewport().installEventFilter(self)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
@@ -601,7 +605,9 @@ class RecordsView(QWidget):
         """Records were added, changed or erased (here, by a workflow, or on another workstation):
         read them again now if the view is shown, else when it is next shown."""
         if self.isVisible():
-            self.refresh()
+            # Changes coming together (a runtime working through runs) are read together.
+            if not self._follow_timer.isActive():
+                self._follow_timer.start()
         else:
             self._stale = True
 
