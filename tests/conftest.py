@@ -20,8 +20,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
 
 PG_URL = os.environ.get("CLINICFLOW_TEST_PG_URL")
-# Real PostgreSQL login roles (`owner`, `login`) for the roles and sign-in tests.
-pytest_plugins = ["pg_logins"]
+# Real PostgreSQL login roles (`owner`, `login`) for the roles and sign-in tests; the start-up
+# fixtures (`settings`, `windows`) of the dialog tests.
+pytest_plugins = ["pg_logins", "dialog_driver"]
 REPO = Path(__file__).resolve().parent.parent
 
 

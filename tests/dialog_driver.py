@@ -1,12 +1,16 @@
 """Answering the app's modal dialogs from a test, as a person would (a timer that looks for the
-dialog by object name while the code under test sits in `exec()`)."""
+dialog by object name while the code under test sits in `exec()`), and the start-up fixtures
+(`settings`: a workstation's own settings file; `windows`: main windows closed after the test),
+registered as a plugin in conftest."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QTimer
+import pytest
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 
@@ -69,3 +73,19 @@ def sign_in(user: str | None = None, password: str = "", *, remember: bool = Fal
         dialog.remember_box.setChecked(remember)
         dialog.sign_in_button.click()
     return act
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> QSettings:
+    """This workstation's settings, in a file of the test's own."""
+    return QSettings(str(tmp_path / "workstation.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def windows(qtbot: Any) -> Iterator[list[Any]]:
+    """Main windows a test opened, closed after it."""
+    opened: list[Any] = []
+    yield opened
+    for window in opened:
+        if window is not None:
+            window.close()

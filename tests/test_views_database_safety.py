@@ -24,20 +24,8 @@ from app.store.settings import default_limits
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 UNREACHABLE_PG = "postgresql+psycopg://postgres@127.0.0.1:1/x"
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> QSettings:
-    return QSettings(str(tmp_path / "workstation.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def windows(qtbot: Any) -> Iterator[list[Any]]:
-    opened: list[Any] = []
-    yield opened
-    for window in opened:
-        if window is not None:
-            window.close()
+# `settings` (a workstation's own settings file) and `windows` (closed after the test) come from
+# dialog_driver, registered in conftest.
 
 
 def open_at_startup(qtbot: Any, windows: list[Any], url: str | None, settings: QSettings, *,

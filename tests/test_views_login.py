@@ -55,20 +55,6 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
     keyring.set_keyring(before)
 
 
-@pytest.fixture
-def settings(tmp_path: Any) -> QSettings:
-    return QSettings(str(tmp_path / "workstation.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def windows(qtbot: Any) -> Iterator[list[Any]]:
-    opened: list[Any] = []
-    yield opened
-    for window in opened:
-        if window is not None:
-            window.close()
-
-
 def no_password(pg_url: str) -> str:
     """The practice's address as a workstation keeps it: no user name, no password."""
     return make_url(pg_url).set(username=None, password=None).render_as_string(hide_password=False)
