@@ -42,6 +42,8 @@ SCHEDULE_CHECK_SECONDS: Final = 1.0
 # The runtime's state (and the status bar's words) while another program holds SQLite's lock.
 DATABASE_WAITING: Final = RuntimeState.DATABASE_WAITING
 GATHER_SECONDS: Final = 0.005
+# While no enabled workflow starts on record events, pending ones are looked at this often.
+EVENTS_LOOK_SECONDS: Final = 1.0
 _instances = itertools.count(1)
 
 
@@ -80,6 +82,10 @@ class Runtime:
                              writes=self.writes, now=now)
         self._stop = threading.Event()
         self._wake = threading.Event()
+        # What the last batch said of record-event workflows, and when events were last looked at.
+        self._events_listened = True
+        self._events_looked = 0.0
+        self._runs_walked = 0  # by the last `_work` (workers add to it; a hint, not a count)
         self._threads: list[threading.Thread] = []
         self._schedules = Schedules(db, self.engine, self.name, self.wake)
         self._webhooks: WebhookServer | None = None
@@ -180,6 +186,7 @@ class Runtime:
         # Outcomes of messages already sent come first: until they are committed their runs
         # look as if the message might be in the server's hands.
         self.engine.save_unsaved()
+        self._runs_walked = 0
         if self.workers == 1:
             return self._drain(stop)
         # PostgreSQL: while one batch waits on the network another runs (SKIP LOCKED keeps
@@ -213,13 +220,33 @@ class Runtime:
         while not stop.is_set():
             batch = self.engine.process_batch(stop)
             total += batch.steps
+            self._runs_walked += batch.runs
             # A committed intent is the current step: it is sent even while stopping.
             for send in batch.sends:
                 self.engine.deliver(send)
-            started = dispatch_record_events(self.db, self.engine) if has_pending_events(self.db) else 0
+            if batch.events_listened is not None:
+                self._events_listened = batch.events_listened
+            started = dispatch_record_events(self.db, self.engine) \
+                if self._look_for_events() and has_pending_events(self.db) else 0
             if batch.runs == 0 and not batch.sends and not started:
                 break
+            if self.db.is_postgresql and batch.exhausted and not batch.sends and not started \
+                    and not self._wake.is_set():
+                # Every run that was ready has been walked and no new one was announced (on
+                # PostgreSQL every start is, by NOTIFY): another claim would find nothing, and a
+                # start arriving now would wait behind it.
+                break
         return total
+
+    def _look_for_events(self) -> bool:
+        """Look for pending record events now? After every batch while a workflow listens to
+        them; while none does they only need settling (their runs' batch settles its own), so
+        the rest — changes made elsewhere — are looked at once a second, not after every batch."""
+        now = time.monotonic()
+        if self._events_listened or now - self._events_looked >= EVENTS_LOOK_SECONDS:
+            self._events_looked = now
+            return True
+        return False
 
     def _loop(self) -> None:
         last_schedule_check = 0.0
@@ -233,7 +260,9 @@ class Runtime:
                     # arrive so they share one batch. (Waking from idle, the new run goes at once.)
                     self._stop.wait(GATHER_SECONDS)
                 steps = self._work(self._stop)
-                busy = steps > 0 and self._wake.is_set()
+                # Gather only for a stream (the last work walked several runs): a run started
+                # alone while one other was executing goes at once.
+                busy = self._runs_walked > 1 and self._wake.is_set()
                 # After the work, so a run started just now does not wait for this look.
                 if time.monotonic() - last_schedule_check > SCHEDULE_CHECK_SECONDS:
                     last_schedule_check = time.monotonic()

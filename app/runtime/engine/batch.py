@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.store.database import Database
 from app.store.records import RecordRef
-from app.store.settings import DEFAULT_LIMITS, default_limits
+from app.store.settings import DEFAULT_LIMITS
 from app.store.timeutil import utcnow
 from app.store.workflows import get_version
 from app.workflow import Workflow
@@ -52,6 +52,11 @@ class BatchResult:
     steps: int = 0
     runs: int = 0
     sends: list[Send] = field(default_factory=list)
+    # The claim found fewer ready runs than it could take and every one was walked: no run
+    # that was ready when the batch began is left (new ones wake the runtime themselves).
+    exhausted: bool = False
+    # Whether an enabled workflow starts on record events (None: this batch did not ask).
+    events_listened: bool | None = None
 
 
 def effective_limits(workflow: Workflow, defaults: dict[str, int]) -> dict[str, int]:
@@ -127,7 +132,7 @@ class Engine:
                 # Records are locked in one order by every batch, so concurrent batches wait
                 # for each other instead of deadlocking.
                 rows = sorted(rows, key=lambda r: (r["record_type"] or "", r["record_id"] or 0, r["id"]))
-                defaults = default_limits(conn)
+                defaults = self.store.claimed_limits(rows)
                 walked: list[int] = []
                 ahead: dict[int, tuple[dict[str, Any], dict[int, Any]]] = {}
                 try:
@@ -145,10 +150,13 @@ class Engine:
                         walked.append(row["id"])
                 finally:
                     self.store.forget_ahead()
-                if walked and not self._record_events_listened(conn):
-                    # Dispatch folded into the batch: nothing listens, so the record events its
-                    # runs wrote are settled here instead of by a transaction of their own.
-                    self.store.settle_record_events(conn, walked)
+                result.exhausted = len(rows) < self.batch_runs and len(walked) == len(rows)
+                if walked:
+                    result.events_listened = self._record_events_listened(conn)
+                    if not result.events_listened:
+                        # Dispatch folded into the batch: nothing listens, so the record events its
+                        # runs wrote are settled here instead of by a transaction of their own.
+                        self.store.settle_record_events(conn, walked)
         except DBAPIError as exc:
             if not is_conflict(exc):
                 raise

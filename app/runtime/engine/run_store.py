@@ -14,6 +14,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, s
 
 from app.store.history import record_actions
 from app.store.schema import record_events, runs, steps, wait_follows, workflow_versions, workflows
+from app.store.settings import STORED_LIMITS, limits_from
 from app.workflow.vocabulary import (
     ACTIVE_RUN_STATUSES,
     DeliveryState,
@@ -31,6 +32,8 @@ RUN_VALUES: Final = ("status", "due_at", "finished_at", "error_type", "error_mes
                      "lease_owner", "lease_expires_at", "waiting_reason", "wait_follows_record")
 # A value a save does not give: no waiting reason, a wait that follows no record.
 _RUN_DEFAULTS: Final = {"wait_follows_record": False}
+# The column of a claimed row that holds the stored default limits (`ready_runs`).
+CLAIM_LIMITS: Final = "claim_default_limits"
 
 # Built once and executed with parameters: the hot path pays no statement-building cost.
 _INSERT_STEP: Final = insert(steps).returning(steps.c.id)
@@ -59,8 +62,11 @@ _STEPS_OF: Final = select(steps).where(steps.c.id.in_(bindparam("step_ids", expa
 # Built once, executed with parameters (see `ready_runs`).
 _READY_WHERE: Final = and_(runs.c.status.in_(ACTIVE), runs.c.due_at <= bindparam("now"),
                            or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < bindparam("now")))
-_READY: Final = select(runs).where(_READY_WHERE).order_by(runs.c.due_at).limit(bindparam("limit"))
-_READY_LOCKED: Final = _READY.with_for_update(skip_locked=True)
+# The claim carries the practice's default limits (`STORED_LIMITS`): the batch needs them, and
+# asking with the claim saves it a round trip before its first step.
+_READY: Final = (select(runs, STORED_LIMITS.label(CLAIM_LIMITS)).where(_READY_WHERE).order_by(runs.c.due_at)
+                 .limit(bindparam("limit")))
+_READY_LOCKED: Final = _READY.with_for_update(skip_locked=True, of=runs)
 _ANY_READY: Final = select(runs.c.id).where(_READY_WHERE).limit(1)
 _NEXT_FREE: Final = select(func.min(runs.c.due_at)).where(runs.c.status.in_(ACTIVE), runs.c.lease_owner.is_(None))
 _NEXT_HELD: Final = select(func.min(runs.c.lease_expires_at)).where(runs.c.status.in_(ACTIVE),
@@ -93,9 +99,15 @@ class RunStore:
     # --- runs -----------------------------------------------------------------------
 
     def ready_runs(self, conn: Connection, now: datetime, limit: int) -> Sequence[Any]:
-        """Claim active runs that are due and not leased (`SKIP LOCKED` on PostgreSQL)."""
+        """Claim active runs that are due and not leased (`SKIP LOCKED` on PostgreSQL); each row
+        also holds the stored default limits under `CLAIM_LIMITS` (see `claimed_limits`)."""
         query = _READY_LOCKED if self.postgresql else _READY
         return conn.execute(query, {"now": now, "limit": limit}).mappings().all()
+
+    @staticmethod
+    def claimed_limits(rows: Sequence[Any]) -> dict[str, int]:
+        """The practice's default limits, as read by the claim that returned `rows` (not empty)."""
+        return limits_from(rows[0][CLAIM_LIMITS])
 
     def any_ready(self, conn: Connection, now: datetime) -> bool:
         """Is a run ready? A read, so an idle poll takes no write lock."""
