@@ -19,6 +19,7 @@ from runtime_workflows import (
 from sqlalchemy import func, insert, select, update
 
 from app.runtime import Runtime
+from app.runtime.control import start_run
 from app.runtime.triggers import latest_tick
 from app.store.records import add_record, update_record
 from app.store.schema import runs, schedule_fires, workflows
@@ -171,3 +172,26 @@ def test_for_each_starts_one_run_per_matching_record(db) -> None:
     Runtime(db, "rt").run_once()
     assert sorted(task_titles(db)) == ["Recall Dental for Ann", "Recall Eyes for Bob"]
     assert count_runs(db, workflow_id) == 2
+
+
+def test_a_record_event_workflow_enabled_while_other_runs_flow_starts_on_the_next_change(db) -> None:
+    # While no enabled workflow starts on record events, the runtime looks at pending events
+    # only once a second; enabling one must still start it for the next change, within seconds.
+    busy = make_workflow(db, [node("start", "trigger.manual", record_type="patient"),
+                              node("task", "action.create_task", title="Busy")], chain("start", "task"), name="Busy")
+    welcome = welcome_workflow(db, enabled=False)
+    patient = add_patient(db, first_name="Before")
+    runtime = Runtime(db, "rt")
+    runtime.start()
+    try:
+        first = [start_run(db, busy, record=patient, actor="maria") for _ in range(3)]
+        wait_until(lambda: len(task_titles(db)) >= 3, what="the busy runs")
+        with db.write() as conn:
+            set_enabled(conn, welcome, True, "maria")
+        add_patient(db, first_name="After")
+        wait_until(lambda: "Welcome After" in task_titles(db), timeout=10, what="the welcome run")
+    finally:
+        runtime.stop()
+    assert count_runs(db, busy) == len(first)
+    # The patient added before the workflow was enabled is not welcomed.
+    assert "Welcome Before" not in task_titles(db) and count_runs(db, welcome) == 1
