@@ -60,9 +60,10 @@ class PasswordStore:
             return None
         keyring = _keyring()
         try:
-            return keyring.get_password(KEYRING_SERVICE, f"{user}@{key}")
+            password: str | None = keyring.get_password(KEYRING_SERVICE, f"{user}@{key}")
         except keyring.errors.KeyringError:
             return None
+        return password
 
     def set(self, key: str, user: str, password: str) -> None:
         if self.available():
