@@ -796,7 +796,7 @@ class MainWindow(QMainWindow):
     def event(self, event: QEvent) -> bool:
         if self._runtime_after_paint and event.type() == QEvent.Type.Paint:
             self._runtime_after_paint = False
-            QTimer.singleShot(0, self._start_runtime_after_paint)
+            QTimer.singleShot(0, self, self._start_runtime_after_paint)  # dropped if the window is gone
         return super().event(event)
 
     def _start_runtime_after_paint(self) -> None:
