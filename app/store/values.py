@@ -11,8 +11,6 @@ import re
 from datetime import date, datetime
 from typing import Any, Final
 
-import phonenumbers
-
 from app.workflow.records import DEFAULT_COUNTRY, EARLIEST_DATE, LATEST_DATE
 
 from .timeutil import to_utc
@@ -68,6 +66,8 @@ def check_email(raw: Any) -> str:
 
 def check_country(code: str) -> str:
     """A country as ISO 3166 two letters (GB, IE, FR...) that phone numbers can be read in."""
+    import phonenumbers  # here, not at the top: ~20 ms that the app's first window does not need
+
     region = code.strip().upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise ValueProblem(f"{shown(code)} is not a country code (use two letters, e.g. GB, IE, FR)")
@@ -81,6 +81,8 @@ def normalise_phone(raw: Any, country: str = DEFAULT_COUNTRY) -> str:
     number there: the ranges reserved for drama and examples (07700 900xxx) are not
     "valid" numbers to libphonenumber, yet are what clinics test with.
     """
+    import phonenumbers  # see check_country
+
     text = str(raw).strip()
     problem = ValueProblem(f"{shown(raw)} is not a phone number (national numbers are read as {country})")
     if not _PHONE_CHARACTERS.match(text) or sum(c.isdigit() for c in text) < 5:

@@ -49,7 +49,7 @@ from app.workflow.records import FieldKind, field_names, field_spec
 from .background import reason, run_in_background
 from .contact_panel import BOXES
 from .display import local_date, local_time, plural
-from .settings_dialog import FIELD_LABELS
+from .setting_words import FIELD_LABELS
 from .words import record_name
 
 PAGE_SIZE: Final = 200

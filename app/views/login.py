@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, Final
 
-import keyring
-import keyring.errors
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -38,31 +37,44 @@ from .theme import status_colour
 KEYRING_SERVICE: Final = "Clinicflow"
 
 
+def _keyring() -> ModuleType:
+    """`keyring`, imported the first time a password is looked up: it costs ~25 ms and is only
+    ever needed for a PostgreSQL sign-in, never on the way to the first window on SQLite."""
+    import keyring
+    import keyring.errors
+
+    return keyring
+
+
 class PasswordStore:
     """The operating system's keyring, or nothing when this computer has none."""
 
     def available(self) -> bool:
         try:
-            return float(getattr(keyring.get_keyring(), "priority", 0)) > 0
+            return float(getattr(_keyring().get_keyring(), "priority", 0)) > 0
         except Exception:
             return False
 
     def get(self, key: str, user: str) -> str | None:
         if not user or not self.available():
             return None
+        keyring = _keyring()
         try:
-            return keyring.get_password(KEYRING_SERVICE, f"{user}@{key}")
+            password: str | None = keyring.get_password(KEYRING_SERVICE, f"{user}@{key}")
         except keyring.errors.KeyringError:
             return None
+        return password
 
     def set(self, key: str, user: str, password: str) -> None:
         if self.available():
+            keyring = _keyring()
             # Not remembered on failure: the person types it next time.
             with contextlib.suppress(keyring.errors.KeyringError):
                 keyring.set_password(KEYRING_SERVICE, f"{user}@{key}", password)
 
     def forget(self, key: str, user: str) -> None:
         if self.available():
+            keyring = _keyring()
             with contextlib.suppress(keyring.errors.KeyringError):  # nothing was remembered
                 keyring.delete_password(KEYRING_SERVICE, f"{user}@{key}")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -55,7 +55,7 @@ WORKSPACE_DOCKS: Final = {
     BUILD: frozenset({"workflowsDock", "nodePalette", "propertiesPanel", "problemsPanel", "versionsPanel"}),
     MONITOR: frozenset({"recordsDock", "stepInspector", "historyDock"}),
 }
-RUNTIME_WORDS = {"running": "Runtime running", "stopped": "Runtime stopped",
+RUNTIME_WORDS = {"starting": "Runtime starting…", "running": "Runtime running", "stopped": "Runtime stopped",
                  "database unreachable": "Runtime: database unreachable", "off": "Runtime off on this workstation"}
 
 
@@ -137,6 +137,8 @@ class AttentionBanner(QFrame):
 
 
 class MainWindow(QMainWindow):
+    _runtime_after_paint = False  # Qt sends events (a title change) before __init__ has set it
+
     def __init__(self, db: Database, actor: str, *, start_runtime: bool = True,
                  settings: QSettings | None = None) -> None:
         super().__init__()
@@ -233,10 +235,10 @@ class MainWindow(QMainWindow):
             self._tray.setToolTip("Clinicflow")
             self._tray.show()
         self._start_runtime_on_open = start_runtime
-        if start_runtime and self.settings.value("runtime/enabled", True, type=bool):
-            self.start_runtime()
-        else:
-            self._set_runtime_state("off")
+        # The runtime starts once the window has painted: its start (APScheduler, the first
+        # batch's reads on its thread) would otherwise hold up the first picture on a busy CPU.
+        self._runtime_after_paint = bool(start_runtime and self.settings.value("runtime/enabled", True, type=bool))
+        self._set_runtime_state("starting" if self._runtime_after_paint else "off")
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -790,6 +792,17 @@ class MainWindow(QMainWindow):
             self.database_label.setToolTip(reason)
 
     # --- runtime ------------------------------------------------------------------------------------
+
+    def event(self, event: QEvent) -> bool:
+        if self._runtime_after_paint and event.type() == QEvent.Type.Paint:
+            self._runtime_after_paint = False
+            QTimer.singleShot(0, self, self._start_runtime_after_paint)  # dropped if the window is gone
+        return super().event(event)
+
+    def _start_runtime_after_paint(self) -> None:
+        # Not if the window closed meanwhile, or Settings already started it.
+        if not self._closing and self.bridge.runtime is None:
+            self.start_runtime()
 
     def start_runtime(self) -> None:
         self.bridge.start()

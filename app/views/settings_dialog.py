@@ -62,22 +62,12 @@ from app.api.settings import DEFAULT_LIMITS, SETTINGS, SettingRefused, setting_b
 
 from .background import run_in_background
 from .display import app_locale, local_date
-from .startup import confirm_new_database
+from .setting_words import FIELD_LABELS
 from .theme import THEME_WORDS, THEMES, apply_theme
 
 OK_COLOUR = "#27ae60"
 BAD_COLOUR = "#e04848"
 
-# The practice settings (the registry's keys, `clinicflow settings set`) in the form's words;
-# each field's help is the registry's own description, its range the registry's bounds.
-FIELD_LABELS: Final = {
-    "time_zone": "Time zone", "country": "Country of phone numbers", "quiet_hours": "Quiet hours",
-    "closed_dates": "Closed dates", "alerts.email": "Alert emails to", "alerts.interval_minutes": "Alert emails",
-    "auto_disable_after_failures": "Turn a workflow off", "retention_days": "Run details",
-    "max_chain_depth": "Max chain depth", "max_messages_per_day": "Max messages per day",
-    "max_runtime_seconds": "Max runtime of a run", "max_actions_per_run": "Max actions per run",
-    "max_nodes": "Max nodes per workflow",
-}
 WEEKDAYS: Final = (("Mon", "Monday"), ("Tue", "Tuesday"), ("Wed", "Wednesday"), ("Thu", "Thursday"),
                    ("Fri", "Friday"), ("Sat", "Saturday"), ("Sun", "Sunday"))
 NO_UPPER_BOUND: Final = 1_000_000   # a spin box needs a highest value where the registry has none
@@ -797,6 +787,10 @@ class SettingsDialog(QDialog):
                 self._fail(ending(f"Not saved: {shown_url(url) if url else 'this computer’s file'} cannot be used: "  # noqa: RUF001
                                   f"{check.reason}"))
                 return
+            # Imported when first needed: start-up's dialogs (and sign-in's keyring) are not on
+            # the way to the first window.
+            from .startup import confirm_new_database
+
             if check.new_file and not check.is_default and not confirm_new_database(check, self):
                 self._fail("Not saved: no new database was made. Give the address of the practice's database.")
                 return
