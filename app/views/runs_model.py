@@ -41,6 +41,13 @@ RunRow = RunSummary  # the Runs table's row is the api's run summary
 PAGE_SIZE: Final = 100
 _RIGHT: Final = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 MAX_CACHED_PAGES: Final = 40
+# The roles `_value` answers. A repaint asks ~7 roles of each of ~250 cells; working them out
+# each time (dates in the locale's words, tooltips) cost the GUI thread ~20 ms of Python per
+# repaint, and several times that while the runtime's threads compete for the GIL and the cores.
+_ROLES: Final = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ForegroundRole,
+                 Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.UserRole, Qt.ItemDataRole.TextAlignmentRole)
+MAX_CACHED_CELLS: Final = 5000
+_NO_ANSWERS: Final[dict[int, Any]] = {}
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -121,6 +128,8 @@ class RunsModel(QAbstractTableModel):
         self._reading = False
         self._read_again: tuple[int, int] | None = None
         self._visible = (0, PAGE_SIZE - 1)
+        # (run id, column) -> the run as it was read and its cell's answers, by role.
+        self._answers: dict[tuple[int, int], tuple[RunRow, dict[int, Any]]] = {}
         self.ready = False   # the first count has arrived
         self.show_workflow = self._filter.workflow_id is None
         self.reload()
@@ -223,14 +232,28 @@ class RunsModel(QAbstractTableModel):
         # The delegate asks for ~7 roles per cell at once: answering them in one Python call
         # (not seven) matters when the runtime's threads compete for the GIL during a repaint.
         run = self._row(index.row()) if index.isValid() else None
-        column = index.column()
+        answers = _NO_ANSWERS if run is None else self._cell(run, index.column())
         for item in ([roles] if isinstance(roles, QModelRoleData) else roles):
             # Every role must be answered: the delegate reuses the span from cell to cell.
-            value = None if run is None else self._value(run, column, item.role())
+            value = answers.get(item.role())
             if value is None:
                 item.clearData()
             else:
                 item.setData(value)
+
+    def _cell(self, run: RunRow, column: int) -> dict[int, Any]:
+        """A cell's answers, worked out once per run as read (a run read again unchanged
+        keeps them); the duration of a Running or Waiting run counts up, so it is never kept."""
+        key = (run.id, column)
+        kept = self._answers.get(key)
+        if kept is not None and (kept[0] is run or kept[0] == run):
+            return kept[1]
+        answers = {int(role): value for role in _ROLES if (value := self._value(run, column, role)) is not None}
+        if column != Column.DURATION or not run.is_active:
+            if len(self._answers) >= MAX_CACHED_CELLS:
+                self._answers.clear()
+            self._answers[key] = (run, answers)
+        return answers
 
     def _value(self, run: RunRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
@@ -356,9 +379,26 @@ class RunsModel(QAbstractTableModel):
             self._count = snapshot.count
             self.endResetModel()
             return True
-        if all(self._pages.get(number) == rows for number, rows in snapshot.pages.items()):
+        changed = self._changed_rows(snapshot.pages)
+        if not changed:
             return False  # nothing on screen changed: no repaint
         self._pages = OrderedDict(snapshot.pages)
-        if self._count:
-            self.dataChanged.emit(self.index(0, 0), self.index(self._count - 1, len(HEADERS) - 1), [])
+        # Only the rows that changed are repainted (a runtime finishing a few runs a look).
+        for first, last in changed:
+            self.dataChanged.emit(self.index(first, 0), self.index(last, len(HEADERS) - 1), [])
         return False
+
+    def _changed_rows(self, pages: dict[int, list[RunRow]]) -> list[tuple[int, int]]:
+        """The ranges of rows (first, last) whose runs differ between the pages shown and `pages`."""
+        ranges: list[tuple[int, int]] = []
+        for number, rows in sorted(pages.items()):
+            shown = self._pages.get(number) or []
+            for offset in range(max(len(rows), len(shown))):
+                row = number * PAGE_SIZE + offset
+                if row >= self._count or (offset < len(rows) and offset < len(shown) and rows[offset] == shown[offset]):
+                    continue
+                if ranges and ranges[-1][1] == row - 1:
+                    ranges[-1] = (ranges[-1][0], row)
+                else:
+                    ranges.append((row, row))
+        return ranges
