@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from PySide6.QtCore import (
@@ -44,8 +44,8 @@ MAX_CACHED_PAGES: Final = 40
 # The roles `_value` answers. A repaint asks ~7 roles of each of ~250 cells; working them out
 # each time (dates in the locale's words, tooltips) cost the GUI thread ~20 ms of Python per
 # repaint, and several times that while the runtime's threads compete for the GIL and the cores.
-_ROLES: Final = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ForegroundRole,
-                 Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.UserRole, Qt.ItemDataRole.TextAlignmentRole)
+_PLAIN_ROLES: Final = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole,
+                       Qt.ItemDataRole.UserRole, Qt.ItemDataRole.TextAlignmentRole)   # safe on any thread
 MAX_CACHED_CELLS: Final = 5000
 _NO_ANSWERS: Final[dict[int, Any]] = {}
 
@@ -108,6 +108,15 @@ class Snapshot:
     generation: int
     count: int
     pages: dict[int, list[RunSummary]]
+    # The visible runs' cells (all but their icons, which are for the GUI thread), made by the
+    # worker too: the repaint that follows is then lookups only.
+    answers: dict[int, tuple[RunSummary, list[dict[int, Any]]]] = field(default_factory=dict)
+
+
+def plain_answers(run: RunSummary, column: int) -> dict[int, Any]:
+    """A cell's answers by role, but its icon (pure: any thread)."""
+    return {int(role): value for role in _PLAIN_ROLES
+            if (value := RunsModel._value(run, column, role)) is not None}
 
 
 class RunsModel(QAbstractTableModel):
@@ -248,16 +257,33 @@ class RunsModel(QAbstractTableModel):
         kept = self._answers.get(key)
         if kept is not None and (kept[0] is run or kept[0] == run):
             return kept[1]
-        answers = {int(role): value for role in _ROLES if (value := self._value(run, column, role)) is not None}
+        answers = self._with_icon(run, column, plain_answers(run, column))
         if column != Column.DURATION or not run.is_active:
-            if len(self._answers) >= MAX_CACHED_CELLS:
-                self._answers.clear()
-            self._answers[key] = (run, answers)
+            self._keep(run, column, answers)
         return answers
 
-    def _value(self, run: RunRow, column: int, role: int) -> Any:
+    @staticmethod
+    def _with_icon(run: RunRow, column: int, answers: dict[int, Any]) -> dict[int, Any]:
+        if column == Column.STATUS:
+            answers[int(Qt.ItemDataRole.DecorationRole)] = status_icon(run.status)
+        return answers
+
+    def _keep(self, run: RunRow, column: int, answers: dict[int, Any]) -> None:
+        if len(self._answers) >= MAX_CACHED_CELLS:
+            self._answers.clear()
+        self._answers[(run.id, column)] = (run, answers)
+
+    def _take_answers(self, answers: dict[int, tuple[RunRow, list[dict[int, Any]]]]) -> None:
+        """Keep the cells a worker made (their icons added here, on the GUI thread)."""
+        for run, columns in answers.values():
+            for column, cell in enumerate(columns):
+                if column != Column.DURATION or not run.is_active:
+                    self._keep(run, column, self._with_icon(run, column, cell))
+
+    @staticmethod
+    def _value(run: RunRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(run, column)
+            return RunsModel._display(run, column)
         if column == Column.STATUS:
             if role == Qt.ItemDataRole.DecorationRole:
                 return status_icon(run.status)
@@ -356,6 +382,7 @@ class RunsModel(QAbstractTableModel):
         """A function for a worker thread: recount and re-read the pages of these rows."""
         db, flt, generation = self._db, self._filter, self._generation
         first_page, last_page = max(first_row, 0) // PAGE_SIZE, max(last_row, 0) // PAGE_SIZE
+        known = {kept[0] for (_run_id, column), kept in self._answers.items() if column == 0}
 
         def read() -> Snapshot:
             start = first_page * PAGE_SIZE
@@ -363,7 +390,10 @@ class RunsModel(QAbstractTableModel):
             rows = list(window.rows)
             pages = {first_page + offset // PAGE_SIZE: rows[offset:offset + PAGE_SIZE]
                      for offset in range(0, len(rows), PAGE_SIZE)}
-            return Snapshot(generation, window.total, pages)
+            visible = rows[max(first_row - start, 0):max(last_row - start + 1, 0)]
+            answers = {run.id: (run, [plain_answers(run, column) for column in range(len(HEADERS))])
+                       for run in visible if run not in known}
+            return Snapshot(generation, window.total, pages, answers)
 
         return read
 
@@ -372,6 +402,7 @@ class RunsModel(QAbstractTableModel):
         if snapshot.generation != self._generation:
             return None
         self.ready = True
+        self._take_answers(snapshot.answers)
         if snapshot.count != self._count or self._generation != self._shown_generation:
             self._shown_generation = self._generation
             self.beginResetModel()
