@@ -41,9 +41,10 @@ RunRow = RunSummary  # the Runs table's row is the api's run summary
 PAGE_SIZE: Final = 100
 _RIGHT: Final = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 MAX_CACHED_PAGES: Final = 40
-# The roles `_value` answers. A repaint asks ~7 roles of each of ~250 cells; working them out
-# each time (dates in the locale's words, tooltips) cost the GUI thread ~20 ms of Python per
-# repaint, and several times that while the runtime's threads compete for the GIL and the cores.
+# The roles `_value` answers but the icon. A repaint asks ~7 roles of each of ~250 cells; working
+# them out each time (dates in the locale's words, tooltips) cost the GUI thread ~20 ms of Python
+# per repaint, and several times that while the runtime's threads compete for the GIL and cores:
+# they are kept per run as read (`_cell`), and the visible ones are made by the reading worker.
 _PLAIN_ROLES: Final = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole,
                        Qt.ItemDataRole.UserRole, Qt.ItemDataRole.TextAlignmentRole)   # safe on any thread
 MAX_CACHED_CELLS: Final = 5000
@@ -382,7 +383,8 @@ class RunsModel(QAbstractTableModel):
         """A function for a worker thread: recount and re-read the pages of these rows."""
         db, flt, generation = self._db, self._filter, self._generation
         first_page, last_page = max(first_row, 0) // PAGE_SIZE, max(last_row, 0) // PAGE_SIZE
-        known = {kept[0] for (_run_id, column), kept in self._answers.items() if column == 0}
+        # Runs whose cells are kept already (one column stands for all): the worker skips them.
+        known = {kept[0] for (_run_id, column), kept in self._answers.items() if column == Column.STATUS}
 
         def read() -> Snapshot:
             start = first_page * PAGE_SIZE
