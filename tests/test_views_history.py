@@ -322,3 +322,18 @@ def test_message_outcomes_read_as_what_became_of_the_message() -> None:
     assert words.startswith("“Reminder text” held for quiet hours, until 09/12/2026") and "T08" not in words
     assert detail_in_words(HistoryRow(3, at, "clinicflow", "message.sent", "run:7", {"step": "Welcome email"})) \
         == "“Welcome email” sent"
+
+
+def test_a_long_text_is_shown_by_its_start_and_its_end_never_a_cut_reference() -> None:
+    from app.api.history import TEXT_HEAD, TEXT_TAIL, shown_text
+    from app.views.history_view import _plain
+
+    assert shown_text("Called Ann about patient:12") == "Called Ann about patient:12"
+    notes = "\n".join(f"2026-12-02 04:{i % 60:02d} Seen by the bench" for i in range(1000))
+    shown = shown_text(notes)
+    assert len(shown) <= TEXT_HEAD + TEXT_TAIL + 3 and " … " in shown
+    assert notes.startswith(shown.partition(" … ")[0]) and notes.endswith(shown.partition(" … ")[2])
+    # A reference where the text is cut goes whole or not at all (patient:12345 never patient:1).
+    cut = "x" * (TEXT_HEAD - 3) + " patient:12345 " + "y " * 400 + "for patient:7"
+    assert "patient:1 " not in shown_text(cut) and shown_text(cut).endswith("for patient:7")
+    assert _plain(notes) == shown

@@ -35,7 +35,7 @@ from .records import RecordRow, in_words_from, load_records, patients_matching
 __all__ = ["CSV_COLUMNS", "MESSAGE_ACTION_WORDS", "MESSAGE_FAILED", "MESSAGE_HELD", "MESSAGE_SENT", "MESSAGE_SKIPPED",
            "SYSTEM_ACTOR", "HistoryEntry", "HistoryFilter", "HistoryNames", "HistoryPage",
            "HistoryRow", "RunName", "caused_by", "entry_json", "history_page", "is_reference", "iter_history",
-           "list_history", "write_history_csv"]
+           "list_history", "shown_text", "write_history_csv"]
 
 CSV_COLUMNS: Final = ("at", "actor", "action", "subject", "detail")
 
@@ -44,6 +44,26 @@ CSV_COLUMNS: Final = ("at", "actor", "action", "subject", "detail")
 _REFERENCE: Final = re.compile(r"^[a-z_]+:\S+$")
 # A record named inside a detail's text ("Stop all automations for patient:12").
 _RECORD_IN_TEXT: Final = re.compile(r"\b(patient|appointment|task|recall):(\d+)\b")
+# The History panel shows a long text (a note grown over a thousand runs) by its start and its
+# end; the records a text names are looked for in those parts only. Each read of a page would
+# otherwise scan ~70 KB per entry on a pool thread, holding the interpreter lock the GUI needs.
+TEXT_HEAD: Final = 120
+TEXT_TAIL: Final = 240
+_WORD_AT_END: Final = re.compile(r"\S+$")
+_WORD_AT_START: Final = re.compile(r"^\S+")
+
+
+def shown_text(text: str) -> str:
+    """A long text as the History panel shows it: its start, `…`, its end (never a cut word:
+    `patient:12` must not become `patient:1`)."""
+    if len(text) <= TEXT_HEAD + TEXT_TAIL + 3:
+        return text
+    head, tail = text[:TEXT_HEAD], text[-TEXT_TAIL:]
+    if not text[TEXT_HEAD].isspace():
+        head = _WORD_AT_END.sub("", head)
+    if not text[-TEXT_TAIL - 1].isspace():
+        tail = _WORD_AT_START.sub("", tail)
+    return f"{head.rstrip()} … {tail.lstrip()}"
 
 
 def is_reference(text: str) -> bool:
@@ -209,7 +229,7 @@ def _detail_refs(detail: Any) -> Iterable[str]:
         for value in detail:
             yield from _detail_refs(value)
     elif isinstance(detail, str):
-        yield from (f"{kind}:{number}" for kind, number in _RECORD_IN_TEXT.findall(detail))
+        yield from (f"{kind}:{number}" for kind, number in _RECORD_IN_TEXT.findall(shown_text(detail)))
 
 
 def history_names(conn: Connection, rows: Iterable[HistoryRow], subjects: Iterable[str] = ()) -> HistoryNames:

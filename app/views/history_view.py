@@ -41,6 +41,7 @@ from app.api.history import (
     HistoryPage,
     HistoryRow,
     caused_by,
+    shown_text,
 )
 from app.api.runs import plain_reason
 from app.api.settings import SETTINGS
@@ -165,7 +166,7 @@ def _plain(value: Any, names: HistoryNames = NO_NAMES) -> str:
         moment = _moment(value)
         if moment is not None:
             return moment
-        return _RECORD_IN_TEXT.sub(lambda m: _record_in_words(m.group(0), names) or m.group(0), value)
+        return _RECORD_IN_TEXT.sub(lambda m: _record_in_words(m.group(0), names) or m.group(0), shown_text(value))
     return str(value)
 
 

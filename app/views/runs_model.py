@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from PySide6.QtCore import (
@@ -41,6 +41,14 @@ RunRow = RunSummary  # the Runs table's row is the api's run summary
 PAGE_SIZE: Final = 100
 _RIGHT: Final = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 MAX_CACHED_PAGES: Final = 40
+# The roles `_value` answers but the icon. A repaint asks ~7 roles of each of ~250 cells; working
+# them out each time (dates in the locale's words, tooltips) cost the GUI thread ~20 ms of Python
+# per repaint, and several times that while the runtime's threads compete for the GIL and cores:
+# they are kept per run as read (`_cell`), and the visible ones are made by the reading worker.
+_PLAIN_ROLES: Final = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole,
+                       Qt.ItemDataRole.UserRole, Qt.ItemDataRole.TextAlignmentRole)   # safe on any thread
+MAX_CACHED_CELLS: Final = 5000
+_NO_ANSWERS: Final[dict[int, Any]] = {}
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -101,6 +109,15 @@ class Snapshot:
     generation: int
     count: int
     pages: dict[int, list[RunSummary]]
+    # The visible runs' cells (all but their icons, which are for the GUI thread), made by the
+    # worker too: the repaint that follows is then lookups only.
+    answers: dict[int, tuple[RunSummary, list[dict[int, Any]]]] = field(default_factory=dict)
+
+
+def plain_answers(run: RunSummary, column: int) -> dict[int, Any]:
+    """A cell's answers by role, but its icon (pure: any thread)."""
+    return {int(role): value for role in _PLAIN_ROLES
+            if (value := RunsModel._value(run, column, role)) is not None}
 
 
 class RunsModel(QAbstractTableModel):
@@ -121,6 +138,8 @@ class RunsModel(QAbstractTableModel):
         self._reading = False
         self._read_again: tuple[int, int] | None = None
         self._visible = (0, PAGE_SIZE - 1)
+        # (run id, column) -> the run as it was read and its cell's answers, by role.
+        self._answers: dict[tuple[int, int], tuple[RunRow, dict[int, Any]]] = {}
         self.ready = False   # the first count has arrived
         self.show_workflow = self._filter.workflow_id is None
         self.reload()
@@ -223,18 +242,49 @@ class RunsModel(QAbstractTableModel):
         # The delegate asks for ~7 roles per cell at once: answering them in one Python call
         # (not seven) matters when the runtime's threads compete for the GIL during a repaint.
         run = self._row(index.row()) if index.isValid() else None
-        column = index.column()
+        answers = _NO_ANSWERS if run is None else self._cell(run, index.column())
         for item in ([roles] if isinstance(roles, QModelRoleData) else roles):
             # Every role must be answered: the delegate reuses the span from cell to cell.
-            value = None if run is None else self._value(run, column, item.role())
+            value = answers.get(item.role())
             if value is None:
                 item.clearData()
             else:
                 item.setData(value)
 
-    def _value(self, run: RunRow, column: int, role: int) -> Any:
+    def _cell(self, run: RunRow, column: int) -> dict[int, Any]:
+        """A cell's answers, worked out once per run as read (a run read again unchanged
+        keeps them); the duration of a Running or Waiting run counts up, so it is never kept."""
+        key = (run.id, column)
+        kept = self._answers.get(key)
+        if kept is not None and (kept[0] is run or kept[0] == run):
+            return kept[1]
+        answers = self._with_icon(run, column, plain_answers(run, column))
+        if column != Column.DURATION or not run.is_active:
+            self._keep(run, column, answers)
+        return answers
+
+    @staticmethod
+    def _with_icon(run: RunRow, column: int, answers: dict[int, Any]) -> dict[int, Any]:
+        if column == Column.STATUS:
+            answers[int(Qt.ItemDataRole.DecorationRole)] = status_icon(run.status)
+        return answers
+
+    def _keep(self, run: RunRow, column: int, answers: dict[int, Any]) -> None:
+        if len(self._answers) >= MAX_CACHED_CELLS:
+            self._answers.clear()
+        self._answers[(run.id, column)] = (run, answers)
+
+    def _take_answers(self, answers: dict[int, tuple[RunRow, list[dict[int, Any]]]]) -> None:
+        """Keep the cells a worker made (their icons added here, on the GUI thread)."""
+        for run, columns in answers.values():
+            for column, cell in enumerate(columns):
+                if column != Column.DURATION or not run.is_active:
+                    self._keep(run, column, self._with_icon(run, column, cell))
+
+    @staticmethod
+    def _value(run: RunRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(run, column)
+            return RunsModel._display(run, column)
         if column == Column.STATUS:
             if role == Qt.ItemDataRole.DecorationRole:
                 return status_icon(run.status)
@@ -333,6 +383,8 @@ class RunsModel(QAbstractTableModel):
         """A function for a worker thread: recount and re-read the pages of these rows."""
         db, flt, generation = self._db, self._filter, self._generation
         first_page, last_page = max(first_row, 0) // PAGE_SIZE, max(last_row, 0) // PAGE_SIZE
+        # Runs whose cells are kept already (one column stands for all): the worker skips them.
+        known = {kept[0] for (_run_id, column), kept in self._answers.items() if column == Column.STATUS}
 
         def read() -> Snapshot:
             start = first_page * PAGE_SIZE
@@ -340,7 +392,10 @@ class RunsModel(QAbstractTableModel):
             rows = list(window.rows)
             pages = {first_page + offset // PAGE_SIZE: rows[offset:offset + PAGE_SIZE]
                      for offset in range(0, len(rows), PAGE_SIZE)}
-            return Snapshot(generation, window.total, pages)
+            visible = rows[max(first_row - start, 0):max(last_row - start + 1, 0)]
+            answers = {run.id: (run, [plain_answers(run, column) for column in range(len(HEADERS))])
+                       for run in visible if run not in known}
+            return Snapshot(generation, window.total, pages, answers)
 
         return read
 
@@ -349,6 +404,7 @@ class RunsModel(QAbstractTableModel):
         if snapshot.generation != self._generation:
             return None
         self.ready = True
+        self._take_answers(snapshot.answers)
         if snapshot.count != self._count or self._generation != self._shown_generation:
             self._shown_generation = self._generation
             self.beginResetModel()
@@ -356,9 +412,26 @@ class RunsModel(QAbstractTableModel):
             self._count = snapshot.count
             self.endResetModel()
             return True
-        if all(self._pages.get(number) == rows for number, rows in snapshot.pages.items()):
+        changed = self._changed_rows(snapshot.pages)
+        if not changed:
             return False  # nothing on screen changed: no repaint
         self._pages = OrderedDict(snapshot.pages)
-        if self._count:
-            self.dataChanged.emit(self.index(0, 0), self.index(self._count - 1, len(HEADERS) - 1), [])
+        # Only the rows that changed are repainted (a runtime finishing a few runs a look).
+        for first, last in changed:
+            self.dataChanged.emit(self.index(first, 0), self.index(last, len(HEADERS) - 1), [])
         return False
+
+    def _changed_rows(self, pages: dict[int, list[RunRow]]) -> list[tuple[int, int]]:
+        """The ranges of rows (first, last) whose runs differ between the pages shown and `pages`."""
+        ranges: list[tuple[int, int]] = []
+        for number, rows in sorted(pages.items()):
+            shown = self._pages.get(number) or []
+            for offset in range(max(len(rows), len(shown))):
+                row = number * PAGE_SIZE + offset
+                if row >= self._count or (offset < len(rows) and offset < len(shown) and rows[offset] == shown[offset]):
+                    continue
+                if ranges and ranges[-1][1] == row - 1:
+                    ranges[-1] = (ranges[-1][0], row)
+                else:
+                    ranges.append((row, row))
+        return ranges

@@ -26,6 +26,9 @@ from .runs_model import Column, RunFilter, RunsModel
 from .theme import RUN_STATUSES, STATUS_LABELS, status_icon
 
 _NO_DATE = QDate(2000, 1, 1)
+# A burst of changes (a runtime working through a thousand runs) is followed with at most one
+# read and repaint per FOLLOW_MS: the first change at once, the rest together at the end of it.
+FOLLOW_MS: Final = 1000
 
 
 class RunsView(QWidget):
@@ -112,6 +115,9 @@ class RunsView(QWidget):
         self._ticker = QTimer(self, interval=1000)
         self._ticker.timeout.connect(self._tick)
         self._ticker.start()
+        self._follow_timer = QTimer(self, singleShot=True, interval=FOLLOW_MS)
+        self._follow_timer.timeout.connect(self._follow_due)
+        self._follow_pending = False
         self._stale = False
         self._selected: int | None = None
         self._wanted: int | None = None   # a run to select once its page has been read
@@ -231,9 +237,14 @@ class RunsView(QWidget):
         """The database changed: show it, keeping the selected run selected.
 
         The model reads off the GUI thread (the count and the pages on screen), however busy the
-        runtime is; `live` is kept for callers (every refresh is a background read now).
+        runtime is. A `live` refresh (the database watcher's) is held back while one was made
+        less than FOLLOW_MS ago, and made when that time is up.
         """
-        del live
+        if live:
+            if self._follow_timer.isActive():
+                self._follow_pending = True
+                return
+            self._follow_timer.start()
         if not self.isVisible():
             self._stale = True
             return
@@ -241,6 +252,11 @@ class RunsView(QWidget):
         first = max(self.table.rowAt(0), 0)
         last = self.table.rowAt(self.table.viewport().height() - 1)
         self.model.refresh(first, last if last >= 0 else first + 60)
+
+    def _follow_due(self) -> None:
+        if self._follow_pending:
+            self._follow_pending = False
+            self.refresh(live=True)
 
     def _on_loaded(self, rows_changed: bool) -> None:
         self._after_refresh(rows_changed, self._scroll)
