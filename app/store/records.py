@@ -47,6 +47,7 @@ from app.workflow.records import (
 )
 from app.workflow.vocabulary import RecordEvent, RunStatus
 
+from . import hot
 from . import values as checks
 from .deferred import deferred
 from .errors import InvalidRecord, NotFound
@@ -272,7 +273,7 @@ def add_record(conn: Connection, record_type: str, values: dict[str, Any], actor
         _check_references(conn, record_type, typed)
     else:
         _check_references(conn, record_type, typed)
-    new_id = conn.execute(_INSERT_ROW[record_type], typed).scalar_one()
+    new_id = hot.scalar(conn, _INSERT_ROW[record_type], typed)
     ref = RecordRef(record_type, new_id)
     status_event = typed.get("status") in STATUS_EVENTS.get(record_type, ())
     _emit(conn, ref, [RecordEvent.CREATED, typed["status"]] if status_event else [RecordEvent.CREATED], actor, shown)
@@ -318,7 +319,7 @@ def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], acto
         return {}
     if ref.type == "patient":
         typed["updated_at"] = utcnow()
-    conn.execute(_UPDATE_ROW[ref.type], {**typed, "the_id": ref.id})
+    hot.execute(conn, _UPDATE_ROW[ref.type], {**typed, "the_id": ref.id})
     gathered = deferred(conn)
     known = gathered.rows.get((ref.type, ref.id)) if gathered is not None else None
     if gathered is not None and known is not None and known is current:

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
+from app.store import hot
 from app.store.deferred import deferred
 from app.store.history import record_actions
 from app.store.schema import record_events, runs, steps, wait_follows, workflow_versions, workflows
@@ -123,7 +124,7 @@ class RunStore:
         """The run's new status and cursor, guarded by the status it was read with and the lease."""
         params = {"b_id": row["id"], "b_status": row["status"], "b_owner": self.owner, "b_now": now}
         params.update({f"v_{name}": values.get(name, _RUN_DEFAULTS.get(name)) for name in RUN_VALUES})
-        if conn.execute(_SAVE_RUN, params).rowcount != 1:
+        if hot.execute(conn, _SAVE_RUN, params).rowcount != 1:
             raise LostRun(f"run {row['id']} was changed by someone else while it was being executed")
 
     def record_history(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
