@@ -2,8 +2,9 @@
 
 `python bench/profile_steps.py URL [RUNS]` starts RUNS runs of the five-write workflow with `start_run`
 (no runtime running), then executes them with `Runtime.run_once`, counting every statement the
-driver receives (an SQLAlchemy `before_cursor_execute` listener; with `executemany` one call is one
-round trip) plus the transactions (BEGIN/COMMIT), and prints a JSON summary and cProfile's top
+driver receives (an SQLAlchemy `before_cursor_execute` listener, and the statements `app.store.hot`
+hands to SQLite's driver itself; with `executemany` one call is one round trip) plus the
+transactions (BEGIN/COMMIT), and prints a JSON summary and cProfile's top
 functions by cumulative time for each phase.
 """
 
@@ -26,7 +27,7 @@ from sqlalchemy import event
 
 from app.runtime import Runtime
 from app.runtime.control import start_run
-from app.store import open_database
+from app.store import hot, open_database
 
 
 class Counting:
@@ -37,6 +38,14 @@ class Counting:
         self.commits = 0
         event.listen(engine, "before_cursor_execute", self._statement)
         event.listen(engine, "commit", self._commit)
+        through_driver = hot.execute
+
+        def counted(conn: Any, statement: Any, params: dict[str, Any]) -> Any:
+            if conn.dialect.name == "sqlite" and hot._form(conn, statement, tuple(params)) is not None:
+                self._statement(conn, None, str(statement), params, None, False)  # no SQLAlchemy event
+            return through_driver(conn, statement, params)
+
+        hot.execute = counted  # type: ignore[assignment]
 
     def _statement(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
                    executemany: bool) -> None:

@@ -16,16 +16,23 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
+from app.store.deferred import deferred
 from app.store.records import RecordRef, describe
 from app.store.schema import RECORD_TABLES
 from app.workflow.records import has_patient
 
 # Built once: a step reads its context with plain prepared statements.
-_BY_ID = {name: select(table).where(table.c.id == bindparam("record_id")) for name, table in RECORD_TABLES.items()}
+_BY_ID = {name: select(table).where(table.c.id == bindparam("the_id")) for name, table in RECORD_TABLES.items()}
 
 
 def _fetch(conn: Connection, ref: RecordRef) -> dict[str, Any] | None:
-    row = conn.execute(_BY_ID[ref.type], {"record_id": ref.id}).mappings().first()
+    gathered = deferred(conn)
+    if gathered is not None:
+        # In the runtime's batch: the record as this transaction knows it (SQLite: no one
+        # else writes meanwhile), else read and kept for the steps' own reads.
+        known = gathered.known_row(conn, ref.type, ref.id, _BY_ID[ref.type])
+        return dict(known) if known is not None else None
+    row = conn.execute(_BY_ID[ref.type], {"the_id": ref.id}).mappings().first()
     return dict(row) if row is not None else None
 
 

@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Connection, insert, or_, select
 
+from .deferred import deferred
 from .schema import history
 from .timeutil import utcnow
 
@@ -61,8 +62,12 @@ def record_actions(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 def record_action(conn: Connection, actor: str, action: str, subject: str,
                   detail: dict[str, Any] | None = None, at: datetime | None = None) -> None:
-    conn.execute(_INSERT, {"at": at or utcnow(), "actor": actor, "action": action, "subject": subject,
-                           "detail": detail})
+    row = {"at": at or utcnow(), "actor": actor, "action": action, "subject": subject, "detail": detail}
+    gathered = deferred(conn)
+    if gathered is not None:
+        gathered.add_history(row)  # inserted with the batch's others, before it commits
+        return
+    conn.execute(_INSERT, row)
 
 
 def about(subject: str) -> ColumnElement[bool]:

@@ -47,7 +47,9 @@ from app.workflow.records import (
 )
 from app.workflow.vocabulary import RecordEvent, RunStatus
 
+from . import hot
 from . import values as checks
+from .deferred import deferred
 from .errors import InvalidRecord, NotFound
 from .history import record_action
 from .schema import RECORD_TABLES, history, record_events, runs, wait_follows
@@ -146,7 +148,14 @@ def _country_for(conn: Connection, record_type: str, names: Any) -> str:
     for name in names:
         spec = field_spec(record_type, name)
         if spec is not None and spec.format is TextFormat.PHONE:
-            return practice_country(conn)
+            gathered = deferred(conn)
+            if gathered is None:
+                return practice_country(conn)
+            # The runtime's batch reads the setting once for all its changes.
+            if COUNTRY_MEMO not in gathered.memo:
+                gathered.memo[COUNTRY_MEMO] = practice_country(conn)
+            country: str = gathered.memo[COUNTRY_MEMO]
+            return country
     return DEFAULT_COUNTRY
 
 
@@ -164,12 +173,15 @@ _EXISTS: Final = {kind: select(t.c.id).where(t.c.id == bindparam("the_id")) for 
 _INSERT_ROW: Final = {kind: insert(t).returning(t.c.id) for kind, t in RECORD_TABLES.items()}
 _UPDATE_ROW: Final = {kind: update(t).where(t.c.id == bindparam("the_id")) for kind, t in RECORD_TABLES.items()}
 _INSERT_EVENT: Final = insert(record_events)
+COUNTRY_MEMO: Final = "country"
 
 
 def _check_references(conn: Connection, record_type: str, values: dict[str, Any]) -> None:
+    gathered = deferred(conn)
     for name, value in values.items():
         spec = field_spec(record_type, name)
         if (spec and spec.references and value is not None
+                and not (gathered is not None and gathered.sole_writer and (spec.references, value) in gathered.rows)
                 and conn.execute(_EXISTS[spec.references], {"the_id": value}).first() is None):
             raise InvalidRecord(f"{record_type} field '{name}': there is no {spec.references}:{value}")
 
@@ -184,9 +196,13 @@ def caused_by(actor: str) -> int | None:
 def _emit(conn: Connection, ref: RecordRef, events: list[str], actor: str, changes: dict[str, Any] | None) -> None:
     """The change's events, in order, in one execution."""
     now = utcnow()
-    conn.execute(_INSERT_EVENT, [
-        {"record_type": ref.type, "record_id": ref.id, "event": str(event), "changes": changes, "actor": actor,
-         "occurred_at": now, "dispatched": False, "caused_by_run": caused_by(actor)} for event in events])
+    rows = [{"record_type": ref.type, "record_id": ref.id, "event": str(event), "changes": changes, "actor": actor,
+             "occurred_at": now, "dispatched": False, "caused_by_run": caused_by(actor)} for event in events]
+    gathered = deferred(conn)
+    if gathered is not None:
+        gathered.events.extend(rows)  # inserted with the batch's others, before it commits
+        return
+    conn.execute(_INSERT_EVENT, rows)
 
 
 # Waiting runs whose `until` wait follows this record fall due now: the runtime computes
@@ -204,7 +220,20 @@ def _wake_followers(conn: Connection, ref: RecordRef) -> None:
     # On PostgreSQL a trigger does it (migration 0005), as the table owner: staff may update
     # records but not runs, and the change and the wake still share one transaction.
     if conn.dialect.name != "postgresql":
+        gathered = deferred(conn)
+        if gathered is not None:
+            # The runtime wakes them once per run, before it saves the run (`wake_followers`).
+            if gathered.follows:
+                gathered.changed[(ref.type, ref.id)] = None
+            return
         conn.execute(_FOLLOW, {"f_type": ref.type, "f_id": ref.id, "f_now": utcnow()})
+
+
+def wake_followers(conn: Connection, changed: list[tuple[str, int]]) -> None:
+    """`_wake_followers` for several records at once (one executemany; SQLite only)."""
+    if changed:
+        now = utcnow()
+        conn.execute(_FOLLOW, [{"f_type": kind, "f_id": record_id, "f_now": now} for kind, record_id in changed])
 
 
 def _consent_history(conn: Connection, ref: RecordRef, changes: dict[str, list[Any]], actor: str,
@@ -244,7 +273,7 @@ def add_record(conn: Connection, record_type: str, values: dict[str, Any], actor
         _check_references(conn, record_type, typed)
     else:
         _check_references(conn, record_type, typed)
-    new_id = conn.execute(_INSERT_ROW[record_type], typed).scalar_one()
+    new_id = hot.scalar(conn, _INSERT_ROW[record_type], typed)
     ref = RecordRef(record_type, new_id)
     status_event = typed.get("status") in STATUS_EVENTS.get(record_type, ())
     _emit(conn, ref, [RecordEvent.CREATED, typed["status"]] if status_event else [RecordEvent.CREATED], actor, shown)
@@ -252,12 +281,23 @@ def add_record(conn: Connection, record_type: str, values: dict[str, Any], actor
     return ref
 
 
+def _current(conn: Connection, ref: RecordRef, query: Executable) -> Mapping[Any, Any] | None:
+    """The record's row as it is now; from the runtime batch's own knowledge when it has it."""
+    if ref.id > MAX_ID:
+        return None
+    gathered = deferred(conn)
+    if gathered is not None:
+        return gathered.known_row(conn, ref.type, ref.id, query)
+    return conn.execute(query, {"the_id": ref.id}).mappings().first()
+
+
 def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], actor: str,
-                  *, via: str | None = None) -> dict[str, list[Any]]:
+                  *, via: str | None = None, current: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
     """Change fields; writes `updated` (and a status event) only if something changed.
 
     Returns the changes as {field: [old, new]} (JSON-ready). `via` says how a consent
-    change arrived (e.g. "SMS reply") for its history entry.
+    change arrived (e.g. "SMS reply") for its history entry. `current`: the row as the
+    caller just read it in this transaction (`append_line`), not read again.
     """
     table = check_record_type(ref.type)
     if conn.dialect.name == "postgresql" and len(values) == 1 and ref.id <= MAX_ID:
@@ -266,7 +306,8 @@ def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], acto
             _wake_followers(conn, ref)
             return changes
     # A missing record is the first thing to say: its fields are moot.
-    current = conn.execute(_ROW[ref.type], {"the_id": ref.id}).mappings().first() if ref.id <= MAX_ID else None
+    if current is None:
+        current = _current(conn, ref, _ROW[ref.type])
     if current is None:
         raise NotFound(f"there is no {ref}")
     if not values:
@@ -278,7 +319,11 @@ def update_record(conn: Connection, ref: RecordRef, values: dict[str, Any], acto
         return {}
     if ref.type == "patient":
         typed["updated_at"] = utcnow()
-    conn.execute(_UPDATE_ROW[ref.type], {**typed, "the_id": ref.id})
+    hot.execute(conn, _UPDATE_ROW[ref.type], {**typed, "the_id": ref.id})
+    gathered = deferred(conn)
+    known = gathered.rows.get((ref.type, ref.id)) if gathered is not None else None
+    if gathered is not None and known is not None and known is current:
+        gathered.rows[(ref.type, ref.id)] = {**known, **typed}  # the row as it is now
     events: list[str] = [RecordEvent.UPDATED]
     if "status" in changes and typed["status"] in STATUS_EVENTS.get(ref.type, ()):
         events.append(typed["status"])
@@ -316,11 +361,11 @@ def append_line(conn: Connection, ref: RecordRef, name: str, line: str, actor: s
         _wake_followers(conn, ref)
         return {name: [row.old_value, row.new_value]}
     # Read under the row's lock (SQLite: the write transaction is the only writer anyway).
-    current = conn.execute(_ROW_LOCKED[ref.type], {"the_id": ref.id}).mappings().first() if ref.id <= MAX_ID else None
+    current = _current(conn, ref, _ROW_LOCKED[ref.type])
     if current is None:
         raise NotFound(f"there is no {ref}")
     text = f"{current[name]}\n{line}" if current[name] else line
-    return update_record(conn, ref, {name: text}, actor)
+    return update_record(conn, ref, {name: text}, actor, current=current)
 
 
 # --- PostgreSQL: a change, its events and its history entry in one round trip -----------

@@ -18,7 +18,8 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from app.store.database import Database
-from app.store.records import RecordRef
+from app.store.deferred import Deferred, attached, deferred
+from app.store.records import RecordRef, wake_followers
 from app.store.settings import DEFAULT_LIMITS
 from app.store.timeutil import utcnow
 from app.store.workflows import get_version
@@ -45,6 +46,8 @@ BATCH_SECONDS_POSTGRESQL: Final = 0.25
 RECORD_EVENT_TRIGGER: Final = f"trigger.{TriggerKind.RECORD_EVENT}"
 # Resumed runs read what they need together, this many at a time (`_read_ahead`).
 READ_AHEAD_RUNS: Final = 25
+# The smallest claim, whatever the last batch got through in its time.
+MIN_CLAIM_RUNS: Final = 8
 
 
 @dataclass
@@ -95,6 +98,7 @@ class Engine:
         self.store = RunStore(owner, postgresql=db.is_postgresql)
         self.outbox = Outbox(db, self.store, self.writes, self.hub, lease_seconds=lease_seconds, now=now)
         self._workflows: dict[tuple[int, int], Workflow] = {}
+        self._claim = batch_runs   # how many ready runs the next batch claims (`_claimed`)
 
     # --- reading --------------------------------------------------------------------
 
@@ -124,16 +128,21 @@ class Engine:
                 if not self.store.any_ready(conn, self.now()):
                     return result
         try:
-            with self.writes.write() as conn:
-                rows = self.store.ready_runs(conn, self.now(), self.batch_runs)
+            with self.writes.write() as conn, attached(conn) as gathered:
+                claim = self._claim_size()
+                rows = self.store.ready_runs(conn, self.now(), claim)
                 self._idle = not rows and self.db.is_sqlite
                 if not rows:
                     return result
+                if self.db.is_sqlite:
+                    # No wait follows a record: the batch's changes wake nothing (until one begins).
+                    gathered.follows = self.store.any_follows(conn)
                 # Records are locked in one order by every batch, so concurrent batches wait
                 # for each other instead of deadlocking.
                 rows = sorted(rows, key=lambda r: (r["record_type"] or "", r["record_id"] or 0, r["id"]))
                 defaults = self.store.claimed_limits(rows)
                 walked: list[int] = []
+                later: list[dict[str, Any]] = []   # the walked runs' finished steps, inserted together
                 ahead: dict[int, tuple[dict[str, Any], dict[int, Any]]] = {}
                 try:
                     for index, row in enumerate(rows):
@@ -145,12 +154,16 @@ class Engine:
                             # In slices: a batch cut short by time reads nothing for runs it leaves.
                             ahead = self._read_ahead(conn, rows[index:index + READ_AHEAD_RUNS])
                         result.steps += self._advance_isolated(conn, row, defaults, events, result.sends, stop,
-                                                               ahead)
+                                                               ahead, later)
                         result.runs += 1
                         walked.append(row["id"])
                 finally:
                     self.store.forget_ahead()
-                result.exhausted = len(rows) < self.batch_runs and len(walked) == len(rows)
+                result.exhausted = len(rows) < claim and len(walked) == len(rows)
+                self._claimed(len(rows), result.runs)
+                # The batch's steps, record events and history entries, one executemany each.
+                self.store.insert_steps(conn, later, ids=False)
+                gathered.flush(conn)
                 if walked:
                     result.events_listened = self._record_events_listened(conn)
                     if not result.events_listened:
@@ -165,6 +178,18 @@ class Engine:
             return BatchResult(runs=1)
         self._emit(events)
         return result
+
+    def _claim_size(self) -> int:
+        return min(self.batch_runs, self._claim)
+
+    def _claimed(self, claimed: int, walked: int) -> None:
+        """The next claim's size: about what a batch gets through in its time. A batch cut short
+        by time claimed runs it did not walk, and reading them (their cursor, their times) costs
+        while the write lock is held; one that walked all it claimed may claim more."""
+        if walked < claimed:
+            self._claim = max(MIN_CLAIM_RUNS, walked + walked // 2 + 1)
+        elif claimed >= self._claim:
+            self._claim = min(self.batch_runs, self._claim * 2)
 
     def _read_ahead(self, conn: Connection, rows: Sequence[Any]) -> dict[int, tuple[dict[str, Any], dict[int, Any]]]:
         """Resumed runs (waits falling due, messages) read what they need together: two
@@ -190,17 +215,25 @@ class Engine:
 
     def _advance_isolated(self, conn: Connection, row: Any, defaults: dict[str, int], events: list[RuntimeEvent],
                           sends: list[Send], stop: threading.Event | None,
-                          ahead: dict[int, tuple[dict[str, Any], dict[int, Any]]] | None = None) -> int:
+                          ahead: dict[int, tuple[dict[str, Any], dict[int, Any]]] | None = None,
+                          later: list[dict[str, Any]] | None = None) -> int:
         """One run's part of the batch in a savepoint: whatever it raises stays with that run."""
         failure: BaseException | None = None
+        gathered = deferred(conn)
         for careful in (False, True):
             effects = DurableEffects(self.store, conn, row, careful=careful, lease_seconds=self.lease_seconds,
-                                     stop=stop, with_ids=bool(self.hub))
+                                     stop=stop, with_ids=bool(self.hub), defer_steps=later is not None)
             try:
                 # The read-ahead outputs serve the first try only; a run executed again reads afresh.
                 read = (ahead or {}).get(row["id"]) if not careful else None
-                with conn.begin_nested():
-                    executed = self._advance(conn, row, defaults, effects, read)
+                mark = gathered.mark() if gathered is not None else None
+                try:
+                    with conn.begin_nested():
+                        executed = self._advance(conn, row, defaults, effects, read, gathered)
+                except BaseException:
+                    if gathered is not None and mark is not None:
+                        gathered.undo(mark)  # its savepoint took its writes back: its rows go too
+                    raise
             except LostRun as exc:
                 log.info("%s; leaving it", exc)
                 return 0
@@ -213,6 +246,8 @@ class Engine:
             else:
                 events.extend(effects.events)
                 sends.extend(effects.sends)
+                if later is not None:
+                    later.extend(effects.take_unwritten())  # kept only once its savepoint is
                 return executed
             if not careful:
                 log.warning("run %s: a step failed unexpectedly (%s); executing it again step by step",
@@ -225,7 +260,7 @@ class Engine:
         return 0
 
     def _advance(self, conn: Connection, row: Any, defaults: dict[str, int], effects: DurableEffects,
-                 read: tuple[dict[str, Any], dict[int, Any]] | None = None) -> int:
+                 read: tuple[dict[str, Any], dict[int, Any]] | None = None, gathered: Deferred | None = None) -> int:
         run_id: int = row["id"]
         workflow_id: int = row["workflow_id"]
         workflow = self.workflow(conn, workflow_id, row["version"])
@@ -241,6 +276,10 @@ class Engine:
                        deadline=row["deadline_at"], max_steps=STEPS_PER_RUN_PER_BATCH, outputs=outputs,
                        reused_outputs=reused_outputs)
         walk.run()
+        if gathered is not None:
+            # The waits its changes wake, once per record, before its own save (which may
+            # begin a wait of its own on one of them, as it would after an immediate wake).
+            wake_followers(conn, gathered.take_changed())
         effects.save(walk, self.now())
         return walk.executed
 

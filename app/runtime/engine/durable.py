@@ -54,7 +54,7 @@ class DurableEffects:
     applies_rules = True   # consent, quiet hours and the daily limit before a message is queued
 
     def __init__(self, store: RunStore, conn: Connection, row: Any, *, careful: bool, lease_seconds: float,
-                 stop: threading.Event | None, with_ids: bool) -> None:
+                 stop: threading.Event | None, with_ids: bool, defer_steps: bool = False) -> None:
         self.store = store
         self.conn = conn
         self.row = row
@@ -64,6 +64,8 @@ class DurableEffects:
         self.lease_seconds = lease_seconds
         self.stop = stop
         self.with_ids = with_ids   # someone listens for step events: their ids are needed
+        # The finished steps are left for the batch to insert with its others (`take_unwritten`).
+        self.defer_steps = defer_steps and not with_ids
         self.events: list[RuntimeEvent] = []
         self.sends: list[Send] = []
         self._unwritten: list[dict[str, Any]] = []
@@ -76,6 +78,11 @@ class DurableEffects:
         ids = self.store.insert_steps(self.conn, self._unwritten, ids=self.with_ids)
         self.events.extend(RuntimeEvent("step_changed", self.run_id, self.workflow_id, i) for i in ids)
         self._unwritten.clear()
+
+    def take_unwritten(self) -> list[dict[str, Any]]:
+        """The finished steps not yet inserted, for the batch to insert with its others."""
+        rows, self._unwritten = self._unwritten, []
+        return rows
 
     def _add_step(self, cursor: RunCursor, node: Node, status: str, now: datetime, *, input: dict[str, Any] | None,
                   output: dict[str, Any] | None = None, error: StepError | None = None, finished: bool = True,
@@ -261,7 +268,8 @@ class DurableEffects:
 
     def save(self, walk: RunWalk, now: datetime) -> None:
         """The steps, then the run's status and cursor, guarded; `LostRun` if someone was first."""
-        self._flush()
+        if not self.defer_steps:
+            self._flush()
         result = walk.result
         self.store.record_history(self.conn, result.history)
         self.store.save_run(

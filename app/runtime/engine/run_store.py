@@ -12,6 +12,8 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
+from app.store import hot
+from app.store.deferred import deferred
 from app.store.history import record_actions
 from app.store.schema import record_events, runs, steps, wait_follows, workflow_versions, workflows
 from app.store.settings import STORED_LIMITS, limits_from
@@ -53,6 +55,7 @@ _COMPLETED_OUTPUTS_OF: Final = (select(steps.c.run_id, steps.c.id, steps.c.node_
                                 .where(steps.c.run_id.in_(bindparam("run_ids", expanding=True)),
                                        steps.c.status == StepStatus.COMPLETED)
                                 .order_by(steps.c.run_id, steps.c.seq))
+_ANY_FOLLOWS: Final = select(wait_follows.c.run_id).limit(1)
 _STEP: Final = select(steps).where(steps.c.id == bindparam("step_id"))
 # `finish_step`'s UPDATE by (expected statuses, columns set), built on first use.
 _FINISH_STEP: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
@@ -133,13 +136,22 @@ class RunStore:
         """The run's new status and cursor, guarded by the status it was read with and the lease."""
         params = {"b_id": row["id"], "b_status": row["status"], "b_owner": self.owner, "b_now": now}
         params.update({f"v_{name}": values.get(name, _RUN_DEFAULTS.get(name)) for name in RUN_VALUES})
-        if conn.execute(_SAVE_RUN, params).rowcount != 1:
+        if hot.execute(conn, _SAVE_RUN, params).rowcount != 1:
             raise LostRun(f"run {row['id']} was changed by someone else while it was being executed")
 
     def record_history(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """The history entries a run's walk decided (its messages' outcomes), in one statement
-        in the transaction that saves the run."""
-        record_actions(conn, rows)
+        in the transaction that saves the run (with the batch's others when it gathers them)."""
+        gathered = deferred(conn)
+        if gathered is None:
+            record_actions(conn, rows)
+            return
+        for entry in rows:
+            gathered.add_history(entry)
+
+    def any_follows(self, conn: Connection) -> bool:
+        """Does any `until` wait follow a record?"""
+        return conn.execute(_ANY_FOLLOWS).first() is not None
 
     def follow_records(self, conn: Connection, run_id: int, records: Iterable[tuple[str, int]]) -> None:
         """The records a waiting run's `until` wait reads (none: it follows nothing), in the
@@ -148,6 +160,9 @@ class RunStore:
         rows = [{"run_id": run_id, "record_type": kind, "record_id": record_id} for kind, record_id in records]
         if rows:
             conn.execute(insert(wait_follows), rows)
+            gathered = deferred(conn)
+            if gathered is not None:
+                gathered.follows = True  # the batch's later changes may wake this wait
 
     def extend_lease(self, conn: Connection, run_id: int, until: datetime) -> bool:
         """Keep a running run of this runtime's; False if it was cancelled or taken over."""
@@ -178,6 +193,8 @@ class RunStore:
         return int(conn.execute(_INSERT_STEP, params).scalar_one())
 
     def insert_steps(self, conn: Connection, rows: list[dict[str, Any]], *, ids: bool) -> list[int]:
+        if not rows:
+            return []  # (an INSERT without rows would insert one of defaults)
         if ids:
             return list(conn.execute(_INSERT_STEPS_IDS, rows).scalars().all())
         conn.execute(_INSERT_STEPS, rows)

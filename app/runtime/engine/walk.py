@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+from app.store.deferred import deferred
 from app.store.history import MESSAGE_FAILED, MESSAGE_HELD, MESSAGE_SKIPPED, message_entries
 from app.workflow import Node, Workflow
 from app.workflow.vocabulary import RunStatus, StepStatus
@@ -250,9 +251,16 @@ class RunWalk:
     def _execute(self, node: Node, now: datetime) -> Outcome:
         if self.effects.careful:
             # A savepoint per step keeps the steps before a failing one and drops whatever the
-            # failing one wrote.
-            with self.conn.begin_nested():
-                return self._effect(node, now)
+            # failing one wrote (and the rows it gathered for the batch to write).
+            gathered = deferred(self.conn)
+            mark = gathered.mark() if gathered is not None else None
+            try:
+                with self.conn.begin_nested():
+                    return self._effect(node, now)
+            except BaseException:
+                if gathered is not None and mark is not None:
+                    gathered.undo(mark)
+                raise
         # Actions validate everything before they write, so a StepError leaves nothing behind;
         # anything else rolls back the run's savepoint and the run executes again carefully.
         return self._effect(node, now)
