@@ -143,6 +143,7 @@ class Engine:
                                                                ahead)
                         result.runs += 1
                         walked.append(row["id"])
+                    self.store.clear_ended_follows(conn)
                 finally:
                     self.store.forget_ahead()
                 if walked and not self._record_events_listened(conn):
@@ -165,7 +166,8 @@ class Engine:
         if not resumed:
             return {}
         active = [int(row["state"]["active"]) for row in resumed if row["state"].get("active") is not None]
-        return self.store.read_ahead(conn, [row["id"] for row in resumed], active)
+        run_ids = [row["id"] for row in resumed]
+        return self.store.read_ahead(conn, run_ids, active, following=run_ids)
 
     def _record_events_listened(self, conn: Connection) -> bool:
         """Does an enabled workflow start on record events? (Its live version is cached.)"""
@@ -185,6 +187,7 @@ class Engine:
                           ahead: dict[int, tuple[dict[str, Any], dict[int, Any]]] | None = None) -> int:
         """One run's part of the batch in a savepoint: whatever it raises stays with that run."""
         failure: BaseException | None = None
+        mark = self.store.follows_mark()
         for careful in (False, True):
             effects = DurableEffects(self.store, conn, row, careful=careful, lease_seconds=self.lease_seconds,
                                      stop=stop, with_ids=bool(self.hub))
@@ -194,6 +197,7 @@ class Engine:
                 with conn.begin_nested():
                     executed = self._advance(conn, row, defaults, effects, read)
             except LostRun as exc:
+                self.store.drop_follows_after(mark)
                 log.info("%s; leaving it", exc)
                 return 0
             except DBAPIError as exc:
@@ -206,6 +210,7 @@ class Engine:
                 events.extend(effects.events)
                 sends.extend(effects.sends)
                 return executed
+            self.store.drop_follows_after(mark)  # rolled back with the run's savepoint
             if not careful:
                 log.warning("run %s: a step failed unexpectedly (%s); executing it again step by step",
                             row["id"], exception_words(failure))
