@@ -157,6 +157,7 @@ class Engine:
                                                                ahead, later)
                         result.runs += 1
                         walked.append(row["id"])
+                    self.store.clear_ended_follows(conn)
                 finally:
                     self.store.forget_ahead()
                 result.exhausted = len(rows) < claim and len(walked) == len(rows)
@@ -198,7 +199,8 @@ class Engine:
         if not resumed:
             return {}
         active = [int(row["state"]["active"]) for row in resumed if row["state"].get("active") is not None]
-        return self.store.read_ahead(conn, [row["id"] for row in resumed], active)
+        run_ids = [row["id"] for row in resumed]
+        return self.store.read_ahead(conn, run_ids, active, following=run_ids)
 
     def _record_events_listened(self, conn: Connection) -> bool:
         """Does an enabled workflow start on record events? (Its live version is cached.)"""
@@ -220,6 +222,7 @@ class Engine:
         """One run's part of the batch in a savepoint: whatever it raises stays with that run."""
         failure: BaseException | None = None
         gathered = deferred(conn)
+        follows_mark = self.store.follows_mark()
         for careful in (False, True):
             effects = DurableEffects(self.store, conn, row, careful=careful, lease_seconds=self.lease_seconds,
                                      stop=stop, with_ids=bool(self.hub), defer_steps=later is not None)
@@ -235,6 +238,7 @@ class Engine:
                         gathered.undo(mark)  # its savepoint took its writes back: its rows go too
                     raise
             except LostRun as exc:
+                self.store.drop_follows_after(follows_mark)
                 log.info("%s; leaving it", exc)
                 return 0
             except DBAPIError as exc:
@@ -249,6 +253,7 @@ class Engine:
                 if later is not None:
                     later.extend(effects.take_unwritten())  # kept only once its savepoint is
                 return executed
+            self.store.drop_follows_after(follows_mark)  # rolled back with the run's savepoint
             if not careful:
                 log.warning("run %s: a step failed unexpectedly (%s); executing it again step by step",
                             row["id"], exception_words(failure))

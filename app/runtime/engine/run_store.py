@@ -60,6 +60,12 @@ _STEP: Final = select(steps).where(steps.c.id == bindparam("step_id"))
 # `finish_step`'s UPDATE by (expected statuses, columns set), built on first use.
 _FINISH_STEP: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
 _STEPS_OF: Final = select(steps).where(steps.c.id.in_(bindparam("step_ids", expanding=True)))
+# The records waits follow (`follow_records`), read for a batch's resumed runs at once.
+_FOLLOWS_OF: Final = (select(wait_follows.c.run_id, wait_follows.c.record_type, wait_follows.c.record_id)
+                      .where(wait_follows.c.run_id.in_(bindparam("run_ids", expanding=True))))
+_INSERT_FOLLOWS: Final = insert(wait_follows)
+_FORGET_FOLLOWS: Final = delete(wait_follows).where(wait_follows.c.run_id == bindparam("run_id"))
+_FORGET_FOLLOWS_OF: Final = delete(wait_follows).where(wait_follows.c.run_id.in_(bindparam("run_ids", expanding=True)))
 
 
 # Built once, executed with parameters (see `ready_runs`).
@@ -155,14 +161,49 @@ class RunStore:
 
     def follow_records(self, conn: Connection, run_id: int, records: Iterable[tuple[str, int]]) -> None:
         """The records a waiting run's `until` wait reads (none: it follows nothing), in the
-        transaction that saves the wait; a change to one of them wakes the run (`update_record`)."""
-        conn.execute(delete(wait_follows).where(wait_follows.c.run_id == run_id))
-        rows = [{"run_id": run_id, "record_type": kind, "record_id": record_id} for kind, record_id in records]
-        if rows:
-            conn.execute(insert(wait_follows), rows)
+        transaction that saves the wait; a change to one of them wakes the run (`update_record`).
+
+        What the run followed was read ahead with its batch (`read_ahead`): a wait that goes on
+        following the same records writes nothing, and a wait that ended is cleared with the
+        rest of its batch (`clear_ended_follows`). A run not read ahead is written at once."""
+        wanted = set(records)
+        known: dict[int, set[tuple[str, int]]] | None = getattr(self._ahead, "follows", None)
+        before = known.pop(run_id, None) if known is not None else None  # once, as `step`
+        if before is not None and wanted == before:
+            return  # a woken wait that computed its time again over the same records
+        if before is not None and not wanted:
+            # The wait is over: its rows wake nobody (the trigger and `update_record` look at
+            # runs still waiting with `wait_follows_record`), so they go with the batch's others.
+            self._ahead.ended.append(run_id)
+            return
+        if before is None or before:
+            conn.execute(_FORGET_FOLLOWS, {"run_id": run_id})
+        if wanted:
+            # At once, not with the batch: a later run of this batch changing one of these
+            # records must wake this one, as it would in a batch of its own.
+            conn.execute(_INSERT_FOLLOWS, [{"run_id": run_id, "record_type": kind, "record_id": record_id}
+                                   for kind, record_id in sorted(wanted)])
             gathered = deferred(conn)
             if gathered is not None:
                 gathered.follows = True  # the batch's later changes may wake this wait
+
+    def follows_mark(self) -> int:
+        """Where the ended waits of this batch stand, to undo a run's part (`drop_follows_after`)."""
+        ended: list[int] | None = getattr(self._ahead, "ended", None)
+        return len(ended) if ended is not None else 0
+
+    def drop_follows_after(self, mark: int) -> None:
+        """A run's savepoint was rolled back: the ended wait it noted did not end."""
+        ended: list[int] | None = getattr(self._ahead, "ended", None)
+        if ended is not None:
+            del ended[mark:]
+
+    def clear_ended_follows(self, conn: Connection) -> None:
+        """The rows of every wait of this batch that ended, in one statement, before its commit."""
+        ended: list[int] | None = getattr(self._ahead, "ended", None)
+        if ended:
+            conn.execute(_FORGET_FOLLOWS_OF, {"run_ids": sorted(set(ended))})
+            ended.clear()
 
     def extend_lease(self, conn: Connection, run_id: int, until: datetime) -> bool:
         """Keep a running run of this runtime's; False if it was cancelled or taken over."""
@@ -216,9 +257,10 @@ class RunStore:
         return outputs, by_id
 
     def read_ahead(self, conn: Connection, run_ids: list[int], active_step_ids: list[int],
-                   ) -> dict[int, tuple[dict[str, Any], dict[int, Any]]]:
+                   following: list[int] | None = None) -> dict[int, tuple[dict[str, Any], dict[int, Any]]]:
         """For a batch's resumed runs, in two statements: each run's `completed_outputs`, and
-        its step in progress (kept for `step` in this transaction, on this thread)."""
+        its step in progress (kept for `step` in this transaction, on this thread); and in a
+        third the records each of `following` (waiting runs) follows, kept for `follow_records`."""
         found: dict[int, tuple[dict[str, Any], dict[int, Any]]] = {run_id: ({}, {}) for run_id in run_ids}
         if run_ids:
             for run_id, step_id, node_id, output in conn.execute(_COMPLETED_OUTPUTS_OF, {"run_ids": run_ids}):
@@ -227,10 +269,20 @@ class RunStore:
                 by_id[step_id] = output
         self._ahead.steps = {row["id"]: row for row in conn.execute(_STEPS_OF, {"step_ids": active_step_ids})
                              .mappings()} if active_step_ids else None
+        if getattr(self._ahead, "ended", None) is None:
+            self._ahead.ended = []  # this batch's ended waits, kept over its slices
+        self._ahead.follows = None
+        if following:
+            follows: dict[int, set[tuple[str, int]]] = {run_id: set() for run_id in following}
+            for run_id, kind, record_id in conn.execute(_FOLLOWS_OF, {"run_ids": following}):
+                follows[run_id].add((kind, record_id))
+            self._ahead.follows = follows
         return found
 
     def forget_ahead(self) -> None:
         self._ahead.steps = None
+        self._ahead.follows = None
+        self._ahead.ended = []
 
     def finish_step(self, conn: Connection, step_id: int, expected: tuple[str, ...], status: str, now: datetime, *,
                     output: dict[str, Any] | None = None, error: tuple[str, str] | None = None,
