@@ -188,15 +188,19 @@ class Runtime:
         self.engine.save_unsaved()
         self._runs_walked = 0
         if self.workers == 1:
-            return self._drain(stop)
+            return self._drain(stop)[0]
         # PostgreSQL: while one batch waits on the network another runs (SKIP LOCKED keeps
-        # them apart); SQLite has one writer at a time, so it uses one worker.
+        # them apart); SQLite has one writer at a time, so it uses one worker. The first batch
+        # goes alone: a run started on its own gains nothing from a second claim beside it.
+        first, more = self._drain(stop, once=True)
+        if not more:
+            return first
         totals = [0] * self.workers
         errors: list[BaseException] = []
 
         def worker(index: int) -> None:
             try:
-                totals[index] = self._drain(stop)
+                totals[index] = self._drain(stop)[0]
             except Exception as exc:
                 errors.append(exc)
 
@@ -210,12 +214,13 @@ class Runtime:
         if errors:
             # The caller (the work loop, or run_once) reports it, e.g. as "database unreachable".
             raise errors[0]
-        return sum(totals)
+        return first + sum(totals)
 
-    def _drain(self, stop: threading.Event) -> int:
-        """Batches until nothing is ready. Ready runs go first (a new run's first step waits for
-        no other look at the database); pending record events are turned into runs after each
-        batch, and those runs are executed by the next."""
+    def _drain(self, stop: threading.Event, *, once: bool = False) -> tuple[int, bool]:
+        """Batches until nothing is ready (`once`: one batch); the steps executed, and whether
+        there may be more to do. Ready runs go first (a new run's first step waits for no other
+        look at the database); pending record events are turned into runs after each batch,
+        and those runs are executed by the next."""
         total = 0
         while not stop.is_set():
             batch = self.engine.process_batch(stop)
@@ -229,14 +234,16 @@ class Runtime:
             started = dispatch_record_events(self.db, self.engine) \
                 if self._look_for_events() and has_pending_events(self.db) else 0
             if batch.runs == 0 and not batch.sends and not started:
-                break
+                return total, False
             if self.db.is_postgresql and batch.exhausted and not batch.sends and not started \
                     and not self._wake.is_set():
                 # Every run that was ready has been walked and no new one was announced (on
                 # PostgreSQL every start is, by NOTIFY): another claim would find nothing, and a
                 # start arriving now would wait behind it.
-                break
-        return total
+                return total, False
+            if once:
+                return total, True
+        return total, False
 
     def _look_for_events(self) -> bool:
         """Look for pending record events now? After every batch while a workflow listens to
