@@ -42,6 +42,8 @@ SCHEDULE_CHECK_SECONDS: Final = 1.0
 # The runtime's state (and the status bar's words) while another program holds SQLite's lock.
 DATABASE_WAITING: Final = RuntimeState.DATABASE_WAITING
 GATHER_SECONDS: Final = 0.005
+# How soon a due run that this runtime could not take (another runtime holds it) is tried again.
+DUE_BUT_HELD_SECONDS: Final = 0.01
 # While no enabled workflow starts on record events, pending ones are looked at this often.
 EVENTS_LOOK_SECONDS: Final = 1.0
 _instances = itertools.count(1)
@@ -282,7 +284,10 @@ class Runtime:
                 self._set_state(RuntimeState.RUNNING)
                 due = self.engine.next_due()
                 if due is not None:
-                    timeout = min(timeout, max(0.0, (due - self.now()).total_seconds()))
+                    # A run that is due but found nothing to do (another runtime's batch holds
+                    # it) is looked at again shortly, not in a loop that spins until it commits.
+                    floor = 0.0 if steps else DUE_BUT_HELD_SECONDS
+                    timeout = min(timeout, max(floor, (due - self.now()).total_seconds()))
             except (OperationalError, DBAPIError) as exc:
                 if self.state != RuntimeState.UNREACHABLE:
                     log.error("database unreachable: %s", _reason(exc))
